@@ -1,0 +1,8 @@
+"""churn_assets: churn prediction as Dagster software-defined assets.
+
+Raw KKBox-format subscription logs become a point-in-time feature table in DuckDB, a FLAML-tuned
+LightGBM model registered in MLflow, scored cohorts with action buckets and reasons, and Evidently
+drift reports whose failing checks trigger retraining.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Automation: jobs, the monthly schedule and the sensors that close the loop."""

@@ -1,0 +1,36 @@
+"""Asset jobs: one per moment of the monthly loop."""
+
+from __future__ import annotations
+
+import dagster as dg
+from dagster_mlflow import end_mlflow_on_run_finished
+
+from churn_assets.partitions import monthly_partitions
+
+# New raw data: a month of transactions and listening, members refreshed, a cohort's labels.
+# The schedule picks the subset and partition of each run (labels lag the logs by a month).
+load_job = dg.define_asset_job(
+    "load_job",
+    selection=dg.AssetSelection.assets("members", "transactions", "user_logs", "labels"),
+    partitions_def=monthly_partitions,
+    description="Load raw landing files into DuckDB, one monthly partition at a time.",
+)
+
+# Cohort of the new month: its features, its scores, and how far it drifted.
+cohort_job = dg.define_asset_job(
+    "cohort_job",
+    selection=dg.AssetSelection.assets("features", "predictions", "drift_report"),
+    partitions_def=monthly_partitions,
+    description="Build a cohort's features, score it with the champion, and measure drift.",
+)
+
+# Retrain, then re-score and re-measure the cohort that asked for it.
+training_job = dg.define_asset_job(
+    "training_job",
+    selection=dg.AssetSelection.assets("churn_model", "predictions", "drift_report"),
+    partitions_def=monthly_partitions,
+    hooks={end_mlflow_on_run_finished},
+    description="Train and register a new model version, then re-score the cohort.",
+)
+
+ALL_JOBS = [load_job, cohort_job, training_job]

@@ -1,0 +1,47 @@
+"""The project's Dagster definitions: what ``dagster dev`` serves and ``churn-assets`` replays."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+
+from churn_assets.automation.jobs import ALL_JOBS
+from churn_assets.automation.schedules import monthly_schedule
+from churn_assets.automation.sensors import cohort_sensor, training_sensor
+from churn_assets.features.assets import features
+from churn_assets.monitoring.assets import drift_report
+from churn_assets.raw.assets import labels, members, transactions, user_logs
+from churn_assets.resources import default_resources
+from churn_assets.scoring.assets import predictions
+from churn_assets.training.assets import churn_model
+
+ASSETS = [
+    members,
+    transactions,
+    user_logs,
+    labels,
+    features,
+    churn_model,
+    predictions,
+    drift_report,
+]
+
+
+def build_definitions(resources: Mapping[str, Any] | None = None) -> dg.Definitions:
+    """Definitions wired to ``resources`` (default: the embedded DuckDB/SQLite configuration).
+
+    Runs execute in process: DuckDB takes one writer per file, so steps of a run go one by one.
+    """
+    return dg.Definitions(
+        assets=ASSETS,
+        jobs=ALL_JOBS,
+        schedules=[monthly_schedule],
+        sensors=[cohort_sensor, training_sensor],
+        resources=dict(resources) if resources is not None else default_resources(),
+        executor=dg.in_process_executor,
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,1 @@
+"""Feature layer: the point-in-time feature table, one partition per cohort month."""

@@ -1,0 +1,1 @@
+"""Raw layer: KKBox-format files from the landing folder into DuckDB tables, partition by month."""

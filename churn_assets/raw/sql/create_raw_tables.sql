@@ -1,0 +1,36 @@
+-- Raw tables: the landing files as typed rows, dates as DATE, exact duplicates dropped.
+CREATE TABLE IF NOT EXISTS members (
+    msno VARCHAR NOT NULL,
+    city INTEGER,
+    bd INTEGER,
+    gender VARCHAR,
+    registered_via INTEGER,
+    registration_init_time DATE
+);
+CREATE TABLE IF NOT EXISTS transactions (
+    msno VARCHAR NOT NULL,
+    payment_method_id INTEGER,
+    payment_plan_days INTEGER,
+    plan_list_price INTEGER,
+    actual_amount_paid INTEGER,
+    is_auto_renew INTEGER,
+    transaction_date DATE NOT NULL,
+    membership_expire_date DATE,
+    is_cancel INTEGER
+);
+CREATE TABLE IF NOT EXISTS user_logs (
+    msno VARCHAR NOT NULL,
+    date DATE NOT NULL,
+    num_25 INTEGER,
+    num_50 INTEGER,
+    num_75 INTEGER,
+    num_985 INTEGER,
+    num_100 INTEGER,
+    num_unq INTEGER,
+    total_secs DOUBLE
+);
+CREATE TABLE IF NOT EXISTS labels (
+    msno VARCHAR NOT NULL,
+    cohort_month DATE NOT NULL,
+    is_churn INTEGER NOT NULL
+);

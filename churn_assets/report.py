@@ -1,0 +1,54 @@
+"""A plain-text account of a replay: what ran, what drifted, which models were registered."""
+
+from __future__ import annotations
+
+import duckdb
+from mlflow.tracking import MlflowClient
+
+from churn_assets.replay import ReplaySummary
+from churn_assets.settings import CHAMPION_ALIAS, REGISTERED_MODEL_NAME, ChurnPaths
+
+
+def print_summary(summary: ReplaySummary, paths: ChurnPaths) -> None:
+    print("\n== runs")
+    for run in summary.runs:
+        print(
+            f"{run.month:%Y-%m}  {run.origin:<17} {run.job:<13} {str(run.partition)[:7]:<8} "
+            f"{'ok' if run.success else 'FAILED':<6} {', '.join(run.assets)}"
+        )
+    with duckdb.connect(str(paths.warehouse), read_only=True) as conn:
+        print("\n== drift verdicts (monitor_verdicts)")
+        for cohort, severity, detail in conn.execute(
+            "SELECT cohort_month, severity, detail FROM monitor_verdicts "
+            "WHERE monitor = 'data_drift' ORDER BY evaluated_at"
+        ).fetchall():
+            print(f"{cohort:%Y-%m}  {severity:<5} {detail}")
+        print("\n== predictions")
+        for cohort, version, users, a, b, c in conn.execute(
+            "SELECT cohort_month, model_version, count(*), count(*) FILTER (bucket = 'A'), "
+            "count(*) FILTER (bucket = 'B'), count(*) FILTER (bucket = 'C') "
+            "FROM predictions GROUP BY ALL ORDER BY cohort_month"
+        ).fetchall():
+            print(f"{cohort:%Y-%m}  model v{version}  {users} users  A {a}  B {b}  C {c}")
+    client = MlflowClient(paths.mlflow_tracking_uri)
+    # Search results leave aliases out: fetch each version whole.
+    versions = [
+        client.get_model_version(REGISTERED_MODEL_NAME, v.version)
+        for v in sorted(
+            client.search_model_versions(f"name = '{REGISTERED_MODEL_NAME}'"),
+            key=lambda v: int(v.version),
+        )
+    ]
+    print(f"\n== registered versions of {REGISTERED_MODEL_NAME}")
+    for v in versions:
+        print(
+            f"v{v.version}  as of {v.tags.get('as_of_month')}  "
+            f"val AUC {float(v.tags.get('val_auc', 'nan')):.3f}"
+            f"  promoted {v.tags.get('promoted')}  aliases {', '.join(v.aliases) or '-'}"
+        )
+    retrains = [r for r in summary.runs if r.origin == "training_sensor"]
+    champion = next((v.version for v in versions if CHAMPION_ALIAS in v.aliases), None)
+    print(
+        f"\n{len(retrains)} training run(s) launched by training_sensor; "
+        f"{len(versions)} registered version(s); champion v{champion}"
+    )

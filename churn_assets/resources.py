@@ -1,0 +1,132 @@
+"""Resources and their wiring, chosen per environment from one mapping.
+
+Assets ask for ``warehouse`` (DuckDB), ``landing`` (the raw-file folder), ``registry`` (the MLflow
+model registry) and ``mlflow`` (dagster-mlflow's tracking resource, one MLflow run per Dagster run).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import duckdb
+import mlflow
+from dagster_duckdb import DuckDBResource
+from dagster_mlflow.resources import CONFIG_SCHEMA as MLFLOW_CONFIG_SCHEMA
+from dagster_mlflow.resources import MlFlow
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from pydantic import Field
+
+from churn_assets.settings import (
+    CHALLENGER_ALIAS,
+    CHAMPION_ALIAS,
+    EXPERIMENT_NAME,
+    REGISTERED_MODEL_NAME,
+    churn_paths,
+)
+
+
+def ensure_experiment(tracking_uri: str, artifact_root: Path, name: str = EXPERIMENT_NAME) -> str:
+    """Create the experiment with its artifacts under CHURN_HOME (MLflow would pick ./mlruns)."""
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    artifact_root.mkdir(parents=True, exist_ok=True)
+    try:
+        return client.create_experiment(name, artifact_location=artifact_root.as_uri())
+    except MlflowException:  # created meanwhile by another process
+        return client.get_experiment_by_name(name).experiment_id
+
+
+@dg.resource(
+    config_schema=MLFLOW_CONFIG_SCHEMA,
+    description="dagster-mlflow tracking, with the experiment's artifacts kept under CHURN_HOME.",
+)
+def mlflow_tracking(context: dg.InitResourceContext) -> MlFlow:
+    uri = context.resource_config.get("mlflow_tracking_uri") or churn_paths().mlflow_tracking_uri
+    ensure_experiment(
+        uri, churn_paths().mlflow_artifacts, context.resource_config["experiment_name"]
+    )
+    return MlFlow(context)
+
+
+class WarehouseResource(DuckDBResource):
+    """The DuckDB warehouse file; its folder is created on first use, not at import."""
+
+    @contextmanager
+    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        if self.database != ":memory:":
+            Path(self.database).parent.mkdir(parents=True, exist_ok=True)
+        with super().get_connection() as conn:
+            yield conn
+
+
+class LandingResource(dg.ConfigurableResource):
+    """The folder where raw KKBox-format files land every month."""
+
+    path: str = Field(description="Landing folder (DESIGN §2 file layout).")
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.path)
+
+
+class ModelRegistryResource(dg.ConfigurableResource):
+    """The MLflow model registry: which version is champion, which is challenger."""
+
+    tracking_uri: str
+    model_name: str = REGISTERED_MODEL_NAME
+
+    @property
+    def client(self) -> MlflowClient:
+        return MlflowClient(self.tracking_uri)
+
+    def version_by_alias(self, alias: str) -> ModelVersion | None:
+        try:
+            return self.client.get_model_version_by_alias(self.model_name, alias)
+        except MlflowException:
+            return None
+
+    def champion(self) -> ModelVersion | None:
+        return self.version_by_alias(CHAMPION_ALIAS)
+
+    def challenger(self) -> ModelVersion | None:
+        return self.version_by_alias(CHALLENGER_ALIAS)
+
+    def set_alias(self, alias: str, version: str) -> None:
+        self.client.set_registered_model_alias(self.model_name, alias, version)
+
+    def load_model(self, version: str) -> Any:
+        """Load a version as the LightGBM booster it was logged as."""
+        mlflow.set_tracking_uri(self.tracking_uri)
+        return mlflow.lightgbm.load_model(f"models:/{self.model_name}/{version}")
+
+
+def default_resources(environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """The embedded configuration: DuckDB file, SQLite MLflow, local folders; no service needed."""
+    paths = churn_paths(environ)
+    return {
+        "warehouse": WarehouseResource(database=str(paths.warehouse)),
+        "landing": LandingResource(path=str(paths.landing)),
+        "reports": ReportsResource(path=str(paths.reports)),
+        "registry": ModelRegistryResource(tracking_uri=paths.mlflow_tracking_uri),
+        "mlflow": mlflow_tracking.configured(
+            {"experiment_name": EXPERIMENT_NAME, "mlflow_tracking_uri": paths.mlflow_tracking_uri}
+        ),
+    }
+
+
+class ReportsResource(dg.ConfigurableResource):
+    """Where HTML reports (drift, at-risk lists) are written, under CHURN_HOME by default."""
+
+    path: str
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.path)

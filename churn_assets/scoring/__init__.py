@@ -1,0 +1,1 @@
+"""Scoring layer: churn probabilities, action buckets and reasons for each cohort."""

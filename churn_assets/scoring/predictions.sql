@@ -1,0 +1,14 @@
+-- The scores of one cohort, replacing whatever that cohort had before.
+CREATE TABLE IF NOT EXISTS predictions (
+    msno VARCHAR NOT NULL,
+    cohort_month DATE NOT NULL,
+    churn_probability DOUBLE NOT NULL,
+    bucket VARCHAR NOT NULL,
+    model_version VARCHAR NOT NULL,
+    top_reasons VARCHAR,
+    scored_at TIMESTAMP NOT NULL
+);
+DELETE FROM predictions WHERE cohort_month = $cohort;
+INSERT INTO predictions BY NAME
+SELECT msno, cohort_month, churn_probability, bucket, model_version, top_reasons, scored_at
+FROM scored;

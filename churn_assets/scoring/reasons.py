@@ -1,0 +1,67 @@
+"""Readable reasons from LightGBM's own SHAP contributions (``pred_contrib``)."""
+
+from __future__ import annotations
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+# How a feature reads in a sentence; unknown features fall back to their column name.
+FEATURE_WORDS: dict[str, str] = {
+    "days_to_expiry": "days until the membership expires",
+    "last_plan_days": "length of the current plan (days)",
+    "last_list_price": "list price of the current plan",
+    "last_amount_paid": "amount paid for the current plan",
+    "last_discount": "discount on the current plan",
+    "last_is_auto_renew": "auto-renew on the current plan",
+    "last_is_cancel": "cancelled the current plan",
+    "last_payment_method_id": "payment method",
+    "txn_count_365d": "payments in the last year",
+    "cancel_count_365d": "cancellations in the last year",
+    "auto_renew_share_365d": "share of auto-renewed payments in the last year",
+    "mean_discount_share": "average discount share",
+    "lapse_count": "earlier lapses in the subscription",
+    "subscription_tenure_days": "days since the first payment",
+    "plays_7d": "songs played in the last 7 days",
+    "plays_30d": "songs played in the last 30 days",
+    "plays_90d": "songs played in the last 90 days",
+    "active_days_7d": "listening days in the last 7 days",
+    "active_days_30d": "listening days in the last 30 days",
+    "active_days_90d": "listening days in the last 90 days",
+    "secs_30d": "listening seconds in the last 30 days",
+    "secs_90d": "listening seconds in the last 90 days",
+    "unique_songs_30d": "unique songs in the last 30 days",
+    "completion_ratio_30d": "share of songs played to the end",
+    "plays_trend_14d": "listening trend, last 14 days against the 14 before",
+    "days_since_last_listen": "days since the last listen",
+    "city": "city",
+    "age": "age",
+    "gender_code": "gender",
+    "registered_via": "registration channel",
+    "registration_age_days": "days since registration",
+}
+
+
+def top_reasons(
+    booster: lgb.Booster, matrix: pd.DataFrame, count: int = 3
+) -> list[list[tuple[str, float, float]]]:
+    """Per row, the ``count`` features raising churn risk most: (feature, value, contribution)."""
+    contributions = booster.predict(matrix, pred_contrib=True)[:, :-1]  # last column: base value
+    names = list(matrix.columns)
+    order = np.argsort(-contributions, axis=1)[:, :count]
+    values = matrix.to_numpy()
+    result = []
+    for row, columns in enumerate(order):
+        result.append(
+            [
+                (names[c], float(values[row, c]), float(contributions[row, c]))
+                for c in columns
+                if contributions[row, c] > 0
+            ]
+        )
+    return result
+
+
+def reason_text(feature: str, value: float) -> str:
+    shown = "unknown" if np.isnan(value) else f"{value:g}"
+    return f"{FEATURE_WORDS.get(feature, feature)}: {shown}"

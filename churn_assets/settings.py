@@ -1,0 +1,56 @@
+"""Every knob of the project in one place: paths from the environment, names other tools rely on.
+
+The defaults need no running service: a DuckDB file, a SQLite MLflow store and a local Dagster
+home, all under ``CHURN_HOME``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+EXPERIMENT_NAME = "churn"
+REGISTERED_MODEL_NAME = "churn-model"
+CHAMPION_ALIAS = "champion"
+CHALLENGER_ALIAS = "challenger"
+
+# The earliest month the monthly partitions cover. KKBox's public dump starts in 2015-01.
+PARTITIONS_START = os.environ.get("CHURN_PARTITIONS_START", "2015-01-01")
+
+
+@dataclass(frozen=True)
+class ChurnPaths:
+    """Where local state lives, resolved from the environment at call time."""
+
+    home: Path
+    landing: Path
+    warehouse: Path
+    reports: Path
+    mlflow_tracking_uri: str
+    mlflow_artifacts: Path
+    dagster_home: Path
+
+
+def churn_paths(environ: dict[str, str] | None = None) -> ChurnPaths:
+    """Resolve the DESIGN §1 variables (``CHURN_HOME`` and friends) into absolute paths."""
+    env = os.environ if environ is None else environ
+    home = Path(env.get("CHURN_HOME", ".churn")).expanduser().resolve()
+    landing = Path(env.get("CHURN_LANDING_DIR", home / "landing")).expanduser().resolve()
+    tracking_uri = env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}"
+    dagster_home = Path(env.get("DAGSTER_HOME", home / "dagster")).expanduser().resolve()
+    return ChurnPaths(
+        home=home,
+        landing=landing,
+        warehouse=home / "warehouse.duckdb",
+        reports=home / "reports",
+        mlflow_tracking_uri=tracking_uri,
+        mlflow_artifacts=home / "mlartifacts",
+        dagster_home=dagster_home,
+    )
+
+
+def training_budget_s(environ: dict[str, str] | None = None) -> float:
+    """FLAML's search budget for automated retraining (``CHURN_TRAINING_BUDGET_S``, default 30)."""
+    env = os.environ if environ is None else environ
+    return float(env.get("CHURN_TRAINING_BUDGET_S", "30"))

@@ -1,0 +1,1 @@
+"""Training layer: a FLAML-tuned LightGBM model, tracked and registered in MLflow."""

@@ -1,0 +1,78 @@
+"""Shared fixtures: a tiny simulated world replayed once through the real definitions."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from churn_assets.simulator import parse_drift, simulate
+
+TINY_WORLD = {"users": 500, "start": "2016-01", "months": 6, "seed": 11}
+TINY_DRIFT = "covariate@2016-05"
+
+
+@pytest.fixture
+def churn_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """A private CHURN_HOME (and DAGSTER_HOME under it) for one test."""
+    home = tmp_path / "churn_home"
+    env = {
+        "CHURN_HOME": str(home),
+        "DAGSTER_HOME": str(home / "dagster"),
+        "CHURN_TRAINING_BUDGET_S": "3",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("CHURN_LANDING_DIR", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    (home / "dagster").mkdir(parents=True)
+    return env
+
+
+@pytest.fixture(scope="session")
+def replayed_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """Simulate a tiny world with a covariate drift and replay it once, for several tests."""
+    root = tmp_path_factory.mktemp("replayed")
+    home = root / "churn_home"
+    saved = {
+        k: os.environ.get(k)
+        for k in (
+            "CHURN_HOME",
+            "DAGSTER_HOME",
+            "CHURN_LANDING_DIR",
+            "CHURN_TRAINING_BUDGET_S",
+            "MLFLOW_TRACKING_URI",
+        )
+    }
+    os.environ.update(
+        CHURN_HOME=str(home),
+        DAGSTER_HOME=str(home / "dagster"),
+        CHURN_TRAINING_BUDGET_S="3",
+    )
+    os.environ.pop("CHURN_LANDING_DIR", None)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    (home / "dagster").mkdir(parents=True)
+    try:
+        from churn_assets.definitions import build_definitions
+        from churn_assets.replay import replay
+
+        world = simulate(home, drifts=[parse_drift(TINY_DRIFT)], **TINY_WORLD)
+        defs = build_definitions()
+        with dg.DagsterInstance.get() as instance:
+            summary = replay(defs, instance, world.landing_dir, log=lambda _: None)
+            yield {
+                "home": home,
+                "world": world,
+                "summary": summary,
+                "defs": defs,
+                "instance": instance,
+            }
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

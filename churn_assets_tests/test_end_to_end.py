@@ -1,0 +1,146 @@
+"""The whole loop on a tiny simulated world, replayed through the project's own definitions."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import duckdb
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from mlflow.tracking import MlflowClient
+
+from churn_assets.settings import CHALLENGER_ALIAS, CHAMPION_ALIAS, REGISTERED_MODEL_NAME
+
+
+def _warehouse(home) -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+
+
+def test_replay_runs_every_month_without_failure(replayed_world):
+    summary = replayed_world["summary"]
+    assert summary.failed_runs == []
+    assert [m.strftime("%Y-%m") for m in summary.months] == [
+        "2016-02",
+        "2016-03",
+        "2016-04",
+        "2016-05",
+        "2016-06",
+        "2016-07",
+    ]
+    origins = {r.origin for r in summary.runs}
+    assert origins == {"monthly_schedule", "cohort_sensor", "training_sensor"}
+
+
+def test_warehouse_tables_hold_every_stage(replayed_world):
+    world = replayed_world["world"]
+    with _warehouse(replayed_world["home"]) as conn:
+        loaded_months = conn.execute(
+            "SELECT DISTINCT date_trunc('month', transaction_date)::DATE FROM transactions "
+            "ORDER BY 1"
+        ).fetchall()
+        assert [m[0] for m in loaded_months] == world.months
+        feature_cohorts = [
+            r[0]
+            for r in conn.execute(
+                "SELECT DISTINCT cohort_month FROM features ORDER BY 1"
+            ).fetchall()
+        ]
+        assert feature_cohorts[0].isoformat() == "2016-02-01"
+        assert feature_cohorts[-1].isoformat() == "2016-07-01"
+        # Labels arrive two months late: the last replayed month (2016-07) knows cohort 2016-05.
+        label_cohorts = [
+            r[0].isoformat()
+            for r in conn.execute("SELECT DISTINCT cohort_month FROM labels ORDER BY 1").fetchall()
+        ]
+        assert label_cohorts == ["2016-02-01", "2016-03-01", "2016-04-01", "2016-05-01"]
+
+        scored = conn.execute(
+            "SELECT cohort_month, count(*), min(churn_probability), max(churn_probability), "
+            "count(DISTINCT bucket) FROM predictions GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        # The first model exists from 2016-05 (two labelled cohorts: 02 trains, 03 validates).
+        assert [r[0].isoformat() for r in scored] == ["2016-05-01", "2016-06-01", "2016-07-01"]
+        for _, users, low, high, _ in scored:
+            assert users > 50 and 0.0 <= low <= high <= 1.0
+        # Every scored user is a cohort user with features, and every cohort user is scored.
+        unscored = conn.execute(
+            "SELECT count(*) FROM features f ANTI JOIN predictions p USING (msno, cohort_month) "
+            "WHERE f.cohort_month >= '2016-05-01'"
+        ).fetchone()[0]
+        assert unscored == 0
+        reasons = conn.execute(
+            "SELECT count(*) FILTER (top_reasons <> '') FROM predictions"
+        ).fetchone()[0]
+        assert reasons > 0
+
+        verdicts = conn.execute(
+            "SELECT cohort_month, severity FROM monitor_verdicts WHERE monitor = 'data_drift' "
+            "ORDER BY evaluated_at"
+        ).fetchall()
+        assert any(severity == "warn" for _, severity in verdicts)
+        drift_rows = conn.execute(
+            "SELECT count(*), count(DISTINCT column_name) FROM drift_metrics"
+        ).fetchone()
+        assert drift_rows[0] > 0 and drift_rows[1] > 10
+
+
+def test_drift_check_failure_retrains_through_the_sensor(replayed_world):
+    summary, instance = replayed_world["summary"], replayed_world["instance"]
+    training_runs = [r for r in summary.runs if r.origin == "training_sensor"]
+    assert len(training_runs) >= 2, "a first model, then a retrain on drift"
+    first, retrain = training_runs[0], training_runs[1]
+    assert "churn_model" in first.assets and "churn_model" in retrain.assets
+    # The retrain run was asked for because the drift check of its cohort failed.
+    run = instance.get_run_by_id(retrain.run_id)
+    assert run.tags["dagster/sensor_name"] == "training_sensor"
+    assert run.tags["dagster/run_key"].startswith(f"retrain-{retrain.partition}")
+    assert "drift" in run.tags["churn/trigger"]
+    failed = instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(dg.AssetKey("drift_report"), "feature_drift"),
+        limit=100,
+        status={AssetCheckExecutionRecordStatus.FAILED},
+    )
+    failing_cohorts = {e.partition for e in failed}
+    assert retrain.partition in failing_cohorts
+    # ...and re-scored that cohort in the same run.
+    assert {"predictions", "drift_report"} <= set(retrain.assets)
+
+
+def test_registry_has_versions_with_aliases(replayed_world):
+    client = MlflowClient(f"sqlite:///{replayed_world['home'] / 'mlflow.db'}")
+    versions = client.search_model_versions(f"name = '{REGISTERED_MODEL_NAME}'")
+    assert len(versions) >= 2
+    newest = max(int(v.version) for v in versions)
+    challenger = client.get_model_version_by_alias(REGISTERED_MODEL_NAME, CHALLENGER_ALIAS)
+    assert int(challenger.version) == newest
+    champion = client.get_model_version_by_alias(REGISTERED_MODEL_NAME, CHAMPION_ALIAS)
+    assert champion.tags["promoted"] == "true"
+    training_cohorts = json.loads(champion.tags["training_cohorts"])
+    assert training_cohorts and max(training_cohorts) < champion.tags["validation_cohort"]
+    run = client.get_run(champion.run_id)
+    assert run.info.status == "FINISHED"
+    assert "val_auc" in run.data.metrics and 0.5 < run.data.metrics["val_auc"] <= 1.0
+    assert run.data.params["validation_cohort"] == champion.tags["validation_cohort"][:7]
+    # The model was logged with its signature and an input example.
+    model_info = __import__("mlflow").models.get_model_info(champion.source)
+    assert model_info.signature is not None
+    assert model_info.saved_input_example_info is not None
+    # Predictions of the newest cohort come from the champion.
+    with _warehouse(replayed_world["home"]) as conn:
+        versions_used = conn.execute(
+            "SELECT DISTINCT model_version FROM predictions WHERE cohort_month = "
+            "(SELECT max(cohort_month) FROM predictions)"
+        ).fetchall()
+    assert versions_used == [(str(champion.version),)]
+
+
+def test_replaying_again_repeats_no_run(replayed_world):
+    from churn_assets.replay import replay
+
+    again = replay(
+        replayed_world["defs"],
+        replayed_world["instance"],
+        replayed_world["world"].landing_dir,
+        log=lambda _: None,
+    )
+    assert again.runs == []
