@@ -14,6 +14,7 @@ from typing import Any
 import dagster as dg
 import duckdb
 import mlflow
+from dagster._utils.backoff import backoff
 from dagster_duckdb import DuckDBResource
 from dagster_mlflow.resources import CONFIG_SCHEMA as MLFLOW_CONFIG_SCHEMA
 from dagster_mlflow.resources import MlFlow
@@ -57,14 +58,27 @@ def mlflow_tracking(context: dg.InitResourceContext) -> MlFlow:
 
 
 class WarehouseResource(DuckDBResource):
-    """The DuckDB warehouse file; its folder is created on first use, not at import."""
+    """The DuckDB warehouse file.
+
+    Its folder is created on first use, not at import; a busy file (one writer at a time) is
+    retried with backoff; the connection is closed even when the work inside fails, so a failed
+    step never keeps the file locked.
+    """
 
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
         if self.database != ":memory:":
             Path(self.database).parent.mkdir(parents=True, exist_ok=True)
-        with super().get_connection() as conn:
+        conn = backoff(
+            fn=duckdb.connect,
+            retry_on=(RuntimeError, duckdb.IOException),
+            kwargs={"database": self.database, "config": dict(self.connection_config)},
+            max_retries=10,
+        )
+        try:
             yield conn
+        finally:
+            conn.close()
 
 
 class LandingResource(dg.ConfigurableResource):

@@ -1,0 +1,106 @@
+"""Features of cohort M read nothing dated on or after the first day of M (DESIGN §3)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pytest
+
+from churn_assets.features.assets import features
+from churn_assets.raw.assets import members, transactions, user_logs
+from churn_assets.simulator import simulate
+from churn_assets_tests.helpers import resources_for
+
+COHORT = "2016-03-01"
+LATER_COHORT = "2016-04-01"
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Raw tables of a four-month world, every month loaded (the future included)."""
+    root = tmp_path_factory.mktemp("pit")
+    world = simulate(root / "world", users=400, months=4, seed=21)
+    home = root / "home"
+    resources = resources_for(home, world.landing_dir)
+    assert dg.materialize([members], resources=resources).success
+    for month in world.months:
+        key = month.strftime("%Y-%m-01")
+        assert dg.materialize([transactions, user_logs], partition_key=key, resources=resources)
+    return home
+
+
+def _features(home: Path, cohort: str) -> pd.DataFrame:
+    result = dg.materialize([features], partition_key=cohort, resources=resources_for(home))
+    assert result.success
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
+        return conn.execute(
+            "SELECT * FROM features WHERE cohort_month = ? ORDER BY msno", [cohort]
+        ).df()
+
+
+def _rewrite_everything_from(home: Path, cutoff: str) -> None:
+    """Change every row dated on or after ``cutoff`` and add new ones for cohort users."""
+    with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
+        conn.execute(
+            """
+            UPDATE transactions SET
+                actual_amount_paid = actual_amount_paid + 7,
+                is_auto_renew = 1 - is_auto_renew,
+                is_cancel = 1 - is_cancel,
+                payment_plan_days = payment_plan_days + 3,
+                membership_expire_date = membership_expire_date + INTERVAL 40 DAY
+            WHERE transaction_date >= ?::DATE
+            """,
+            [cutoff],
+        )
+        conn.execute(
+            """
+            UPDATE user_logs SET num_100 = num_100 * 3 + 1, num_unq = num_unq + 5,
+                                 total_secs = total_secs * 2 + 11
+            WHERE date >= ?::DATE
+            """,
+            [cutoff],
+        )
+        # A renewal dated on the cut-off day for every user: were it read, cohorts would change.
+        conn.execute(
+            """
+            INSERT INTO transactions
+            SELECT msno, 41, 30, 149, 149, 1, ?::DATE, ?::DATE + INTERVAL 400 DAY, 0
+            FROM (SELECT DISTINCT msno FROM transactions)
+            """,
+            [cutoff, cutoff],
+        )
+        conn.execute(
+            "INSERT INTO user_logs SELECT msno, ?::DATE, 1, 1, 1, 1, 99, 50, 30000 "
+            "FROM (SELECT DISTINCT msno FROM user_logs)",
+            [cutoff],
+        )
+        conn.execute(
+            "UPDATE members SET city = 22, bd = 99, registered_via = 13 "
+            "WHERE registration_init_time >= ?::DATE",
+            [cutoff],
+        )
+
+
+def test_rewriting_rows_from_the_cutoff_on_leaves_the_cohort_unchanged(loaded: Path):
+    before = _features(loaded, COHORT)
+    later_before = _features(loaded, LATER_COHORT)
+    assert len(before) > 50
+
+    _rewrite_everything_from(loaded, COHORT)
+
+    after = _features(loaded, COHORT)
+    pd.testing.assert_frame_equal(before, after)
+    # Control: the same rewrite does move the next cohort, which may read those rows.
+    later_after = _features(loaded, LATER_COHORT)
+    assert not later_before.equals(later_after)
+
+
+def test_cohort_is_the_users_expiring_in_the_month(loaded: Path):
+    frame = _features(loaded, COHORT)
+    assert frame["days_to_expiry"].between(0, 30).all()
+    assert frame["msno"].is_unique
+    assert (frame["cohort_month"].astype(str) == COHORT).all()
