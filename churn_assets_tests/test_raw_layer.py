@@ -137,7 +137,7 @@ def test_labels_load_one_cohort(tmp_path, landing, world):
     assert result.success
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
     assert checks["schema"].passed
-    expected = sum(1 for _ in open(landing / f"train_{cohort:%Y%m}.csv")) - 1
+    expected = len((landing / f"train_{cohort:%Y%m}.csv").read_text().splitlines()) - 1
     assert _rows(home, "SELECT count(*), count(DISTINCT msno) FROM labels") == [
         (expected, expected)
     ]
