@@ -15,6 +15,21 @@ TINY_WORLD = {"users": 500, "start": "2016-01", "months": 6, "seed": 11}
 TINY_DRIFT = "covariate@2016-05"
 
 
+@pytest.fixture(autouse=True)
+def fresh_definitions_state() -> Iterator[None]:
+    """Start every test with no current Dagster definitions-state storage.
+
+    Every DagsterInstance registers its storage in a context variable when created and resets it
+    when closed; an instance that is never closed (or closed out of order) leaves the variable
+    pointing at a dead instance, and the next Definitions load fails on it.
+    """
+    from dagster._core.storage.defs_state.base import _current_storage
+
+    token = _current_storage.set(None)
+    yield
+    _current_storage.reset(token)
+
+
 @pytest.fixture
 def churn_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """A private CHURN_HOME (and DAGSTER_HOME under it) for one test."""

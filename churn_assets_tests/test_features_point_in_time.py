@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
@@ -12,7 +11,7 @@ import pytest
 from churn_assets.features.assets import features
 from churn_assets.raw.assets import members, transactions, user_logs
 from churn_assets.simulator import simulate
-from churn_assets_tests.helpers import resources_for
+from churn_assets_tests.helpers import materialize, resources_for
 
 COHORT = "2016-03-01"
 LATER_COHORT = "2016-04-01"
@@ -25,15 +24,15 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     world = simulate(root / "world", users=400, months=4, seed=21)
     home = root / "home"
     resources = resources_for(home, world.landing_dir)
-    assert dg.materialize([members], resources=resources).success
+    assert materialize([members], resources=resources).success
     for month in world.months:
         key = month.strftime("%Y-%m-01")
-        assert dg.materialize([transactions, user_logs], partition_key=key, resources=resources)
+        assert materialize([transactions, user_logs], partition_key=key, resources=resources)
     return home
 
 
 def _features(home: Path, cohort: str) -> pd.DataFrame:
-    result = dg.materialize([features], partition_key=cohort, resources=resources_for(home))
+    result = materialize([features], partition_key=cohort, resources=resources_for(home))
     assert result.success
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
         return conn.execute(

@@ -11,7 +11,7 @@ import pytest
 
 from churn_assets.raw.assets import labels, members, transactions, user_logs
 from churn_assets.simulator import simulate
-from churn_assets_tests.helpers import resources_for
+from churn_assets_tests.helpers import materialize, resources_for
 
 MONTH = "2016-02-01"
 
@@ -30,7 +30,7 @@ def landing(world, tmp_path: Path) -> Path:
 
 
 def _load(home: Path, landing: Path, asset, partition: str | None = MONTH, **kwargs):
-    return dg.materialize(
+    return materialize(
         [asset], partition_key=partition, resources=resources_for(home, landing), **kwargs
     )
 
