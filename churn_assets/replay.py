@@ -11,17 +11,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from pathlib import Path
 
 import dagster as dg
 import duckdb
 from dagster._core.storage.tags import RUN_KEY_TAG, SCHEDULE_NAME_TAG, SENSOR_NAME_TAG
 
 from churn_assets.partitions import add_months, partition_key
-from churn_assets.raw.landing import LandingFile, inspect_file, source_sql, table_files
+from churn_assets.raw.landing import inspect_file, source_sql, table_files
 
 # A sensor keeps asking while new runs produce new events; this bounds one month's chain.
 MAX_SENSOR_ROUNDS = 10
 # Replay prints its own one line per run; Dagster's step logs stay in the event log (and the UI).
+REPLAY_STEP_TAG = "churn/replay_step"
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
@@ -46,17 +48,22 @@ class ReplaySummary:
         return [r for r in self.runs if not r.success]
 
 
-def landed_months(landing_files: list[LandingFile]) -> tuple[date, date]:
-    """First and last month that transactions in the landing folder cover."""
+def landed_span(folder: Path, table: str, date_column: str) -> tuple[date, date]:
+    """First and last month that one table's landing files cover."""
     conn = duckdb.connect()
+    files = [inspect_file(conn, f, table) for f in table_files(folder, table)]
+    if not files:
+        raise ValueError(f"no {table} files in {folder}")
     low, high = conn.execute(
-        "SELECT min(transaction_date), max(transaction_date) "
-        f"FROM ({source_sql(landing_files, 'transactions')})"
+        f"SELECT min({date_column}), max({date_column}) FROM ({source_sql(files, table)})"
     ).fetchone()
     if low is None:
-        raise ValueError("the landing folder has no transactions to replay")
-    to_date = lambda v: date(v // 10000, v // 100 % 100, 1)  # noqa: E731
-    return to_date(low), to_date(high)
+        raise ValueError(f"the {table} files in {folder} hold no rows")
+    return _month_of(low), _month_of(high)
+
+
+def _month_of(yyyymmdd: int) -> date:
+    return date(yyyymmdd // 10000, yyyymmdd // 100 % 100, 1)
 
 
 def _already_ran(instance: dg.DagsterInstance, origin_tag: str, origin: str, key: str) -> bool:
@@ -155,6 +162,20 @@ class Replayer:
             if len(self.summary.runs) == ran:
                 return
 
+    def backfill_history(self, first: date, last: date, today: date) -> None:
+        """Load the subscription history (transactions of ``first``..``last``) before the loop."""
+        month = first
+        if month <= last:
+            self.log(f"history {first:%Y-%m}..{last:%Y-%m}:")
+        while month <= last:
+            request = dg.RunRequest(
+                run_key=f"history-{partition_key(month)}",
+                partition_key=partition_key(month),
+                asset_selection=[dg.AssetKey("transactions")],
+            )
+            self._execute(today, "history_backfill", REPLAY_STEP_TAG, "load_job", request)
+            month = add_months(month, 1)
+
     def run_month(self, month: date) -> None:
         self.log(f"{month:%Y-%m}:")
         self.summary.months.append(month)
@@ -165,22 +186,23 @@ class Replayer:
 def replay(
     defs: dg.Definitions,
     instance: dg.DagsterInstance,
-    landing_folder,
+    landing_folder: Path,
     through: date | None = None,
     log: Callable[[str], None] = print,
 ) -> ReplaySummary:
-    """Replay from the month after the first landed data through ``through`` (default: the month
-    after the last landed data, when its raw data can be loaded)."""
-    conn = duckdb.connect()
-    files = [
-        inspect_file(conn, f, "transactions") for f in table_files(landing_folder, "transactions")
-    ]
-    if not files:
-        raise ValueError(f"no transactions files in {landing_folder}")
-    first, last = landed_months(files)
-    end = through or add_months(last, 1)
+    """Replay from the month after listening data starts through ``through`` (default: the month
+    after the last landed data, when its raw data can be loaded).
+
+    Transactions older than the listening data (subscription history) are loaded first, as a new
+    deployment backfills history on its first day.
+    """
+    first_logs, _ = landed_span(landing_folder, "user_logs", "date")
+    first_txn, last_txn = landed_span(landing_folder, "transactions", "transaction_date")
+    start = add_months(first_logs, 1)
+    end = through or add_months(last_txn, 1)
     replayer = Replayer(defs, instance, log)
-    month = add_months(first, 1)
+    replayer.backfill_history(first_txn, add_months(start, -2), start)
+    month = start
     while month <= end:
         replayer.run_month(month)
         month = add_months(month, 1)

@@ -126,7 +126,13 @@ def default_resources(environ: dict[str, str] | None = None) -> dict[str, Any]:
     """The embedded configuration: DuckDB file, SQLite MLflow, local folders; no service needed."""
     paths = churn_paths(environ)
     return {
-        "warehouse": WarehouseResource(database=str(paths.warehouse)),
+        "warehouse": WarehouseResource(
+            database=str(paths.warehouse),
+            connection_config={
+                "memory_limit": paths.duckdb_memory_limit,
+                "temp_directory": str(paths.duckdb_spill_dir),
+            },
+        ),
         "landing": LandingResource(path=str(paths.landing)),
         "reports": ReportsResource(path=str(paths.reports)),
         "registry": ModelRegistryResource(tracking_uri=paths.mlflow_tracking_uri),

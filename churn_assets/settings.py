@@ -30,6 +30,8 @@ class ChurnPaths:
     mlflow_tracking_uri: str
     mlflow_artifacts: Path
     dagster_home: Path
+    duckdb_memory_limit: str
+    duckdb_spill_dir: Path
 
 
 def churn_paths(environ: dict[str, str] | None = None) -> ChurnPaths:
@@ -47,6 +49,9 @@ def churn_paths(environ: dict[str, str] | None = None) -> ChurnPaths:
         mlflow_tracking_uri=tracking_uri,
         mlflow_artifacts=home / "mlartifacts",
         dagster_home=dagster_home,
+        # DuckDB streams what fits and spills the rest, so full-size loads run in bounded memory.
+        duckdb_memory_limit=env.get("CHURN_DUCKDB_MEMORY_LIMIT", "3GB"),
+        duckdb_spill_dir=Path(env.get("CHURN_DUCKDB_SPILL_DIR", home / "duckdb_spill")),
     )
 
 
