@@ -87,7 +87,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
         print(f"simulated {args.users} users over {args.months} months into {paths.landing}")
     summary = _run_replay(paths.landing, None)
-    print_summary(summary, paths)
+    import dagster as dg
+
+    with dg.DagsterInstance.get() as instance:
+        print_summary(summary, paths, instance)
     print(f"\ndemo finished in {time.monotonic() - started:.0f} s. Browse it with:")
     print(f"  DAGSTER_HOME={os.environ['DAGSTER_HOME']} CHURN_HOME={paths.home} dagster dev")
     print(f"  mlflow ui --backend-store-uri {paths.mlflow_tracking_uri}")

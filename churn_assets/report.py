@@ -2,14 +2,45 @@
 
 from __future__ import annotations
 
+import dagster as dg
 import duckdb
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from mlflow.tracking import MlflowClient
 
+from churn_assets.automation.sensors import DRIFT_CHECK_KEY
 from churn_assets.replay import ReplaySummary
 from churn_assets.settings import CHAMPION_ALIAS, REGISTERED_MODEL_NAME, ChurnPaths
 
 
-def print_summary(summary: ReplaySummary, paths: ChurnPaths) -> None:
+def print_drift_checks(summary: ReplaySummary, instance: dg.DagsterInstance) -> None:
+    """Every evaluation of the drift check, and the retraining it led to (Dagster event log)."""
+    print("\n== drift check evaluations (drift_report.feature_drift)")
+    retrains = {run.partition: run for run in summary.runs if run.origin == "training_sensor"}
+    history = instance.event_log_storage.get_asset_check_execution_history(
+        DRIFT_CHECK_KEY, limit=1000
+    )
+    for execution in sorted(history, key=lambda e: e.id):
+        if execution.status not in (
+            AssetCheckExecutionRecordStatus.SUCCEEDED,
+            AssetCheckExecutionRecordStatus.FAILED,
+        ):
+            continue
+        metadata = execution.event.dagster_event.asset_check_evaluation_data.metadata
+        failed = execution.status == AssetCheckExecutionRecordStatus.FAILED
+        line = (
+            f"{str(execution.partition)[:7]}  {'FAILED' if failed else 'passed':<6} "
+            f"drifted share {metadata['drifted_share'].value:.0%} against model "
+            f"v{metadata['reference_model_version'].value}"
+        )
+        retrain = retrains.get(execution.partition)
+        if failed and retrain is not None and retrain.run_id != execution.run_id:
+            line += f"  -> training_sensor retrained ({retrain.job} run {retrain.run_id[:8]})"
+        print(line)
+
+
+def print_summary(
+    summary: ReplaySummary, paths: ChurnPaths, instance: dg.DagsterInstance | None = None
+) -> None:
     print("\n== runs")
     for run in summary.runs:
         print(
@@ -22,7 +53,10 @@ def print_summary(summary: ReplaySummary, paths: ChurnPaths) -> None:
             "SELECT cohort_month, severity, detail FROM monitor_verdicts "
             "WHERE monitor = 'data_drift' ORDER BY evaluated_at"
         ).fetchall():
-            print(f"{cohort:%Y-%m}  {severity:<5} {detail}")
+            print(f"{cohort:%Y-%m}  {severity:<5} {detail[:110]}")
+    if instance is not None:
+        print_drift_checks(summary, instance)
+    with duckdb.connect(str(paths.warehouse), read_only=True) as conn:
         print("\n== predictions")
         for cohort, version, users, a, b, c in conn.execute(
             "SELECT cohort_month, model_version, count(*), count(*) FILTER (bucket = 'A'), "
