@@ -15,6 +15,16 @@ from pathlib import Path
 from churn_assets.partitions import month_start
 from churn_assets.settings import churn_paths
 
+# The instance `dagster dev` gets under CHURN_HOME: one run at a time, since the DuckDB warehouse
+# takes a single writer, and no telemetry.
+DAGSTER_YAML = """\
+concurrency:
+  runs:
+    max_concurrent_runs: 1
+telemetry:
+  enabled: false
+"""
+
 
 def _prepare_environment(landing: str | None = None) -> None:
     paths = churn_paths()
@@ -22,7 +32,11 @@ def _prepare_environment(landing: str | None = None) -> None:
     os.environ.setdefault("DAGSTER_HOME", str(paths.dagster_home))
     if landing:
         os.environ["CHURN_LANDING_DIR"] = str(Path(landing).resolve())
-    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    dagster_home = Path(os.environ["DAGSTER_HOME"])
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    instance_config = dagster_home / "dagster.yaml"
+    if not instance_config.exists():
+        instance_config.write_text(DAGSTER_YAML)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
