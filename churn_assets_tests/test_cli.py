@@ -1,0 +1,38 @@
+"""`churn-assets` as a user types it: simulate writes the landing contract, bad input exits 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from churn_assets.cli import main
+
+
+def test_simulate_writes_landing_and_truth(tmp_path: Path, capsys):
+    code = main(
+        ["simulate", "--out", str(tmp_path), "--users", "150", "--months", "3",
+         "--seed", "4", "--drift", "covariate@2016-02"]
+    )  # fmt: skip
+    assert code == 0
+    landing = tmp_path / "landing"
+    names = {p.name for p in landing.iterdir()}
+    assert {"members.csv", "transactions_201601.csv", "user_logs_201603.csv"} <= names
+    assert "train_201602.csv" in names
+    schedule = json.loads((tmp_path / "truth" / "drift_schedule.json").read_text())
+    assert schedule["drifts"][0]["kind"] == "covariate"
+    assert str(landing) in capsys.readouterr().out
+
+
+def test_bad_drift_and_missing_landing_exit_with_a_clear_message(tmp_path: Path, capsys, churn_env):
+    assert main(["simulate", "--out", str(tmp_path), "--drift", "sideways@2016-02"]) == 2
+    assert "sideways" in capsys.readouterr().err
+    missing = tmp_path / "nowhere"
+    assert main(["replay", "--landing", str(missing)]) == 2
+    assert str(missing) in capsys.readouterr().err
+
+
+def test_simulating_over_an_existing_world_is_refused(tmp_path: Path, capsys):
+    args = ["simulate", "--out", str(tmp_path), "--users", "100", "--months", "2"]
+    assert main(args) == 0
+    assert main(args) == 2
+    assert "landing" in capsys.readouterr().err
