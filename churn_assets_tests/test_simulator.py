@@ -129,7 +129,10 @@ def test_landing_files_follow_the_contract(small: SimulationSummary) -> None:
         f"{prefix}_{tag}.csv" for tag in tags for prefix in ("members", "transactions", "user_logs")
     }
     expected |= {f"train_{c:%Y%m}.csv" for c in small.labeled_cohorts}
+    expected |= {f"transactions_{m:%Y%m}.csv" for m in small.history_months}
     assert {p.name for p in landing.iterdir()} == expected
+    assert len(small.history_months) == 12
+    assert small.history_months[-1] == date(2015, 12, 1)
     assert small.labeled_cohorts == small.months[1:-1]
 
     counts = dict.fromkeys(("members", "transactions", "user_logs", "labels"), 0)
@@ -287,6 +290,8 @@ def test_churn_is_learnable_but_not_perfect(large: SimulationSummary) -> None:
 
 def test_parse_drift() -> None:
     assert parse_drift("covariate@2016-06") == Drift("covariate", date(2016, 6, 1))
+    assert parse_drift("schema@2016-04") == Drift("schema", date(2016, 4, 1))
+    assert parse_drift("outage@2016-03") == Drift("outage", date(2016, 3, 1))
     assert parse_drift(" Concept@2017-01 ") == Drift("concept", date(2017, 1, 1))
     assert str(parse_drift("concept@2016-11")) == "concept@2016-11"
     with pytest.raises(ValueError, match="unknown drift kind 'seasonal'"):
@@ -390,3 +395,82 @@ def test_bad_arguments(tmp_path: Path, kwargs: dict, error: type, match: str) ->
     with pytest.raises(error, match=match):
         simulate(tmp_path, **{"users": 50, "months": 2, **kwargs})
     assert not (tmp_path / "landing").exists()
+
+
+# --- subscription history ---------------------------------------------------------------------
+
+
+def test_earlier_users_come_with_a_year_of_history(large: SimulationSummary) -> None:
+    txns = _table(large.landing_dir, "transactions_")
+    members = _read(large.landing_dir / "members.csv")
+    start = int(f"{large.months[0]:%Y%m%d}")
+    history = txns[txns["transaction_date"] < start]
+    assert history["transaction_date"].min() >= 20150101
+    assert set(history["msno"]) <= set(txns["msno"])
+    # Most earlier users have paid before the window; history has cancels and lapses too.
+    assert history["msno"].nunique() > 0.8 * len(members)
+    assert 0.02 < history["is_cancel"].mean() < 0.07
+    paid = history[history["is_cancel"] == 0].sort_values(["msno", "transaction_date"])
+    bought = pd.to_datetime(paid["transaction_date"].astype(str), format="%Y%m%d")
+    expired = pd.to_datetime(paid["membership_expire_date"].astype(str), format="%Y%m%d")
+    gap = bought - expired.groupby(paid["msno"]).shift()
+    assert (gap > pd.Timedelta(days=30)).sum() > 10  # earlier lapses and comebacks
+
+    # Early and late cohorts see the same history: a year of transactions for both.
+    first_month, last_month = large.labeled_cohorts[0], large.labeled_cohorts[-1]
+
+    def yearly_count(cohort: date) -> float:
+        cutoff = int(f"{cohort:%Y%m%d}")
+        year_before = int(f"{cohort.year - 1}{cohort.month:02d}01")
+        labels = _read(large.landing_dir / f"train_{cohort:%Y%m}.csv")
+        window = txns[
+            (txns["transaction_date"] < cutoff) & (txns["transaction_date"] >= year_before)
+        ]
+        per_user = window.groupby("msno").size().reindex(labels["msno"]).fillna(0)
+        return float(per_user.mean())
+
+    assert yearly_count(first_month) > 0.85 * yearly_count(last_month)
+
+
+def test_history_months_stop_at_the_kkbox_start(tmp_path: Path) -> None:
+    summary = simulate(tmp_path, users=50, months=2, start="2015-04", seed=2)
+    assert summary.history_months == [date(2015, m, 1) for m in (1, 2, 3)]
+
+
+# --- delivery faults --------------------------------------------------------------------------
+
+
+def test_schema_and_outage_drifts_break_only_the_user_logs(tmp_path: Path) -> None:
+    drifts = [parse_drift("schema@2016-04"), parse_drift("outage@2016-03")]
+    broken = simulate(tmp_path / "broken", users=300, months=6, seed=3, drifts=drifts)
+    plain = simulate(tmp_path / "plain", users=300, months=6, seed=3)
+    for path in sorted(plain.landing_dir.iterdir()):
+        if not path.name.startswith("user_logs_"):
+            assert (broken.landing_dir / path.name).read_bytes() == path.read_bytes(), path.name
+    for month in ("201601", "201602"):
+        name = f"user_logs_{month}.csv"
+        assert (broken.landing_dir / name).read_bytes() == (plain.landing_dir / name).read_bytes()
+
+    outage = _read(broken.landing_dir / "user_logs_201603.csv")
+    full = _read(plain.landing_dir / "user_logs_201603.csv")
+    assert 0.45 < len(outage) / len(full) < 0.75
+
+    schedule = json.loads((broken.truth_dir / "drift_schedule.json").read_text())
+    change = next(d for d in schedule["drifts"] if d["kind"] == "schema")
+    assert change["month"] == "2016-04-01" and change["table"] == "user_logs"
+    for month in ("201604", "201605", "201606"):
+        header = _read(broken.landing_dir / f"user_logs_{month}.csv").columns.tolist()
+        if change["change"] == "rename":
+            assert change["new_column"] in header and change["column"] not in header
+        elif change["change"] == "drop":
+            assert change["column"] not in header
+        else:
+            assert header == [*CONTRACT["user_logs"], change["column"]]
+    variants = set()
+    for seed in range(8):
+        other = simulate(tmp_path / f"seed{seed}", users=30, months=1, seed=seed,
+                         drifts=[parse_drift("schema@2016-01")])  # fmt: skip
+        variants.add(
+            json.loads((other.truth_dir / "drift_schedule.json").read_text())["drifts"][0]["change"]
+        )
+    assert variants == {"rename", "add", "drop"}

@@ -9,15 +9,22 @@ from .dates import parse_month
 
 COVARIATE = "covariate"
 CONCEPT = "concept"
-DRIFT_KINDS = (COVARIATE, CONCEPT)
+SCHEMA = "schema"
+OUTAGE = "outage"
+DRIFT_KINDS = (COVARIATE, CONCEPT, SCHEMA, OUTAGE)
 
 
 @dataclass(frozen=True)
 class Drift:
     """A drift of ``kind`` that is in force from ``month`` (first day of a month) on.
 
-    ``covariate`` changes who registers and how much everyone listens, leaving the churn function
-    alone; ``concept`` changes the churn function, leaving its inputs alone.
+    ``covariate`` changes who registers and how much (and how often) everyone listens, leaving the
+    churn function alone; ``concept`` changes the churn function, leaving its inputs alone.
+    ``schema`` and
+    ``outage`` leave the world alone and break its delivery instead: from the month on, the
+    user_logs files carry a renamed, added or dropped column (one variant per seed), or in that
+    month a share of the listening rows never arrives. They exist so that the raw checks have
+    something to catch.
     """
 
     kind: str

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .dates import add_months, month_tag, parse_month, yyyymmdd
+from .delivery import Delivery
 from .drift import Drift
 from .labels import cohort_expiries, kkbox_churn_labels
 from .world import World, WorldHistory
@@ -32,7 +33,8 @@ class SimulationSummary:
     landing_dir: Path
     truth_dir: Path
     users: int  # users that exist in the world (a covariate drift adds registrations)
-    months: list[date]  # first days of the simulated months
+    months: list[date]  # first days of the simulated months (those with listening rows)
+    history_months: list[date]  # earlier months with transactions only (subscription history)
     labeled_cohorts: list[date]  # cohorts for which train_YYYYMM.csv was written
     rows: dict[str, int]  # rows written per table: members, transactions, user_logs, labels
     drifts: list[Drift]
@@ -113,6 +115,8 @@ def simulate(
     ``out/truth`` (true churn probabilities and the drift schedule). Equal arguments give
     byte-identical files. Cohort M is labelled when months M-1 and M+1 are both simulated: the
     rule needs the transaction current before M, and renewals up to 30 days past expiry.
+    Users who exist before ``start`` come with up to 12 months of transactions before it
+    (``transactions_YYYYMM.csv`` of those months; listening rows start at ``start``).
     """
     drifts = list(drifts)
     _validate(users, months, drifts)
@@ -121,6 +125,9 @@ def simulate(
     history = World(users, first, months, seed, drifts).run()
     pop = history.population
     month_list = [add_months(first, k) for k in range(months)]
+    back = history.history_starts.size
+    history_list = [add_months(first, k) for k in range(-back, 0)]
+    delivery = Delivery(seed, drifts)
     rows = dict.fromkeys(("members", "transactions", "user_logs", "labels"), 0)
 
     everyone = np.arange(len(pop))
@@ -135,14 +142,16 @@ def simulate(
 
     transactions = transactions_frame(history)
     dates = transactions["transaction_date"].to_numpy()
-    stamps = yyyymmdd(history.month_starts)
-    for k, month in enumerate(month_list):
+    stamps = yyyymmdd(np.concatenate([history.history_starts, history.month_starts]))
+    for k, month in enumerate(history_list + month_list):
         inside = (dates >= stamps[k]) & (dates < stamps[k + 1])
-        rows["transactions"] += write_csv(
-            transactions[inside], landing / f"transactions_{month_tag(month)}.csv"
-        )
+        if inside.any() or k >= back:
+            rows["transactions"] += write_csv(
+                transactions[inside], landing / f"transactions_{month_tag(month)}.csv"
+            )
+    for k, month in enumerate(month_list):
         rows["user_logs"] += write_csv(
-            logs_frame(pop, history.logs[k]),
+            delivery.user_logs(logs_frame(pop, history.logs[k]), month),
             landing / f"user_logs_{month_tag(month)}.csv",
             decimals=3,
         )
@@ -164,7 +173,7 @@ def simulate(
     write_csv(truth_frame, truth_dir / "churn_probability.csv", decimals=6)
 
     schedule = {
-        "drifts": [{"kind": d.kind, "month": f"{d.month:%Y-%m-%d}"} for d in drifts],
+        "drifts": [delivery.describe(d) for d in drifts],
         "arguments": {
             "users": users,
             "start": f"{first:%Y-%m}",
@@ -173,6 +182,7 @@ def simulate(
             "drifts": [str(d) for d in drifts],
         },
         "months": [f"{m:%Y-%m-%d}" for m in month_list],
+        "history_months": [f"{m:%Y-%m-%d}" for m in history_list],
         "labeled_cohorts": [f"{m:%Y-%m-%d}" for m in labeled],
     }
     (truth_dir / "drift_schedule.json").write_text(
@@ -183,6 +193,7 @@ def simulate(
         truth_dir=truth_dir,
         users=len(pop),
         months=month_list,
+        history_months=history_list,
         labeled_cohorts=labeled,
         rows=rows,
         drifts=drifts,

@@ -5,6 +5,11 @@ probability computed from what a feature table could know on the first day of th
 (current transaction, listening of the last 30 days, tenure) plus a latent term nobody observes.
 Whole months are simulated as numpy arrays; Python only loops over months and over the few
 rounds of expiries that short plans create inside one month.
+
+Users who exist before the window get a written subscription history: the same month loop runs
+over up to :data:`~.marginals.HISTORY_MONTHS` months before it, landing transactions (renewals,
+cancels, lapses and comebacks with the window's own marginals) but no listening rows, so early
+cohorts see the same tenure and yearly counts as later ones.
 """
 
 from __future__ import annotations
@@ -75,7 +80,8 @@ class WorldHistory:
 
     population: Population
     month_starts: np.ndarray  # day numbers of the simulated months' first days, plus the end
-    transactions: dict[str, np.ndarray]  # landed rows (inside the window, quirks included)
+    history_starts: np.ndarray  # first days of the history months before the window (may be empty)
+    transactions: dict[str, np.ndarray]  # landed rows (history and window, quirks included)
     logs: list[dict[str, np.ndarray]]  # landed daily rows, one dict per simulated month
     decisions: dict[str, np.ndarray]  # user, expiry, month, probability, churn
 
@@ -116,6 +122,10 @@ class World:
         self.months = months
         self.month_starts = np.array(
             [to_day(add_months(start, k)) for k in range(months + 1)], dtype="int64"
+        )
+        back = max(0, min(mg.HISTORY_MONTHS, months_between(mg.EARLIEST_HISTORY, start)))
+        self.history_starts = np.array(
+            [to_day(add_months(start, k)) for k in range(-back, 0)], dtype="int64"
         )
         self.covariate_from = self._drift_index(drifts, COVARIATE)
         self.concept_from = self._drift_index(drifts, CONCEPT)
@@ -362,11 +372,13 @@ class World:
         day = np.where(by_hand, manual_day, expiry)
         self._purchase(users, day, expiry, first=False, manual=cancelled)
 
-    def _open_window(self) -> None:
-        """Give earlier users the subscription (or lapse) they hold when the window opens."""
+    def _open_window(self, start: int) -> None:
+        """Give users registered before ``start`` the subscription (or lapse) they hold then.
+
+        ``start`` opens the written history; users registered later join inside it.
+        """
         rng = self.rng
-        start = self.month_starts[0]
-        pre = np.flatnonzero(self.pop.reg_month < 0)
+        pre = np.flatnonzero(self.pop.reg_day < start)
         live = rng.random(pre.size) < mg.ACTIVE_AT_START
 
         holders = pre[live]
@@ -482,11 +494,12 @@ class World:
             0.0, mg.TREND_SD, size
         )
 
-    def _volume(self, days: np.ndarray) -> np.ndarray:
+    def _volume(self, days: np.ndarray, factor: float = mg.COVARIATE_VOLUME) -> np.ndarray:
+        """1 before a covariate drift, ``factor`` from its first day on (listening drops)."""
         if self.covariate_from is None or self.covariate_from >= self.months:
             return np.ones(days.size)
         drift_day = self.month_starts[self.covariate_from]
-        return np.where(days >= drift_day, mg.COVARIATE_VOLUME, 1.0)
+        return np.where(days >= drift_day, factor, 1.0)
 
     def _listen(self, first: int, end: int, *, landed: bool) -> dict[str, np.ndarray]:
         """Daily play counts for days [first, end); also moves the churn inputs and levels on."""
@@ -501,6 +514,7 @@ class World:
             + mg.ACTIVITY_SLOPE * (level - mg.LEVEL_REF)
             + self.pop.activity_bias[:, None]
         )
+        chance = chance * self._volume(days, mg.COVARIATE_ACTIVITY)[None, :]
         chance = np.where(covered, chance, np.where(registered, chance * mg.LAPSED_LISTENING, 0.0))
         day_index, users = np.nonzero(rng.random((span, size)) < chance.T)
         rows = users.size
@@ -543,13 +557,18 @@ class World:
 
     # --- the month loop -----------------------------------------------------------------------
 
-    def _month(self, month: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """Decide every expiry of the month, then let everyone listen; return the landed rows."""
+    def _month(
+        self, month: int, first: int, end: int, *, landed_logs: bool = True
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Decide every expiry of the month, then let everyone listen; return the landed rows.
+
+        ``month`` indexes the window (negative in the history before it); history months land
+        transactions only, their listening just moves the churn inputs on.
+        """
         rng = self.rng
-        first, end = int(self.month_starts[month]), int(self.month_starts[month + 1])
         probability = self._churn_probability(first, month)
 
-        joining = np.flatnonzero(self.pop.reg_month == month)
+        joining = np.flatnonzero((self.status == UNREGISTERED) & (self.pop.reg_day < end))
         reg = self.pop.reg_day[joining]
         self._purchase(joining, reg, reg, first=True, manual=np.zeros(joining.size, bool))
 
@@ -579,7 +598,7 @@ class World:
             self.comeback_day[gone] = np.where(returns, expiry[churn] + gap, NEVER)
             self._renew(due[~churn], first)
 
-        logs = self._listen(first, end, landed=True)
+        logs = self._listen(first, end, landed=landed_logs)
         return self._land_transactions(first, end), logs
 
     def _land_transactions(self, first: int, end: int) -> dict[str, np.ndarray]:
@@ -614,13 +633,24 @@ class World:
         return {name: values[order] for name, values in rows.items()}
 
     def run(self) -> WorldHistory:
-        """Open the window, warm the listening history up for a month, then step each month."""
-        self._open_window()
-        warm_up = to_day(add_months(self.start, -1))
-        self._listen(warm_up, int(self.month_starts[0]), landed=False)
-        landed = [self._month(month) for month in range(self.months)]
+        """Open the history, warm listening up for a month, step the history then the window."""
+        starts = np.concatenate([self.history_starts, self.month_starts])
+        opening = int(starts[0])
+        self._open_window(opening)
+        warm_up = to_day(add_months(self.start, -1 - self.history_starts.size))
+        self._listen(warm_up, opening, landed=False)
+        back = self.history_starts.size
+        past = [
+            self._month(k - back, int(starts[k]), int(starts[k + 1]), landed_logs=False)[0]
+            for k in range(back)
+        ]
+        landed = [
+            self._month(k, int(self.month_starts[k]), int(self.month_starts[k + 1]))
+            for k in range(self.months)
+        ]
         transactions = {
-            name: np.concatenate([txns[name] for txns, _ in landed]) for name in TXN_COLUMNS
+            name: np.concatenate([txns[name] for txns in past] + [t[name] for t, _ in landed])
+            for name in TXN_COLUMNS
         }
         parts = list(zip(*self._decisions, strict=True)) or [[] for _ in range(5)]
         names = ("user", "expiry", "month", "probability", "churn")
@@ -631,6 +661,7 @@ class World:
         return WorldHistory(
             population=self.pop,
             month_starts=self.month_starts,
+            history_starts=self.history_starts,
             transactions=transactions,
             logs=[logs for _, logs in landed],
             decisions=decisions,
