@@ -41,8 +41,9 @@ HISTORY = dg.TimeWindowPartitionMapping(
 def features(context: dg.AssetExecutionContext, warehouse: DuckDBResource) -> dg.MaterializeResult:
     """Point-in-time features of the cohort whose membership expires in the partition's month.
 
-    Listening over 7/30/90 days, its 14-day trend and recency, the current plan and its payment,
-    the subscription history (cancels, lapses, tenure) and cleaned member attributes.
+    Listening over 7/14/30/60/90 days, its 14-day trend and recency, the current plan and its
+    payment, the subscription history (cancels, lapses, tenure) and cleaned member attributes;
+    docs/feature_catalogue.md says what each column means and why it is there.
     """
     cutoff = month_start(context.partition_key)
     params = {"cutoff": cutoff, "next_month": add_months(cutoff, 1)}

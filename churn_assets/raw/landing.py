@@ -6,6 +6,8 @@ Files are read by DuckDB (streaming, never through pandas). Every problem with a
 
 from __future__ import annotations
 
+import csv
+import gzip
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,15 +111,18 @@ def inspect_file(conn: duckdb.DuckDBPyConnection, path: Path, table: str) -> Lan
     """Read a file's header and check it carries every contract column."""
     if path.stat().st_size == 0:
         raise LandingFormatError(f"{path}: empty file, expected a header with {table} columns")
-    reader = "read_parquet" if path.name.endswith(".parquet") else "read_csv"
-    options = "" if reader == "read_parquet" else ", header=true, all_varchar=true"
-    try:
-        described = conn.execute(
-            f"DESCRIBE SELECT * FROM {reader}({sql_literal(str(path))}{options})"
-        ).fetchall()
-    except duckdb.Error as exc:
-        raise LandingFormatError(f"{path}: unreadable {table} file: {_first_line(exc)}") from exc
-    columns = tuple(row[0].strip() for row in described)
+    if path.name.endswith(".parquet"):
+        try:
+            described = conn.execute(
+                f"DESCRIBE SELECT * FROM read_parquet({sql_literal(str(path))})"
+            ).fetchall()
+        except duckdb.Error as exc:
+            raise LandingFormatError(
+                f"{path}: unreadable {table} file: {_first_line(exc)}"
+            ) from exc
+        columns = tuple(row[0].strip() for row in described)
+    else:
+        columns = _csv_header(path, table)
     missing = [c for c in LANDING_COLUMNS[table] if c not in columns]
     if missing:
         raise LandingFormatError(
@@ -125,6 +130,23 @@ def inspect_file(conn: duckdb.DuckDBPyConnection, path: Path, table: str) -> Lan
             f"found {', '.join(columns)}"
         )
     return LandingFile(path=path, columns=columns)
+
+
+def _csv_header(path: Path, table: str) -> tuple[str, ...]:
+    """The header line of a CSV file, read directly.
+
+    DuckDB's sniffer would read further and, on a file with one short row, either fail or take the
+    whole header for a single column, hiding the row at fault; the load names that row instead.
+    """
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8", newline="") as handle:
+            header = next(csv.reader([handle.readline()]), [])
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LandingFormatError(f"{path}: unreadable {table} file: {exc}") from exc
+    if not any(c.strip() for c in header):
+        raise LandingFormatError(f"{path}: no header line, expected {table} columns")
+    return tuple(c.strip() for c in header)
 
 
 def source_sql(files: list[LandingFile], table: str) -> str:

@@ -4,6 +4,6 @@ DELETE FROM members;
 INSERT INTO members
 SELECT msno, city, bd, NULLIF(trim(gender), '') AS gender, registered_via,
        try_strptime(CAST(registration_init_time AS VARCHAR), '%Y%m%d')::DATE
-FROM landing_source
+FROM staged
 WHERE msno IS NOT NULL
 QUALIFY row_number() OVER (PARTITION BY msno ORDER BY source_file DESC) = 1;

@@ -1,11 +1,8 @@
--- One month of transactions (by transaction_date), replacing that month; exact duplicates dropped.
-DELETE FROM transactions WHERE transaction_date >= $month_start AND transaction_date < $month_end;
+-- The window's months of transactions (by transaction_date), replacing those months.
+DELETE FROM transactions
+WHERE transaction_date >= $window_start AND transaction_date < $window_end;
 INSERT INTO transactions
-SELECT DISTINCT
+SELECT
     msno, payment_method_id, payment_plan_days, plan_list_price, actual_amount_paid,
-    is_auto_renew,
-    strptime(CAST(transaction_date AS VARCHAR), '%Y%m%d')::DATE AS transaction_date,
-    try_strptime(CAST(membership_expire_date AS VARCHAR), '%Y%m%d')::DATE,
-    is_cancel
-FROM landing_source
-WHERE transaction_date >= $month_start_int AND transaction_date < $month_end_int;
+    is_auto_renew, transaction_date, membership_expire_date, is_cancel
+FROM staged;

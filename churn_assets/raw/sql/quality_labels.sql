@@ -1,8 +1,12 @@
 -- Quality numbers of one cohort's labels: one 0/1 label per user.
 SELECT
+    $window_start::DATE AS month,
     count(*) AS rows,
-    count(*) FILTER (WHERE msno IS NULL OR msno = '' OR is_churn NOT IN (0, 1)) AS invalid_key_rows,
-    count(*) - count(DISTINCT msno) AS duplicate_users,
-    avg(is_churn) AS churn_rate
-FROM labels
-WHERE cohort_month = $month_start;
+    count(*) FILTER (WHERE l.msno IS NULL OR l.msno = '' OR l.is_churn NOT IN (0, 1))
+        AS invalid_key_rows,
+    count(*) - count(DISTINCT l.msno) AS key_duplicates,
+    avg(l.is_churn) AS churn_rate,
+    count(*) FILTER (WHERE m.msno IS NULL) AS unknown_user_rows
+FROM labels l
+LEFT JOIN (SELECT DISTINCT msno FROM members) m ON m.msno = l.msno
+WHERE l.cohort_month = $window_start;

@@ -1,10 +1,32 @@
--- Quality numbers of one month of daily listening rows.
-SELECT
-    count(*) AS rows,
-    count(*) FILTER (WHERE msno IS NULL OR msno = '') AS invalid_key_rows,
-    count(*) FILTER (WHERE total_secs IS NULL) AS null_total_secs,
-    count(*) FILTER (WHERE num_100 IS NULL) AS null_num_100,
-    count(*) FILTER (WHERE num_unq IS NULL) AS null_num_unq,
-    count(*) FILTER (WHERE total_secs < 0 OR total_secs > 86400) AS out_of_range_total_secs
-FROM user_logs
-WHERE date >= $month_start AND date < $month_end;
+-- Quality numbers of each month of daily listening rows in the window (stored rows).
+WITH rows AS (
+    SELECT * FROM user_logs WHERE date >= $window_start AND date < $window_end
+),
+key_duplicates AS (
+    -- Two different rows for the same user and day.
+    SELECT date_trunc('month', date)::DATE AS month, sum(n - 1) AS key_duplicates
+    FROM (SELECT date, count(*) AS n FROM rows GROUP BY msno, date HAVING count(*) > 1)
+    GROUP BY ALL
+),
+counted AS (
+    SELECT
+        date_trunc('month', r.date)::DATE AS month,
+        count(*) AS rows,
+        count(*) FILTER (WHERE r.msno IS NULL OR r.msno = '') AS invalid_key_rows,
+        count(*) FILTER (WHERE r.total_secs IS NULL) AS null_total_secs,
+        count(*) FILTER (WHERE r.num_100 IS NULL) AS null_num_100,
+        count(*) FILTER (WHERE r.num_unq IS NULL) AS null_num_unq,
+        count(*) FILTER (WHERE r.total_secs < 0) AS range_negative_total_secs,
+        count(*) FILTER (WHERE r.total_secs > 86400) AS range_absurd_total_secs,
+        count(*) FILTER (WHERE least(r.num_25, r.num_50, r.num_75, r.num_985, r.num_100,
+                                     r.num_unq) < 0) AS range_negative_counts,
+        count(*) FILTER (WHERE r.num_unq > r.num_25 + r.num_50 + r.num_75 + r.num_985 + r.num_100)
+            AS range_unique_above_plays,
+        count(*) FILTER (WHERE m.msno IS NULL) AS unknown_user_rows
+    FROM rows r
+    LEFT JOIN (SELECT DISTINCT msno FROM members) m ON m.msno = r.msno
+    GROUP BY ALL
+)
+SELECT c.*, coalesce(k.key_duplicates, 0) AS key_duplicates
+FROM counted c LEFT JOIN key_duplicates k USING (month)
+ORDER BY month;
