@@ -111,6 +111,53 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 1 if summary.failed_runs else 0
 
 
+def _run_lifecycle_job(job_name: str, op_name: str, config: dict) -> int:
+    """Run a lifecycle job on the project's Dagster instance, so the UI shows it like any run."""
+    import dagster as dg
+
+    from churn_assets.definitions import build_definitions
+
+    _prepare_environment()
+    job = build_definitions().resolve_job_def(job_name)
+    with dg.DagsterInstance.get() as instance:
+        result = job.execute_in_process(
+            run_config={"ops": {op_name: {"config": config}}},
+            instance=instance,
+            raise_on_error=False,
+        )
+    if not result.success:
+        failure = next(
+            (e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE),
+            None,
+        )
+        detail = failure.step_failure_data.error.message.strip() if failure else "run failed"
+        print(f"churn-assets: {detail}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _champion_change(action: str, version: str, reason: str) -> int:
+    code = _run_lifecycle_job(
+        "promotion_job",
+        "change_champion_op",
+        {"action": action, "version": version, "reason": reason},
+    )
+    if code == 0:
+        from churn_assets.resources import default_resources
+
+        champion = default_resources()["registry"].champion()
+        print(f"champion is now v{champion.version}")
+    return code
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    return _champion_change("promote", args.version, args.reason)
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    return _champion_change("rollback", args.to or "", args.reason)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="churn-assets", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -143,6 +190,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--drift", default="covariate@2016-06")
     demo.add_argument("--budget", type=float, default=10.0, help="FLAML seconds per training")
     demo.set_defaults(func=cmd_demo)
+
+    promote = commands.add_parser("promote", help="make a registered model version the champion")
+    promote.add_argument("version", help="version number of churn-model")
+    promote.add_argument("--reason", default="", help="why (recorded in model_promotions)")
+    promote.set_defaults(func=cmd_promote)
+
+    rollback = commands.add_parser(
+        "rollback", help="return the champion to the version it replaced"
+    )
+    rollback.add_argument("--to", help="a version to return to instead")
+    rollback.add_argument("--reason", default="", help="why (recorded in model_promotions)")
+    rollback.set_defaults(func=cmd_rollback)
     return parser
 
 

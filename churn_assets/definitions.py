@@ -12,6 +12,7 @@ from churn_assets.automation.schedules import monthly_schedule
 from churn_assets.automation.sensors import cohort_sensor, training_sensor
 from churn_assets.features.assets import features
 from churn_assets.monitoring.assets import drift_report
+from churn_assets.performance.assets import model_performance
 from churn_assets.raw.assets import labels, members, transactions, user_logs
 from churn_assets.resources import default_resources
 from churn_assets.scoring.assets import predictions
@@ -26,6 +27,7 @@ ASSETS = [
     churn_model,
     predictions,
     drift_report,
+    model_performance,
 ]
 
 

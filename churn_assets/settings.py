@@ -59,3 +59,12 @@ def training_budget_s(environ: dict[str, str] | None = None) -> float:
     """FLAML's search budget for automated retraining (``CHURN_TRAINING_BUDGET_S``, default 30)."""
     env = os.environ if environ is None else environ
     return float(env.get("CHURN_TRAINING_BUDGET_S", "30"))
+
+
+def auto_promote(environ: dict[str, str] | None = None) -> bool:
+    """Whether automated training may promote a better challenger (``CHURN_AUTO_PROMOTE``).
+
+    ``false`` leaves every champion change after the first to ``promotion_job`` (or the CLI).
+    """
+    env = os.environ if environ is None else environ
+    return env.get("CHURN_AUTO_PROMOTE", "true").strip().lower() not in {"0", "false", "no"}

@@ -50,7 +50,10 @@ def test_schedule_loads_last_month_and_labels_that_became_known(world, tmp_path)
         "transactions",
         "user_logs",
     }
-    assert [k.to_user_string() for k in requests[1].asset_selection] == ["labels"]
+    assert [k.to_user_string() for k in requests[1].asset_selection] == [
+        "labels",
+        "model_performance",
+    ]
 
 
 def test_schedule_waits_for_label_files(world, tmp_path):

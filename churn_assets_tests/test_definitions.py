@@ -16,6 +16,7 @@ EXPECTED_ASSETS = {
     "churn_model",
     "predictions",
     "drift_report",
+    "model_performance",
 }
 
 
@@ -28,7 +29,9 @@ def test_workspace_points_at_loadable_definitions(churn_env, request):
     repo = defs.get_repository_def()
     repo.load_all_definitions()
     assert {k.to_user_string() for k in repo.assets_defs_by_key} == EXPECTED_ASSETS
-    assert {"load_job", "cohort_job", "training_job"} <= set(repo.job_names)
+    assert {"load_job", "cohort_job", "training_job", "promotion_job", "retention_job"} <= set(
+        repo.job_names
+    )
     assert {s.name for s in repo.schedule_defs} == {"monthly_schedule"}
     sensors = {s.name: s for s in repo.sensor_defs}
     assert set(sensors) == {"cohort_sensor", "training_sensor"}

@@ -6,14 +6,19 @@ import dagster as dg
 from dagster_mlflow import end_mlflow_on_run_finished
 
 from churn_assets.partitions import monthly_partitions
+from churn_assets.training.lifecycle_ops import change_champion_op, delete_old_versions_op
 
 # New raw data: a month of transactions and listening, members refreshed, a cohort's labels.
-# The schedule picks the subset and partition of each run (labels lag the logs by a month).
+# The schedule picks the subset and partition of each run (labels lag the logs by a month); a
+# cohort's labels are loaded together with the backtest they make possible.
 load_job = dg.define_asset_job(
     "load_job",
-    selection=dg.AssetSelection.assets("members", "transactions", "user_logs", "labels"),
+    selection=dg.AssetSelection.assets(
+        "members", "transactions", "user_logs", "labels", "model_performance"
+    ),
     partitions_def=monthly_partitions,
-    description="Load raw landing files into DuckDB, one monthly partition at a time.",
+    description="Load raw landing files into DuckDB, one monthly partition at a time; backtest "
+    "the registered models on a cohort whose labels landed.",
 )
 
 # Cohort of the new month: its features, its scores, and how far it drifted.
@@ -33,4 +38,21 @@ training_job = dg.define_asset_job(
     description="Train and register a new model version, then re-score the cohort.",
 )
 
-ALL_JOBS = [load_job, cohort_job, training_job]
+
+@dg.job(
+    description="Promote a registered version to champion, or roll back (config: action, "
+    "version, reason). Every change is recorded in model_promotions and MLflow tags."
+)
+def promotion_job() -> None:
+    change_champion_op()
+
+
+@dg.job(
+    description="Delete registered versions created before a date (config: created_before); "
+    "the champion and the challenger are never deleted."
+)
+def retention_job() -> None:
+    delete_old_versions_op()
+
+
+ALL_JOBS = [load_job, cohort_job, training_job, promotion_job, retention_job]

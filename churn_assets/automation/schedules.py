@@ -36,7 +36,8 @@ def monthly_schedule(context: dg.ScheduleEvaluationContext, landing: LandingReso
         yield dg.RunRequest(
             run_key=f"labels-{partition_key(labeled_cohort)}",
             partition_key=partition_key(labeled_cohort),
-            asset_selection=[dg.AssetKey("labels")],
+            # Labels in, then every registered model is backtested on the cohort.
+            asset_selection=[dg.AssetKey("labels"), dg.AssetKey("model_performance")],
         )
     else:
         context.log.info(f"no label file for cohort {labeled_cohort:%Y-%m} has landed yet")

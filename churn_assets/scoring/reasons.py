@@ -62,6 +62,18 @@ def top_reasons(
     return result
 
 
+# Yes/no features read as words, not as 0 and 1.
+YES_NO_FEATURES = frozenset({"last_is_auto_renew", "last_is_cancel"})
+
+
 def reason_text(feature: str, value: float) -> str:
-    shown = "unknown" if np.isnan(value) else f"{value:g}"
+    """One reason as a retention agent reads it, e.g. ``auto-renew on the current plan: no``."""
+    if np.isnan(value):
+        shown = "unknown"
+    elif feature in YES_NO_FEATURES:
+        shown = "yes" if value >= 0.5 else "no"
+    elif float(value).is_integer():
+        shown = f"{int(value):d}"
+    else:
+        shown = f"{value:.2f}"
     return f"{FEATURE_WORDS.get(feature, feature)}: {shown}"

@@ -1,26 +1,39 @@
-"""The ``churn_model`` asset: train, log to MLflow, register, and decide the champion.
+"""The ``churn_model`` asset: train, judge against baselines, register, and decide the champion.
 
-Every registered version becomes ``challenger``. It also becomes ``champion`` when there is none
-yet, or when it scores at least as well (plus ``promotion_margin``) as the current champion on the
+A candidate is registered only when it clears the hurdle: its validation AUC beats the best
+baseline (the as-is rule, a logistic regression) by ``hurdle_margin``. A rejected candidate keeps
+its MLflow run (metrics, model, reason) for the record. The one exception is the very first model
+(``first_model_skips_hurdle``): with no champion nothing is scored at all, so it is registered,
+tagged ``cleared_hurdle=false``, and the monthly backtests hold it against the rule from then on.
+
+Every registered version becomes ``challenger``; it also becomes ``champion`` when there is none
+yet, or, with ``auto_promote``, when it beats the current champion by ``promotion_margin`` on the
 same, newest labelled cohort.
 """
 
 import json
 import math
+import tempfile
+import time
 from datetime import date
 from pathlib import Path
+from typing import Literal
 
 import dagster as dg
 import mlflow
 import pandas as pd
 from dagster_duckdb import DuckDBResource
+from mlflow.entities import Metric
 from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
 from pydantic import Field
 
 from churn_assets.features.assets import feature_columns_of
 from churn_assets.partitions import add_months, latest_labeled_cohort, month_start
 from churn_assets.resources import ModelRegistryResource
-from churn_assets.settings import CHALLENGER_ALIAS, CHAMPION_ALIAS, REGISTERED_MODEL_NAME
+from churn_assets.settings import CHALLENGER_ALIAS, REGISTERED_MODEL_NAME
+from churn_assets.training.baselines import baseline_metrics
+from churn_assets.training.lifecycle import change_champion
 from churn_assets.training.model import (
     LABEL,
     LabeledSplit,
@@ -28,11 +41,14 @@ from churn_assets.training.model import (
     classification_metrics,
     fit_lightgbm_automl,
     predict_probability,
+    search_history,
     split_by_time,
 )
 from churn_assets.warehouse import run_sql_file
 
 SQL = Path(__file__).parent / "training_frame.sql"
+# Version tag holding FLAML's best configuration, the warm start of the next search.
+BEST_CONFIG_TAG = "best_config"
 
 
 class TrainingConfig(dg.Config):
@@ -45,6 +61,34 @@ class TrainingConfig(dg.Config):
     window_cohorts: int = Field(default=6, description="Labelled cohorts used, newest validates.")
     time_budget_s: float = Field(default=30.0, description="FLAML search budget in seconds.")
     seed: int = 42
+    class_weight: Literal["none", "balanced"] = Field(
+        default="none",
+        description="'balanced' weights churners up to half the total weight; 'none' keeps "
+        "probabilities calibrated (the search optimises AUC, which the class ratio leaves "
+        "unbiased).",
+    )
+    search_metric: Literal["roc_auc", "log_loss"] = Field(
+        default="roc_auc",
+        description="What FLAML optimises on the validation cohort (roc_auc ranked better and "
+        "calibrated as well as log_loss on the simulated benchmark).",
+    )
+    warm_start: bool = Field(
+        default=True, description="Start the search from the champion's best configuration."
+    )
+    hurdle_margin: float = Field(
+        default=0.0,
+        description="AUC a candidate must gain over the best baseline to be registered.",
+    )
+    first_model_skips_hurdle: bool = Field(
+        default=True,
+        description="With no champion yet, register the candidate even below the hurdle, so "
+        "that cohorts get scored at all.",
+    )
+    auto_promote: bool = Field(
+        default=True,
+        description="Promote a challenger that beats the champion by promotion_margin; when "
+        "false, champions change only through promotion_job (the first one excepted).",
+    )
     promotion_margin: float = Field(
         default=0.0, description="AUC a challenger must gain over the champion to replace it."
     )
@@ -77,6 +121,46 @@ def champion_score_on(
     )["auc"]
 
 
+def champion_starting_config(registry: ModelRegistryResource) -> dict | None:
+    """FLAML's best configuration of the current champion, if it logged one."""
+    champion = registry.champion()
+    raw = champion.tags.get(BEST_CONFIG_TAG) if champion is not None else None
+    return json.loads(raw) if raw else None
+
+
+def _log_search_history(mlf, history: pd.DataFrame, metric: str) -> None:
+    """Each trial's validation score as a stepped metric, and the trial table as an artifact."""
+    mlf.log_text(history.to_csv(index=False), "flaml_search_history.csv")
+    run = mlf.active_run()
+    if run is None or history.empty:
+        return
+    # FLAML minimises: log loss as is, AUC as 1 - AUC.
+    name, score, better = (
+        ("val_auc", lambda loss: 1.0 - loss, max)
+        if metric == "roc_auc"
+        else ("val_log_loss", lambda loss: loss, min)
+    )
+    now_ms = int(time.time() * 1000)
+    best, metrics = None, []
+    for step, loss in enumerate(history["validation_loss"]):
+        if loss is None or pd.isna(loss):
+            continue
+        value = score(float(loss))
+        best = value if best is None else better(best, value)
+        metrics += [
+            Metric(f"search_trial_{name}", value, now_ms, step),
+            Metric(f"search_best_{name}", best, now_ms, step),
+        ]
+    # One batched write: a search easily runs hundreds of trials.
+    for start in range(0, len(metrics), 1000):
+        MlflowClient().log_batch(run.info.run_id, metrics=metrics[start : start + 1000])
+
+
+def _markdown_metrics(rows: dict[str, dict[str, float]]) -> str:
+    frame = pd.DataFrame(rows).T[["auc", "log_loss", "brier", "ks", "lift_top_decile"]]
+    return frame.round(4).to_markdown()
+
+
 @dg.asset(
     group_name="training",
     kinds={"mlflow", "lightgbm"},
@@ -97,10 +181,29 @@ def churn_model(context: dg.AssetExecutionContext, config: TrainingConfig) -> dg
     except ValueError as exc:
         raise dg.Failure(str(exc)) from exc
 
-    booster, best_config, automl = fit_lightgbm_automl(split, config.time_budget_s, config.seed)
+    starting_config = champion_starting_config(registry) if config.warm_start else None
+    with tempfile.TemporaryDirectory() as folder:
+        log_file = Path(folder) / "flaml.log"
+        booster, best_config, automl = fit_lightgbm_automl(
+            split,
+            config.time_budget_s,
+            config.seed,
+            starting_config=starting_config,
+            class_weight=config.class_weight,
+            log_file=log_file,
+            metric=config.search_metric,
+        )
+        history = search_history(log_file)
     y_val = split.validation[LABEL].to_numpy()
     probability = predict_probability(booster, split.validation)
     metrics = classification_metrics(y_val, probability)
+    baselines = baseline_metrics(split, config.seed)
+    best_baseline = max(baselines, key=lambda k: baselines[k]["auc"])
+    hurdle_auc = baselines[best_baseline]["auc"] + config.hurdle_margin
+    candidate_auc = metrics["auc"]
+    clears_hurdle = not math.isnan(candidate_auc) and candidate_auc > hurdle_auc
+    first_model = registry.champion() is None
+    register = clears_hurdle or (first_model and config.first_model_skips_hurdle)
     importance = (
         pd.Series(booster.feature_importance("gain"), index=booster.feature_name())
         .sort_values(ascending=False)
@@ -115,6 +218,10 @@ def churn_model(context: dg.AssetExecutionContext, config: TrainingConfig) -> dg
             "validation_cohort": f"{split.validation_cohort:%Y-%m}",
             "time_budget_s": config.time_budget_s,
             "seed": config.seed,
+            "class_weight": config.class_weight,
+            "search_metric": config.search_metric,
+            "warm_started": starting_config is not None,
+            "hurdle_margin": config.hurdle_margin,
             "train_rows": len(split.train),
             "validation_rows": len(split.validation),
             **{f"lgbm_{k}": v for k, v in best_config.items()},
@@ -122,40 +229,115 @@ def churn_model(context: dg.AssetExecutionContext, config: TrainingConfig) -> dg
     )
     mlf.log_metrics(
         {f"val_{k}": v for k, v in metrics.items() if not math.isnan(v)}
-        | {"flaml_best_loss": float(automl.best_loss)}
+        | {
+            f"baseline_{name}_{k}": v
+            for name, values in baselines.items()
+            for k, v in values.items()
+            if not math.isnan(v)
+        }
+        | {"flaml_best_loss": float(automl.best_loss), "flaml_trials": float(len(history))}
     )
+    _log_search_history(mlf, history, config.search_metric)
     mlf.log_dict(importance.to_dict(), "feature_importance_gain.json")
+    mlf.log_dict(best_config, "flaml_best_config.json")
+    verdict = (
+        f"val AUC {candidate_auc:.4f} vs best baseline {best_baseline} "
+        f"{baselines[best_baseline]['auc']:.4f} + margin {config.hurdle_margin:g}"
+    )
+    mlf.set_tags(
+        {
+            "candidate_status": "registered" if register else "rejected",
+            "cleared_hurdle": str(clears_hurdle).lower(),
+            "hurdle": verdict,
+            **({} if register else {"rejection_reason": f"does not beat the baseline: {verdict}"}),
+        }
+    )
     example = as_matrix(split.validation, split.feature_columns).head(5)
     model_info = mlflow.lightgbm.log_model(
         booster,
         name="model",
         signature=infer_signature(example, booster.predict(example)),
         input_example=example,
-        registered_model_name=REGISTERED_MODEL_NAME,
+        registered_model_name=REGISTERED_MODEL_NAME if register else None,
     )
-    version = str(model_info.registered_model_version)
+    common = {
+        "registered": register,
+        "cleared_hurdle": clears_hurdle,
+        "val_auc": candidate_auc,
+        "val_log_loss": metrics["log_loss"],
+        "val_brier": metrics["brier"],
+        "val_ks": metrics["ks"],
+        "val_lift_top_decile": metrics["lift_top_decile"],
+        "val_churn_rate": metrics["churn_rate"],
+        "baseline_rule_auc": baselines["rule"]["auc"],
+        "baseline_logistic_regression_auc": baselines["logistic_regression"]["auc"],
+        "hurdle": verdict,
+        "as_of_month": f"{as_of:%Y-%m}",
+        "training_cohorts": ", ".join(f"{c:%Y-%m}" for c in split.training_cohorts),
+        "validation_cohort": f"{split.validation_cohort:%Y-%m}",
+        "train_rows": len(split.train),
+        "validation_rows": len(split.validation),
+        "warm_started": starting_config is not None,
+        "search_trials": len(history),
+        "mlflow_run_id": model_info.run_id,
+        "best_config": dg.MetadataValue.json(best_config),
+        "candidate_vs_baselines": dg.MetadataValue.md(
+            _markdown_metrics({"candidate": metrics, **baselines})
+        ),
+        "feature_importance_gain": dg.MetadataValue.md(
+            importance.head(15).to_frame("gain").to_markdown()
+        ),
+    }
+    if not register:
+        context.log.warning(f"candidate not registered: it does not beat the baseline ({verdict})")
+        mlf.end_run()
+        champion = registry.champion()
+        return dg.MaterializeResult(
+            metadata={
+                **common,
+                "model_version": "",
+                "champion_version": str(champion.version) if champion else "",
+                "promoted_to_champion": False,
+            }
+        )
 
+    version = str(model_info.registered_model_version)
     champion_version, champion_auc = champion_score_on(registry, split)
-    candidate_auc = metrics["auc"]
-    promote = champion_version is None or (
+    beats_champion = champion_version is not None and (
         not math.isnan(candidate_auc) and candidate_auc >= champion_auc + config.promotion_margin
     )
+    promote = champion_version is None or (config.auto_promote and beats_champion)
     client = registry.client
     tags = {
         "as_of_month": f"{as_of:%Y-%m}",
         "training_cohorts": json.dumps([f"{c:%Y-%m-01}" for c in split.training_cohorts]),
         "validation_cohort": f"{split.validation_cohort:%Y-%m-01}",
         "val_auc": f"{candidate_auc:.6f}",
+        "baseline_rule_auc": f"{baselines['rule']['auc']:.6f}",
+        "baseline_logistic_regression_auc": f"{baselines['logistic_regression']['auc']:.6f}",
         "feature_columns": json.dumps(split.feature_columns),
+        BEST_CONFIG_TAG: json.dumps(best_config),
         "compared_with_champion": str(champion_version or "none"),
         "champion_val_auc": "" if champion_auc is None else f"{champion_auc:.6f}",
-        "promoted": str(promote).lower(),
+        "beats_champion": str(beats_champion).lower(),
+        "cleared_hurdle": str(clears_hurdle).lower(),
+        "promoted": "false",
     }
     for key, value in tags.items():
         client.set_model_version_tag(REGISTERED_MODEL_NAME, version, key, value)
     registry.set_alias(CHALLENGER_ALIAS, version)
     if promote:
-        registry.set_alias(CHAMPION_ALIAS, version)
+        change_champion(
+            registry,
+            warehouse,
+            version,
+            "initial" if champion_version is None else "auto_promote",
+            "first registered version"
+            + ("" if clears_hurdle else f" (below the hurdle: {verdict})")
+            if champion_version is None
+            else f"val AUC {candidate_auc:.4f} on {split.validation_cohort:%Y-%m} >= champion "
+            f"v{champion_version} {champion_auc:.4f} + margin {config.promotion_margin:g}",
+        )
     context.log.info(
         f"registered {REGISTERED_MODEL_NAME} v{version} (val AUC {candidate_auc:.4f}); "
         f"champion is now v{version if promote else champion_version}"
@@ -164,24 +346,12 @@ def churn_model(context: dg.AssetExecutionContext, config: TrainingConfig) -> dg
 
     return dg.MaterializeResult(
         metadata={
+            **common,
             "model_version": version,
             "champion_version": version if promote else str(champion_version),
             "promoted_to_champion": promote,
+            "beats_champion": beats_champion,
             "champion_val_auc_before": champion_auc if champion_auc is not None else float("nan"),
-            "val_auc": metrics["auc"],
-            "val_log_loss": metrics["log_loss"],
-            "val_brier": metrics["brier"],
-            "val_churn_rate": metrics["churn_rate"],
-            "as_of_month": f"{as_of:%Y-%m}",
-            "training_cohorts": ", ".join(f"{c:%Y-%m}" for c in split.training_cohorts),
-            "validation_cohort": f"{split.validation_cohort:%Y-%m}",
-            "train_rows": len(split.train),
-            "validation_rows": len(split.validation),
-            "mlflow_run_id": model_info.run_id,
             "model_uri": f"models:/{REGISTERED_MODEL_NAME}/{version}",
-            "best_config": dg.MetadataValue.json(best_config),
-            "feature_importance_gain": dg.MetadataValue.md(
-                importance.head(15).to_frame("gain").to_markdown()
-            ),
         }
     )

@@ -1,0 +1,241 @@
+"""Model quality on simulated worlds whose true churn probabilities are known.
+
+For each seed: simulate a world, load it and build every cohort's features through the project's
+own Dagster jobs, then train on the labelled window exactly as ``churn_model`` does (newest
+labelled cohort validates) and compare, on that validation cohort:
+
+* the FLAML-tuned LightGBM against the truth: AUC ratio (target >= 0.97) and log loss gap
+  (target within 5 %);
+* against LightGBM with library defaults, the as-is rule and a logistic regression.
+
+Writes the ``## Model quality`` section of BENCHMARKS.md (other sections are left as they are).
+
+    python benchmarks/model_quality.py [--users 5000] [--months 8] [--budget 30] [--seeds 1 2 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from churn_assets.performance.metrics import classification_metrics
+
+SECTION = "## Model quality"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load_world(home: Path, landing: Path) -> None:
+    """Raw tables and every cohort's features, through load_job and cohort_job."""
+    from churn_assets.definitions import build_definitions
+    from churn_assets.partitions import add_months, partition_key
+    from churn_assets.replay import landed_span
+    from churn_assets.resources import default_resources
+
+    resources = default_resources({"CHURN_HOME": str(home), "CHURN_LANDING_DIR": str(landing)})
+    defs = build_definitions(resources)
+    load_job, cohort_job = defs.resolve_job_def("load_job"), defs.resolve_job_def("cohort_job")
+    first_txn, last_txn = landed_span(landing, "transactions", "transaction_date")
+    first_logs, last_logs = landed_span(landing, "user_logs", "date")
+    cohorts = sorted(
+        date(int(p.stem[6:10]), int(p.stem[10:12]), 1) for p in landing.glob("train_*.csv")
+    )
+
+    def run(job: dg.JobDefinition, month: date, assets: list[str]) -> None:
+        result = job.execute_in_process(
+            instance=instance,
+            partition_key=partition_key(month),
+            asset_selection=[dg.AssetKey(a) for a in assets],
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        )
+        assert result.success, f"{job.name} {assets} {month} failed"
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        month = first_txn
+        while month <= last_txn:
+            tables = ["transactions"] + (["user_logs"] if first_logs <= month <= last_logs else [])
+            run(load_job, month, tables + (["members"] if month == last_txn else []))
+            month = add_months(month, 1)
+        for cohort in cohorts:
+            run(load_job, cohort, ["labels"])
+        month = add_months(first_logs, 1)
+        while month <= add_months(last_logs, 1):
+            run(cohort_job, month, ["features"])
+            month = add_months(month, 1)
+
+
+def evaluate_seed(
+    seed: int, users: int, months: int, budget: float, folder: Path, metric: str = "roc_auc"
+) -> dict:
+    from churn_assets.features.assets import feature_columns_of
+    from churn_assets.partitions import add_months
+    from churn_assets.resources import WarehouseResource
+    from churn_assets.simulator import simulate
+    from churn_assets.training.assets import load_labeled_window
+    from churn_assets.training.baselines import RuleBaseline, fit_logistic_regression
+    from churn_assets.training.model import (
+        LABEL,
+        as_matrix,
+        fit_default_lightgbm,
+        fit_lightgbm_automl,
+        predict_probability,
+        search_history,
+        split_by_time,
+    )
+
+    started = time.monotonic()
+    world = simulate(folder, users=users, months=months, seed=seed)
+    _load_world(folder, world.landing_dir)
+    truth = pd.read_csv(world.truth_dir / "churn_probability.csv", parse_dates=["cohort_month"])
+    warehouse = WarehouseResource(database=str(folder / "warehouse.duckdb"))
+    newest = max(pd.to_datetime(truth["cohort_month"])).date()
+    frame = load_labeled_window(warehouse, add_months(newest, 2), 6)
+    split = split_by_time(frame, feature_columns_of([c for c in frame.columns if c != LABEL]))
+    validation = split.validation.assign(
+        cohort_month=pd.to_datetime(split.validation["cohort_month"])
+    ).merge(truth[["msno", "cohort_month", "churn_probability"]], on=["msno", "cohort_month"])
+    y = validation[LABEL].to_numpy()
+    fit_started = time.monotonic()
+    tuned, _, _ = fit_lightgbm_automl(
+        split, budget, seed, log_file=folder / "flaml.log", metric=metric
+    )
+    fit_seconds = time.monotonic() - fit_started
+    trials = len(search_history(folder / "flaml.log"))
+    scores = {
+        "truth": validation["churn_probability"].to_numpy(),
+        "flaml_lightgbm": predict_probability(tuned, validation),
+        "default_lightgbm": predict_probability(fit_default_lightgbm(split, seed), validation),
+        "logistic_regression": fit_logistic_regression(split, seed).predict_proba(
+            as_matrix(validation, split.feature_columns)
+        )[:, 1],
+        "rule": RuleBaseline.fit(split.train).predict(validation),
+    }
+    metrics = {name: classification_metrics(y, p) for name, p in scores.items()}
+    return {
+        "seed": seed,
+        "train_rows": len(split.train),
+        "validation_rows": len(validation),
+        "validation_cohort": f"{split.validation_cohort:%Y-%m}",
+        "churn_rate": float(np.mean(y)),
+        "metrics": metrics,
+        "flaml_trials": trials,
+        "fit_seconds": fit_seconds,
+        "seconds": time.monotonic() - started,
+    }
+
+
+def render(results: list[dict], users: int, months: int, budget: float, metric: str) -> str:
+    models = ["truth", "flaml_lightgbm", "default_lightgbm", "logistic_regression", "rule"]
+    lines = [
+        SECTION,
+        "",
+        f"`python benchmarks/model_quality.py --users {users} --months {months} --budget "
+        f"{budget:g} --metric {metric}` — {len(results)} simulated worlds (no drift), "
+        "training exactly as `churn_model` does: the labelled window, validated on the newest "
+        "labelled cohort; all figures on that validation cohort against the simulator's true "
+        "churn probability. FLAML also selects its configuration on that cohort, so its "
+        "figures lean optimistic.",
+        "",
+        "| seed | val rows | churn rate | AUC truth | AUC FLAML | AUC / truth | log loss truth "
+        "| log loss FLAML | log loss gap | AUC default LGBM | AUC logistic | AUC rule |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        m = r["metrics"]
+        lines.append(
+            f"| {r['seed']} | {r['validation_rows']} | {r['churn_rate']:.3f} "
+            f"| {m['truth']['auc']:.4f} | {m['flaml_lightgbm']['auc']:.4f} "
+            f"| {m['flaml_lightgbm']['auc'] / m['truth']['auc']:.3f} "
+            f"| {m['truth']['log_loss']:.4f} | {m['flaml_lightgbm']['log_loss']:.4f} "
+            f"| {m['flaml_lightgbm']['log_loss'] / m['truth']['log_loss'] - 1:+.1%} "
+            f"| {m['default_lightgbm']['auc']:.4f} | {m['logistic_regression']['auc']:.4f} "
+            f"| {m['rule']['auc']:.4f} |"
+        )
+    mean = {
+        model: {
+            k: float(np.mean([r["metrics"][model][k] for r in results]))
+            for k in ("auc", "log_loss", "brier", "lift_top_decile")
+        }
+        for model in models
+    }
+    ratio = mean["flaml_lightgbm"]["auc"] / mean["truth"]["auc"]
+    gap = mean["flaml_lightgbm"]["log_loss"] / mean["truth"]["log_loss"] - 1
+    lines += [
+        "",
+        "Mean over seeds:",
+        "",
+        "| model | AUC | log loss | Brier | lift top decile |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {model} | {mean[model]['auc']:.4f} | {mean[model]['log_loss']:.4f} "
+            f"| {mean[model]['brier']:.4f} | {mean[model]['lift_top_decile']:.2f} |"
+            for model in models
+        ),
+        "",
+        f"- AUC of the tuned model / AUC of the truth: **{ratio:.3f}** (target ≥ 0.97: "
+        f"{'met' if ratio >= 0.97 else 'not met'}).",
+        f"- Log loss of the tuned model vs the truth's: **{gap:+.1%}** (target within 5 %: "
+        f"{'met' if abs(gap) <= 0.05 else 'not met'}).",
+        f"- FLAML ({budget:g} s, mean {np.mean([r['flaml_trials'] for r in results]):.0f} "
+        f"trials) vs default LightGBM: AUC {mean['flaml_lightgbm']['auc']:.4f} vs "
+        f"{mean['default_lightgbm']['auc']:.4f}; vs best baseline "
+        f"{max(mean['logistic_regression']['auc'], mean['rule']['auc']):.4f}.",
+        f"- Wall time per seed (simulate, load, features, fits): "
+        f"{np.mean([r['seconds'] for r in results]):.0f} s on 2 shared cores.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_section(path: Path, section: str) -> None:
+    """Replace only this benchmark's section; keep every other section of the file."""
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section + "\n", text)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    path.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=5000)
+    parser.add_argument("--months", type=int, default=8)
+    parser.add_argument("--budget", type=float, default=30.0, help="FLAML seconds per seed")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--metric", default="roc_auc", choices=["roc_auc", "log_loss"])
+    parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
+    args = parser.parse_args()
+    results = []
+    for seed in args.seeds:
+        with tempfile.TemporaryDirectory() as folder:
+            os.environ["CHURN_HOME"] = folder  # MLflow/Dagster never touch the user's home
+            result = evaluate_seed(
+                seed, args.users, args.months, args.budget, Path(folder), args.metric
+            )
+        m = result["metrics"]
+        print(
+            f"seed {seed}: AUC truth {m['truth']['auc']:.4f} FLAML {m['flaml_lightgbm']['auc']:.4f}"
+            f" default {m['default_lightgbm']['auc']:.4f} logistic "
+            f"{m['logistic_regression']['auc']:.4f} rule {m['rule']['auc']:.4f}; log loss truth "
+            f"{m['truth']['log_loss']:.4f} FLAML {m['flaml_lightgbm']['log_loss']:.4f} "
+            f"({result['seconds']:.0f} s)",
+            flush=True,
+        )
+        results.append(result)
+    section = render(results, args.users, args.months, args.budget, args.metric)
+    write_section(args.out, section)
+    print(section)
+
+
+if __name__ == "__main__":
+    main()

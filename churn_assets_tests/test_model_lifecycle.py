@@ -1,0 +1,256 @@
+"""Training, hurdle, champion/challenger, backtests, schema change and retention.
+
+A small synthetic warehouse (features and labels written straight into DuckDB) keeps these tests
+independent of the simulator and fast; every step runs through Dagster entry points.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from churn_assets import cli
+from churn_assets.performance.assets import model_performance
+from churn_assets.resources import default_resources
+from churn_assets.scoring.assets import predictions
+from churn_assets.settings import CHALLENGER_ALIAS, CHAMPION_ALIAS, REGISTERED_MODEL_NAME
+from churn_assets.training.assets import churn_model
+from churn_assets_tests.helpers import materialize
+
+COHORTS = [date(2016, m, 1) for m in range(1, 6)]
+USERS_PER_COHORT = 300
+# Labels of 2016-04 are known from 2016-06 on: train on 01..03, validate on 04.
+AS_OF = "2016-06"
+
+
+def _synthetic_cohort(cohort: date, rng: np.random.Generator) -> pd.DataFrame:
+    n = USERS_PER_COHORT
+    frame = pd.DataFrame(
+        {
+            "msno": [f"u{cohort:%Y%m}_{i:04d}" for i in range(n)],
+            "cohort_month": cohort,
+            "last_is_auto_renew": rng.integers(0, 2, n).astype(float),
+            "last_is_cancel": (rng.random(n) < 0.1).astype(float),
+            "plays_30d": rng.gamma(2.0, 50.0, n),
+            "days_since_last_listen": rng.integers(0, 60, n).astype(float),
+            "plays_7d": rng.gamma(2.0, 10.0, n),
+            "noise": rng.normal(size=n),
+        }
+    )
+    logit = (
+        -2.0
+        + 1.8 * (1 - frame["last_is_auto_renew"])
+        + 1.5 * frame["last_is_cancel"]
+        + 2.0 * ((frame["days_since_last_listen"] > 30) & (frame["plays_30d"] < 80))
+        - 0.01 * frame["plays_7d"]
+    )
+    frame["is_churn"] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    return frame
+
+
+@pytest.fixture
+def lifecycle_home(churn_env) -> Path:
+    home = Path(churn_env["CHURN_HOME"])
+    rng = np.random.default_rng(5)
+    frame = pd.concat([_synthetic_cohort(c, rng) for c in COHORTS], ignore_index=True)
+    with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
+        conn.register("frame", frame)
+        conn.execute("CREATE TABLE features AS SELECT * EXCLUDE (is_churn) FROM frame")
+        conn.execute("CREATE TABLE labels AS SELECT msno, cohort_month, is_churn FROM frame")
+    return home
+
+
+def _train(**config) -> dg.ExecuteInProcessResult:
+    run_config = {
+        "ops": {
+            "churn_model": {
+                "config": {"as_of_month": AS_OF, "time_budget_s": 1.0, "hurdle_margin": -1.0}
+                | config
+            }
+        }
+    }
+    return materialize([churn_model], resources=default_resources(), run_config=run_config)
+
+
+def _metadata(result: dg.ExecuteInProcessResult) -> dict:
+    [event] = result.get_asset_materialization_events()
+    return {k: v.value for k, v in event.materialization.metadata.items()}
+
+
+def _client(home: Path) -> MlflowClient:
+    return MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+
+
+def _alias(home: Path, alias: str) -> str:
+    return str(_client(home).get_model_version_by_alias(REGISTERED_MODEL_NAME, alias).version)
+
+
+def _lifecycle_job(name: str, config: dict) -> dg.ExecuteInProcessResult:
+    from churn_assets.definitions import build_definitions
+
+    job = build_definitions(default_resources()).resolve_job_def(name)
+    op = {"promotion_job": "change_champion_op", "retention_job": "delete_old_versions_op"}[name]
+    with dg.DagsterInstance.ephemeral() as instance:
+        return job.execute_in_process(
+            run_config={"ops": {op: {"config": config}}}, instance=instance, raise_on_error=False
+        )
+
+
+def _promotions(home: Path) -> list[tuple]:
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
+        return conn.execute(
+            "SELECT model_version, previous_version, action FROM model_promotions "
+            "ORDER BY changed_at"
+        ).fetchall()
+
+
+def test_training_registers_first_champion_warm_starts_and_backtests(lifecycle_home):
+    result = _train()
+    assert result.success
+    meta = _metadata(result)
+    assert meta["registered"] is True and meta["model_version"] == "1"
+    assert meta["validation_cohort"] == "2016-04"
+    assert meta["training_cohorts"] == "2016-01, 2016-02, 2016-03"
+    assert meta["search_trials"] >= 1 and meta["warm_started"] is False
+    assert 0.5 < meta["val_auc"] <= 1.0
+    assert 0.5 <= meta["baseline_rule_auc"] < 1.0
+    assert _alias(lifecycle_home, CHAMPION_ALIAS) == _alias(lifecycle_home, CHALLENGER_ALIAS) == "1"
+    client = _client(lifecycle_home)
+    version = client.get_model_version(REGISTERED_MODEL_NAME, "1")
+    run = client.get_run(version.run_id)
+    for key in ("val_auc", "baseline_rule_auc", "baseline_logistic_regression_auc"):
+        assert key in run.data.metrics
+    assert len(client.get_metric_history(run.info.run_id, "search_best_val_auc")) >= 1
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"flaml_search_history.csv", "feature_importance_gain.json"} <= artifacts
+    assert json.loads(version.tags["best_config"])
+    assert _promotions(lifecycle_home) == [("1", None, "initial")]
+
+    # A retrain starts from the champion's best configuration.
+    again = _train(auto_promote=False)
+    meta = _metadata(again)
+    assert meta["warm_started"] is True and meta["model_version"] == "2"
+    assert _alias(lifecycle_home, CHALLENGER_ALIAS) == "2"
+    assert _alias(lifecycle_home, CHAMPION_ALIAS) == "1", "manual mode: no automatic promotion"
+
+    # The monthly backtest scores both versions on a newer labelled cohort.
+    result = materialize(
+        [model_performance],
+        resources=default_resources(),
+        partition_key="2016-05-01",
+        # How far a 300-user cohort's AUC strays from validation is noise here, not the point.
+        run_config={"ops": {"model_performance": {"config": {"degradation_tolerance": 1.0}}}},
+    )
+    assert result.success
+    meta = _metadata(result)
+    assert meta["versions_evaluated"] == 2 and meta["champion_version"] == "1"
+    assert "v1 AUC" in meta["auc_history"] and "2016-05" in meta["auc_history"]
+    [check] = result.get_asset_check_evaluations()
+    assert check.passed
+    with duckdb.connect(str(lifecycle_home / "warehouse.duckdb"), read_only=True) as conn:
+        rows = conn.execute(
+            "SELECT model_version, auc, log_loss, f2, ks, lift_top_decile, brier, lift_top_1pct, "
+            "churn_rate_top_decile, bucket_a_recall, is_champion, out_of_time "
+            "FROM model_performance ORDER BY model_version"
+        ).fetchall()
+        verdicts = conn.execute(
+            "SELECT cohort_month, severity FROM monitor_verdicts WHERE monitor = 'performance'"
+        ).fetchall()
+    assert [r[0] for r in rows] == ["1", "2"]
+    assert all(0.5 < r[1] <= 1 and r[-1] is True for r in rows)
+    assert [r[-2] for r in rows] == [True, False]
+    assert verdicts == [(date(2016, 5, 1), "pass")]
+
+
+def test_candidate_below_the_hurdle_is_recorded_but_not_registered(lifecycle_home):
+    # Nothing beats the best baseline's AUC by 1.0.
+    result = _train(hurdle_margin=1.0, first_model_skips_hurdle=False)
+    assert result.success
+    meta = _metadata(result)
+    assert meta["registered"] is False and meta["model_version"] == ""
+    client = _client(lifecycle_home)
+    assert client.search_model_versions(f"name = '{REGISTERED_MODEL_NAME}'") == []
+    run = client.get_run(meta["mlflow_run_id"])
+    assert run.data.tags["candidate_status"] == "rejected"
+    assert "baseline" in run.data.tags["rejection_reason"]
+    assert "val_auc" in run.data.metrics
+
+    # With no champion at all, the first candidate is registered anyway (and says so)...
+    first = _metadata(_train(hurdle_margin=1.0))
+    assert first["registered"] is True and first["cleared_hurdle"] is False
+    tags = client.get_model_version(REGISTERED_MODEL_NAME, "1").tags
+    assert tags["cleared_hurdle"] == "false"
+    # ...but once a champion exists, a candidate below the hurdle never becomes challenger.
+    later = _metadata(_train(hurdle_margin=1.0))
+    assert later["registered"] is False
+    assert _alias(lifecycle_home, CHALLENGER_ALIAS) == "1"
+
+
+def test_promote_rollback_and_retention_by_hand(lifecycle_home):
+    _train()
+    _train(auto_promote=False)
+    promoted = _lifecycle_job("promotion_job", {"action": "promote", "version": "2"})
+    assert promoted.success
+    assert _alias(lifecycle_home, CHAMPION_ALIAS) == "2"
+    # The command line runs the same job.
+    assert cli.main(["rollback", "--reason", "v2 underperforms"]) == 0
+    assert _alias(lifecycle_home, CHAMPION_ALIAS) == "1"
+    assert _promotions(lifecycle_home) == [
+        ("1", None, "initial"),
+        ("2", "1", "promote"),
+        ("1", "2", "rollback"),
+    ]
+    tags = _client(lifecycle_home).get_model_version(REGISTERED_MODEL_NAME, "1").tags
+    assert tags["champion_action"] == "rollback" and tags["previous_champion"] == "2"
+    unknown = _lifecycle_job("promotion_job", {"action": "promote", "version": "99"})
+    assert not unknown.success
+    assert cli.main(["promote", "99"]) == 1
+
+    # Retention: v1 is champion, a new v3 the challenger; only v2 may go.
+    _train(auto_promote=False)
+    tomorrow = (date.today() + timedelta(days=1)).isoformat()
+    dry = _lifecycle_job("retention_job", {"created_before": tomorrow, "dry_run": True})
+    assert dry.success and dry.output_for_node("delete_old_versions_op") == ["2"]
+    done = _lifecycle_job("retention_job", {"created_before": tomorrow})
+    assert done.success
+    left = _client(lifecycle_home).search_model_versions(f"name = '{REGISTERED_MODEL_NAME}'")
+    assert sorted(str(v.version) for v in left) == ["1", "3"]
+
+
+def test_schema_change_retrains_and_old_version_names_the_missing_column(lifecycle_home):
+    _train()
+    with duckdb.connect(str(lifecycle_home / "warehouse.duckdb")) as conn:
+        conn.execute("ALTER TABLE features DROP COLUMN plays_7d")
+    retrained = _train(auto_promote=False)
+    assert retrained.success
+    client = _client(lifecycle_home)
+    v2 = client.get_model_version(REGISTERED_MODEL_NAME, "2")
+    assert "plays_7d" not in json.loads(v2.tags["feature_columns"])
+    signature = __import__("mlflow").models.get_model_info(v2.source).signature
+    assert "plays_7d" not in signature.inputs.input_names()
+
+    scored = materialize(
+        [predictions],
+        resources=default_resources(),
+        partition_key="2016-05-01",
+        raise_on_error=False,
+    )
+    assert not scored.success
+    failure = next(e for e in scored.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
+    assert "plays_7d" in failure.step_failure_data.error.message
+
+    # The backtest of a cohort says which version cannot score it and why.
+    backtest = materialize(
+        [model_performance], resources=default_resources(), partition_key="2016-04-01"
+    )
+    meta = _metadata(backtest)
+    assert "plays_7d" in meta["versions_unscorable"]["1"]
+    assert meta["champion_version"] == "1"
