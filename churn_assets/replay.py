@@ -15,10 +15,16 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
-from dagster._core.storage.tags import RUN_KEY_TAG, SCHEDULE_NAME_TAG, SENSOR_NAME_TAG
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    RUN_KEY_TAG,
+    SCHEDULE_NAME_TAG,
+    SENSOR_NAME_TAG,
+)
 
 from churn_assets.partitions import add_months, partition_key
-from churn_assets.raw.landing import inspect_file, source_sql, table_files
+from churn_assets.raw.landing import sql_literal, table_files
 
 # A sensor keeps asking while new runs produce new events; this bounds one month's chain.
 MAX_SENSOR_ROUNDS = 10
@@ -49,14 +55,26 @@ class ReplaySummary:
 
 
 def landed_span(folder: Path, table: str, date_column: str) -> tuple[date, date]:
-    """First and last month that one table's landing files cover."""
-    conn = duckdb.connect()
-    files = [inspect_file(conn, f, table) for f in table_files(folder, table)]
+    """First and last month that one table's landing files cover.
+
+    Only the date column is read, so a file whose other columns drifted (renamed, dropped) does
+    not stop the replay here: the load of its month reports it, as it would in production.
+    """
+    files = table_files(folder, table)
     if not files:
         raise ValueError(f"no {table} files in {folder}")
-    low, high = conn.execute(
-        f"SELECT min({date_column}), max({date_column}) FROM ({source_sql(files, table)})"
-    ).fetchone()
+    reads = [
+        f"SELECT {date_column} FROM read_parquet({sql_literal(str(f))})"
+        if f.name.endswith(".parquet")
+        else f"SELECT {date_column} FROM read_csv({sql_literal(str(f))}, header=true, "
+        f"all_varchar=true)"
+        for f in files
+    ]
+    with duckdb.connect() as conn:
+        low, high = conn.execute(
+            f"SELECT min(CAST({date_column} AS INTEGER)), max(CAST({date_column} AS INTEGER)) "
+            f"FROM ({' UNION ALL '.join(reads)})"
+        ).fetchone()
     if low is None:
         raise ValueError(f"the {table} files in {folder} hold no rows")
     return _month_of(low), _month_of(high)
@@ -124,10 +142,11 @@ class Replayer:
             )
         )
         status = "ok" if result.success else "FAILED"
-        self.log(
-            f"  {origin} -> {job.name}[{request.partition_key}] {status}: "
-            f"{', '.join(assets) or '-'}"
+        partitions = request.partition_key or "..".join(
+            request.tags.get(tag, "")
+            for tag in (ASSET_PARTITION_RANGE_START_TAG, ASSET_PARTITION_RANGE_END_TAG)
         )
+        self.log(f"  {origin} -> {job.name}[{partitions}] {status}: {', '.join(assets) or '-'}")
 
     def tick_schedules(self, month: date) -> None:
         moment = datetime(month.year, month.month, month.day, 3, 0)
@@ -163,18 +182,21 @@ class Replayer:
                 return
 
     def backfill_history(self, first: date, last: date, today: date) -> None:
-        """Load the subscription history (transactions of ``first``..``last``) before the loop."""
-        month = first
-        if month <= last:
-            self.log(f"history {first:%Y-%m}..{last:%Y-%m}:")
-        while month <= last:
-            request = dg.RunRequest(
-                run_key=f"history-{partition_key(month)}",
-                partition_key=partition_key(month),
-                asset_selection=[dg.AssetKey("transactions")],
-            )
-            self._execute(today, "history_backfill", REPLAY_STEP_TAG, "load_job", request)
-            month = add_months(month, 1)
+        """Load the subscription history (transactions of ``first``..``last``) in one ranged run,
+        as a new deployment backfills history on its first day."""
+        if first > last:
+            return
+        self.log(f"history {first:%Y-%m}..{last:%Y-%m}:")
+        start, end = partition_key(first), partition_key(last)
+        request = dg.RunRequest(
+            run_key=f"history-{start}-{end}",
+            asset_selection=[dg.AssetKey("transactions")],
+            tags={
+                ASSET_PARTITION_RANGE_START_TAG: start,
+                ASSET_PARTITION_RANGE_END_TAG: end,
+            },
+        )
+        self._execute(today, "history_backfill", REPLAY_STEP_TAG, "load_job", request)
 
     def run_month(self, month: date) -> None:
         self.log(f"{month:%Y-%m}:")

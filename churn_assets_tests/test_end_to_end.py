@@ -28,7 +28,8 @@ def test_replay_runs_every_month_without_failure(replayed_world):
         "2016-07",
     ]
     origins = {r.origin for r in summary.runs}
-    assert origins == {"monthly_schedule", "cohort_sensor", "training_sensor"}
+    # The simulated subscription history before the listening data is loaded first.
+    assert origins == {"history_backfill", "monthly_schedule", "cohort_sensor", "training_sensor"}
 
 
 def test_warehouse_tables_hold_every_stage(replayed_world):
@@ -38,7 +39,7 @@ def test_warehouse_tables_hold_every_stage(replayed_world):
             "SELECT DISTINCT date_trunc('month', transaction_date)::DATE FROM transactions "
             "ORDER BY 1"
         ).fetchall()
-        assert [m[0] for m in loaded_months] == world.months
+        assert [m[0] for m in loaded_months] == world.history_months + world.months
         feature_cohorts = [
             r[0]
             for r in conn.execute(

@@ -22,7 +22,7 @@ from churn_assets.partitions import (
     partition_key,
 )
 from churn_assets.resources import ModelRegistryResource
-from churn_assets.settings import training_budget_s
+from churn_assets.settings import auto_promote, training_budget_s
 
 RAW_TABLES = (dg.AssetKey("transactions"), dg.AssetKey("user_logs"))
 DRIFT_CHECK_KEY = dg.AssetCheckKey(dg.AssetKey("drift_report"), DRIFT_CHECK)
@@ -68,7 +68,8 @@ def _blocking_checks_passed(instance: dg.DagsterInstance, record: dg.EventLogRec
     for execution in instance.event_log_storage.get_asset_check_execution_history(
         check_key, limit=50
     ):
-        if execution.run_id == record.run_id:
+        # A ranged run records one result per month: match the month too.
+        if execution.run_id == record.run_id and execution.partition == record.partition_key:
             return execution.status == AssetCheckExecutionRecordStatus.SUCCEEDED
     return False
 
@@ -124,7 +125,11 @@ def _training_request(cohort: str, run_key: str, reason: str) -> dg.RunRequest:
         run_config={
             "ops": {
                 "churn_model": {
-                    "config": {"as_of_month": cohort[:7], "time_budget_s": training_budget_s()}
+                    "config": {
+                        "as_of_month": cohort[:7],
+                        "time_budget_s": training_budget_s(),
+                        "auto_promote": auto_promote(),
+                    }
                 }
             }
         },
