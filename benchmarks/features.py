@@ -21,7 +21,6 @@ import argparse
 import base64
 import json
 import os
-import re
 import resource
 import shutil
 import subprocess
@@ -34,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
+from benchmarks_md import write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Features and raw load"
@@ -254,17 +254,6 @@ def render(results: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace only this benchmark's section; keep every other section of the file."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", default=["1M", "10M"], choices=list(SIZES))
@@ -309,7 +298,7 @@ def main() -> None:
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
     section = render(results)
-    write_section(args.out, section)
+    write_section(args.out, SECTION, section)
     print(section)
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import tempfile
 import time
 from datetime import date
@@ -26,6 +25,7 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 import pandas as pd
+from benchmarks_md import write_section
 
 from churn_assets.performance.metrics import classification_metrics
 
@@ -195,17 +195,6 @@ def render(results: list[dict], users: int, months: int, budget: float, metric: 
     return "\n".join(lines)
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace only this benchmark's section; keep every other section of the file."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=5000)
@@ -233,7 +222,7 @@ def main() -> None:
         )
         results.append(result)
     section = render(results, args.users, args.months, args.budget, args.metric)
-    write_section(args.out, section)
+    write_section(args.out, SECTION, section)
     print(section)
 
 

@@ -112,3 +112,11 @@ def test_cohort_is_the_users_expiring_in_the_month(loaded: Path):
     assert frame["days_to_expiry"].between(0, 30).all()
     assert frame["msno"].is_unique
     assert (frame["cohort_month"].astype(str) == COHORT).all()
+
+
+def test_every_feature_reads_as_words_in_reasons(loaded: Path):
+    from churn_assets.features.assets import feature_columns_of
+    from churn_assets.scoring.reasons import FEATURE_WORDS
+
+    frame = _features(loaded, COHORT)
+    assert [c for c in feature_columns_of(list(frame.columns)) if c not in FEATURE_WORDS] == []

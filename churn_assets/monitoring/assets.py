@@ -5,16 +5,15 @@ check (too large a share of drifted columns) is what the retraining sensor liste
 """
 
 import json
-from datetime import datetime
 from pathlib import Path
 
 import dagster as dg
-import pandas as pd
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from churn_assets.features.assets import CATEGORICAL_FEATURES, feature_columns_of
 from churn_assets.monitoring.drift import data_drift
+from churn_assets.monitoring.verdicts import record_verdict
 from churn_assets.partitions import month_start, monthly_partitions
 from churn_assets.resources import ModelRegistryResource, ReportsResource
 from churn_assets.warehouse import run_sql_file, transaction
@@ -91,22 +90,11 @@ def drift_report(
     drift_rows = result.columns.assign(
         cohort_month=cohort, reference_model_version=str(champion.version)
     )
-    verdict_row = pd.DataFrame(
-        [
-            {
-                "cohort_month": cohort,
-                "monitor": "data_drift",
-                "severity": severity,
-                "detail": detail,
-                "evaluated_at": datetime.now(),
-            }
-        ]
-    )
     with warehouse.get_connection() as conn:
         conn.register("drift_rows", drift_rows)
-        conn.register("verdict_row", verdict_row)
         with transaction(conn):
             run_sql_file(conn, SQL, {"cohort": cohort})
+            record_verdict(conn, cohort, "data_drift", severity, detail)
 
     return dg.MaterializeResult(
         metadata={

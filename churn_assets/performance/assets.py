@@ -19,6 +19,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
+from churn_assets.monitoring.verdicts import record_verdict
 from churn_assets.partitions import month_start, monthly_partitions
 from churn_assets.performance.metrics import classification_metrics
 from churn_assets.resources import ModelRegistryResource
@@ -203,22 +204,11 @@ def model_performance(
         verdict = Verdict(
             "error", f"champion v{champion_version} cannot score: {unscorable[champion_version]}"
         )
-    verdict_row = pd.DataFrame(
-        [
-            {
-                "cohort_month": cohort,
-                "monitor": MONITOR,
-                "severity": verdict.severity,
-                "detail": verdict.detail,
-                "evaluated_at": now,
-            }
-        ]
-    )
     with warehouse.get_connection() as conn:
         conn.register("performance_rows", performance)
-        conn.register("verdict_row", verdict_row)
         with transaction(conn):
             run_sql_file(conn, SQL, {"cohort": cohort})
+            record_verdict(conn, cohort, MONITOR, verdict.severity, verdict.detail)
         history = _history_markdown(conn, cohort)
 
     champion_metrics = champion_row or dict.fromkeys(METRIC_COLUMNS, float("nan"))

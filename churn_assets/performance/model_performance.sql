@@ -20,13 +20,5 @@ CREATE TABLE IF NOT EXISTS model_performance (
     out_of_time BOOLEAN NOT NULL,
     evaluated_at TIMESTAMP NOT NULL
 );
-CREATE TABLE IF NOT EXISTS monitor_verdicts (
-    cohort_month DATE NOT NULL,
-    monitor VARCHAR NOT NULL,
-    severity VARCHAR NOT NULL,
-    detail VARCHAR,
-    evaluated_at TIMESTAMP NOT NULL
-);
 DELETE FROM model_performance WHERE cohort_month = $cohort;
 INSERT INTO model_performance BY NAME SELECT * FROM performance_rows;
-INSERT INTO monitor_verdicts BY NAME SELECT * FROM verdict_row;
