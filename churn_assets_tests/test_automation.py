@@ -31,16 +31,21 @@ def _requests(data) -> list[dg.RunRequest]:
     return list(data.run_requests or [])
 
 
-def test_schedule_loads_last_month_and_labels_that_became_known(world, tmp_path):
+def _schedule_requests(world, tmp_path: Path, moment: datetime) -> list[dg.RunRequest]:
+    """What the monthly schedule asks for when it ticks at ``moment``."""
     landing = LandingResource(path=str(world.landing_dir))
     with dg.instance_for_test() as instance:
         context = dg.build_schedule_context(
             instance=instance,
-            scheduled_execution_time=datetime(2016, 4, 1, 3),
+            scheduled_execution_time=moment,
             resources={"landing": landing},
             repository_def=_repository(tmp_path, world.landing_dir),
         )
-        requests = _requests(monthly_schedule.evaluate_tick(context))
+        return _requests(monthly_schedule.evaluate_tick(context))
+
+
+def test_schedule_loads_last_month_and_labels_that_became_known(world, tmp_path):
+    requests = _schedule_requests(world, tmp_path, datetime(2016, 4, 1, 3))
     assert [(r.partition_key, r.run_key) for r in requests] == [
         ("2016-03-01", "raw-2016-03-01"),
         ("2016-02-01", "labels-2016-02-01"),  # cohort 2016-02 is labelled from 2016-04 on
@@ -57,15 +62,7 @@ def test_schedule_loads_last_month_and_labels_that_became_known(world, tmp_path)
 
 
 def test_schedule_waits_for_label_files(world, tmp_path):
-    landing = LandingResource(path=str(world.landing_dir))
-    with dg.instance_for_test() as instance:
-        context = dg.build_schedule_context(
-            instance=instance,
-            scheduled_execution_time=datetime(2016, 2, 1, 3),
-            resources={"landing": landing},
-            repository_def=_repository(tmp_path, world.landing_dir),
-        )
-        requests = _requests(monthly_schedule.evaluate_tick(context))
+    requests = _schedule_requests(world, tmp_path, datetime(2016, 2, 1, 3))
     assert [r.run_key for r in requests] == ["raw-2016-01-01"]
 
 

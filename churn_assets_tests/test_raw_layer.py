@@ -40,6 +40,14 @@ def _rows(home: Path, sql: str) -> list[tuple]:
         return conn.execute(sql).fetchall()
 
 
+def _transactions_file(landing: Path, name: str, rows: str) -> Path:
+    """A transactions file with the landed files' header and the given rows."""
+    header = (landing / "transactions_201602.csv").read_text().splitlines()[0]
+    path = landing / name
+    path.write_text(f"{header}\n{rows}")
+    return path
+
+
 def _month_fingerprint(home: Path) -> list[tuple]:
     return _rows(
         home,
@@ -96,12 +104,10 @@ def test_wrong_type_names_file_line_and_column_and_keeps_stored_month(tmp_path, 
     home = tmp_path / "home"
     assert _load(home, landing, transactions).success
     before = _month_fingerprint(home)
-    bad = landing / "transactions_bad.csv"
-    header = (landing / "transactions_201602.csv").read_text().splitlines()[0]
-    bad.write_text(
-        f"{header}\n"
-        "u1,41,30,149,149,1,20160205,20160306,0\n"
-        "u2,41,30,lots,149,1,20160206,20160307,0\n"
+    bad = _transactions_file(
+        landing,
+        "transactions_bad.csv",
+        "u1,41,30,149,149,1,20160205,20160306,0\nu2,41,30,lots,149,1,20160206,20160307,0\n",
     )
     with pytest.raises(dg.Failure) as failure:
         _load(home, landing, transactions)
@@ -235,10 +241,10 @@ def test_malformed_row_is_named_and_stored_month_kept(tmp_path, landing):
     home = tmp_path / "home"
     assert _load(home, landing, transactions).success
     before = _month_fingerprint(home)
-    bad = landing / "transactions_malformed.csv"
-    header = (landing / "transactions_201602.csv").read_text().splitlines()[0]
-    bad.write_text(
-        f"{header}\nu1,41,30,149,149,1,20160205,20160306,0\nu2,41,30,149,149,1,20160206\n"
+    bad = _transactions_file(
+        landing,
+        "transactions_malformed.csv",
+        "u1,41,30,149,149,1,20160205,20160306,0\nu2,41,30,149,149,1,20160206\n",
     )
     with pytest.raises(dg.Failure) as failure:
         _load(home, landing, transactions)
