@@ -24,6 +24,7 @@ import mlflow
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 from mlflow.entities import Metric
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 from pydantic import Field
@@ -105,10 +106,9 @@ def load_labeled_window(
 
 
 def champion_score_on(
-    registry: ModelRegistryResource, split: LabeledSplit
+    registry: ModelRegistryResource, champion: ModelVersion | None, split: LabeledSplit
 ) -> tuple[str | None, float | None]:
-    """The current champion's AUC on the candidate's validation cohort, if it can be scored."""
-    champion = registry.champion()
+    """The champion's AUC on the candidate's validation cohort, if it can be scored."""
     if champion is None:
         return None, None
     booster = registry.load_model(champion.version)
@@ -121,9 +121,8 @@ def champion_score_on(
     )["auc"]
 
 
-def champion_starting_config(registry: ModelRegistryResource) -> dict | None:
-    """FLAML's best configuration of the current champion, if it logged one."""
-    champion = registry.champion()
+def champion_starting_config(champion: ModelVersion | None) -> dict | None:
+    """FLAML's best configuration of the champion, if it logged one."""
     raw = champion.tags.get(BEST_CONFIG_TAG) if champion is not None else None
     return json.loads(raw) if raw else None
 
@@ -181,7 +180,9 @@ def churn_model(context: dg.AssetExecutionContext, config: TrainingConfig) -> dg
     except ValueError as exc:
         raise dg.Failure(str(exc)) from exc
 
-    starting_config = champion_starting_config(registry) if config.warm_start else None
+    # One look at the registry: warm start, hurdle exemption and comparison judge the same champion.
+    champion = registry.champion()
+    starting_config = champion_starting_config(champion) if config.warm_start else None
     with tempfile.TemporaryDirectory() as folder:
         log_file = Path(folder) / "flaml.log"
         booster, best_config, automl = fit_lightgbm_automl(
@@ -202,7 +203,7 @@ def churn_model(context: dg.AssetExecutionContext, config: TrainingConfig) -> dg
     hurdle_auc = baselines[best_baseline]["auc"] + config.hurdle_margin
     candidate_auc = metrics["auc"]
     clears_hurdle = not math.isnan(candidate_auc) and candidate_auc > hurdle_auc
-    first_model = registry.champion() is None
+    first_model = champion is None
     register = clears_hurdle or (first_model and config.first_model_skips_hurdle)
     importance = (
         pd.Series(booster.feature_importance("gain"), index=booster.feature_name())
@@ -291,7 +292,6 @@ def churn_model(context: dg.AssetExecutionContext, config: TrainingConfig) -> dg
     if not register:
         context.log.warning(f"candidate not registered: it does not beat the baseline ({verdict})")
         mlf.end_run()
-        champion = registry.champion()
         return dg.MaterializeResult(
             metadata={
                 **common,
@@ -302,7 +302,7 @@ def churn_model(context: dg.AssetExecutionContext, config: TrainingConfig) -> dg
         )
 
     version = str(model_info.registered_model_version)
-    champion_version, champion_auc = champion_score_on(registry, split)
+    champion_version, champion_auc = champion_score_on(registry, champion, split)
     beats_champion = champion_version is not None and (
         not math.isnan(candidate_auc) and candidate_auc >= champion_auc + config.promotion_margin
     )
