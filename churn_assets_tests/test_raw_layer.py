@@ -82,8 +82,13 @@ def test_v1_and_v2_files_are_unioned_without_duplicates(tmp_path, landing):
     before = _rows(home, "SELECT count(*) FROM user_logs")
     source = landing / "user_logs_201602.csv"
     shutil.copy(source, landing / "user_logs_v2.csv")  # a second file repeating every row
-    assert _load(home, landing, user_logs).success
+    result = _load(home, landing, user_logs)
+    assert result.success
     assert _rows(home, "SELECT count(*) FROM user_logs") == before
+    # Every copy is counted as an exact duplicate; none of them is mistaken for a key duplicate.
+    duplicates = _metadata(_checks(result)["duplicates"])
+    assert duplicates["exact_duplicates_dropped"] == before[0][0]
+    assert duplicates["key_duplicates"] == 0
 
 
 def test_missing_column_is_named_and_stored_month_kept(tmp_path, landing):

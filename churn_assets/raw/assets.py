@@ -56,13 +56,19 @@ def window_params(start: date, end: date) -> dict[str, Any]:
     }
 
 
-# Tables loaded by month: their exact duplicates and volume are counted per month.
+# Tables loaded by month: their duplicates and volume are counted per month.
 MONTHLY = ("transactions", "user_logs")
-
-
-def _tag(month: date) -> int:
-    """``YYYYMM`` as an integer, the month key of the staged landing rows."""
-    return month.year * 100 + month.month
+# The SQL files that replace a table's window, in order, inside one transaction. Small tables are
+# staged (exact duplicates folded) before they replace the stored rows; the monthly tables, which
+# run to hundreds of millions of rows, stream straight into the table and are deduplicated there.
+LOAD_STEPS = {
+    "members": ("stage_members.sql", "load_members.sql"),
+    "labels": ("stage_labels.sql", "load_labels.sql"),
+    "transactions": ("load_transactions.sql", "dedupe_transactions.sql"),
+    "user_logs": ("load_user_logs.sql", "dedupe_user_logs.sql"),
+}
+# Temporary tables a load leaves on its connection.
+LOAD_TEMP_TABLES = ("staged", "repeated_keys", "repeated_rows", "duplicate_counts")
 
 
 @dataclass
@@ -89,39 +95,39 @@ def load_table(
     with warehouse.get_connection() as conn:
         run_sql_file(conn, SQL / "create_raw_tables.sql")
         landing = [inspect_file(conn, f, table) for f in files]
-        exact: dict[int, int] = {}
         if landing:
             conn.execute(
                 f"CREATE OR REPLACE TEMP VIEW landing_source AS {source_sql(landing, table)}"
             )
             try:
                 with transaction(conn):
-                    run_sql_file(conn, SQL / f"stage_{table}.sql", params)
-                    run_sql_file(conn, SQL / f"load_{table}.sql", params)
+                    for step in LOAD_STEPS[table]:
+                        run_sql_file(conn, SQL / step, params)
             except duckdb.Error as exc:
                 raise describe_load_error(exc, table) from exc
-            exact = dict(
-                conn.execute(
-                    "SELECT month_tag, sum(copies - 1)::BIGINT FROM staged GROUP BY ALL"
-                ).fetchall()
-            )
         else:
-            run_sql_file(conn, SQL / "empty_stage.sql")
+            run_sql_file(conn, SQL / "no_duplicates.sql")
+        duplicates = {
+            month: {"exact_duplicates": int(exact), "key_duplicates": int(keyed)}
+            for month, exact, keyed in conn.execute(
+                "SELECT month, exact_duplicates, key_duplicates FROM duplicate_counts"
+            ).fetchall()
+        }
         cursor = run_sql_file(conn, SQL / f"quality_{table}.sql", params)
         names = [d[0] for d in cursor.description]
         months = {}
         for row in cursor.fetchall():
             numbers = dict(zip(names, row, strict=True))
             month = numbers.pop("month")
-            numbers["exact_duplicates"] = (
-                exact.get(_tag(month), 0) if table in MONTHLY else sum(exact.values())
+            months[month] = numbers | duplicates.get(
+                month, {"exact_duplicates": 0, "key_duplicates": 0}
             )
-            months[month] = numbers
         members_loaded = bool(conn.execute("SELECT count(*) > 0 FROM members").fetchone()[0])
         history: dict[date, int] = {}
         if table in MONTHLY:
             history = dict(run_sql_file(conn, SQL / f"volume_{table}.sql", params).fetchall())
-        conn.execute("DROP TABLE IF EXISTS staged")
+        for temp in LOAD_TEMP_TABLES:
+            conn.execute(f"DROP TABLE IF EXISTS {temp}")
     extra = sorted({c for f in landing for c in f.columns} - set(LANDING_COLUMNS[table]))
     return LoadReport(months, [f.name for f in files], extra, members_loaded, history)
 

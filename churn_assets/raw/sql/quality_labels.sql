@@ -4,7 +4,6 @@ SELECT
     count(*) AS rows,
     count(*) FILTER (WHERE l.msno IS NULL OR l.msno = '' OR l.is_churn NOT IN (0, 1))
         AS invalid_key_rows,
-    count(*) - count(DISTINCT l.msno) AS key_duplicates,
     avg(l.is_churn) AS churn_rate,
     count(*) FILTER (WHERE m.msno IS NULL) AS unknown_user_rows
 FROM labels l

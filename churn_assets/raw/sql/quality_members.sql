@@ -10,6 +10,5 @@ SELECT
     count(*) FILTER (WHERE bd IS NULL OR bd <= 0 OR bd > 100) AS range_invalid_bd,
     count(*) FILTER (WHERE gender NOT IN ('male', 'female')) AS range_unknown_gender,
     count(*) FILTER (WHERE registration_init_time > current_date) AS range_future_registration,
-    (SELECT count(*) - count(DISTINCT msno) FROM staged) AS key_duplicates,
     0 AS unknown_user_rows
 FROM members;
