@@ -9,6 +9,7 @@ from churn_assets.partitions import add_months, month_start, monthly_partitions
 from churn_assets.warehouse import run_sql_file, transaction
 
 SQL = Path(__file__).parent / "cohort_features.sql"
+SUMMARY_SQL = Path(__file__).parent / "feature_summary.sql"
 KEY_COLUMNS = ("msno", "cohort_month")
 # Feature columns that hold codes, not quantities (drift and reasons treat them as categories).
 CATEGORICAL_FEATURES = ("city", "gender_code", "registered_via", "last_payment_method_id")
@@ -50,27 +51,28 @@ def features(context: dg.AssetExecutionContext, warehouse: DuckDBResource) -> dg
     with warehouse.get_connection() as conn:
         with transaction(conn):
             run_sql_file(conn, SQL, params)
-        frame = conn.execute(
-            "SELECT * FROM features WHERE cohort_month = ? ORDER BY msno", [cutoff]
-        ).df()
-    feature_columns = [c for c in frame.columns if c not in KEY_COLUMNS]
-    null_shares = frame[feature_columns].isna().mean().round(4).to_dict() if len(frame) else {}
+        users = conn.execute(
+            "SELECT count(*) FROM features WHERE cohort_month = ?", [cutoff]
+        ).fetchone()[0]
+        summary = (
+            run_sql_file(conn, SUMMARY_SQL, {"cutoff": cutoff}).df().set_index("statistic").T
+        )
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": len(frame),
+            "dagster/row_count": users,
             "cohort_month": cutoff.isoformat(),
-            "feature_count": len(feature_columns),
-            "null_shares": dg.MetadataValue.json(null_shares),
-            "summary": dg.MetadataValue.md(
-                frame[feature_columns].describe().T.round(2).to_markdown() if len(frame) else ""
+            "feature_count": len(summary),
+            "null_shares": dg.MetadataValue.json(
+                summary["null_share"].fillna(0.0).round(4).to_dict() if users else {}
             ),
+            "summary": dg.MetadataValue.md(summary.round(2).to_markdown() if users else ""),
         },
         check_results=[
             dg.AssetCheckResult(
                 check_name="cohort_not_empty",
-                passed=len(frame) > 0,
+                passed=users > 0,
                 severity=dg.AssetCheckSeverity.ERROR,
-                metadata={"users": len(frame)},
+                metadata={"users": users},
             )
         ],
     )

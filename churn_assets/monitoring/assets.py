@@ -61,7 +61,9 @@ def drift_report(
     learnt_from.append(champion.tags.get("validation_cohort", ""))
     feature_names = json.loads(champion.tags.get("feature_columns", "[]"))
     with warehouse.get_connection() as conn:
-        current = conn.execute("SELECT * FROM features WHERE cohort_month = ?", [cohort]).df()
+        current = conn.execute(
+            "SELECT * FROM features WHERE cohort_month = ? ORDER BY msno", [cohort]
+        ).df()
         reference = conn.execute(
             "SELECT * FROM features WHERE cohort_month IN (SELECT unnest(?::DATE[])) "
             f"USING SAMPLE reservoir({int(MAX_REFERENCE_ROWS)} ROWS) REPEATABLE (7)",

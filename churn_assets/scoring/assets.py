@@ -54,7 +54,9 @@ def predictions(
         )
     booster = registry.load_model(champion.version)
     with warehouse.get_connection() as conn:
-        frame = conn.execute("SELECT * FROM features WHERE cohort_month = ?", [cohort]).df()
+        frame = conn.execute(
+            "SELECT * FROM features WHERE cohort_month = ? ORDER BY msno", [cohort]
+        ).df()
     if frame.empty:
         raise dg.Failure(f"no features for cohort {cohort:%Y-%m}: materialize features first")
     try:
