@@ -1,7 +1,7 @@
 -- Features of cohort $cutoff: users whose membership expiry, as known before $cutoff, falls in
 -- [$cutoff, $next_month). Every row read is dated strictly before $cutoff (DESIGN §3).
--- Each source table is read once: one aggregate per user over the payment history, one over the
--- 90 days of listening; every window is a filtered aggregate of that single pass.
+-- One aggregate per user over the payment history and one over the 90 days of listening, every
+-- window a filtered aggregate of that single pass; lapses need each user's payments in order.
 CREATE OR REPLACE TEMP TABLE cohort_features AS
 WITH subscriptions AS (
     SELECT
@@ -25,13 +25,7 @@ WITH subscriptions AS (
                  THEN (plan_list_price - actual_amount_paid) / plan_list_price END)
             AS mean_discount_share,
         count(DISTINCT payment_method_id) FILTER (WHERE days_before <= 365)
-            AS payment_methods_365d,
-        -- Paid subscriptions in date order, for the lapses below (sorting each user's short
-        -- list costs less than an ordered aggregate or a window over the whole history).
-        list_sort(
-            list({'paid_on': transaction_date, 'expires': membership_expire_date})
-                FILTER (WHERE is_cancel = 0)
-        ) AS paid
+            AS payment_methods_365d
     FROM (
         SELECT *, date_diff('day', transaction_date, $cutoff::DATE) AS days_before
         FROM transactions
@@ -40,15 +34,23 @@ WITH subscriptions AS (
     GROUP BY msno
 ),
 cohort AS (
-    SELECT
-        *,
-        -- A lapse: a paid subscription starting more than 30 days after the previous one expired.
-        list_filter(
-            range(2, len(paid) + 1),
-            lambda i: paid[i].paid_on > paid[i - 1].expires + INTERVAL 30 DAY
-        ) AS lapse_positions
-    FROM subscriptions
+    SELECT * FROM subscriptions
     WHERE latest.expire_date >= $cutoff AND latest.expire_date < $next_month
+),
+lapses AS (
+    SELECT msno,
+           count(*) FILTER (WHERE is_lapse) AS lapse_count,
+           count(*) FILTER (WHERE is_lapse AND transaction_date >= $cutoff - INTERVAL 365 DAY)
+               AS lapse_count_365d
+    FROM (
+        SELECT msno, transaction_date,
+               transaction_date > lag(membership_expire_date) OVER (
+                   PARTITION BY msno ORDER BY transaction_date, membership_expire_date
+               ) + INTERVAL 30 DAY AS is_lapse
+        FROM transactions
+        WHERE transaction_date < $cutoff AND is_cancel = 0
+    )
+    GROUP BY msno
 ),
 listening AS (
     -- Rows are one per user and listening day (the load drops exact duplicates, the duplicates
@@ -117,11 +119,8 @@ SELECT
     c.auto_renew_share_365d,
     c.mean_discount_share,
     c.payment_methods_365d,
-    coalesce(len(c.lapse_positions), 0) AS lapse_count,
-    coalesce(len(list_filter(
-        c.lapse_positions,
-        lambda i: c.paid[i].paid_on >= $cutoff - INTERVAL 365 DAY
-    )), 0) AS lapse_count_365d,
+    coalesce(l.lapse_count, 0) AS lapse_count,
+    coalesce(l.lapse_count_365d, 0) AS lapse_count_365d,
     date_diff('day', c.first_transaction_date, $cutoff::DATE) AS subscription_tenure_days,
     coalesce(g.plays_7d, 0) AS plays_7d,
     coalesce(g.active_days_7d, 0) AS active_days_7d,
@@ -160,6 +159,7 @@ SELECT
     CASE WHEN m.registration_init_time < $cutoff
          THEN date_diff('day', m.registration_init_time, $cutoff::DATE) END AS registration_age_days
 FROM cohort c
+LEFT JOIN lapses l USING (msno)
 LEFT JOIN listening g USING (msno)
 LEFT JOIN members m ON m.msno = c.msno AND m.registration_init_time < $cutoff;
 
