@@ -43,6 +43,7 @@ COHORT = date(2017, 4, 1)
 ROWS_PER_USER = 60  # listening days per user over the three months
 CHUNK_ROWS = 4_000_000
 KKBOX_LOG_ROWS = 392_000_000
+REPEATS = 3  # the feature query and the bare aggregates are timed 3 times each; medians reported
 SIZES = {"1M": 1_000_000, "10M": 10_000_000, "100M": 100_000_000}
 
 
@@ -82,7 +83,7 @@ def _write(path: Path, batches: list[pa.RecordBatch] | object) -> None:
 def generate(folder: Path, log_rows: int, seed: int = 1) -> dict[str, int]:
     """A landing folder with ``log_rows`` user_logs rows; returns rows per table."""
     rng = np.random.default_rng(seed)
-    users = max(1, log_rows // ROWS_PER_USER)
+    users = max(1, -(-log_rows // ROWS_PER_USER))  # the last user may listen on fewer days
     msno = _msnos(users, rng)
     folder.mkdir(parents=True, exist_ok=True)
 
@@ -136,7 +137,7 @@ def generate(folder: Path, log_rows: int, seed: int = 1) -> dict[str, int]:
             full = rng.poisson(14, size)
             yield pa.record_batch(
                 {
-                    "msno": msno.take(pa.array(np.minimum(user, users - 1))),
+                    "msno": msno.take(pa.array(user)),
                     "date": _yyyymmdd(day),
                     "num_25": rng.poisson(2, size),
                     "num_50": rng.poisson(1, size),
@@ -189,15 +190,10 @@ def measure(landing: Path, home: Path) -> dict[str, float]:
     create = "\n".join(line for line in create.splitlines() if not line.startswith("--"))
     warehouse = home / "warehouse.duckdb"
     config = {"memory_limit": os.environ.get("CHURN_DUCKDB_MEMORY_LIMIT", "3GB")}
-    with duckdb.connect(str(warehouse), config=config) as conn:
-        params = {"cutoff": COHORT, "next_month": date(2017, 5, 1)}
-        began = time.perf_counter()
-        conn.execute(create, {k: v for k, v in params.items() if f"${k}" in create})
-        out["features_sql_s"] = time.perf_counter() - began
-        out["feature_rows"] = conn.execute("SELECT count(*) FROM cohort_features").fetchone()[0]
-        began = time.perf_counter()
-        conn.execute(
-            """
+    queries = {
+        "features_sql_s": create,
+        # The floor: a bare GROUP BY over the 90 days of listening the features read ...
+        "bare_s": """
             CREATE OR REPLACE TEMP TABLE bare AS
             SELECT msno, sum(num_25 + num_50 + num_75 + num_985 + num_100) AS plays,
                    count(*) AS days, sum(total_secs) AS secs, sum(num_unq) AS unq,
@@ -206,10 +202,27 @@ def measure(landing: Path, home: Path) -> dict[str, float]:
             WHERE date >= $cutoff::DATE - INTERVAL 90 DAY AND date < $cutoff
             GROUP BY msno
             """,
-            {"cutoff": COHORT},
-        )
-        out["bare_s"] = time.perf_counter() - began
+        # ... and one over the payment history, the other table they read.
+        "bare_transactions_s": """
+            CREATE OR REPLACE TEMP TABLE bare_transactions AS
+            SELECT msno, count(*) AS payments, max(transaction_date) AS last_payment,
+                   sum(actual_amount_paid) AS paid, max(membership_expire_date) AS expiry
+            FROM transactions
+            WHERE transaction_date < $cutoff
+            GROUP BY msno
+            """,
+    }
+    params = {"cutoff": COHORT, "next_month": date(2017, 5, 1)}
+    timings: dict[str, list[float]] = {name: [] for name in queries}
+    with duckdb.connect(str(warehouse), config=config) as conn:
+        for _ in range(REPEATS):  # interleaved, so machine noise hits every query alike
+            for name, query in queries.items():
+                began = time.perf_counter()
+                conn.execute(query, {k: v for k, v in params.items() if f"${k}" in query})
+                timings[name].append(time.perf_counter() - began)
+        out["feature_rows"] = conn.execute("SELECT count(*) FROM cohort_features").fetchone()[0]
         out["loaded_log_rows"] = conn.execute("SELECT count(*) FROM user_logs").fetchone()[0]
+    out |= {name: float(np.median(values)) for name, values in timings.items()}
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return out
 
@@ -225,30 +238,49 @@ def render(results: dict[str, dict[str, float]]) -> str:
         "transactions and user_logs as one ranged run each (all checks included), then the "
         "`features` asset builds the cohort after the last month. *Bare* is "
         "`GROUP BY msno` (plays, days, seconds, unique songs, last date) over the same 90 days "
-        "of the loaded table; *features SQL* is the feature query alone, *features asset* adds "
-        "the table write and the Dagster metadata (null shares, summary).",
+        "of the loaded `user_logs`; *bare both* adds a bare `GROUP BY msno` over the payment "
+        "history, the other table the features read. *Features SQL* is the feature query alone "
+        f"(median of {REPEATS}, interleaved with the bare queries); *features asset* adds the "
+        "table write and the Dagster metadata (null shares, summary, computed in DuckDB).",
         "",
-        "| log rows | users | load s (logs rows/s) | features asset s | features SQL s | bare s "
-        "| SQL / bare | load + features s | peak RSS MB |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| log rows | users | load s (logs rows/s) | features asset s | load + features s "
+        "| peak RSS MB | features SQL s | bare logs s | SQL / bare logs | bare both s "
+        "| SQL / bare both |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for size, r in results.items():
         load = r["members_s"] + r["transactions_s"] + r["user_logs_s"]
+        both = r["bare_s"] + r["bare_transactions_s"]
         lines.append(
             f"| {size} | {r['users']:,} | {load:.1f} ({r['log_rows'] / r['user_logs_s']:,.0f}) "
-            f"| {r['features_s']:.1f} | {r['features_sql_s']:.2f} | {r['bare_s']:.2f} "
-            f"| {r['features_sql_s'] / r['bare_s']:.2f} | {load + r['features_s']:.1f} "
-            f"| {r['peak_rss_mb']:,.0f} |"
+            f"| {r['features_s']:.1f} | {load + r['features_s']:.1f} | {r['peak_rss_mb']:,.0f} "
+            f"| {r['features_sql_s']:.2f} | {r['bare_s']:.2f} "
+            f"| {r['features_sql_s'] / r['bare_s']:.1f} | {both:.2f} "
+            f"| {r['features_sql_s'] / both:.1f} |"
         )
-    largest = max(results.values(), key=lambda r: r["log_rows"])
-    factor = KKBOX_LOG_ROWS / largest["log_rows"]
-    total = largest["members_s"] + largest["transactions_s"] + largest["user_logs_s"]
+    largest_size, largest = max(results.items(), key=lambda item: item[1]["log_rows"])
+    load = largest["members_s"] + largest["transactions_s"] + largest["user_logs_s"]
+    total = load + largest["features_s"]
+    kkbox_minutes = load * KKBOX_LOG_ROWS / largest["log_rows"] / 60
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "not met"
+
     lines += [
         "",
+        f"Targets, on the largest run ({largest_size} log rows):",
+        f"- load + features {total:.0f} s (target ≤ 180 s at 100M: "
+        f"{verdict(total <= 180) if largest['log_rows'] >= 100_000_000 else 'not run at 100M'});",
+        f"- peak RSS {largest['peak_rss_mb']:,.0f} MB (target ≤ 4,096 MB: "
+        f"{verdict(largest['peak_rss_mb'] <= 4096)});",
+        f"- features SQL / bare logs aggregate {largest['features_sql_s'] / largest['bare_s']:.1f}"
+        f" (target ≤ 1.5: {verdict(largest['features_sql_s'] / largest['bare_s'] <= 1.5)}).",
+        "",
         f"Full KKBox scale ({KKBOX_LOG_ROWS / 1e6:.0f}M log rows over 26 months) extrapolates "
-        f"linearly from the largest run to about {total * factor / 60:.0f} min for the initial "
-        f"backfill load; a cohort's features read only its 90 days (about a ninth of the "
-        "table), so they stay near the figure of a table of that size.",
+        f"linearly from the largest run to about {kkbox_minutes:.0f} min for the initial backfill "
+        "load (one ranged run). A cohort's features read its 90 days "
+        "of listening (about 45M rows at KKBox scale) and the whole payment history (about 21M "
+        "rows), so a monthly feature build stays within this run's figures.",
         "",
     ]
     return "\n".join(lines)
