@@ -261,7 +261,13 @@ def test_label_files_follow_the_kkbox_definition(
 
 def test_labels_equal_the_world_decisions(large: SimulationSummary) -> None:
     truth = _read(large.truth_dir / "churn_probability.csv")
-    assert list(truth.columns) == ["msno", "cohort_month", "churn_probability", "is_churn"]
+    assert list(truth.columns) == [
+        "msno",
+        "cohort_month",
+        "churn_probability",
+        "churn_probability_without_latent",
+        "is_churn",
+    ]
     labels = pd.concat(
         [
             _read(large.landing_dir / f"train_{c:%Y%m}.csv").assign(cohort_month=f"{c:%Y-%m-01}")
@@ -274,6 +280,7 @@ def test_labels_equal_the_world_decisions(large: SimulationSummary) -> None:
     assert len(joined) == len(truth) == len(labels)
     assert (joined["is_churn_truth"] == joined["is_churn_label"]).all()
     assert truth["churn_probability"].between(0, 1).all()
+    assert truth["churn_probability_without_latent"].between(0, 1).all()
 
 
 def test_churn_is_learnable_but_not_perfect(large: SimulationSummary) -> None:
@@ -283,6 +290,11 @@ def test_churn_is_learnable_but_not_perfect(large: SimulationSummary) -> None:
     assert rates.between(0.03, 0.15).all(), rates
     score = auc(truth["churn_probability"].to_numpy(), truth["is_churn"].to_numpy())
     assert 0.75 < score < 0.99
+    # The latent term is a small part of the signal: averaged out, the truth still ranks nearly
+    # as well, so a model of the observable inputs can come close to it.
+    labels = truth["is_churn"].to_numpy()
+    without = auc(truth["churn_probability_without_latent"].to_numpy(), labels)
+    assert 0.95 * score < without < score
 
 
 # --- drift ------------------------------------------------------------------------------------

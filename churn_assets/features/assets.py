@@ -54,9 +54,7 @@ def features(context: dg.AssetExecutionContext, warehouse: DuckDBResource) -> dg
         users = conn.execute(
             "SELECT count(*) FROM features WHERE cohort_month = ?", [cutoff]
         ).fetchone()[0]
-        summary = (
-            run_sql_file(conn, SUMMARY_SQL, {"cutoff": cutoff}).df().set_index("statistic").T
-        )
+        summary = run_sql_file(conn, SUMMARY_SQL, {"cutoff": cutoff}).df().set_index("statistic").T
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": users,

@@ -74,6 +74,9 @@ def _decision_frame(history: WorldHistory) -> pd.DataFrame:
             "msno": history.population.msno[users],
             "expiry": yyyymmdd(made["expiry"]),
             "churn_probability": made["probability"].astype("float64"),
+            "churn_probability_without_latent": made["probability_without_latent"].astype(
+                "float64"
+            ),
             "decided_churn": made["churn"].astype("int64"),
         }
     )

@@ -41,6 +41,11 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
+# Gauss-Hermite nodes and weights for expectations over the standard-normal latent term.
+_LATENT_NODES, _LATENT_WEIGHTS = np.polynomial.hermite_e.hermegauss(24)
+_LATENT_WEIGHTS = _LATENT_WEIGHTS / _LATENT_WEIGHTS.sum()
+
+
 def _lookup(table: dict[int, float]) -> np.ndarray:
     """Dense array indexed by code, so a per-user mapping stays vectorised."""
     out = np.zeros(CODE_LOOKUP_SIZE)
@@ -83,7 +88,8 @@ class WorldHistory:
     history_starts: np.ndarray  # first days of the history months before the window (may be empty)
     transactions: dict[str, np.ndarray]  # landed rows (history and window, quirks included)
     logs: list[dict[str, np.ndarray]]  # landed daily rows, one dict per simulated month
-    decisions: dict[str, np.ndarray]  # user, expiry, month, probability, churn
+    # user, expiry, month, probability, probability_without_latent, churn
+    decisions: dict[str, np.ndarray]
 
 
 class _TransactionStore:
@@ -453,14 +459,24 @@ class World:
             "latent": self.pop.latent,
         }
 
-    def _churn_probability(self, month_start: int, month: int) -> np.ndarray:
+    def _churn_probability(self, month_start: int, month: int) -> tuple[np.ndarray, np.ndarray]:
+        """The true churn probability, and the same averaged over the latent term.
+
+        The second is what a model of every observable input, told nothing of the latent term,
+        would predict; the truth's edge over it is the information no feature table has (the
+        latent term also moves cancellations, so part of it can still be learnt).
+        """
         concept = self.concept_from is not None and month >= self.concept_from
         coef = mg.CHURN_CONCEPT if concept else mg.CHURN_BASE
         inputs = self._churn_inputs(month_start)
-        logit = np.full(len(self.pop), coef["intercept"])
+        observable = np.full(len(self.pop), coef["intercept"])
         for name in mg.FEATURES:
-            logit += coef[name] * inputs[name]
-        return _sigmoid(logit)
+            if name != "latent":
+                observable += coef[name] * inputs[name]
+        weight = coef["latent"]
+        truth = _sigmoid(observable + weight * inputs["latent"])
+        averaged = _sigmoid(observable[:, None] + weight * _LATENT_NODES[None, :]) @ _LATENT_WEIGHTS
+        return truth, averaged
 
     # --- listening ----------------------------------------------------------------------------
 
@@ -566,7 +582,7 @@ class World:
         transactions only, their listening just moves the churn inputs on.
         """
         rng = self.rng
-        probability = self._churn_probability(first, month)
+        probability, without_latent = self._churn_probability(first, month)
 
         joining = np.flatnonzero((self.status == UNREGISTERED) & (self.pop.reg_day < end))
         reg = self.pop.reg_day[joining]
@@ -588,7 +604,10 @@ class World:
             if (expiry < first).any():
                 raise RuntimeError("an expiry was skipped; month bookkeeping is broken")
             churn = rng.random(due.size) < probability[due]
-            self._decisions.append((due, expiry, np.full(due.size, month), probability[due], churn))
+            month_of = np.full(due.size, month)
+            self._decisions.append(
+                (due, expiry, month_of, probability[due], without_latent[due], churn)
+            )
             gone = due[churn]
             self.status[gone] = LAPSED
             returns = rng.random(gone.size) < mg.COMEBACK_SHARE
@@ -652,8 +671,8 @@ class World:
             name: np.concatenate([txns[name] for txns in past] + [t[name] for t, _ in landed])
             for name in TXN_COLUMNS
         }
-        parts = list(zip(*self._decisions, strict=True)) or [[] for _ in range(5)]
-        names = ("user", "expiry", "month", "probability", "churn")
+        names = ("user", "expiry", "month", "probability", "probability_without_latent", "churn")
+        parts = list(zip(*self._decisions, strict=True)) or [[] for _ in names]
         decisions = {
             name: np.concatenate(part) if len(part) else np.zeros(0)
             for name, part in zip(names, parts, strict=True)

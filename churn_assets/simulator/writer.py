@@ -22,7 +22,13 @@ TRANSACTION_COLUMNS = (
 )  # fmt: skip
 LOG_COLUMNS = ("msno", "date", *LOG_COUNTS, "num_unq", "total_secs")
 LABEL_COLUMNS = ("msno", "is_churn")
-TRUTH_COLUMNS = ("msno", "cohort_month", "churn_probability", "is_churn")
+TRUTH_COLUMNS = (
+    "msno",
+    "cohort_month",
+    "churn_probability",
+    "churn_probability_without_latent",
+    "is_churn",
+)
 
 
 def write_csv(frame: pd.DataFrame, path: Path, decimals: int | None = None) -> int:
