@@ -195,6 +195,12 @@ def render(results: list[dict], users: int, months: int, budget: float, metric: 
         f"{'met' if ratio >= 0.97 else 'not met'}).",
         f"- Log loss of the tuned model vs the truth's: **{gap:+.1%}** (target within 5 %: "
         f"{'met' if abs(gap) <= 0.05 else 'not met'}).",
+        f"- The truth averaged over its latent term (what a perfect model of every observable "
+        f"input would say): AUC {mean['truth_without_latent']['auc'] / mean['truth']['auc']:.3f}"
+        f" of the truth's, log loss "
+        f"{mean['truth_without_latent']['log_loss'] / mean['truth']['log_loss'] - 1:+.1%}: the "
+        "part of the gap no feature table can close (the latent term also moves cancellations, "
+        "so a model can learn a little of it).",
         f"- FLAML ({budget:g} s, mean {np.mean([r['flaml_trials'] for r in results]):.0f} "
         f"trials) vs default LightGBM: AUC {mean['flaml_lightgbm']['auc']:.4f} vs "
         f"{mean['default_lightgbm']['auc']:.4f}; vs best baseline "
