@@ -39,13 +39,6 @@ SNAPSHOT = date(1970, 1, 1)
 RawEvent = dg.MaterializeResult | dg.AssetCheckEvaluation | dg.Output
 
 
-def raw_check_specs(
-    asset: str, partitions_def: dg.PartitionsDefinition | None = None
-) -> list[dg.AssetCheckSpec]:
-    """The checks of one raw asset (kept under this name for callers of the raw layer)."""
-    return qc.check_specs(asset, partitions_def)
-
-
 def window_params(start: date, end: date) -> dict[str, Any]:
     """SQL parameters of the months [start, end) as DATEs and as the files' YYYYMMDD integers."""
     return {
@@ -273,7 +266,7 @@ def _load_months(
     yield from monthly_results(context, table, report, window, config)
 
 
-@dg.asset(group_name=RAW_GROUP, kinds={"duckdb"}, check_specs=raw_check_specs("members"))
+@dg.asset(group_name=RAW_GROUP, kinds={"duckdb"}, check_specs=qc.check_specs("members"))
 def members(warehouse: DuckDBResource, landing: LandingResource) -> dg.MaterializeResult:
     """Member attributes (city, age, gender, registration); a snapshot replaced on every load."""
     files = _files_or_fail(landing, "members")
@@ -286,7 +279,7 @@ def members(warehouse: DuckDBResource, landing: LandingResource) -> dg.Materiali
     kinds={"duckdb"},
     partitions_def=monthly_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    check_specs=raw_check_specs("transactions", monthly_partitions),
+    check_specs=qc.check_specs("transactions", monthly_partitions),
 )
 def transactions(
     context: dg.AssetExecutionContext,
@@ -303,7 +296,7 @@ def transactions(
     kinds={"duckdb"},
     partitions_def=monthly_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    check_specs=raw_check_specs("user_logs", monthly_partitions),
+    check_specs=qc.check_specs("user_logs", monthly_partitions),
 )
 def user_logs(
     context: dg.AssetExecutionContext,
@@ -319,7 +312,7 @@ def user_logs(
     group_name=RAW_GROUP,
     kinds={"duckdb"},
     partitions_def=monthly_partitions,
-    check_specs=raw_check_specs("labels", monthly_partitions),
+    check_specs=qc.check_specs("labels", monthly_partitions),
 )
 def labels(
     context: dg.AssetExecutionContext, warehouse: DuckDBResource, landing: LandingResource
