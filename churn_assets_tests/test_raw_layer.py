@@ -105,19 +105,32 @@ def test_missing_column_is_named_and_stored_month_kept(tmp_path, landing):
     assert _month_fingerprint(home) == before
 
 
-def test_wrong_type_names_file_line_and_column_and_keeps_stored_month(tmp_path, landing):
+@pytest.mark.parametrize(
+    ("name", "rows", "named"),
+    [
+        pytest.param(
+            "transactions_bad.csv",
+            "u1,41,30,149,149,1,20160205,20160306,0\nu2,41,30,lots,149,1,20160206,20160307,0\n",
+            ("line 3", "plan_list_price"),
+            id="wrong-type",
+        ),
+        pytest.param(
+            "transactions_malformed.csv",
+            "u1,41,30,149,149,1,20160205,20160306,0\nu2,41,30,149,149,1,20160206\n",
+            ("line 3",),
+            id="malformed-row",
+        ),
+    ],
+)
+def test_bad_row_is_named_and_stored_month_kept(tmp_path, landing, name, rows, named):
     home = tmp_path / "home"
     assert _load(home, landing, transactions).success
     before = _month_fingerprint(home)
-    bad = _transactions_file(
-        landing,
-        "transactions_bad.csv",
-        "u1,41,30,149,149,1,20160205,20160306,0\nu2,41,30,lots,149,1,20160206,20160307,0\n",
-    )
+    bad = _transactions_file(landing, name, rows)
     with pytest.raises(dg.Failure) as failure:
         _load(home, landing, transactions)
     message = failure.value.description
-    assert str(bad) in message and "line 3" in message and "plan_list_price" in message
+    assert str(bad) in message and all(word in message for word in named)
     assert _month_fingerprint(home) == before
 
 
@@ -240,22 +253,6 @@ def test_volume_is_compared_with_the_trailing_months(tmp_path, landing):
     config = {"ops": {"user_logs": {"config": {"volume_min_ratio": 0.1}}}}
     checks = _checks(_load(home, landing, user_logs, partition="2016-03-01", run_config=config))
     assert checks["volume"].passed
-
-
-def test_malformed_row_is_named_and_stored_month_kept(tmp_path, landing):
-    home = tmp_path / "home"
-    assert _load(home, landing, transactions).success
-    before = _month_fingerprint(home)
-    bad = _transactions_file(
-        landing,
-        "transactions_malformed.csv",
-        "u1,41,30,149,149,1,20160205,20160306,0\nu2,41,30,149,149,1,20160206\n",
-    )
-    with pytest.raises(dg.Failure) as failure:
-        _load(home, landing, transactions)
-    message = failure.value.description
-    assert str(bad) in message and "line 3" in message
-    assert _month_fingerprint(home) == before
 
 
 def test_extra_column_is_ignored_and_reported(tmp_path, landing):
