@@ -20,11 +20,10 @@ class Drift:
 
     ``covariate`` changes who registers and how much (and how often) everyone listens, leaving the
     churn function alone; ``concept`` changes the churn function, leaving its inputs alone.
-    ``schema`` and
-    ``outage`` leave the world alone and break its delivery instead: from the month on, the
-    user_logs files carry a renamed, added or dropped column (one variant per seed), or in that
-    month a share of the listening rows never arrives. They exist so that the raw checks have
-    something to catch.
+    ``schema`` and ``outage`` leave the world alone and break its delivery instead: from the
+    month on, the user_logs files carry a renamed, added or dropped column (one variant per seed),
+    or in that month a share of the listening rows never arrives. They exist so that the raw checks
+    have something to catch.
     """
 
     kind: str
