@@ -151,13 +151,15 @@ class Replayer:
     def tick_schedules(self, month: date) -> None:
         moment = datetime(month.year, month.month, month.day, 3, 0)
         for schedule in self.repository.schedule_defs:
-            context = dg.build_schedule_context(
+            # Entered so the instance and resources the context opens are closed here, in
+            # order, rather than whenever the garbage collector gets to them.
+            with dg.build_schedule_context(
                 instance=self.instance,
                 scheduled_execution_time=moment,
                 resources=self._resources_for(schedule.required_resource_keys),
                 repository_def=self.repository,
-            )
-            data = schedule.evaluate_tick(context)
+            ) as context:
+                data = schedule.evaluate_tick(context)
             for request in data.run_requests or []:
                 self._execute(month, schedule.name, SCHEDULE_NAME_TAG, schedule.job_name, request)
 
@@ -167,14 +169,14 @@ class Replayer:
             for sensor in self.repository.sensor_defs:
                 if sensor.default_status != dg.DefaultSensorStatus.RUNNING:
                     continue
-                context = dg.build_sensor_context(
+                with dg.build_sensor_context(
                     instance=self.instance,
                     cursor=self.cursors.get(sensor.name),
                     sensor_name=sensor.name,
                     resources=self._resources_for(sensor.required_resource_keys),
                     repository_def=self.repository,
-                )
-                data = sensor.evaluate_tick(context)
+                ) as context:
+                    data = sensor.evaluate_tick(context)
                 self.cursors[sensor.name] = data.cursor
                 for request in data.run_requests or []:
                     self._execute(month, sensor.name, SENSOR_NAME_TAG, sensor.job_name, request)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,18 +17,17 @@ TINY_DRIFT = "covariate@2016-05"
 
 
 @pytest.fixture(autouse=True)
-def fresh_definitions_state() -> Iterator[None]:
-    """Start every test with no current Dagster definitions-state storage.
+def definitions_still_load() -> Iterator[None]:
+    """After every test, with its garbage collected, Dagster can still load definitions.
 
-    Every DagsterInstance registers its storage in a context variable when created and resets it
-    when closed; an instance that is never closed (or closed out of order) leaves the variable
-    pointing at a dead instance, and the next Definitions load fails on it.
+    An evaluation context or instance left open registers its instance as the process's current
+    definitions-state storage until the garbage collector closes it, at an arbitrary moment,
+    restoring whatever storage was current before: possibly one of an instance long gone. Every
+    later Definitions load then fails. This guard names the test that left one open.
     """
-    from dagster._core.storage.defs_state.base import _current_storage
-
-    token = _current_storage.set(None)
     yield
-    _current_storage.reset(token)
+    gc.collect()
+    dg.Definitions(assets=[dg.AssetSpec("probe")]).get_repository_def()
 
 
 @pytest.fixture

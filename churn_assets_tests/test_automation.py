@@ -34,13 +34,15 @@ def _requests(data) -> list[dg.RunRequest]:
 def _schedule_requests(world, tmp_path: Path, moment: datetime) -> list[dg.RunRequest]:
     """What the monthly schedule asks for when it ticks at ``moment``."""
     landing = LandingResource(path=str(world.landing_dir))
-    with dg.instance_for_test() as instance:
-        context = dg.build_schedule_context(
+    with (
+        dg.instance_for_test() as instance,
+        dg.build_schedule_context(
             instance=instance,
             scheduled_execution_time=moment,
             resources={"landing": landing},
             repository_def=_repository(tmp_path, world.landing_dir),
-        )
+        ) as context,
+    ):
         return _requests(monthly_schedule.evaluate_tick(context))
 
 
@@ -72,13 +74,13 @@ def test_cohort_sensor_waits_for_both_tables_then_asks_once(world, tmp_path: Pat
     with dg.instance_for_test() as instance:
 
         def tick(cursor):
-            context = dg.build_sensor_context(
+            with dg.build_sensor_context(
                 instance=instance,
                 cursor=cursor,
                 resources={"registry": registry},
                 repository_def=_repository(tmp_path, world.landing_dir),
-            )
-            data = cohort_sensor.evaluate_tick(context)
+            ) as context:
+                data = cohort_sensor.evaluate_tick(context)
             return _requests(data), data.cursor
 
         dg.materialize(
@@ -112,10 +114,10 @@ def test_training_sensor_needs_two_labelled_cohorts_for_the_first_model(world, t
         instance.report_runless_asset_event(
             dg.AssetMaterialization("labels", partition="2016-02-01")
         )
-        context = dg.build_sensor_context(
+        with dg.build_sensor_context(
             instance=instance, resources={"registry": registry}, repository_def=repository
-        )
-        data = training_sensor.evaluate_tick(context)
+        ) as context:
+            data = training_sensor.evaluate_tick(context)
         assert _requests(data) == []
 
         instance.report_runless_asset_event(
@@ -124,13 +126,13 @@ def test_training_sensor_needs_two_labelled_cohorts_for_the_first_model(world, t
         instance.report_runless_asset_event(
             dg.AssetMaterialization("features", partition="2016-05-01")
         )
-        context = dg.build_sensor_context(
+        with dg.build_sensor_context(
             instance=instance,
             cursor=data.cursor,
             resources={"registry": registry},
             repository_def=repository,
-        )
-        requests = _requests(training_sensor.evaluate_tick(context))
+        ) as context:
+            requests = _requests(training_sensor.evaluate_tick(context))
         assert [(r.partition_key, r.run_key) for r in requests] == [
             ("2016-05-01", "first-model-2016-05-01")
         ]

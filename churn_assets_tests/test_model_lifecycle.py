@@ -24,7 +24,6 @@ from churn_assets.resources import default_resources
 from churn_assets.scoring.assets import predictions
 from churn_assets.settings import CHALLENGER_ALIAS, CHAMPION_ALIAS, REGISTERED_MODEL_NAME
 from churn_assets.training.assets import churn_model
-from churn_assets_tests.helpers import materialize
 
 COHORTS = [date(2016, m, 1) for m in range(1, 6)]
 USERS_PER_COHORT = 300
@@ -78,7 +77,7 @@ def _train(**config) -> dg.ExecuteInProcessResult:
             }
         }
     }
-    return materialize([churn_model], resources=default_resources(), run_config=run_config)
+    return dg.materialize([churn_model], resources=default_resources(), run_config=run_config)
 
 
 def _metadata(result: dg.ExecuteInProcessResult) -> dict:
@@ -146,7 +145,7 @@ def test_training_registers_first_champion_warm_starts_and_backtests(lifecycle_h
     assert _alias(lifecycle_home, CHAMPION_ALIAS) == "1", "manual mode: no automatic promotion"
 
     # The monthly backtest scores both versions on a newer labelled cohort.
-    result = materialize(
+    result = dg.materialize(
         [model_performance],
         resources=default_resources(),
         partition_key="2016-05-01",
@@ -241,7 +240,7 @@ def test_schema_change_retrains_and_old_version_names_the_missing_column(lifecyc
     signature = __import__("mlflow").models.get_model_info(v2.source).signature
     assert "plays_7d" not in signature.inputs.input_names()
 
-    scored = materialize(
+    scored = dg.materialize(
         [predictions],
         resources=default_resources(),
         partition_key="2016-05-01",
@@ -252,7 +251,7 @@ def test_schema_change_retrains_and_old_version_names_the_missing_column(lifecyc
     assert "plays_7d" in failure.step_failure_data.error.message
 
     # The backtest of a cohort says which version cannot score it and why.
-    backtest = materialize(
+    backtest = dg.materialize(
         [model_performance], resources=default_resources(), partition_key="2016-04-01"
     )
     meta = _metadata(backtest)

@@ -11,7 +11,7 @@ import pytest
 
 from churn_assets.raw.assets import labels, members, transactions, user_logs
 from churn_assets.simulator import simulate
-from churn_assets_tests.helpers import materialize, resources_for
+from churn_assets_tests.helpers import resources_for
 
 MONTH = "2016-02-01"
 
@@ -30,7 +30,7 @@ def landing(world, tmp_path: Path) -> Path:
 
 
 def _load(home: Path, landing: Path, asset, partition: str | None = MONTH, **kwargs):
-    return materialize(
+    return dg.materialize(
         [asset], partition_key=partition, resources=resources_for(home, landing), **kwargs
     )
 
@@ -285,7 +285,7 @@ def _load_range(home: Path, landing: Path, asset, first: str, last: str, **kwarg
         "dagster/asset_partition_range_start": first,
         "dagster/asset_partition_range_end": last,
     }
-    return materialize([asset], tags=tags, resources=resources_for(home, landing), **kwargs)
+    return dg.materialize([asset], tags=tags, resources=resources_for(home, landing), **kwargs)
 
 
 def test_a_partition_range_loads_in_one_run_with_checks_per_month(tmp_path, landing, world):
