@@ -75,7 +75,7 @@ def _load_world(home: Path, landing: Path) -> None:
 def evaluate_seed(
     seed: int, users: int, months: int, budget: float, folder: Path, metric: str = "log_loss"
 ) -> dict:
-    from churn_assets.features.assets import feature_columns_of
+    from churn_assets.features.feature_sets import feature_columns_of
     from churn_assets.partitions import add_months
     from churn_assets.resources import WarehouseResource
     from churn_assets.simulator import simulate

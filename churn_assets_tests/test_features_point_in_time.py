@@ -116,7 +116,7 @@ def test_cohort_is_the_users_expiring_in_the_month(loaded: Path):
 
 
 def test_every_feature_reads_as_words_in_reasons(loaded: Path):
-    from churn_assets.features.assets import feature_columns_of
+    from churn_assets.features.feature_sets import feature_columns_of
     from churn_assets.scoring.reasons import FEATURE_WORDS
 
     frame = _features(loaded, COHORT)

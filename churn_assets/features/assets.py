@@ -5,12 +5,13 @@ from pathlib import Path
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from churn_assets.features.feature_sets import add_new_feature_columns, columns_not_produced
 from churn_assets.partitions import add_months, month_start, monthly_partitions
 from churn_assets.warehouse import run_sql_file, transaction
 
 SQL = Path(__file__).parent / "cohort_features.sql"
+STORE_SQL = Path(__file__).parent / "store_features.sql"
 SUMMARY_SQL = Path(__file__).parent / "feature_summary.sql"
-KEY_COLUMNS = ("msno", "cohort_month")
 # Feature columns that hold codes, not quantities (drift and reasons treat them as categories).
 CATEGORICAL_FEATURES = ("city", "gender_code", "registered_via", "last_payment_method_id")
 
@@ -51,15 +52,21 @@ def features(context: dg.AssetExecutionContext, warehouse: DuckDBResource) -> dg
     with warehouse.get_connection() as conn:
         with transaction(conn):
             run_sql_file(conn, SQL, params)
+            added = add_new_feature_columns(conn)
+            retired = columns_not_produced(conn)
+            run_sql_file(conn, STORE_SQL, params)
         users = conn.execute(
             "SELECT count(*) FROM features WHERE cohort_month = ?", [cutoff]
         ).fetchone()[0]
-        summary = run_sql_file(conn, SUMMARY_SQL, {"cutoff": cutoff}).df().set_index("statistic").T
+        summary = run_sql_file(conn, SUMMARY_SQL).df().set_index("statistic").T
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": users,
             "cohort_month": cutoff.isoformat(),
             "feature_count": len(summary),
+            # The feature SQL changed: columns it now adds, and stored ones it no longer makes.
+            "columns_added": dg.MetadataValue.json(added),
+            "columns_not_produced": dg.MetadataValue.json(retired),
             "null_shares": dg.MetadataValue.json(
                 summary["null_share"].fillna(0.0).round(4).to_dict() if users else {}
             ),
@@ -74,7 +81,3 @@ def features(context: dg.AssetExecutionContext, warehouse: DuckDBResource) -> dg
             )
         ],
     )
-
-
-def feature_columns_of(columns: list[str]) -> list[str]:
-    return [c for c in columns if c not in KEY_COLUMNS]

@@ -162,9 +162,3 @@ FROM cohort c
 LEFT JOIN lapses l USING (msno)
 LEFT JOIN listening g USING (msno)
 LEFT JOIN members m ON m.msno = c.msno AND m.registration_init_time < $cutoff;
-
-CREATE TABLE IF NOT EXISTS features AS SELECT * FROM cohort_features LIMIT 0;
-
-DELETE FROM features WHERE cohort_month = $cutoff;
-
-INSERT INTO features BY NAME SELECT * FROM cohort_features;

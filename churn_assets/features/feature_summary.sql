@@ -1,7 +1,8 @@
 -- Summary of one cohort's feature columns for the asset's metadata, computed where the rows are
--- (a cohort can hold millions of users): one row per statistic, one column per feature.
+-- (a cohort can hold millions of users): one row per statistic, one column per feature the
+-- current SQL produces.
 WITH cohort AS (
-    SELECT * EXCLUDE (msno, cohort_month) FROM features WHERE cohort_month = $cutoff
+    SELECT * EXCLUDE (msno, cohort_month) FROM cohort_features
 )
 SELECT 'null_share' AS statistic, avg(CAST(COLUMNS(*) IS NULL AS DOUBLE)) FROM cohort
 UNION ALL BY NAME

@@ -11,7 +11,8 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from churn_assets.features.assets import CATEGORICAL_FEATURES, feature_columns_of
+from churn_assets.features.assets import CATEGORICAL_FEATURES
+from churn_assets.features.feature_sets import feature_columns_of, keep_common_features
 from churn_assets.monitoring.drift import data_drift
 from churn_assets.monitoring.verdicts import record_verdict
 from churn_assets.partitions import month_start, monthly_partitions
@@ -69,12 +70,17 @@ def drift_report(
             f"USING SAMPLE reservoir({int(MAX_REFERENCE_ROWS)} ROWS) REPEATABLE (7)",
             [[c for c in learnt_from if c]],
         ).df()
+        # Only the features both sides were built with are comparable.
+        current = keep_common_features(
+            conn, current, [cohort, *(month_start(c) for c in learnt_from if c)]
+        )
+        reference = reference[[c for c in reference.columns if c in current.columns]]
     if current.empty or reference.empty:
         raise dg.Failure(
             f"drift needs both sides: {len(current)} current rows for {cohort:%Y-%m}, "
             f"{len(reference)} reference rows from cohorts {learnt_from}"
         )
-    columns = [c for c in feature_columns_of(list(current.columns)) if c in reference.columns]
+    columns = feature_columns_of(list(current.columns))
     if feature_names:
         columns = [c for c in columns if c in feature_names]
     categorical = [c for c in columns if c in CATEGORICAL_FEATURES]

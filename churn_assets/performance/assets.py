@@ -19,6 +19,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
+from churn_assets.features.feature_sets import keep_common_features
 from churn_assets.monitoring.verdicts import record_verdict
 from churn_assets.partitions import month_start, monthly_partitions
 from churn_assets.performance.metrics import classification_metrics
@@ -134,6 +135,8 @@ def model_performance(
             if table_exists(conn, "features") and table_exists(conn, "labels")
             else pd.DataFrame()
         )
+        if not frame.empty:
+            frame = keep_common_features(conn, frame, [cohort])
     if frame.empty:
         # Labels of a cohort that was never scored (e.g. before the first features): nothing to
         # backtest, which is not a failure of the load it runs with.

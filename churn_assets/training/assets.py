@@ -29,7 +29,7 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 from pydantic import Field
 
-from churn_assets.features.assets import feature_columns_of
+from churn_assets.features.feature_sets import feature_columns_of, keep_common_features
 from churn_assets.partitions import add_months, latest_labeled_cohort, month_start
 from churn_assets.resources import ModelRegistryResource
 from churn_assets.settings import CHALLENGER_ALIAS, REGISTERED_MODEL_NAME
@@ -102,7 +102,9 @@ def load_labeled_window(
     last = latest_labeled_cohort(as_of)
     first = add_months(last, -(window_cohorts - 1))
     with warehouse.get_connection() as conn:
-        return run_sql_file(conn, SQL, {"first_cohort": first, "last_cohort": last}).df()
+        frame = run_sql_file(conn, SQL, {"first_cohort": first, "last_cohort": last}).df()
+        # A model learns only the features every cohort of its window was built with.
+        return keep_common_features(conn, frame) if not frame.empty else frame
 
 
 def champion_score_on(

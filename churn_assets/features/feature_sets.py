@@ -1,0 +1,77 @@
+"""Which feature columns each cohort was built with, as the feature SQL evolves.
+
+Adding a feature to ``cohort_features.sql`` adds a column to ``features``; dropping one leaves the
+column in place for the cohorts that have it. Readers (training, scoring, backtests, drift) ask
+here for the columns their cohorts really have, so a model that needs a dropped feature fails
+naming it rather than scoring a column of NULLs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+import duckdb
+import pandas as pd
+
+from churn_assets.warehouse import table_exists
+
+KEY_COLUMNS = ("msno", "cohort_month")
+
+
+def feature_columns_of(columns: Sequence[str]) -> list[str]:
+    return [c for c in columns if c not in KEY_COLUMNS]
+
+
+def _columns(conn: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
+    return [(row[0], row[1]) for row in conn.execute(f"DESCRIBE {table}").fetchall()]
+
+
+def add_new_feature_columns(conn: duckdb.DuckDBPyConnection) -> list[str]:
+    """Add to ``features`` the columns of ``cohort_features`` it lacks; the names added."""
+    if not table_exists(conn, "features"):
+        return []
+    have = {name for name, _ in _columns(conn, "features")}
+    added = [(n, t) for n, t in _columns(conn, "cohort_features") if n not in have]
+    for name, column_type in added:
+        conn.execute(f'ALTER TABLE features ADD COLUMN "{name}" {column_type}')
+    return [name for name, _ in added]
+
+
+def columns_not_produced(conn: duckdb.DuckDBPyConnection) -> list[str]:
+    """Columns of ``features`` the current feature SQL no longer produces."""
+    if not table_exists(conn, "features"):
+        return []
+    produced = {name for name, _ in _columns(conn, "cohort_features")}
+    return [n for n, _ in _columns(conn, "features") if n not in produced]
+
+
+def common_feature_columns(conn: duckdb.DuckDBPyConnection, cohorts: Sequence[date]) -> list[str]:
+    """The feature columns every one of ``cohorts`` was built with, in table order.
+
+    Cohorts stored before feature sets were recorded (or written by other tools) count as having
+    every column of the table.
+    """
+    columns = feature_columns_of([name for name, _ in _columns(conn, "features")])
+    if not cohorts or not table_exists(conn, "feature_sets"):
+        return columns
+    recorded = conn.execute(
+        "SELECT cohort_month, list(column_name) FROM feature_sets "
+        "WHERE cohort_month IN (SELECT unnest(?::DATE[])) GROUP BY cohort_month",
+        [list(cohorts)],
+    ).fetchall()
+    for _, names in recorded:
+        kept = set(names)
+        columns = [c for c in columns if c in kept]
+    return columns
+
+
+def keep_common_features(
+    conn: duckdb.DuckDBPyConnection, frame: pd.DataFrame, cohorts: Sequence[date] | None = None
+) -> pd.DataFrame:
+    """``frame`` without the feature columns some of its cohorts (or ``cohorts``) lack."""
+    if cohorts is None:
+        cohorts = sorted(pd.to_datetime(frame["cohort_month"]).dt.date.unique())
+    stored = set(feature_columns_of([name for name, _ in _columns(conn, "features")]))
+    keep = set(common_feature_columns(conn, cohorts))
+    return frame[[c for c in frame.columns if c not in stored or c in keep]]
