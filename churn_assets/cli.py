@@ -125,15 +125,18 @@ def _run_lifecycle_job(job_name: str, op_name: str, config: dict) -> int:
             instance=instance,
             raise_on_error=False,
         )
-    if not result.success:
-        failure = next(
-            (e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE),
-            None,
-        )
-        detail = failure.step_failure_data.error.message.strip() if failure else "run failed"
-        print(f"churn-assets: {detail}", file=sys.stderr)
-        return 1
-    return 0
+    if result.success:
+        return 0
+    failure = next(
+        (e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE), None
+    )
+    refused = failure.step_failure_data.user_failure_data if failure else None
+    if refused is not None:  # the job said no (unknown version, nothing to roll back to, ...)
+        print(f"churn-assets: {refused.description}", file=sys.stderr)
+        return 2
+    detail = failure.step_failure_data.error.message.strip() if failure else "run failed"
+    print(f"churn-assets: {detail} (run {result.run_id})", file=sys.stderr)
+    return 1
 
 
 def _champion_change(action: str, version: str, reason: str) -> int:

@@ -20,9 +20,10 @@ from mlflow.tracking import MlflowClient
 
 from churn_assets import cli
 from churn_assets.performance.assets import model_performance
-from churn_assets.resources import default_resources
+from churn_assets.resources import ModelRegistryResource, default_resources
 from churn_assets.scoring.assets import predictions
 from churn_assets.settings import CHALLENGER_ALIAS, CHAMPION_ALIAS, REGISTERED_MODEL_NAME
+from churn_assets.training import lifecycle
 from churn_assets.training.assets import churn_model
 
 COHORTS = [date(2016, m, 1) for m in range(1, 6)]
@@ -102,6 +103,12 @@ def _lifecycle_job(name: str, config: dict) -> dg.ExecuteInProcessResult:
         return job.execute_in_process(
             run_config={"ops": {op: {"config": config}}}, instance=instance, raise_on_error=False
         )
+
+
+def _cli_says(capsys: pytest.CaptureFixture) -> str:
+    """What the command itself printed to stderr (Dagster's run log goes there too)."""
+    err = capsys.readouterr().err
+    return "\n".join(line for line in err.splitlines() if line.startswith("churn-assets"))
 
 
 def _promotions(home: Path) -> list[tuple]:
@@ -197,7 +204,44 @@ def test_candidate_below_the_hurdle_is_recorded_but_not_registered(lifecycle_hom
     assert _alias(lifecycle_home, CHALLENGER_ALIAS) == "1"
 
 
-def test_promote_rollback_and_retention_by_hand(lifecycle_home):
+def test_auto_promotion_needs_the_margin(lifecycle_home):
+    _train()
+    # No candidate gains 1.0 AUC over the champion: it stays challenger.
+    held = _metadata(_train(promotion_margin=1.0))
+    assert held["promoted_to_champion"] is False
+    assert _alias(lifecycle_home, CHALLENGER_ALIAS) == "2"
+    assert _alias(lifecycle_home, CHAMPION_ALIAS) == "1"
+    # Any candidate clears a negative margin and, with auto_promote, replaces the champion.
+    taken = _metadata(_train(promotion_margin=-1.0))
+    assert taken["promoted_to_champion"] is True
+    assert _alias(lifecycle_home, CHAMPION_ALIAS) == "3"
+    assert _promotions(lifecycle_home)[-1] == ("3", "1", "auto_promote")
+    tags = _client(lifecycle_home).get_model_version(REGISTERED_MODEL_NAME, "3").tags
+    assert tags["compared_with_champion"] == "1" and tags["beats_champion"] == "true"
+
+
+@pytest.mark.parametrize("broken", ["registry", "warehouse"])
+def test_a_failed_promotion_changes_nothing(lifecycle_home, monkeypatch, broken):
+    _train()
+    _train(auto_promote=False)
+
+    def unreachable(*args, **kwargs):
+        raise RuntimeError(f"{broken} unreachable")
+
+    if broken == "registry":
+        monkeypatch.setattr(ModelRegistryResource, "set_alias", unreachable)
+    else:  # the model_promotions insert fails
+        monkeypatch.setattr(lifecycle, "run_sql_file", unreachable)
+    failed = _lifecycle_job("promotion_job", {"action": "promote", "version": "2"})
+    assert not failed.success
+    monkeypatch.undo()
+    assert _alias(lifecycle_home, CHAMPION_ALIAS) == "1"
+    assert _promotions(lifecycle_home) == [("1", None, "initial")]
+    tags = _client(lifecycle_home).get_model_version(REGISTERED_MODEL_NAME, "2").tags
+    assert tags["promoted"] == "false"
+
+
+def test_promote_rollback_and_retention_by_hand(lifecycle_home, capsys):
     _train()
     _train(auto_promote=False)
     promoted = _lifecycle_job("promotion_job", {"action": "promote", "version": "2"})
@@ -213,12 +257,31 @@ def test_promote_rollback_and_retention_by_hand(lifecycle_home):
     ]
     tags = _client(lifecycle_home).get_model_version(REGISTERED_MODEL_NAME, "1").tags
     assert tags["champion_action"] == "rollback" and tags["previous_champion"] == "2"
+
+    # Rolling back again undoes nothing more: v1 was the first champion, and v2 (just rejected)
+    # is not brought back.
+    capsys.readouterr()
+    assert cli.main(["rollback"]) == 2
+    assert "no earlier champion" in _cli_says(capsys)
+    assert _alias(lifecycle_home, CHAMPION_ALIAS) == "1"
+    assert len(_promotions(lifecycle_home)) == 3
+
     unknown = _lifecycle_job("promotion_job", {"action": "promote", "version": "99"})
     assert not unknown.success
-    assert cli.main(["promote", "99"]) == 1
+    assert cli.main(["promote", "99"]) == 2
+    assert _cli_says(capsys) == "churn-assets: churn-model has no version '99'"
+    assert len(_promotions(lifecycle_home)) == 3
 
-    # Retention: v1 is champion, a new v3 the challenger; only v2 may go.
+    bad_date = _lifecycle_job("retention_job", {"created_before": "last spring"})
+    assert not bad_date.success
+    failure = next(
+        e for e in bad_date.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE
+    )
+    assert "created_before" in failure.step_failure_data.user_failure_data.description
+
+    # v3 is promoted: it is champion and challenger, v1 is where a rollback would return.
     _train(auto_promote=False)
+    assert _lifecycle_job("promotion_job", {"action": "promote", "version": "3"}).success
     tomorrow = (date.today() + timedelta(days=1)).isoformat()
     dry = _lifecycle_job("retention_job", {"created_before": tomorrow, "dry_run": True})
     assert dry.success and dry.output_for_node("delete_old_versions_op") == ["2"]
@@ -226,6 +289,8 @@ def test_promote_rollback_and_retention_by_hand(lifecycle_home):
     assert done.success
     left = _client(lifecycle_home).search_model_versions(f"name = '{REGISTERED_MODEL_NAME}'")
     assert sorted(str(v.version) for v in left) == ["1", "3"]
+    assert cli.main(["rollback"]) == 0
+    assert _alias(lifecycle_home, CHAMPION_ALIAS) == "1"
 
 
 def test_schema_change_retrains_and_old_version_names_the_missing_column(lifecycle_home):

@@ -255,6 +255,11 @@ def churn_model(context: dg.AssetExecutionContext, config: TrainingConfig) -> dg
             **({} if register else {"rejection_reason": f"does not beat the baseline: {verdict}"}),
         }
     )
+    # Scored before anything is registered, so a champion that cannot be loaded leaves no
+    # half-registered version behind.
+    champion_version, champion_auc = (
+        champion_score_on(registry, champion, split) if register else (None, None)
+    )
     example = as_matrix(split.validation, split.feature_columns).head(5)
     model_info = mlflow.lightgbm.log_model(
         booster,
@@ -304,9 +309,8 @@ def churn_model(context: dg.AssetExecutionContext, config: TrainingConfig) -> dg
         )
 
     version = str(model_info.registered_model_version)
-    champion_version, champion_auc = champion_score_on(registry, champion, split)
     beats_champion = champion_version is not None and (
-        not math.isnan(candidate_auc) and candidate_auc >= champion_auc + config.promotion_margin
+        not math.isnan(candidate_auc) and candidate_auc > champion_auc + config.promotion_margin
     )
     promote = champion_version is None or (config.auto_promote and beats_champion)
     client = registry.client
@@ -325,21 +329,27 @@ def churn_model(context: dg.AssetExecutionContext, config: TrainingConfig) -> dg
         "cleared_hurdle": str(clears_hurdle).lower(),
         "promoted": "false",
     }
-    for key, value in tags.items():
-        client.set_model_version_tag(REGISTERED_MODEL_NAME, version, key, value)
-    registry.set_alias(CHALLENGER_ALIAS, version)
-    if promote:
-        change_champion(
-            registry,
-            warehouse,
-            version,
-            "initial" if champion_version is None else "auto_promote",
-            "first registered version"
-            + ("" if clears_hurdle else f" (below the hurdle: {verdict})")
-            if champion_version is None
-            else f"val AUC {candidate_auc:.4f} on {split.validation_cohort:%Y-%m} >= champion "
-            f"v{champion_version} {champion_auc:.4f} + margin {config.promotion_margin:g}",
-        )
+    try:
+        for key, value in tags.items():
+            client.set_model_version_tag(REGISTERED_MODEL_NAME, version, key, value)
+        registry.set_alias(CHALLENGER_ALIAS, version)
+        if promote:
+            change_champion(
+                registry,
+                warehouse,
+                version,
+                "initial" if champion_version is None else "auto_promote",
+                "first registered version"
+                + ("" if clears_hurdle else f" (below the hurdle: {verdict})")
+                if champion_version is None
+                else f"val AUC {candidate_auc:.4f} on {split.validation_cohort:%Y-%m} > champion "
+                f"v{champion_version} {champion_auc:.4f} + margin {config.promotion_margin:g}",
+            )
+    except Exception:
+        # A version without its tags, alias or champion record would mislead every later step:
+        # take it out of the registry (the MLflow run stays, for the post-mortem).
+        client.delete_model_version(REGISTERED_MODEL_NAME, version)
+        raise
     context.log.info(
         f"registered {REGISTERED_MODEL_NAME} v{version} (val AUC {candidate_auc:.4f}); "
         f"champion is now v{version if promote else champion_version}"

@@ -7,6 +7,7 @@ version, so "who was champion when, and why" can be answered after the fact and 
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Literal
 
 import pandas as pd
 from dagster_duckdb import DuckDBResource
+from mlflow.exceptions import MlflowException
 
 from churn_assets.resources import ModelRegistryResource
 from churn_assets.settings import CHALLENGER_ALIAS, CHAMPION_ALIAS
@@ -36,8 +38,8 @@ class ChampionChange:
     changed_at: datetime
 
 
-def record_change(warehouse: DuckDBResource, change: ChampionChange) -> None:
-    row = pd.DataFrame(
+def _promotion_row(change: ChampionChange) -> pd.DataFrame:
+    return pd.DataFrame(
         [
             {
                 "model_version": change.model_version,
@@ -48,10 +50,6 @@ def record_change(warehouse: DuckDBResource, change: ChampionChange) -> None:
             }
         ]
     ).astype({"previous_version": "object"})
-    with warehouse.get_connection() as conn:
-        conn.register("promotion_row", row)
-        with transaction(conn):
-            run_sql_file(conn, SQL)
 
 
 def change_champion(
@@ -65,14 +63,23 @@ def change_champion(
     client = registry.client
     try:
         client.get_model_version(registry.model_name, version)
-    except Exception as exc:  # MLflow raises its own RestException subclasses
+    except MlflowException as exc:
+        # Only "no such version" is the caller's mistake; an unreachable server is not.
+        if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise
         raise LifecycleError(f"{registry.model_name} has no version {version!r}") from exc
     current = registry.champion()
     previous = str(current.version) if current is not None else None
     if previous == str(version):
         raise LifecycleError(f"v{version} is already the champion")
     change = ChampionChange(str(version), previous, action, reason, datetime.now())
-    registry.set_alias(CHAMPION_ALIAS, str(version))
+    # The history row and the alias move together: if the alias cannot be set the row is rolled
+    # back, and the alias is only moved once the row is written.
+    with warehouse.get_connection() as conn:
+        conn.register("promotion_row", _promotion_row(change))
+        with transaction(conn):
+            run_sql_file(conn, SQL)
+            registry.set_alias(CHAMPION_ALIAS, str(version))
     for key, value in {
         "champion_since": f"{change.changed_at:%Y-%m-%dT%H:%M:%S}",
         "champion_action": action,
@@ -88,41 +95,69 @@ def change_champion(
             "champion_until",
             f"{change.changed_at:%Y-%m-%dT%H:%M:%S}",
         )
-    record_change(warehouse, change)
     return change
 
 
+def champion_history(warehouse: DuckDBResource) -> list[str]:
+    """The champions as a stack, oldest first: promotions push, rollbacks pop.
+
+    After 1 -> 2 (promote) -> 1 (rollback) the stack is [1]: a second rollback has nowhere to go,
+    rather than bouncing back to the version just rolled back.
+    """
+    with warehouse.get_connection() as conn:
+        if not table_exists(conn, "model_promotions"):
+            return []
+        rows = conn.execute(
+            "SELECT model_version, action FROM model_promotions ORDER BY changed_at"
+        ).fetchall()
+    stack: list[str] = []
+    for version, action in rows:
+        if action == "rollback" and stack:
+            stack.pop()
+        if not stack or stack[-1] != version:
+            stack.append(version)
+    return stack
+
+
 def rollback_target(registry: ModelRegistryResource, warehouse: DuckDBResource) -> str:
-    """The version the current champion replaced, from the promotion history (then MLflow tags)."""
+    """The champion before the current one, undoing promotions one at a time."""
     champion = registry.champion()
     if champion is None:
         raise LifecycleError("there is no champion to roll back")
-    previous: str | None = None
-    with warehouse.get_connection() as conn:
-        if table_exists(conn, "model_promotions"):
-            row = conn.execute(
-                "SELECT previous_version FROM model_promotions WHERE model_version = ? "
-                "ORDER BY changed_at DESC LIMIT 1",
-                [str(champion.version)],
-            ).fetchone()
-            previous = row[0] if row else None
-    previous = previous or champion.tags.get("previous_champion")
+    history = champion_history(warehouse)
+    if history and history[-1] == str(champion.version):
+        if len(history) < 2:
+            raise LifecycleError(
+                f"champion v{champion.version} has no earlier champion to roll back to"
+            )
+        return history[-2]
+    # The alias moved outside this project's jobs: fall back to what the version remembers.
+    previous = champion.tags.get("previous_champion")
     if not previous or previous == "none":
         raise LifecycleError(f"champion v{champion.version} replaced no earlier version")
     return str(previous)
 
 
-def protected_versions(registry: ModelRegistryResource) -> set[str]:
-    return {
+def protected_versions(
+    registry: ModelRegistryResource, warehouse: DuckDBResource | None = None
+) -> set[str]:
+    """Champion, challenger and, with the warehouse, the version a rollback would return to."""
+    keep = {
         str(v.version)
         for v in (registry.version_by_alias(a) for a in (CHAMPION_ALIAS, CHALLENGER_ALIAS))
         if v is not None
     }
+    if warehouse is not None:
+        with contextlib.suppress(LifecycleError):  # no champion, or nothing to roll back to
+            keep.add(rollback_target(registry, warehouse))
+    return keep
 
 
-def versions_created_before(registry: ModelRegistryResource, cutoff: datetime) -> list[str]:
-    """Registered versions older than ``cutoff`` that are neither champion nor challenger."""
-    keep = protected_versions(registry)
+def versions_created_before(
+    registry: ModelRegistryResource, warehouse: DuckDBResource, cutoff: datetime
+) -> list[str]:
+    """Registered versions older than ``cutoff`` that no alias or rollback needs."""
+    keep = protected_versions(registry, warehouse)
     limit_ms = cutoff.timestamp() * 1000
     return sorted(
         (
@@ -134,9 +169,13 @@ def versions_created_before(registry: ModelRegistryResource, cutoff: datetime) -
     )
 
 
-def delete_versions(registry: ModelRegistryResource, versions: list[str]) -> None:
-    keep = protected_versions(registry)
+def delete_versions(
+    registry: ModelRegistryResource, warehouse: DuckDBResource, versions: list[str]
+) -> None:
+    keep = protected_versions(registry, warehouse)
     for version in versions:
         if version in keep:  # re-checked: an alias may have moved since the list was made
-            raise LifecycleError(f"v{version} is champion or challenger and is never deleted")
+            raise LifecycleError(
+                f"v{version} is champion, challenger or the rollback target: never deleted"
+            )
         registry.client.delete_model_version(registry.model_name, version)

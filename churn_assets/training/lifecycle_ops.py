@@ -68,15 +68,21 @@ def change_champion_op(
 
 class RetentionConfig(dg.Config):
     created_before: str = Field(
-        description="Delete versions registered before this date (YYYY-MM-DD); the champion "
-        "and the challenger are always kept."
+        description="Delete versions registered before this date (YYYY-MM-DD); the champion, "
+        "the challenger and the rollback target are always kept."
     )
     dry_run: bool = Field(default=False, description="List what would be deleted, delete nothing.")
 
 
-@dg.op(description="Delete registered versions older than a date, never champion or challenger.")
+@dg.op(
+    description="Delete registered versions older than a date, never the champion, the "
+    "challenger or the version a rollback would return to."
+)
 def delete_old_versions_op(
-    context: dg.OpExecutionContext, config: RetentionConfig, registry: ModelRegistryResource
+    context: dg.OpExecutionContext,
+    config: RetentionConfig,
+    registry: ModelRegistryResource,
+    warehouse: DuckDBResource,
 ) -> dg.Output[list[str]]:
     try:
         cutoff = datetime.fromisoformat(config.created_before)
@@ -84,9 +90,12 @@ def delete_old_versions_op(
         raise dg.Failure(
             f"created_before must be YYYY-MM-DD, got {config.created_before!r}"
         ) from exc
-    doomed = versions_created_before(registry, cutoff)
+    doomed = versions_created_before(registry, warehouse, cutoff)
     if not config.dry_run:
-        delete_versions(registry, doomed)
+        try:
+            delete_versions(registry, warehouse, doomed)
+        except LifecycleError as exc:
+            raise dg.Failure(str(exc)) from exc
     context.log.info(
         f"{'would delete' if config.dry_run else 'deleted'} {len(doomed)} version(s): {doomed}"
     )
@@ -95,6 +104,6 @@ def delete_old_versions_op(
         metadata={
             "deleted": dg.MetadataValue.json([] if config.dry_run else doomed),
             "would_delete": dg.MetadataValue.json(doomed if config.dry_run else []),
-            "kept_by_alias": dg.MetadataValue.json(sorted(protected_versions(registry), key=int)),
+            "kept": dg.MetadataValue.json(sorted(protected_versions(registry, warehouse), key=int)),
         },
     )
