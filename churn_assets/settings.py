@@ -15,6 +15,11 @@ REGISTERED_MODEL_NAME = "churn-model"
 CHAMPION_ALIAS = "champion"
 CHALLENGER_ALIAS = "challenger"
 
+# Bucket cut-offs on the churn probability: scoring assigns buckets with them, and the backtests
+# judge bucket A (and F2) at the same serving threshold.
+BUCKET_A_MIN_PROBABILITY = 0.3
+BUCKET_B_MIN_PROBABILITY = 0.1
+
 # The earliest month the monthly partitions cover. KKBox's public dump starts in 2015-01.
 PARTITIONS_START = os.environ.get("CHURN_PARTITIONS_START", "2015-01-01")
 

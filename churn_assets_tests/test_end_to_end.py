@@ -69,10 +69,15 @@ def test_warehouse_tables_hold_every_stage(replayed_world):
             "WHERE f.cohort_month >= '2016-05-01'"
         ).fetchone()[0]
         assert unscored == 0
+        # Every score carries three reasons; where anything raises the risk, that comes first.
         reasons = conn.execute(
-            "SELECT count(*) FILTER (top_reasons <> '') FROM predictions"
-        ).fetchone()[0]
-        assert reasons > 0
+            "SELECT top_reasons, churn_probability FROM predictions ORDER BY churn_probability"
+        ).fetchall()
+        for text, _ in reasons:
+            parts = text.split("; ")
+            assert len(parts) == 3, text
+            assert all(p.endswith(("(raises risk)", "(lowers risk)", "(no effect)")) for p in parts)
+        assert reasons[-1][0].split("; ")[0].endswith("(raises risk)")
 
         verdicts = conn.execute(
             "SELECT cohort_month, severity FROM monitor_verdicts WHERE monitor = 'data_drift' "

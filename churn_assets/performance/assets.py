@@ -24,6 +24,7 @@ from churn_assets.monitoring.verdicts import record_verdict
 from churn_assets.partitions import month_start, monthly_partitions
 from churn_assets.performance.metrics import classification_metrics
 from churn_assets.resources import ModelRegistryResource
+from churn_assets.settings import BUCKET_A_MIN_PROBABILITY
 from churn_assets.training.baselines import rule_flags
 from churn_assets.training.model import LABEL, predict_probability
 from churn_assets.warehouse import run_sql_file, table_exists, transaction
@@ -51,7 +52,8 @@ METRIC_COLUMNS = (
 
 class PerformanceConfig(dg.Config):
     bucket_a_min_probability: float = Field(
-        default=0.3, description="Score from which bucket A (as in scoring): f2 and bucket A."
+        default=BUCKET_A_MIN_PROBABILITY,
+        description="Score from which bucket A (as in scoring): f2 and bucket A.",
     )
     degradation_tolerance: float = Field(
         default=0.05,

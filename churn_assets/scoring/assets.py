@@ -17,6 +17,7 @@ from churn_assets.features.feature_sets import keep_common_features
 from churn_assets.partitions import month_start, monthly_partitions
 from churn_assets.resources import ModelRegistryResource
 from churn_assets.scoring.reasons import reason_text, top_reasons
+from churn_assets.settings import BUCKET_A_MIN_PROBABILITY, BUCKET_B_MIN_PROBABILITY
 from churn_assets.training.model import as_matrix
 from churn_assets.warehouse import run_sql_file, transaction
 
@@ -24,8 +25,12 @@ SQL = Path(__file__).parent / "predictions.sql"
 
 
 class ScoringConfig(dg.Config):
-    bucket_a_min_probability: float = Field(default=0.3, description="Score from which bucket A.")
-    bucket_b_min_probability: float = Field(default=0.1, description="Score from which bucket B.")
+    bucket_a_min_probability: float = Field(
+        default=BUCKET_A_MIN_PROBABILITY, description="Score from which bucket A."
+    )
+    bucket_b_min_probability: float = Field(
+        default=BUCKET_B_MIN_PROBABILITY, description="Score from which bucket B."
+    )
 
 
 def assign_buckets(probability: np.ndarray, a_min: float, b_min: float) -> np.ndarray:
@@ -82,7 +87,7 @@ def predictions(
                 probability, config.bucket_a_min_probability, config.bucket_b_min_probability
             ),
             "model_version": str(champion.version),
-            "top_reasons": ["; ".join(reason_text(f, v) for f, v, _ in r) for r in reasons],
+            "top_reasons": ["; ".join(reason_text(*reason) for reason in r) for r in reasons],
             "scored_at": datetime.now(),
         }
     )

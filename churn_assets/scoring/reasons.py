@@ -68,35 +68,41 @@ FEATURE_WORDS: dict[str, str] = {
 def top_reasons(
     booster: lgb.Booster, matrix: pd.DataFrame, count: int = 3
 ) -> list[list[tuple[str, float, float]]]:
-    """Per row, the ``count`` features raising churn risk most: (feature, value, contribution)."""
+    """Per row, ``count`` reasons: (feature, value, SHAP contribution to the log-odds).
+
+    What raises the risk comes first, strongest first: that is what a retention agent acts on.
+    A user with fewer than ``count`` risk factors gets what holds them back next, strongest
+    first, so every score is explained by the same number of reasons.
+    """
     contributions = booster.predict(matrix, pred_contrib=True)[:, :-1]  # last column: base value
     names = list(matrix.columns)
-    order = np.argsort(-contributions, axis=1)[:, :count]
     values = matrix.to_numpy()
-    result = []
-    for row, columns in enumerate(order):
-        result.append(
-            [
-                (names[c], float(values[row, c]), float(contributions[row, c]))
-                for c in columns
-                if contributions[row, c] > 0
-            ]
-        )
-    return result
+    # Raising contributions sort before lowering ones, each group by its strength.
+    order = np.lexsort((-np.abs(contributions), contributions <= 0), axis=1)[:, :count]
+    return [
+        [(names[c], float(values[row, c]), float(contributions[row, c])) for c in columns]
+        for row, columns in enumerate(order)
+    ]
 
 
-# Yes/no features read as words, not as 0 and 1.
-YES_NO_FEATURES = frozenset({"last_is_auto_renew", "last_is_cancel"})
+# Yes/no features read as words, not as 0 and 1; coded ones through their codebook.
+YES_NO_FEATURES = frozenset({"last_is_auto_renew", "last_is_cancel", "last_is_free"})
+CODEBOOKS: dict[str, dict[int, str]] = {"gender_code": {0: "not given", 1: "male", 2: "female"}}
 
 
-def reason_text(feature: str, value: float) -> str:
-    """One reason as a retention agent reads it, e.g. ``auto-renew on the current plan: no``."""
+def reason_text(feature: str, value: float, contribution: float = 0.0) -> str:
+    """One reason as an agent reads it: ``auto-renew on the current plan: no (raises risk)``."""
     if np.isnan(value):
         shown = "unknown"
     elif feature in YES_NO_FEATURES:
         shown = "yes" if value >= 0.5 else "no"
+    elif feature in CODEBOOKS and float(value).is_integer():
+        shown = CODEBOOKS[feature].get(int(value), f"code {int(value)}")
     elif float(value).is_integer():
         shown = f"{int(value):d}"
     else:
         shown = f"{value:.2f}"
-    return f"{FEATURE_WORDS.get(feature, feature)}: {shown}"
+    direction = (
+        "raises risk" if contribution > 0 else "lowers risk" if contribution < 0 else "no effect"
+    )
+    return f"{FEATURE_WORDS.get(feature, feature)}: {shown} ({direction})"
