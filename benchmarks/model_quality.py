@@ -107,9 +107,9 @@ def evaluate_seed(
     )
     y = validation[LABEL].to_numpy()
     fit_started = time.monotonic()
-    tuned, _, _ = fit_lightgbm_automl(
+    tuned = fit_lightgbm_automl(
         split, budget, seed, log_file=folder / "flaml.log", metric=metric
-    )
+    ).booster
     fit_seconds = time.monotonic() - fit_started
     trials = len(search_history(folder / "flaml.log"))
     scores = {

@@ -127,6 +127,7 @@ def test_training_registers_first_champion_warm_starts_and_backtests(lifecycle_h
     assert meta["validation_cohort"] == "2016-04"
     assert meta["training_cohorts"] == "2016-01, 2016-02, 2016-03"
     assert meta["search_trials"] >= 1 and meta["warm_started"] is False
+    assert meta["search_budget_s"] == 1.0
     assert 0.5 < meta["val_auc"] <= 1.0
     assert 0.5 <= meta["baseline_rule_auc"] < 1.0
     assert _alias(lifecycle_home, CHAMPION_ALIAS) == _alias(lifecycle_home, CHALLENGER_ALIAS) == "1"
@@ -148,6 +149,7 @@ def test_training_registers_first_champion_warm_starts_and_backtests(lifecycle_h
     again = _train(auto_promote=False)
     meta = _metadata(again)
     assert meta["warm_started"] is True and meta["model_version"] == "2"
+    assert meta["search_budget_s"] == 0.5, "a warm retrain searches half the budget"
     assert _alias(lifecycle_home, CHALLENGER_ALIAS) == "2"
     assert _alias(lifecycle_home, CHAMPION_ALIAS) == "1", "manual mode: no automatic promotion"
 
@@ -204,16 +206,36 @@ def test_candidate_below_the_hurdle_is_recorded_but_not_registered(lifecycle_hom
     assert _alias(lifecycle_home, CHALLENGER_ALIAS) == "1"
 
 
-def test_auto_promotion_needs_the_margin(lifecycle_home):
+def _mean_score_on_validation(home: Path, version: str) -> tuple[float, float]:
+    """Mean predicted probability of ``version`` on the validation cohort, and its churn rate."""
+    import mlflow
+
+    model = mlflow.lightgbm.load_model(f"models:/{REGISTERED_MODEL_NAME}/{version}")
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
+        frame = conn.execute(
+            "SELECT * FROM features JOIN labels USING (msno, cohort_month) "
+            "WHERE cohort_month = '2016-04-01'"
+        ).df()
+    return float(model.predict(frame[model.feature_name()]).mean()), frame["is_churn"].mean()
+
+
+def test_auto_promotion_needs_the_margin_and_class_weights_apply(lifecycle_home):
     _train()
     # No candidate gains 1.0 AUC over the champion: it stays challenger.
-    held = _metadata(_train(promotion_margin=1.0))
+    held = _metadata(_train(promotion_margin=1.0, class_weight="balanced"))
     assert held["promoted_to_champion"] is False
+    # Balanced weights give the churners (39 % here) half the weight: scores move towards 0.5,
+    # above the churn rate, which is why unweighted (calibrated) is the default.
+    unweighted, churn_rate = _mean_score_on_validation(lifecycle_home, "1")
+    balanced, _ = _mean_score_on_validation(lifecycle_home, "2")
+    assert abs(unweighted - churn_rate) < 0.1
+    assert balanced > max(unweighted, churn_rate) + 0.05
     assert _alias(lifecycle_home, CHALLENGER_ALIAS) == "2"
     assert _alias(lifecycle_home, CHAMPION_ALIAS) == "1"
     # Any candidate clears a negative margin and, with auto_promote, replaces the champion.
-    taken = _metadata(_train(promotion_margin=-1.0))
+    taken = _metadata(_train(promotion_margin=-1.0, window_cohorts=2))
     assert taken["promoted_to_champion"] is True
+    assert taken["training_cohorts"] == "2016-03" and taken["validation_cohort"] == "2016-04"
     assert _alias(lifecycle_home, CHAMPION_ALIAS) == "3"
     assert _promotions(lifecycle_home)[-1] == ("3", "1", "auto_promote")
     tags = _client(lifecycle_home).get_model_version(REGISTERED_MODEL_NAME, "3").tags

@@ -24,6 +24,7 @@ __all__ = [
     "ClassWeight",
     "LabeledSplit",
     "SearchMetric",
+    "TunedModel",
     "as_matrix",
     "class_weights",
     "classification_metrics",
@@ -84,6 +85,14 @@ def class_weights(y: np.ndarray, mode: ClassWeight) -> np.ndarray | None:
     return np.where(y == 1, 0.5 / positives, 0.5 / (1 - positives))
 
 
+@dataclass(frozen=True)
+class TunedModel:
+    booster: lgb.Booster
+    best_config: dict[str, Any]
+    automl: AutoML
+    warm_started: bool  # False also when FLAML rejected the starting configuration
+
+
 def fit_lightgbm_automl(
     split: LabeledSplit,
     time_budget_s: float,
@@ -92,7 +101,7 @@ def fit_lightgbm_automl(
     class_weight: ClassWeight = "none",
     log_file: Path | None = None,
     metric: SearchMetric = "log_loss",
-) -> tuple[lgb.Booster, dict, AutoML]:
+) -> TunedModel:
     """Tune LightGBM with FLAML on the training cohorts, scored on the validation cohort.
 
     Log loss is the default objective: the buckets cut on absolute probabilities, so they need
@@ -124,17 +133,19 @@ def fit_lightgbm_automl(
     if log_file is not None:
         settings["log_file_name"] = str(log_file)
     automl = AutoML()
-    if starting_config:
+    warm_started = bool(starting_config)
+    if warm_started:
         try:
             automl.fit(**settings, starting_points={"lgbm": dict(starting_config)})
         except (ValueError, KeyError, AssertionError, TypeError):
             # A stale configuration FLAML rejects for today's data: search from cold instead.
+            warm_started = False
             automl = AutoML()
             automl.fit(**settings)
     else:
         automl.fit(**settings)
     booster = automl.model.estimator.booster_
-    return booster, dict(automl.best_config), automl
+    return TunedModel(booster, dict(automl.best_config), automl, warm_started)
 
 
 def search_history(log_file: Path) -> pd.DataFrame:
