@@ -1,11 +1,12 @@
 """Model quality on simulated worlds whose true churn probabilities are known.
 
 For each seed: simulate a world, load it and build every cohort's features through the project's
-own Dagster jobs, then train on the labelled window exactly as ``churn_model`` does (newest
-labelled cohort validates) and compare, on that validation cohort:
+own Dagster jobs, then train exactly as ``churn_model`` would a month before the newest labels
+land (the labelled window, its newest cohort validates) and compare:
 
-* the FLAML-tuned LightGBM against the truth: AUC ratio (target >= 0.97) and log loss gap
-  (target within 5 %);
+* the FLAML-tuned LightGBM against the truth on the validation cohort: AUC ratio (target >= 0.97)
+  and log loss gap (target within 5 %), on every seed;
+* the same on the holdout: the next cohort, which neither training nor FLAML's selection saw;
 * against LightGBM with library defaults, the as-is rule and a logistic regression.
 
 Writes the ``## Model quality`` section of BENCHMARKS.md (other sections are left as they are).
@@ -97,43 +98,78 @@ def evaluate_seed(
     truth = pd.read_csv(world.truth_dir / "churn_probability.csv", parse_dates=["cohort_month"])
     warehouse = WarehouseResource(database=str(folder / "warehouse.duckdb"))
     newest = max(pd.to_datetime(truth["cohort_month"])).date()
-    frame = load_labeled_window(warehouse, add_months(newest, 2), 6)
+    # As a month before the newest labels land: the newest cohort stays out, as the holdout.
+    frame = load_labeled_window(warehouse, add_months(newest, 1), 6)
     split = split_by_time(frame, feature_columns_of([c for c in frame.columns if c != LABEL]))
-    validation = split.validation.assign(
-        cohort_month=pd.to_datetime(split.validation["cohort_month"])
-    ).merge(
-        truth[["msno", "cohort_month", "churn_probability", "churn_probability_without_latent"]],
-        on=["msno", "cohort_month"],
-    )
-    y = validation[LABEL].to_numpy()
+    truth_columns = [
+        "msno",
+        "cohort_month",
+        "churn_probability",
+        "churn_probability_without_latent",
+    ]
+
+    def with_truth(rows: pd.DataFrame) -> pd.DataFrame:
+        rows = rows.assign(cohort_month=pd.to_datetime(rows["cohort_month"]))
+        return rows.merge(truth[truth_columns], on=["msno", "cohort_month"])
+
+    validation = with_truth(split.validation)
+    holdout = with_truth(load_labeled_window(warehouse, add_months(newest, 2), 1))
     fit_started = time.monotonic()
     tuned = fit_lightgbm_automl(
         split, budget, seed, log_file=folder / "flaml.log", metric=metric
     ).booster
     fit_seconds = time.monotonic() - fit_started
     trials = len(search_history(folder / "flaml.log"))
-    scores = {
-        "truth": validation["churn_probability"].to_numpy(),
-        "truth_without_latent": validation["churn_probability_without_latent"].to_numpy(),
-        "flaml_lightgbm": predict_probability(tuned, validation),
-        "default_lightgbm": predict_probability(fit_default_lightgbm(split, seed), validation),
-        "logistic_regression": fit_logistic_regression(split, seed).predict_proba(
-            as_matrix(validation, split.feature_columns)
-        )[:, 1],
-        "rule": RuleBaseline.fit(split.train).predict(validation),
-    }
-    metrics = {name: classification_metrics(y, p) for name, p in scores.items()}
+    default = fit_default_lightgbm(split, seed)
+    logistic = fit_logistic_regression(split, seed)
+    rule = RuleBaseline.fit(split.train)
+
+    def judged(rows: pd.DataFrame) -> dict[str, dict[str, float]]:
+        matrix = as_matrix(rows, split.feature_columns)
+        scores = {
+            "truth": rows["churn_probability"].to_numpy(),
+            "truth_without_latent": rows["churn_probability_without_latent"].to_numpy(),
+            "flaml_lightgbm": predict_probability(tuned, rows),
+            "default_lightgbm": predict_probability(default, rows),
+            "logistic_regression": logistic.predict_proba(matrix)[:, 1],
+            "rule": rule.predict(rows),
+        }
+        y = rows[LABEL].to_numpy()
+        return {name: classification_metrics(y, p) for name, p in scores.items()}
+
     return {
         "seed": seed,
         "train_rows": len(split.train),
         "validation_rows": len(validation),
         "validation_cohort": f"{split.validation_cohort:%Y-%m}",
-        "churn_rate": float(np.mean(y)),
-        "metrics": metrics,
+        "holdout_rows": len(holdout),
+        "holdout_cohort": f"{newest:%Y-%m}",
+        "churn_rate": float(np.mean(validation[LABEL])),
+        "metrics": judged(validation),
+        "holdout_metrics": judged(holdout),
         "flaml_trials": trials,
         "fit_seconds": fit_seconds,
         "seconds": time.monotonic() - started,
     }
+
+
+def _ratio_and_gap(metrics: dict) -> tuple[float, float]:
+    """FLAML's AUC over the truth's, and its log loss relative to the truth's."""
+    flaml, truth = metrics["flaml_lightgbm"], metrics["truth"]
+    return flaml["auc"] / truth["auc"], flaml["log_loss"] / truth["log_loss"] - 1
+
+
+def _verdict(results: list[dict], key: str, where: str) -> list[str]:
+    """Target lines judged on every seed, quoting the worst one."""
+    pairs = [_ratio_and_gap(r[key]) for r in results]
+    worst_ratio = min(p[0] for p in pairs)
+    worst_gap = max(p[1] for p in pairs)
+    return [
+        f"- {where}: AUC of the tuned model / AUC of the truth, worst seed **{worst_ratio:.3f}**"
+        f" (target ≥ 0.97 on every seed: {'met' if worst_ratio >= 0.97 else 'not met'}).",
+        f"- {where}: log loss of the tuned model vs the truth's, worst seed **{worst_gap:+.1%}**"
+        f" (target within 5 % on every seed: {'met' if worst_gap <= 0.05 else 'not met'}).",
+    ]
 
 
 def render(results: list[dict], users: int, months: int, budget: float, metric: str) -> str:
@@ -150,25 +186,29 @@ def render(results: list[dict], users: int, months: int, budget: float, metric: 
         "",
         f"`python benchmarks/model_quality.py --users {users} --months {months} --budget "
         f"{budget:g} --metric {metric}` — {len(results)} simulated worlds (no drift), "
-        "training exactly as `churn_model` does: the labelled window, validated on the newest "
-        "labelled cohort; all figures on that validation cohort against the simulator's true "
-        "churn probability. FLAML also selects its configuration on that cohort, so its "
-        "figures lean optimistic.",
+        "training exactly as `churn_model` would a month before the newest labels land: the "
+        "labelled window, validated on its newest cohort, against the simulator's true churn "
+        "probability. FLAML selects its configuration on the validation cohort, so those "
+        "figures lean optimistic; the *holdout* is the next cohort, which neither training nor "
+        "the search saw.",
         "",
-        "| seed | val rows | churn rate | AUC truth | AUC FLAML | AUC / truth | log loss truth "
-        "| log loss FLAML | log loss gap | AUC default LGBM | AUC logistic | AUC rule |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| seed | val cohort (rows) | churn rate | AUC truth | AUC FLAML | AUC / truth | log loss "
+        "truth | log loss FLAML | log loss gap | holdout (rows) | holdout AUC / truth "
+        "| holdout log loss gap | AUC default LGBM | AUC logistic | AUC rule |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         m = r["metrics"]
+        ratio, gap = _ratio_and_gap(m)
+        holdout_ratio, holdout_gap = _ratio_and_gap(r["holdout_metrics"])
         lines.append(
-            f"| {r['seed']} | {r['validation_rows']} | {r['churn_rate']:.3f} "
-            f"| {m['truth']['auc']:.4f} | {m['flaml_lightgbm']['auc']:.4f} "
-            f"| {m['flaml_lightgbm']['auc'] / m['truth']['auc']:.3f} "
-            f"| {m['truth']['log_loss']:.4f} | {m['flaml_lightgbm']['log_loss']:.4f} "
-            f"| {m['flaml_lightgbm']['log_loss'] / m['truth']['log_loss'] - 1:+.1%} "
-            f"| {m['default_lightgbm']['auc']:.4f} | {m['logistic_regression']['auc']:.4f} "
-            f"| {m['rule']['auc']:.4f} |"
+            f"| {r['seed']} | {r['validation_cohort']} ({r['validation_rows']}) "
+            f"| {r['churn_rate']:.3f} | {m['truth']['auc']:.4f} "
+            f"| {m['flaml_lightgbm']['auc']:.4f} | {ratio:.3f} | {m['truth']['log_loss']:.4f} "
+            f"| {m['flaml_lightgbm']['log_loss']:.4f} | {gap:+.1%} "
+            f"| {r['holdout_cohort']} ({r['holdout_rows']}) | {holdout_ratio:.3f} "
+            f"| {holdout_gap:+.1%} | {m['default_lightgbm']['auc']:.4f} "
+            f"| {m['logistic_regression']['auc']:.4f} | {m['rule']['auc']:.4f} |"
         )
     mean = {
         model: {
@@ -177,24 +217,25 @@ def render(results: list[dict], users: int, months: int, budget: float, metric: 
         }
         for model in models
     }
-    ratio = mean["flaml_lightgbm"]["auc"] / mean["truth"]["auc"]
-    gap = mean["flaml_lightgbm"]["log_loss"] / mean["truth"]["log_loss"] - 1
+    holdout_auc = {
+        model: float(np.mean([r["holdout_metrics"][model]["auc"] for r in results]))
+        for model in models
+    }
     lines += [
         "",
-        "Mean over seeds:",
+        "Mean over seeds (validation cohort; last column the holdout):",
         "",
-        "| model | AUC | log loss | Brier | lift top decile |",
-        "|---|---|---|---|---|",
+        "| model | AUC | log loss | Brier | lift top decile | holdout AUC |",
+        "|---|---|---|---|---|---|",
         *(
             f"| {model} | {mean[model]['auc']:.4f} | {mean[model]['log_loss']:.4f} "
-            f"| {mean[model]['brier']:.4f} | {mean[model]['lift_top_decile']:.2f} |"
+            f"| {mean[model]['brier']:.4f} | {mean[model]['lift_top_decile']:.2f} "
+            f"| {holdout_auc[model]:.4f} |"
             for model in models
         ),
         "",
-        f"- AUC of the tuned model / AUC of the truth: **{ratio:.3f}** (target ≥ 0.97: "
-        f"{'met' if ratio >= 0.97 else 'not met'}).",
-        f"- Log loss of the tuned model vs the truth's: **{gap:+.1%}** (target within 5 %: "
-        f"{'met' if abs(gap) <= 0.05 else 'not met'}).",
+        *_verdict(results, "metrics", "Validation cohort"),
+        *_verdict(results, "holdout_metrics", "Holdout cohort"),
         f"- The truth averaged over its latent term (what a perfect model of every observable "
         f"input would say): AUC {mean['truth_without_latent']['auc'] / mean['truth']['auc']:.3f}"
         f" of the truth's, log loss "
@@ -229,11 +270,13 @@ def main() -> None:
                 seed, args.users, args.months, args.budget, Path(folder), args.metric
             )
         m = result["metrics"]
+        holdout_ratio, holdout_gap = _ratio_and_gap(result["holdout_metrics"])
         print(
             f"seed {seed}: AUC truth {m['truth']['auc']:.4f} FLAML {m['flaml_lightgbm']['auc']:.4f}"
             f" default {m['default_lightgbm']['auc']:.4f} logistic "
             f"{m['logistic_regression']['auc']:.4f} rule {m['rule']['auc']:.4f}; log loss truth "
-            f"{m['truth']['log_loss']:.4f} FLAML {m['flaml_lightgbm']['log_loss']:.4f} "
+            f"{m['truth']['log_loss']:.4f} FLAML {m['flaml_lightgbm']['log_loss']:.4f}; holdout "
+            f"AUC/truth {holdout_ratio:.3f}, log loss {holdout_gap:+.1%} "
             f"({result['seconds']:.0f} s)",
             flush=True,
         )
