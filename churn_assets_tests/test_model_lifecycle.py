@@ -23,6 +23,7 @@ from churn_assets.performance.assets import model_performance
 from churn_assets.resources import ModelRegistryResource, default_resources
 from churn_assets.scoring.assets import predictions
 from churn_assets.settings import CHALLENGER_ALIAS, CHAMPION_ALIAS, REGISTERED_MODEL_NAME
+from churn_assets.training import assets as training_assets
 from churn_assets.training import lifecycle
 from churn_assets.training.assets import churn_model
 
@@ -69,7 +70,7 @@ def lifecycle_home(churn_env) -> Path:
     return home
 
 
-def _train(**config) -> dg.ExecuteInProcessResult:
+def _train(*, raise_on_error: bool = True, **config) -> dg.ExecuteInProcessResult:
     run_config = {
         "ops": {
             "churn_model": {
@@ -78,7 +79,12 @@ def _train(**config) -> dg.ExecuteInProcessResult:
             }
         }
     }
-    return dg.materialize([churn_model], resources=default_resources(), run_config=run_config)
+    return dg.materialize(
+        [churn_model],
+        resources=default_resources(),
+        run_config=run_config,
+        raise_on_error=raise_on_error,
+    )
 
 
 def _metadata(result: dg.ExecuteInProcessResult) -> dict:
@@ -261,6 +267,22 @@ def test_a_failed_promotion_changes_nothing(lifecycle_home, monkeypatch, broken)
     assert _promotions(lifecycle_home) == [("1", None, "initial")]
     tags = _client(lifecycle_home).get_model_version(REGISTERED_MODEL_NAME, "2").tags
     assert tags["promoted"] == "false"
+
+
+def test_a_registration_that_cannot_finish_is_taken_back(lifecycle_home, monkeypatch):
+    _train()
+    _train(auto_promote=False)  # v2: challenger
+
+    def warehouse_down(*args, **kwargs):
+        raise RuntimeError("warehouse unreachable")
+
+    monkeypatch.setattr(training_assets, "change_champion", warehouse_down)
+    failed = _train(promotion_margin=-1.0, raise_on_error=False)
+    assert not failed.success
+    versions = _client(lifecycle_home).search_model_versions(f"name = '{REGISTERED_MODEL_NAME}'")
+    assert sorted(str(v.version) for v in versions) == ["1", "2"], "v3 was taken back"
+    assert _alias(lifecycle_home, CHALLENGER_ALIAS) == "2"
+    assert _alias(lifecycle_home, CHAMPION_ALIAS) == "1"
 
 
 def test_promote_rollback_and_retention_by_hand(lifecycle_home, capsys):

@@ -178,6 +178,19 @@ def _markdown_metrics(rows: dict[str, dict[str, float]]) -> str:
 )
 def churn_model(context: dg.AssetExecutionContext, config: TrainingConfig) -> dg.MaterializeResult:
     """A FLAML-tuned LightGBM churn classifier, registered in MLflow as ``churn-model``."""
+    try:
+        return _train_candidate(context, config)
+    except BaseException:
+        # dagster-mlflow leaves its run active when the step fails: end it as FAILED, or the
+        # next training in this process would log into a run of a finished step.
+        context.resources.mlflow.end_run(status="FAILED")
+        raise
+
+
+def _train_candidate(
+    context: dg.AssetExecutionContext, config: TrainingConfig
+) -> dg.MaterializeResult:
+    """Train, judge against the baselines and the champion, log, and register if it clears."""
     warehouse: DuckDBResource = context.resources.warehouse
     registry: ModelRegistryResource = context.resources.registry
     as_of = month_start(config.as_of_month) if config.as_of_month else month_start(date.today())
@@ -339,6 +352,7 @@ def churn_model(context: dg.AssetExecutionContext, config: TrainingConfig) -> dg
         "cleared_hurdle": str(clears_hurdle).lower(),
         "promoted": "false",
     }
+    previous_challenger = registry.version_by_alias(CHALLENGER_ALIAS)
     try:
         for key, value in tags.items():
             client.set_model_version_tag(REGISTERED_MODEL_NAME, version, key, value)
@@ -357,8 +371,11 @@ def churn_model(context: dg.AssetExecutionContext, config: TrainingConfig) -> dg
             )
     except Exception:
         # A version without its tags, alias or champion record would mislead every later step:
-        # take it out of the registry (the MLflow run stays, for the post-mortem).
+        # take it out of the registry (the MLflow run stays, for the post-mortem) and give the
+        # challenger alias back.
         client.delete_model_version(REGISTERED_MODEL_NAME, version)
+        if previous_challenger is not None:
+            registry.set_alias(CHALLENGER_ALIAS, str(previous_challenger.version))
         raise
     context.log.info(
         f"registered {REGISTERED_MODEL_NAME} v{version} (val AUC {candidate_auc:.4f}); "
