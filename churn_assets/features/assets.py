@@ -55,9 +55,7 @@ def features(context: dg.AssetExecutionContext, warehouse: DuckDBResource) -> dg
             added = add_new_feature_columns(conn)
             retired = columns_not_produced(conn)
             run_sql_file(conn, STORE_SQL, params)
-        users = conn.execute(
-            "SELECT count(*) FROM features WHERE cohort_month = ?", [cutoff]
-        ).fetchone()[0]
+        users = conn.execute("SELECT count(*) FROM cohort_features").fetchone()[0]
         summary = run_sql_file(conn, SUMMARY_SQL).df().set_index("statistic").T
     return dg.MaterializeResult(
         metadata={

@@ -46,32 +46,34 @@ def columns_not_produced(conn: duckdb.DuckDBPyConnection) -> list[str]:
     return [n for n, _ in _columns(conn, "features") if n not in produced]
 
 
-def common_feature_columns(conn: duckdb.DuckDBPyConnection, cohorts: Sequence[date]) -> list[str]:
-    """The feature columns every one of ``cohorts`` was built with, in table order.
+def keep_common_features(
+    conn: duckdb.DuckDBPyConnection, frame: pd.DataFrame, cohorts: Sequence[date] | None = None
+) -> pd.DataFrame:
+    """``frame`` without the feature columns some of its cohorts (or ``cohorts``) lack.
 
     Cohorts stored before feature sets were recorded (or written by other tools) count as having
     every column of the table.
     """
-    columns = feature_columns_of([name for name, _ in _columns(conn, "features")])
-    if not cohorts or not table_exists(conn, "feature_sets"):
-        return columns
-    recorded = conn.execute(
-        "SELECT cohort_month, list(column_name) FROM feature_sets "
-        "WHERE cohort_month IN (SELECT unnest(?::DATE[])) GROUP BY cohort_month",
-        [list(cohorts)],
-    ).fetchall()
-    for _, names in recorded:
-        kept = set(names)
-        columns = [c for c in columns if c in kept]
-    return columns
-
-
-def keep_common_features(
-    conn: duckdb.DuckDBPyConnection, frame: pd.DataFrame, cohorts: Sequence[date] | None = None
-) -> pd.DataFrame:
-    """``frame`` without the feature columns some of its cohorts (or ``cohorts``) lack."""
     if cohorts is None:
         cohorts = sorted(pd.to_datetime(frame["cohort_month"]).dt.date.unique())
-    stored = set(feature_columns_of([name for name, _ in _columns(conn, "features")]))
-    keep = set(common_feature_columns(conn, cohorts))
-    return frame[[c for c in frame.columns if c not in stored or c in keep]]
+    lacking: set[str] = set()
+    if cohorts and table_exists(conn, "feature_sets"):
+        stored = feature_columns_of([name for name, _ in _columns(conn, "features")])
+        recorded = conn.execute(
+            "SELECT list(column_name) FROM feature_sets "
+            "WHERE cohort_month IN (SELECT unnest(?::DATE[])) GROUP BY cohort_month",
+            [list(cohorts)],
+        ).fetchall()
+        for (names,) in recorded:
+            lacking |= set(stored) - set(names)
+    return frame[[c for c in frame.columns if c not in lacking]]
+
+
+def read_cohort_features(
+    conn: duckdb.DuckDBPyConnection, cohort: date, common_with: Sequence[date] = ()
+) -> pd.DataFrame:
+    """One cohort's rows by msno, with the features it and every ``common_with`` cohort have."""
+    frame = conn.execute(
+        "SELECT * FROM features WHERE cohort_month = ? ORDER BY msno", [cohort]
+    ).df()
+    return keep_common_features(conn, frame, [cohort, *common_with])

@@ -12,7 +12,7 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from churn_assets.features.assets import CATEGORICAL_FEATURES
-from churn_assets.features.feature_sets import feature_columns_of, keep_common_features
+from churn_assets.features.feature_sets import feature_columns_of, read_cohort_features
 from churn_assets.monitoring.drift import data_drift
 from churn_assets.monitoring.verdicts import record_verdict
 from churn_assets.partitions import month_start, monthly_partitions
@@ -62,18 +62,15 @@ def drift_report(
     learnt_from.append(champion.tags.get("validation_cohort", ""))
     feature_names = json.loads(champion.tags.get("feature_columns", "[]"))
     with warehouse.get_connection() as conn:
-        current = conn.execute(
-            "SELECT * FROM features WHERE cohort_month = ? ORDER BY msno", [cohort]
-        ).df()
+        # Only the features both sides were built with are comparable.
+        current = read_cohort_features(
+            conn, cohort, common_with=[month_start(c) for c in learnt_from if c]
+        )
         reference = conn.execute(
             "SELECT * FROM features WHERE cohort_month IN (SELECT unnest(?::DATE[])) "
             f"USING SAMPLE reservoir({int(MAX_REFERENCE_ROWS)} ROWS) REPEATABLE (7)",
             [[c for c in learnt_from if c]],
         ).df()
-        # Only the features both sides were built with are comparable.
-        current = keep_common_features(
-            conn, current, [cohort, *(month_start(c) for c in learnt_from if c)]
-        )
         reference = reference[[c for c in reference.columns if c in current.columns]]
     if current.empty or reference.empty:
         raise dg.Failure(

@@ -13,7 +13,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from churn_assets.features.feature_sets import keep_common_features
+from churn_assets.features.feature_sets import read_cohort_features
 from churn_assets.partitions import month_start, monthly_partitions
 from churn_assets.resources import ModelRegistryResource
 from churn_assets.scoring.reasons import reason_text, top_reasons
@@ -60,13 +60,7 @@ def predictions(
         )
     booster = registry.load_model(champion.version)
     with warehouse.get_connection() as conn:
-        frame = keep_common_features(
-            conn,
-            conn.execute(
-                "SELECT * FROM features WHERE cohort_month = ? ORDER BY msno", [cohort]
-            ).df(),
-            [cohort],
-        )
+        frame = read_cohort_features(conn, cohort)
     if frame.empty:
         raise dg.Failure(f"no features for cohort {cohort:%Y-%m}: materialize features first")
     try:
