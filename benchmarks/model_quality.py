@@ -81,10 +81,9 @@ def evaluate_seed(
     from churn_assets.resources import WarehouseResource
     from churn_assets.simulator import simulate
     from churn_assets.training.assets import load_labeled_window
-    from churn_assets.training.baselines import RuleBaseline, fit_logistic_regression
+    from churn_assets.training.baselines import fit_baselines
     from churn_assets.training.model import (
         LABEL,
-        as_matrix,
         fit_default_lightgbm,
         fit_lightgbm_automl,
         predict_probability,
@@ -121,18 +120,15 @@ def evaluate_seed(
     fit_seconds = time.monotonic() - fit_started
     trials = len(search_history(folder / "flaml.log"))
     default = fit_default_lightgbm(split, seed)
-    logistic = fit_logistic_regression(split, seed)
-    rule = RuleBaseline.fit(split.train)
+    baselines = fit_baselines(split, seed)
 
     def judged(rows: pd.DataFrame) -> dict[str, dict[str, float]]:
-        matrix = as_matrix(rows, split.feature_columns)
         scores = {
             "truth": rows["churn_probability"].to_numpy(),
             "truth_without_latent": rows["churn_probability_without_latent"].to_numpy(),
             "flaml_lightgbm": predict_probability(tuned, rows),
             "default_lightgbm": predict_probability(default, rows),
-            "logistic_regression": logistic.predict_proba(matrix)[:, 1],
-            "rule": rule.predict(rows),
+            **{name: score(rows) for name, score in baselines.items()},
         }
         y = rows[LABEL].to_numpy()
         return {name: classification_metrics(y, p) for name, p in scores.items()}

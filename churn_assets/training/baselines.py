@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +18,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from churn_assets.training.model import LABEL, LabeledSplit, as_matrix, classification_metrics
+from churn_assets.performance.metrics import classification_metrics
+from churn_assets.training.model import LABEL, LabeledSplit, as_matrix
 
 RULE_COLUMNS = ("last_is_auto_renew", "last_is_cancel")
 
@@ -66,15 +68,24 @@ def fit_logistic_regression(split: LabeledSplit, seed: int) -> Pipeline:
     return model
 
 
-def baseline_metrics(split: LabeledSplit, seed: int) -> dict[str, dict[str, float]]:
-    """Both baselines fitted on the training cohorts and scored on the validation cohort."""
-    y_val = split.validation[LABEL].to_numpy()
+def fit_baselines(
+    split: LabeledSplit, seed: int
+) -> dict[str, Callable[[pd.DataFrame], np.ndarray]]:
+    """Both baselines fitted on the training cohorts, as churn-probability scorers of a frame."""
     rule = RuleBaseline.fit(split.train)
     logistic = fit_logistic_regression(split, seed)
     return {
-        "rule": classification_metrics(y_val, rule.predict(split.validation)),
-        "logistic_regression": classification_metrics(
-            y_val,
-            logistic.predict_proba(as_matrix(split.validation, split.feature_columns))[:, 1],
-        ),
+        "rule": rule.predict,
+        "logistic_regression": lambda frame: logistic.predict_proba(
+            as_matrix(frame, split.feature_columns)
+        )[:, 1],
+    }
+
+
+def baseline_metrics(split: LabeledSplit, seed: int) -> dict[str, dict[str, float]]:
+    """Both baselines fitted on the training cohorts and scored on the validation cohort."""
+    y_val = split.validation[LABEL].to_numpy()
+    return {
+        name: classification_metrics(y_val, score(split.validation))
+        for name, score in fit_baselines(split, seed).items()
     }
