@@ -49,7 +49,7 @@ def promotion_job() -> None:
 
 @dg.job(
     description="Delete registered versions created before a date (config: created_before); "
-    "the champion and the challenger are never deleted."
+    "the champion, the challenger and the rollback target are never deleted."
 )
 def retention_job() -> None:
     delete_old_versions_op()

@@ -90,7 +90,7 @@ YES_NO_FEATURES = frozenset({"last_is_auto_renew", "last_is_cancel", "last_is_fr
 CODEBOOKS: dict[str, dict[int, str]] = {"gender_code": {0: "not given", 1: "male", 2: "female"}}
 
 
-def reason_text(feature: str, value: float, contribution: float = 0.0) -> str:
+def reason_text(feature: str, value: float, contribution: float) -> str:
     """One reason as an agent reads it: ``auto-renew on the current plan: no (raises risk)``."""
     if np.isnan(value):
         shown = "unknown"
