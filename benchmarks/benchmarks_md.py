@@ -1,17 +1,105 @@
-"""BENCHMARKS.md holds one section per benchmark script; each run replaces only its own."""
+"""BENCHMARKS.md holds one section per benchmark script; each run replaces only its own.
+
+Every section says where its figures come from, on the line under its heading: the commit measured
+(``+dirty`` when tracked files had uncommitted changes), the date, and the exact command, so a
+figure can always be traced back and measured again.
+
+Each benchmark script declares ``SECTION`` (its heading) and ``SMOKE`` (the arguments of its
+smallest run and the first cell of each table row that run writes); the test suite runs every
+``benchmarks/*.py`` that way, so a benchmark a refactor breaks fails the suite.
+"""
 
 from __future__ import annotations
 
+import argparse
 import re
+import shlex
+import subprocess
+import sys
+from datetime import date
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
+PROVENANCE = re.compile(
+    r"^Measured at commit `(?P<commit>[^`]+)` on (?P<date>\d{4}-\d{2}-\d{2}): "
+    r"`(?P<command>[^`]+)`$",
+    re.M,
+)
 
-def write_section(path: Path, heading: str, section: str) -> None:
-    """Replace the section under ``heading`` (or append it); keep every other section."""
+
+def _git(*args: str) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=False, timeout=30
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def commit() -> str:
+    """``git rev-parse --short HEAD``, plus ``+dirty`` when tracked files differ from it."""
+    head = _git("rev-parse", "--short", "HEAD")
+    if head is None:
+        return "unknown"
+    changes = _git("status", "--porcelain", "--untracked-files=no")
+    return head + ("+dirty" if changes else "")
+
+
+def command(argv: list[str] | None = None) -> str:
+    """The command that ran, as typed from the repository root."""
+    argv = list(sys.argv if argv is None else argv)
+    script = Path(argv[0]).resolve()
+    if script.is_relative_to(ROOT):
+        argv[0] = script.relative_to(ROOT).as_posix()
+    return "python " + shlex.join(argv)
+
+
+def provenance(argv: list[str] | None = None, today: date | None = None) -> str:
+    return (
+        f"Measured at commit `{commit()}` on {(today or date.today()).isoformat()}: "
+        f"`{command(argv)}`"
+    )
+
+
+def parse_args(parser: argparse.ArgumentParser, smoke: list[str]) -> argparse.Namespace:
+    """The script's arguments plus ``--output`` and ``--smoke`` (``smoke`` prepended).
+
+    A smoke run proves the script still runs; its figures are no benchmark, so it must be told
+    where to write them rather than overwrite the repository's BENCHMARKS.md.
+    """
+    parser.add_argument(
+        "--output", type=Path, help="BENCHMARKS.md to update (default: the repository's)"
+    )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help=f"the smallest run ({' '.join(smoke)}), as the tests run it; needs --output",
+    )
+    args = parser.parse_args()
+    if args.smoke:
+        if args.output is None:
+            parser.error("--smoke needs --output: its figures must not replace the real ones")
+        args = parser.parse_args([*smoke, *sys.argv[1:]])
+    if args.output is None:
+        args.output = ROOT / "BENCHMARKS.md"
+    return args
+
+
+def write_section(path: Path, heading: str, section: str) -> str:
+    """Replace the section under ``heading`` (or append it); keep every other section.
+
+    ``section`` starts with ``heading``; the provenance line is put right under it. Returns the
+    section as written.
+    """
+    body = section.removeprefix(heading).lstrip("\n")
+    section = f"{heading}\n\n{provenance()}\n\n{body}".rstrip("\n") + "\n"
     text = path.read_text() if path.exists() else "# Benchmarks\n"
     pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
     if pattern.search(text):
         text = pattern.sub(lambda _: section + "\n", text)
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text.rstrip("\n") + "\n")
+    return section
