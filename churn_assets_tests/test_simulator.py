@@ -444,9 +444,11 @@ def test_earlier_users_come_with_a_year_of_history(large: SimulationSummary) -> 
     assert yearly_count(first_month) > 0.85 * yearly_count(last_month)
 
 
-def test_history_months_stop_at_the_kkbox_start(tmp_path: Path) -> None:
+def test_history_reaches_back_before_the_kkbox_start(tmp_path: Path) -> None:
     summary = simulate(tmp_path, users=50, months=2, start="2015-04", seed=2)
-    assert summary.history_months == [date(2015, m, 1) for m in (1, 2, 3)]
+    assert summary.history_months == [date(2014, m, 1) for m in range(4, 13)] + [
+        date(2015, m, 1) for m in (1, 2, 3)
+    ]
 
 
 # --- delivery faults --------------------------------------------------------------------------

@@ -1,7 +1,19 @@
 """Seeded simulator of raw subscription logs in the KKBox "WSDM churn" landing format."""
 
+from .arrivals import stage_arrivals
 from .drift import Drift, parse_drift
+from .knobs import DEGENERATE_KINDS, parse_late, parse_missing
 from .labels import kkbox_churn_labels
 from .runner import SimulationSummary, simulate
 
-__all__ = ["Drift", "SimulationSummary", "kkbox_churn_labels", "parse_drift", "simulate"]
+__all__ = [
+    "DEGENERATE_KINDS",
+    "Drift",
+    "SimulationSummary",
+    "kkbox_churn_labels",
+    "parse_drift",
+    "parse_late",
+    "parse_missing",
+    "simulate",
+    "stage_arrivals",
+]

@@ -6,8 +6,6 @@ against the real data to meet the same value ranges, codes and quirks.
 
 from __future__ import annotations
 
-from datetime import date
-
 import numpy as np
 
 # --- population -----------------------------------------------------------------------------
@@ -17,8 +15,7 @@ PRE_START_MEAN_AGE_DAYS = 900.0  # registration age of earlier users (exponentia
 PRE_START_MAX_AGE_DAYS = 13 * 365
 ACTIVE_AT_START = 0.84  # earlier users holding a live subscription when the window opens
 MISSING_MEMBER_SHARE = 0.015  # users with activity but no members row
-HISTORY_MONTHS = 12  # months of subscription history written before the window
-EARLIEST_HISTORY = date(2015, 1, 1)  # KKBox's public dump (and the partitions) start here
+HISTORY_MONTHS = 12  # months of subscription history written before the window, by default
 
 CITY = {
     1: 0.71, 13: 0.06, 5: 0.05, 4: 0.035, 15: 0.03, 22: 0.03, 6: 0.025, 14: 0.013, 12: 0.009,

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from . import marginals as mg
+from .arrivals import DATA_DELAY_MONTHS, LABEL_DELAY_MONTHS, arrival_record
 from .dates import add_months, month_tag, parse_month, yyyymmdd
 from .delivery import Delivery
 from .drift import Drift
+from .knobs import degenerate_kinds, degrade, file_name, format_late, format_missing, late_files
 from .labels import cohort_expiries, kkbox_churn_labels
+from .member_changes import CHANGE_COLUMNS, draw_member_changes
 from .world import World, WorldHistory
 from .writer import (
     LABEL_COLUMNS,
@@ -38,13 +42,26 @@ class SimulationSummary:
     labeled_cohorts: list[date]  # cohorts for which train_YYYYMM.csv was written
     rows: dict[str, int]  # rows written per table: members, transactions, user_logs, labels
     drifts: list[Drift]
+    arrivals: dict[str, date] = field(default_factory=dict)  # file -> first day it is visible
+    missing_files: list[str] = field(default_factory=list)  # monthly files never written
+    member_changes: int = 0  # users whose profile changes in a later members file
 
 
-def _validate(users: int, months: int, drifts: Sequence[Drift]) -> None:
-    if isinstance(users, bool) or not isinstance(users, int) or users < 1:
-        raise ValueError(f"users must be a positive integer, got {users!r}")
-    if isinstance(months, bool) or not isinstance(months, int) or months < 1:
-        raise ValueError(f"months must be a positive integer, got {months!r}")
+def _whole(value: object, name: str, least: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        kind = "a positive integer" if least == 1 else f"an integer >= {least}"
+        raise ValueError(f"{name} must be {kind}, got {value!r}")
+
+
+def _validate(
+    users: int, months: int, drifts: Sequence[Drift], history_months: int, member_changes: float
+) -> None:
+    _whole(users, "users", 1)
+    _whole(months, "months", 1)
+    _whole(history_months, "history_months", 0)
+    share_ok = isinstance(member_changes, int | float) and not isinstance(member_changes, bool)
+    if not share_ok or not 0.0 <= member_changes <= 1.0:
+        raise ValueError(f"member_changes must be a share in [0, 1], got {member_changes!r}")
     kinds: set[str] = set()
     for drift in drifts:
         if not isinstance(drift, Drift):
@@ -104,6 +121,29 @@ def _label_cohort(
     return labels, truth[list(TRUTH_COLUMNS)]
 
 
+def _arguments(
+    history_months: int,
+    degenerate: tuple[str, ...],
+    late: list[tuple[str, date, int]],
+    missing: list[tuple[str, date]],
+    member_changes: float,
+) -> dict[str, object]:
+    """The shape knobs as recorded, those left at their defaults omitted (older worlds read the
+    same)."""
+    out: dict[str, object] = {}
+    if history_months != mg.HISTORY_MONTHS:
+        out["history_months"] = history_months
+    if degenerate:
+        out["degenerate"] = list(degenerate)
+    if late:
+        out["late"] = [format_late(entry) for entry in late]
+    if missing:
+        out["missing"] = [format_missing(entry) for entry in missing]
+    if member_changes:
+        out["member_changes"] = member_changes
+    return out
+
+
 def simulate(
     out: Path,
     users: int = 2000,
@@ -111,51 +151,90 @@ def simulate(
     months: int = 8,
     seed: int = 7,
     drifts: Sequence[Drift] = (),
+    *,
+    history_months: int = mg.HISTORY_MONTHS,
+    degenerate: Sequence[str] = (),
+    late: Sequence[tuple[str, date, int]] = (),
+    missing: Sequence[tuple[str, date]] = (),
+    member_changes: float = 0.0,
 ) -> SimulationSummary:
     """Simulate ``months`` months of a ``users``-user KKBox-like service into ``out``.
 
     Writes ``out/landing`` (members, transactions, user_logs and train_YYYYMM label files) and
-    ``out/truth`` (true churn probabilities and the drift schedule). Equal arguments give
-    byte-identical files. Cohort M is labelled when months M-1 and M+1 are both simulated: the
-    rule needs the transaction current before M, and renewals up to 30 days past expiry.
-    Users who exist before ``start`` come with up to 12 months of transactions before it
-    (``transactions_YYYYMM.csv`` of those months; listening rows start at ``start``).
+    ``out/truth`` (true churn probabilities, the drift schedule, when each file arrives and which
+    members changed). Equal arguments give byte-identical files. Cohort M is labelled when months
+    M-1 and M+1 are both simulated: the rule needs the transaction current before M, and
+    renewals up to 30 days past expiry.
+
+    The shape of the world:
+
+    * ``history_months``: users who exist before ``start`` come with that many months of
+      transactions before it (``transactions_YYYYMM.csv`` of those months; listening rows start
+      at ``start``); 0 gives none.
+    * ``degenerate``: columns constant over the whole world (see :mod:`.knobs`), e.g.
+      ``no_cancels`` or ``single_city``.
+    * ``late``: ``(table, data month, delay in months)``; that monthly file of ``transactions``,
+      ``user_logs`` or ``members`` lands the delay after its normal day (truth/arrivals.json).
+    * ``missing``: ``(table, data month)``; that monthly file is never written.
+    * ``member_changes``: the share of users with a members row whose city (sometimes birth year
+      or registration channel) changes in a later simulated month; they appear again, with the
+      new values, in that month's members file (truth/member_changes.csv lists the changes).
+
+    Labels are computed from every landed transaction, a missing or late file's too, as KKBox
+    would have shipped them; they must agree with the world's own decisions user by user.
     """
     drifts = list(drifts)
-    _validate(users, months, drifts)
+    _validate(users, months, drifts, history_months, member_changes)
+    kinds = degenerate_kinds(degenerate)
     first = parse_month(start)
-    landing, truth_dir = _prepare(Path(out))
-    history = World(users, first, months, seed, drifts).run()
-    pop = history.population
     month_list = [add_months(first, k) for k in range(months)]
-    back = history.history_starts.size
-    history_list = [add_months(first, k) for k in range(-back, 0)]
+    late_list, missing_list = late_files(late, missing, month_list)
+    landing, truth_dir = _prepare(Path(out))
+    history = World(users, first, months, seed, drifts, history_months=history_months).run()
+    pop = history.population
+    history_list = [add_months(first, k) for k in range(-history_months, 0)]
     delivery = Delivery(seed, drifts)
     rows = dict.fromkeys(("members", "transactions", "user_logs", "labels"), 0)
+    delays = {file_name(table, month): delay for table, month, delay in late_list}
+    never = {file_name(table, month) for table, month in missing_list}
+    arrivals: dict[str, date] = {}
 
+    def land(frame: pd.DataFrame, name: str, arrives: date, decimals: int | None = None) -> int:
+        if name in never:
+            return 0
+        if kinds and name.startswith("members"):
+            frame = degrade(frame, "members", kinds)
+        arrivals[name] = add_months(arrives, delays.get(name, 0))
+        return write_csv(frame, landing / name, decimals=decimals)
+
+    def monthly(month: date) -> date:
+        return max(add_months(month, DATA_DELAY_MONTHS), first)
+
+    changes = draw_member_changes(pop, months, member_changes, seed, frozenset(kinds))
     everyone = np.arange(len(pop))
-    rows["members"] += write_csv(
-        members_frame(pop, everyone[pop.reg_month < 0]), landing / "members.csv"
-    )
+    rows["members"] += land(members_frame(pop, everyone[pop.reg_month < 0]), "members.csv", first)
     for k, month in enumerate(month_list):
-        rows["members"] += write_csv(
-            members_frame(pop, everyone[pop.reg_month == k]),
-            landing / f"members_{month_tag(month)}.csv",
-        )
+        frame = members_frame(pop, everyone[pop.reg_month == k])
+        if changes.users.size:
+            frame = pd.concat([frame, changes.rows(pop, k)], ignore_index=True)
+        rows["members"] += land(frame, f"members_{month_tag(month)}.csv", monthly(month))
 
     transactions = transactions_frame(history)
+    if kinds:
+        transactions = degrade(transactions, "transactions", kinds)
     dates = transactions["transaction_date"].to_numpy()
     stamps = yyyymmdd(np.concatenate([history.history_starts, history.month_starts]))
     for k, month in enumerate(history_list + month_list):
         inside = (dates >= stamps[k]) & (dates < stamps[k + 1])
-        if inside.any() or k >= back:
-            rows["transactions"] += write_csv(
-                transactions[inside], landing / f"transactions_{month_tag(month)}.csv"
+        if inside.any() or k >= history_months:
+            rows["transactions"] += land(
+                transactions[inside], f"transactions_{month_tag(month)}.csv", monthly(month)
             )
     for k, month in enumerate(month_list):
-        rows["user_logs"] += write_csv(
+        rows["user_logs"] += land(
             delivery.user_logs(logs_frame(pop, history.logs[k]), month),
-            landing / f"user_logs_{month_tag(month)}.csv",
+            f"user_logs_{month_tag(month)}.csv",
+            monthly(month),
             decimals=3,
         )
 
@@ -164,8 +243,10 @@ def simulate(
     truth_parts = []
     for cohort in labeled:
         labels, truth = _label_cohort(transactions, decisions, cohort)
-        rows["labels"] += write_csv(
-            labels[list(LABEL_COLUMNS)], landing / f"train_{month_tag(cohort)}.csv"
+        rows["labels"] += land(
+            labels[list(LABEL_COLUMNS)],
+            f"train_{month_tag(cohort)}.csv",
+            add_months(cohort, LABEL_DELAY_MONTHS),
         )
         truth_parts.append(truth)
     truth_frame = (
@@ -174,6 +255,13 @@ def simulate(
         else pd.DataFrame(columns=list(TRUTH_COLUMNS))
     )
     write_csv(truth_frame, truth_dir / "churn_probability.csv", decimals=6)
+    month_days = [f"{m:%Y-%m-%d}" for m in month_list]
+    change_frame = (
+        changes.record(pop, month_days)
+        if changes.users.size
+        else pd.DataFrame(columns=list(CHANGE_COLUMNS))
+    )
+    write_csv(change_frame, truth_dir / "member_changes.csv")
 
     schedule = {
         "drifts": [delivery.describe(d) for d in drifts],
@@ -183,14 +271,14 @@ def simulate(
             "months": months,
             "seed": seed,
             "drifts": [str(d) for d in drifts],
+            **_arguments(history_months, kinds, late_list, missing_list, member_changes),
         },
-        "months": [f"{m:%Y-%m-%d}" for m in month_list],
+        "months": month_days,
         "history_months": [f"{m:%Y-%m-%d}" for m in history_list],
         "labeled_cohorts": [f"{m:%Y-%m-%d}" for m in labeled],
     }
-    (truth_dir / "drift_schedule.json").write_text(
-        json.dumps(schedule, indent=2, sort_keys=True) + "\n", encoding="utf-8"
-    )
+    _write_json(truth_dir / "drift_schedule.json", schedule)
+    _write_json(truth_dir / "arrivals.json", arrival_record(arrivals, late_list, missing_list))
     return SimulationSummary(
         landing_dir=landing,
         truth_dir=truth_dir,
@@ -200,4 +288,11 @@ def simulate(
         labeled_cohorts=labeled,
         rows=rows,
         drifts=drifts,
+        arrivals=dict(sorted(arrivals.items())),
+        missing_files=sorted(never),
+        member_changes=int(changes.users.size),
     )
+
+
+def _write_json(path: Path, content: dict) -> None:
+    path.write_text(json.dumps(content, indent=2, sort_keys=True) + "\n", encoding="utf-8")

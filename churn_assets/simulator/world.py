@@ -7,9 +7,9 @@ Whole months are simulated as numpy arrays; Python only loops over months and ov
 rounds of expiries that short plans create inside one month.
 
 Users who exist before the window get a written subscription history: the same month loop runs
-over up to :data:`~.marginals.HISTORY_MONTHS` months before it, landing transactions (renewals,
-cancels, lapses and comebacks with the window's own marginals) but no listening rows, so early
-cohorts see the same tenure and yearly counts as later ones.
+over ``history_months`` months before it (:data:`~.marginals.HISTORY_MONTHS` unless told),
+landing transactions (renewals, cancels, lapses and comebacks with the window's own marginals)
+but no listening rows, so early cohorts see the same tenure and yearly counts as later ones.
 """
 
 from __future__ import annotations
@@ -121,7 +121,14 @@ class World:
     """One seeded world: build it, then :meth:`run` it once."""
 
     def __init__(
-        self, users: int, start: date, months: int, seed: int, drifts: Sequence[Drift] = ()
+        self,
+        users: int,
+        start: date,
+        months: int,
+        seed: int,
+        drifts: Sequence[Drift] = (),
+        *,
+        history_months: int = mg.HISTORY_MONTHS,
     ) -> None:
         self.rng = np.random.default_rng(seed)
         self.start = start
@@ -129,9 +136,8 @@ class World:
         self.month_starts = np.array(
             [to_day(add_months(start, k)) for k in range(months + 1)], dtype="int64"
         )
-        back = max(0, min(mg.HISTORY_MONTHS, months_between(mg.EARLIEST_HISTORY, start)))
         self.history_starts = np.array(
-            [to_day(add_months(start, k)) for k in range(-back, 0)], dtype="int64"
+            [to_day(add_months(start, k)) for k in range(-history_months, 0)], dtype="int64"
         )
         self.covariate_from = self._drift_index(drifts, COVARIATE)
         self.concept_from = self._drift_index(drifts, CONCEPT)

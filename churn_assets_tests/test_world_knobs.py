@@ -1,0 +1,334 @@
+"""Worlds of any shape: history length, start month, degenerate columns, late and missing files,
+and changing members."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from churn_assets.simulator import (
+    DEGENERATE_KINDS,
+    SimulationSummary,
+    parse_late,
+    parse_missing,
+    simulate,
+    stage_arrivals,
+)
+from churn_assets_tests.test_simulator import reference_labels
+
+WORLD = {"users": 300, "months": 6, "seed": 13}  # 2016-01 .. 2016-06
+LATE = [("user_logs", date(2016, 3, 1), 2), ("members", date(2016, 2, 1), 1)]
+MISSING = [("transactions", date(2016, 4, 1)), ("user_logs", date(2016, 5, 1))]
+
+
+def _read(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, keep_default_na=False)
+
+
+def _table(landing: Path, prefix: str) -> pd.DataFrame:
+    return pd.concat([_read(p) for p in sorted(landing.glob(f"{prefix}*.csv"))], ignore_index=True)
+
+
+def _json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def _month_files(landing: Path, prefix: str) -> list[str]:
+    return sorted(p.stem.rsplit("_", 1)[1] for p in landing.glob(f"{prefix}_*.csv"))
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory: pytest.TempPathFactory) -> SimulationSummary:
+    return simulate(tmp_path_factory.mktemp("plain"), **WORLD)
+
+
+@pytest.fixture(scope="module")
+def degenerate(tmp_path_factory: pytest.TempPathFactory) -> SimulationSummary:
+    return simulate(tmp_path_factory.mktemp("degenerate"), degenerate=DEGENERATE_KINDS, **WORLD)
+
+
+@pytest.fixture(scope="module")
+def delayed(tmp_path_factory: pytest.TempPathFactory) -> SimulationSummary:
+    return simulate(tmp_path_factory.mktemp("delayed"), late=LATE, missing=MISSING, **WORLD)
+
+
+@pytest.fixture(scope="module")
+def changed(tmp_path_factory: pytest.TempPathFactory) -> SimulationSummary:
+    return simulate(tmp_path_factory.mktemp("changed"), member_changes=0.1, **WORLD)
+
+
+# --- history and start ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("history", [0, 5, 18, 24])
+def test_history_months_give_that_many_months_of_transactions(tmp_path: Path, history: int) -> None:
+    summary = simulate(tmp_path, users=250, months=3, seed=4, history_months=history)
+    start = date(2016, 1, 1)
+    assert len(summary.history_months) == history
+    assert summary.history_months == sorted(summary.history_months)
+    assert all(m < start for m in summary.history_months)
+    landing = summary.landing_dir
+    expected = [f"{m:%Y%m}" for m in summary.history_months + summary.months]
+    assert _month_files(landing, "transactions") == expected
+    assert _month_files(landing, "user_logs") == ["201601", "201602", "201603"]
+    txns = _table(landing, "transactions_")
+    first = summary.history_months[0] if history else start
+    assert txns["transaction_date"].min() // 100 == int(f"{first:%Y%m}")
+    assert len(_read(landing / "train_201602.csv")) > 0
+
+    arrivals = _json(summary.truth_dir / "arrivals.json")["files"]
+    for month in summary.history_months:
+        assert arrivals[f"transactions_{month:%Y%m}.csv"] == "2016-01-01"
+    schedule = _json(summary.truth_dir / "drift_schedule.json")
+    assert len(schedule["history_months"]) == history
+    assert schedule["arguments"]["history_months"] == history
+
+
+@pytest.mark.parametrize("start", ["2014-11", "2015-07", "2017-03"])
+def test_any_start_month(tmp_path: Path, start: str) -> None:
+    summary = simulate(tmp_path, users=250, months=4, start=start, seed=6)
+    year, month = map(int, start.split("-"))
+    first = date(year, month, 1)
+    assert summary.months[0] == first and summary.history_months[-1] < first
+    tags = [f"{m:%Y%m}" for m in summary.months]
+    landing = summary.landing_dir
+    assert _month_files(landing, "user_logs") == tags
+    assert _month_files(landing, "members") == tags
+    assert _month_files(landing, "train") == tags[1:-1]
+    for tag in tags:
+        logs = _read(landing / f"user_logs_{tag}.csv")
+        assert (logs["date"] // 100 == int(tag)).all() and len(logs) > 0
+    assert (_read(landing / "members.csv")["registration_init_time"] < int(f"{first:%Y%m%d}")).all()
+    txns = _table(landing, "transactions_")
+    for cohort in summary.labeled_cohorts:
+        written = _read(landing / f"train_{cohort:%Y%m}.csv")
+        assert dict(zip(written["msno"], written["is_churn"], strict=True)) == reference_labels(
+            txns, cohort
+        )
+    assert _json(summary.truth_dir / "drift_schedule.json")["arguments"]["start"] == start
+
+
+# --- degenerate columns -----------------------------------------------------------------------
+
+
+def test_degenerate_columns_are_constant_and_the_world_is_the_same(
+    plain: SimulationSummary, degenerate: SimulationSummary
+) -> None:
+    members = _table(degenerate.landing_dir, "members")
+    assert set(members["city"]) == {1}
+    assert set(members["bd"]) == {0}
+    assert set(members["gender"]) == {""}
+    txns = _table(degenerate.landing_dir, "transactions_")
+    assert set(txns["is_cancel"]) == {0}
+    assert set(txns["is_auto_renew"]) == {0}
+    assert txns["payment_method_id"].nunique() == 1
+
+    full = _table(plain.landing_dir, "transactions_")
+    assert full["is_cancel"].any() and full["is_auto_renew"].any()
+    shipped = full[full["is_cancel"] == 0].reset_index(drop=True)
+    kept = ["msno", "payment_plan_days", "transaction_date", "membership_expire_date"]
+    assert shipped[kept].equals(txns[kept])
+    assert _table(plain.landing_dir, "members")["msno"].equals(members["msno"])
+    for name in ("churn_probability.csv",):
+        assert (plain.truth_dir / name).read_bytes() == (degenerate.truth_dir / name).read_bytes()
+    for path in sorted(plain.landing_dir.iterdir()):
+        if path.name.startswith(("train_", "user_logs_")):
+            assert (degenerate.landing_dir / path.name).read_bytes() == path.read_bytes()
+    schedule = _json(degenerate.truth_dir / "drift_schedule.json")
+    assert schedule["arguments"]["degenerate"] == list(DEGENERATE_KINDS)
+
+
+COLUMN_OF = {
+    "no_cancels": ("transactions_", "is_cancel"),
+    "no_gender": ("members", "gender"),
+    "no_age": ("members", "bd"),
+    "single_city": ("members", "city"),
+    "single_payment_method": ("transactions_", "payment_method_id"),
+    "no_auto_renew": ("transactions_", "is_auto_renew"),
+}
+
+
+@pytest.mark.parametrize("kind", DEGENERATE_KINDS)
+def test_each_degenerate_kind_flattens_only_its_column(tmp_path: Path, kind: str) -> None:
+    summary = simulate(tmp_path, users=200, months=3, seed=8, degenerate=[kind])
+    for other, (prefix, column) in COLUMN_OF.items():
+        values = _table(summary.landing_dir, prefix)[column]
+        assert (values.nunique() == 1) == (other == kind), (other, column)
+
+
+def test_unknown_degenerate_kinds_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"unknown degenerate kind.*'no_city'.*no_cancels"):
+        simulate(tmp_path, users=50, months=2, degenerate=["no_age", "no_city"])
+    with pytest.raises(ValueError, match="list of kinds"):
+        simulate(tmp_path, users=50, months=2, degenerate="no_age")
+    assert not (tmp_path / "landing").exists()
+
+
+# --- late and missing files -------------------------------------------------------------------
+
+
+def test_late_and_missing_files(plain: SimulationSummary, delayed: SimulationSummary) -> None:
+    landing = delayed.landing_dir
+    names = {p.name for p in landing.iterdir()}
+    assert {"transactions_201604.csv", "user_logs_201605.csv"}.isdisjoint(names)
+    assert names | {"transactions_201604.csv", "user_logs_201605.csv"} == {
+        p.name for p in plain.landing_dir.iterdir()
+    }
+    for name in names:  # the files that land are the same files, labels included
+        assert (landing / name).read_bytes() == (plain.landing_dir / name).read_bytes(), name
+    assert delayed.missing_files == ["transactions_201604.csv", "user_logs_201605.csv"]
+    assert delayed.rows["labels"] == plain.rows["labels"]
+    assert delayed.rows["user_logs"] < plain.rows["user_logs"]
+
+    arrivals = _json(delayed.truth_dir / "arrivals.json")
+    files = arrivals["files"]
+    assert set(files) == names
+    assert files["members.csv"] == "2016-01-01"
+    assert files["transactions_201512.csv"] == files["transactions_201501.csv"] == "2016-01-01"
+    assert files["transactions_201601.csv"] == "2016-02-01"
+    assert files["user_logs_201602.csv"] == "2016-03-01"
+    assert files["user_logs_201603.csv"] == "2016-06-01"  # two months late
+    assert files["members_201602.csv"] == "2016-04-01"  # one month late
+    assert files["train_201602.csv"] == "2016-04-01"
+    assert files["train_201605.csv"] == "2016-07-01"
+    assert arrivals["late"] == [
+        {"arrives": "2016-04-01", "delay_months": 1, "file": "members_201602.csv",
+         "month": "2016-02-01", "table": "members"},
+        {"arrives": "2016-06-01", "delay_months": 2, "file": "user_logs_201603.csv",
+         "month": "2016-03-01", "table": "user_logs"},
+    ]  # fmt: skip
+    assert arrivals["missing"] == [
+        {"file": "transactions_201604.csv", "month": "2016-04-01", "table": "transactions"},
+        {"file": "user_logs_201605.csv", "month": "2016-05-01", "table": "user_logs"},
+    ]
+    assert {k: v.isoformat() for k, v in delayed.arrivals.items()} == files
+    arguments = _json(delayed.truth_dir / "drift_schedule.json")["arguments"]
+    assert arguments["late"] == ["user_logs@2016-03+2", "members@2016-02+1"]
+    assert arguments["missing"] == ["transactions@2016-04", "user_logs@2016-05"]
+    assert "late" not in _json(plain.truth_dir / "drift_schedule.json")["arguments"]
+
+
+def test_stage_arrivals_lets_files_arrive_month_by_month(
+    delayed: SimulationSummary, tmp_path: Path
+) -> None:
+    arrivals = delayed.truth_dir / "arrivals.json"
+    staged = tmp_path / "staged"
+    assert stage_arrivals(delayed.landing_dir, arrivals, staged, date(2015, 12, 31)) == []
+    seen: dict[str, date] = {}
+    for k in range(9):
+        day = date(2016 + k // 12, k % 12 + 1, 1)
+        for name in stage_arrivals(delayed.landing_dir, arrivals, staged, day):
+            seen[name] = day
+        assert stage_arrivals(delayed.landing_dir, arrivals, staged, day) == []
+        mid_month = day.replace(day=15)
+        assert stage_arrivals(delayed.landing_dir, arrivals, staged, mid_month) == []
+    assert seen == delayed.arrivals
+    assert seen["user_logs_201603.csv"] == date(2016, 6, 1)
+    assert "user_logs_201604.csv" in stage_names(seen, date(2016, 5, 1))
+    assert "user_logs_201603.csv" not in stage_names(seen, date(2016, 5, 1))
+    for path in staged.iterdir():
+        assert path.read_bytes() == (delayed.landing_dir / path.name).read_bytes()
+    assert not (staged / "transactions_201604.csv").exists()
+
+
+def stage_names(seen: dict[str, date], day: date) -> set[str]:
+    return {name for name, arrived in seen.items() if arrived <= day}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"late": [("users", date(2016, 2, 1), 1)]}, "unknown table 'users'"),
+        ({"late": [("user_logs", date(2016, 9, 1), 1)]}, "2016-09 is not a simulated month"),
+        ({"late": [("user_logs", date(2016, 2, 1), 0)]}, "delay must be a whole number"),
+        ({"late": [("user_logs", date(2016, 2, 15), 1)]}, "first day of a month"),
+        ({"late": [("user_logs", date(2016, 2, 1))]}, "expected \\(table, month, delay"),
+        (
+            {"late": [("members", date(2016, 2, 1), 1)], "missing": [("members", "2016-02")]},
+            "members_201602.csv is named more than once",
+        ),
+        ({"missing": [("transactions", date(2015, 12, 1))]}, "not a simulated month"),
+        ({"history_months": -1}, "history_months"),
+        ({"history_months": 2.0}, "history_months"),
+        ({"member_changes": 1.5}, "member_changes"),
+        ({"member_changes": True}, "member_changes"),
+    ],
+)
+def test_bad_shape_arguments(tmp_path: Path, kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        simulate(tmp_path, **{"users": 50, "months": 3, **kwargs})
+    assert not (tmp_path / "landing").exists()
+
+
+def test_parse_late_and_missing() -> None:
+    assert parse_late("user_logs@2016-03+2") == ("user_logs", date(2016, 3, 1), 2)
+    assert parse_late(" members@2017-12+1 ") == ("members", date(2017, 12, 1), 1)
+    assert parse_missing("transactions@2016-04") == ("transactions", date(2016, 4, 1))
+    for bad, match in [
+        ("user_logs@2016-03", "TABLE@YYYY-MM\\+K"),
+        ("user_logs@2016-03+x", "TABLE@YYYY-MM\\+K"),
+        ("user_logs@2016-03+0", "delay"),
+        ("logs@2016-03+1", "unknown table 'logs'"),
+        ("user_logs@2016-3+1", "YYYY-MM"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            parse_late(bad)
+    for bad, match in [("transactions", "TABLE@YYYY-MM"), ("train@2016-03", "unknown table")]:
+        with pytest.raises(ValueError, match=match):
+            parse_missing(bad)
+
+
+# --- changing members -------------------------------------------------------------------------
+
+
+def test_changed_members_appear_again_with_the_new_values(
+    plain: SimulationSummary, changed: SimulationSummary
+) -> None:
+    record = _read(changed.truth_dir / "member_changes.csv")
+    assert list(record.columns) == ["msno", "month", "column", "old", "new"]
+    assert set(record["column"]) == {"city", "bd", "registered_via"}
+    assert (record["old"] != record["new"]).all()
+    users = record["msno"].nunique()
+    assert users == changed.member_changes and 0.07 * 300 < users < 0.11 * 300
+    assert set(record.loc[record["column"] == "city", "msno"]) == set(record["msno"])
+
+    landing = changed.landing_dir
+    rows = {p.name: _read(p) for p in sorted(landing.glob("members*.csv"))}
+    for change in record[record["column"] == "city"].itertuples(index=False):
+        month_file = f"members_{change.month[:4]}{change.month[5:7]}.csv"
+        seen = [(name, frame[frame["msno"] == change.msno]) for name, frame in rows.items()]
+        seen = [(name, row) for name, row in seen if len(row)]
+        assert len(seen) == 2, change.msno
+        (first_name, first), (second_name, second) = seen
+        assert first_name < second_name == month_file
+        assert int(first["city"].iloc[0]) == change.old
+        assert int(second["city"].iloc[0]) == change.new
+        assert first["registration_init_time"].iloc[0] == second["registration_init_time"].iloc[0]
+        assert first["gender"].iloc[0] == second["gender"].iloc[0]
+
+    # The world and its other files are those of the same world without changes; the changed
+    # rows follow the month's registrations.
+    for path in sorted(plain.landing_dir.iterdir()):
+        again = (landing / path.name).read_bytes()
+        if path.name.startswith("members_"):
+            assert again.startswith(path.read_bytes())
+        else:
+            assert again == path.read_bytes(), path.name
+    assert _read(plain.truth_dir / "member_changes.csv").empty
+    assert _json(changed.truth_dir / "drift_schedule.json")["arguments"]["member_changes"] == 0.1
+
+
+def test_member_changes_respect_degenerate_columns(tmp_path: Path) -> None:
+    summary = simulate(
+        tmp_path, users=250, months=4, seed=2, member_changes=0.1,
+        degenerate=["single_city", "no_age"],
+    )  # fmt: skip
+    record = _read(summary.truth_dir / "member_changes.csv")
+    assert len(record) > 0 and set(record["column"]) == {"registered_via"}
+    members = _table(summary.landing_dir, "members")
+    assert members["msno"].duplicated().sum() == summary.member_changes
+    assert set(members["city"]) == {1} and set(members["bd"]) == {0}
