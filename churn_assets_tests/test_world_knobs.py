@@ -1,5 +1,5 @@
 """Worlds of any shape: history length, start month, degenerate columns, late and missing files,
-and changing members."""
+changing members, and seeded draws of all of them."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 from churn_assets.simulator import (
     DEGENERATE_KINDS,
     SimulationSummary,
+    draw_world,
     parse_late,
     parse_missing,
     simulate,
@@ -332,3 +333,52 @@ def test_member_changes_respect_degenerate_columns(tmp_path: Path) -> None:
     members = _table(summary.landing_dir, "members")
     assert members["msno"].duplicated().sum() == summary.member_changes
     assert set(members["city"]) == {1} and set(members["bd"]) == {0}
+
+
+# --- drawn worlds -----------------------------------------------------------------------------
+
+
+def _check_spec(spec: dict, small: bool) -> None:
+    low, high = (300, 900) if small else (1_500, 20_000)
+    assert low <= spec["users"] <= high
+    assert "2014-06" <= spec["start"] <= "2018-06"
+    assert 8 <= spec["months"] <= 12 and 0 <= spec["history_months"] <= 18
+    assert set(spec["degenerate"]) <= set(DEGENERATE_KINDS)
+    assert 0.0 <= spec["member_changes"] <= 0.1
+    year, month = map(int, spec["start"].split("-"))
+    months = [date(year + (month - 1 + k) // 12, (month - 1 + k) % 12 + 1, 1)
+              for k in range(spec["months"])]  # fmt: skip
+    assert len(spec["late"]) <= 2 and len(spec["missing"]) <= 1
+    for table, when, delay in spec["late"]:
+        assert table in ("transactions", "user_logs", "members") and when in months
+        assert delay in (1, 2)
+    for table, when in spec["missing"]:
+        assert table in ("transactions", "user_logs") and when in months[2:-2]
+    assert len(spec["drifts"]) <= 1
+    assert all(months[1] <= d.month <= months[-1] for d in spec["drifts"])
+
+
+def test_drawn_worlds_vary_and_always_simulate(tmp_path: Path) -> None:
+    specs = [draw_world(seed) for seed in range(30)]
+    assert specs == [draw_world(seed) for seed in range(30)]
+    for spec in specs:
+        _check_spec(spec, small=True)
+    for seed in range(30):
+        _check_spec(draw_world(seed, small=False), small=False)
+    assert len({s["start"] for s in specs}) > 15
+    assert len({s["history_months"] for s in specs}) > 8
+    assert sum(bool(s["degenerate"]) for s in specs) > 10
+    assert sum(bool(s["late"]) for s in specs) > 10
+    assert sum(bool(s["missing"]) for s in specs) > 5
+    assert sum(bool(s["drifts"]) for s in specs) > 5
+
+    # Every drawn shape simulates (at 150 users, for speed); three also at their drawn size.
+    for seed, spec in enumerate(specs):
+        users = spec["users"] if seed < 3 else 150
+        summary = simulate(tmp_path / str(seed), **{**spec, "users": users})
+        assert summary.labeled_cohorts and summary.rows["labels"] > 0
+        missing = {f"{t}_{m:%Y%m}.csv" for t, m in spec["missing"]}
+        assert set(summary.missing_files) == missing
+        assert missing.isdisjoint(p.name for p in summary.landing_dir.iterdir())
+    with pytest.raises(ValueError, match="non-negative"):
+        draw_world(-1)

@@ -2,6 +2,7 @@
 
 from .arrivals import stage_arrivals
 from .drift import Drift, parse_drift
+from .fuzz import describe_world, draw_world
 from .knobs import DEGENERATE_KINDS, parse_late, parse_missing
 from .labels import kkbox_churn_labels
 from .runner import SimulationSummary, simulate
@@ -10,6 +11,8 @@ __all__ = [
     "DEGENERATE_KINDS",
     "Drift",
     "SimulationSummary",
+    "describe_world",
+    "draw_world",
     "kkbox_churn_labels",
     "parse_drift",
     "parse_late",
