@@ -40,16 +40,32 @@ def _prepare_environment(landing: str | None = None) -> None:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from churn_assets.simulator import parse_drift, simulate
-
-    summary = simulate(
-        Path(args.out),
-        users=args.users,
-        start=args.start,
-        months=args.months,
-        seed=args.seed,
-        drifts=[parse_drift(d) for d in args.drift],
+    from churn_assets.simulator import (
+        describe_world,
+        draw_world,
+        parse_drift,
+        parse_late,
+        parse_missing,
+        simulate,
     )
+
+    if args.fuzz is not None:
+        spec = draw_world(args.fuzz)
+        print(f"world {args.fuzz}: {describe_world(spec)}")
+    else:
+        spec = {
+            "users": args.users,
+            "start": args.start,
+            "months": args.months,
+            "seed": args.seed,
+            "drifts": [parse_drift(d) for d in args.drift],
+            "history_months": args.history_months,
+            "degenerate": args.degenerate,
+            "late": [parse_late(text) for text in args.late],
+            "missing": [parse_missing(text) for text in args.missing],
+            "member_changes": args.member_changes,
+        }
+    summary = simulate(Path(args.out), **spec)
     print(f"landing: {summary.landing_dir}")
     print(f"truth:   {summary.truth_dir}")
     print(f"users {summary.users}, months {summary.months[0]:%Y-%m}..{summary.months[-1]:%Y-%m}")
@@ -176,7 +192,49 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KIND@YYYY-MM",
-        help="inject a drift from that month on (covariate or concept); repeatable",
+        help="inject a drift from that month on (covariate, concept, schema, outage); repeatable",
+    )
+    sim.add_argument(
+        "--history-months",
+        type=int,
+        default=12,
+        metavar="N",
+        help="months of subscription history (transactions only) before --start (default 12)",
+    )
+    sim.add_argument(
+        "--degenerate",
+        action="append",
+        default=[],
+        metavar="KIND",
+        help="a column constant over the whole world: no_cancels, no_gender, no_age, "
+        "single_city, single_payment_method or no_auto_renew; repeatable",
+    )
+    sim.add_argument(
+        "--late",
+        action="append",
+        default=[],
+        metavar="TABLE@YYYY-MM+K",
+        help="that month's transactions, user_logs or members file lands K months late; repeatable",
+    )
+    sim.add_argument(
+        "--missing",
+        action="append",
+        default=[],
+        metavar="TABLE@YYYY-MM",
+        help="that month's transactions, user_logs or members file never lands; repeatable",
+    )
+    sim.add_argument(
+        "--member-changes",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="share of members whose city (sometimes age or channel) changes later (0..1)",
+    )
+    sim.add_argument(
+        "--fuzz",
+        type=int,
+        metavar="SEED",
+        help="draw the whole world from SEED (every other flag but --out is ignored)",
     )
     sim.set_defaults(func=cmd_simulate)
 

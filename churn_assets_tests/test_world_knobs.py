@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from churn_assets.cli import main
 from churn_assets.simulator import (
     DEGENERATE_KINDS,
     SimulationSummary,
@@ -382,3 +383,53 @@ def test_drawn_worlds_vary_and_always_simulate(tmp_path: Path) -> None:
         assert missing.isdisjoint(p.name for p in summary.landing_dir.iterdir())
     with pytest.raises(ValueError, match="non-negative"):
         draw_world(-1)
+
+
+# --- command line -----------------------------------------------------------------------------
+
+
+def test_cli_shapes_a_world(tmp_path: Path) -> None:
+    code = main(
+        ["simulate", "--out", str(tmp_path), "--users", "200", "--months", "5", "--seed", "3",
+         "--history-months", "2", "--degenerate", "no_age", "--degenerate", "single_city",
+         "--late", "user_logs@2016-02+1", "--missing", "transactions@2016-03",
+         "--member-changes", "0.05"]
+    )  # fmt: skip
+    assert code == 0
+    arguments = _json(tmp_path / "truth" / "drift_schedule.json")["arguments"]
+    assert arguments == {
+        "users": 200, "start": "2016-01", "months": 5, "seed": 3, "drifts": [],
+        "history_months": 2, "degenerate": ["no_age", "single_city"],
+        "late": ["user_logs@2016-02+1"], "missing": ["transactions@2016-03"],
+        "member_changes": 0.05,
+    }  # fmt: skip
+    assert not (tmp_path / "landing" / "transactions_201603.csv").exists()
+
+
+def test_cli_fuzz_draws_the_world(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["simulate", "--out", str(tmp_path), "--fuzz", "4", "--users", "99"]) == 0
+    spec = draw_world(4)
+    arguments = _json(tmp_path / "truth" / "drift_schedule.json")["arguments"]
+    assert arguments["users"] == spec["users"] != 99
+    assert arguments["start"] == spec["start"] and arguments["seed"] == 4
+    assert "world 4:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--late", "user_logs@2016-02"], "TABLE@YYYY-MM+K"),
+        (["--late", "user_logs@2030-02+1"], "not a simulated month"),
+        (["--missing", "train@2016-02"], "unknown table 'train'"),
+        (["--degenerate", "no_city"], "unknown degenerate kind"),
+        (["--history-months", "-1"], "history_months"),
+        (["--member-changes", "2"], "member_changes"),
+    ],
+)
+def test_cli_bad_shape_flags_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture, flags: list[str], message: str
+) -> None:
+    assert main(["simulate", "--out", str(tmp_path), "--users", "50", *flags]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+    assert not (tmp_path / "landing").exists()
