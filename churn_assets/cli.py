@@ -192,7 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KIND@YYYY-MM",
-        help="inject a drift from that month on (covariate, concept, schema, outage); repeatable",
+        help="inject a drift from that month on (covariate, concept, schema, outage, segment, "
+        "price, city_decline); repeatable",
     )
     sim.add_argument(
         "--history-months",

@@ -306,6 +306,9 @@ def test_parse_drift() -> None:
     assert parse_drift("outage@2016-03") == Drift("outage", date(2016, 3, 1))
     assert parse_drift(" Concept@2017-01 ") == Drift("concept", date(2017, 1, 1))
     assert str(parse_drift("concept@2016-11")) == "concept@2016-11"
+    assert parse_drift("segment@2016-05") == Drift("segment", date(2016, 5, 1))
+    assert parse_drift("price@2016-05") == Drift("price", date(2016, 5, 1))
+    assert parse_drift("City_Decline@2016-05") == Drift("city_decline", date(2016, 5, 1))
     with pytest.raises(ValueError, match="unknown drift kind 'seasonal'"):
         parse_drift("seasonal@2016-06")
     with pytest.raises(ValueError, match="YYYY-MM"):
@@ -488,3 +491,108 @@ def test_schema_and_outage_drifts_break_only_the_user_logs(tmp_path: Path) -> No
             json.loads((other.truth_dir / "drift_schedule.json").read_text())["drifts"][0]["change"]
         )
     assert variants == {"rename", "add", "drop"}
+
+
+# --- drifts that move few columns -------------------------------------------------------------
+
+FEW_WORLD = {"users": 400, "months": 6, "seed": 5}  # 2016-01 .. 2016-06, drifts from 2016-04
+BEFORE_DRIFT = ("201601", "201602", "201603")
+
+
+@pytest.fixture(scope="module")
+def few_plain(tmp_path_factory: pytest.TempPathFactory) -> SimulationSummary:
+    return simulate(tmp_path_factory.mktemp("few_plain"), **FEW_WORLD)
+
+
+def _few_drift(tmp_path: Path, kind: str) -> tuple[SimulationSummary, dict]:
+    summary = simulate(tmp_path, drifts=[parse_drift(f"{kind}@2016-04")], **FEW_WORLD)
+    schedule = json.loads((summary.truth_dir / "drift_schedule.json").read_text())
+    (entry,) = schedule["drifts"]
+    assert entry["kind"] == kind and entry["month"] == "2016-04-01"
+    return summary, entry
+
+
+def _same_before_the_drift(plain: SimulationSummary, drifted: SimulationSummary) -> None:
+    for path in sorted(plain.landing_dir.iterdir()):
+        tag = path.stem.rsplit("_", 1)[-1]
+        if tag in BEFORE_DRIFT or tag.startswith("2015") or path.name == "members.csv":
+            assert (drifted.landing_dir / path.name).read_bytes() == path.read_bytes(), path.name
+    early = _read(plain.truth_dir / "churn_probability.csv")
+    late = _read(drifted.truth_dir / "churn_probability.csv")
+    assert early[early["cohort_month"] < "2016-04-01"].equals(
+        late[late["cohort_month"] < "2016-04-01"]
+    )
+
+
+def test_segment_drift_moves_channel_and_age_of_new_members(
+    few_plain: SimulationSummary, tmp_path: Path
+) -> None:
+    drifted, entry = _few_drift(tmp_path, "segment")
+    _same_before_the_drift(few_plain, drifted)
+    assert entry["columns"] == ["members.registered_via", "members.bd"]
+    channel = entry["registered_via"]
+    assert channel in (3, 4, 13)
+
+    def joined(summary: SimulationSummary, tags: tuple[str, ...]) -> pd.DataFrame:
+        return pd.concat([_read(summary.landing_dir / f"members_{t}.csv") for t in tags])
+
+    before = joined(drifted, BEFORE_DRIFT)
+    after = joined(drifted, ("201604", "201605", "201606"))
+    plain_after = joined(few_plain, ("201604", "201605", "201606"))
+    assert len(after) == len(plain_after)  # as many new members, of another kind
+    assert (before["registered_via"] == channel).mean() < 0.2
+    assert (after["registered_via"] == channel).mean() > 0.5
+    assert (plain_after["registered_via"] == channel).mean() < 0.2
+
+    def median_age(frame: pd.DataFrame) -> float:
+        return float(frame.loc[frame["bd"].between(10, 90), "bd"].median())
+
+    assert median_age(after) <= median_age(plain_after) - 3
+    assert (after["bd"] == 0).mean() == pytest.approx((plain_after["bd"] == 0).mean(), abs=0.1)
+
+
+def test_price_drift_raises_one_plan_and_nothing_else(
+    few_plain: SimulationSummary, tmp_path: Path
+) -> None:
+    drifted, entry = _few_drift(tmp_path, "price")
+    old, new = entry["plan_list_price"], entry["new_plan_list_price"]
+    assert entry["payment_plan_days"] == 30 and new == round(old * 1.3)
+    for path in sorted(few_plain.landing_dir.iterdir()):
+        if not path.name.startswith("transactions_2016") or path.stem[-6:] in BEFORE_DRIFT:
+            assert (drifted.landing_dir / path.name).read_bytes() == path.read_bytes(), path.name
+    name = "churn_probability.csv"
+    assert (drifted.truth_dir / name).read_bytes() == (few_plain.truth_dir / name).read_bytes()
+
+    raised = _table(drifted.landing_dir, "transactions_")
+    plain = _table(few_plain.landing_dir, "transactions_")
+    moved = [c for c in plain.columns if not plain[c].equals(raised[c])]
+    assert moved == ["plan_list_price", "actual_amount_paid"]
+    changed = plain["plan_list_price"] != raised["plan_list_price"]
+    assert changed.sum() > 50
+    assert (plain.loc[changed, "plan_list_price"] == old).all()
+    assert (raised.loc[changed, "plan_list_price"] == new).all()
+    assert plain.loc[changed, "payment_plan_days"].isin((0, 30)).all()
+    assert (plain.loc[changed, "transaction_date"] >= 20160401).all()
+    the_plan = (plain["plan_list_price"] == old) & plain["payment_plan_days"].isin((0, 30))
+    assert changed.sum() == (the_plan & (plain["transaction_date"] >= 20160401)).sum()
+    paid = raised.loc[changed, "actual_amount_paid"] / plain.loc[changed, "actual_amount_paid"]
+    assert paid.dropna().between(1.25, 1.35).all()
+
+
+def test_city_decline_lowers_one_city_listening(
+    few_plain: SimulationSummary, tmp_path: Path
+) -> None:
+    drifted, entry = _few_drift(tmp_path, "city_decline")
+    _same_before_the_drift(few_plain, drifted)
+    assert entry["volume_factor"] == 0.6 and "user_logs.total_secs" in entry["columns"]
+    cities = _table(few_plain.landing_dir, "members")[["msno", "city"]]
+
+    def mean_secs(summary: SimulationSummary) -> pd.Series:
+        logs = _table(summary.landing_dir, "user_logs_").merge(cities, on="msno")
+        logs = logs[logs["date"] >= 20160401]
+        in_city = (logs["city"] == entry["city"]).rename("in_city")
+        return logs["total_secs"].clip(0, 86_400).groupby(in_city).mean()
+
+    ratio = mean_secs(drifted) / mean_secs(few_plain)
+    assert 0.5 < ratio[True] < 0.72
+    assert 0.9 < ratio[False] < 1.1

@@ -11,7 +11,10 @@ COVARIATE = "covariate"
 CONCEPT = "concept"
 SCHEMA = "schema"
 OUTAGE = "outage"
-DRIFT_KINDS = (COVARIATE, CONCEPT, SCHEMA, OUTAGE)
+SEGMENT = "segment"
+PRICE = "price"
+CITY_DECLINE = "city_decline"
+DRIFT_KINDS = (COVARIATE, CONCEPT, SCHEMA, OUTAGE, SEGMENT, PRICE, CITY_DECLINE)
 
 
 @dataclass(frozen=True)
@@ -23,7 +26,9 @@ class Drift:
     ``schema`` and ``outage`` leave the world alone and break its delivery instead: from the
     month on, the user_logs files carry a renamed, added or dropped column (one variant per seed),
     or in that month a share of the listening rows never arrives. They exist so that the raw checks
-    have something to catch.
+    have something to catch. ``segment``, ``price`` and ``city_decline`` move few columns (the
+    channel and age of new members, one plan's price, one city's listening; see
+    :mod:`.targeted`), leaving the churn function alone.
     """
 
     kind: str

@@ -19,6 +19,7 @@ from .drift import Drift
 from .knobs import degenerate_kinds, degrade, file_name, format_late, format_missing, late_files
 from .labels import cohort_expiries, kkbox_churn_labels
 from .member_changes import CHANGE_COLUMNS, draw_member_changes
+from .targeted import TargetedDrifts
 from .world import World, WorldHistory
 from .writer import (
     LABEL_COLUMNS,
@@ -194,6 +195,7 @@ def simulate(
     pop = history.population
     history_list = [add_months(first, k) for k in range(-history_months, 0)]
     delivery = Delivery(seed, drifts)
+    targeted = TargetedDrifts.plan(seed, drifts, first)
     rows = dict.fromkeys(("members", "transactions", "user_logs", "labels"), 0)
     delays = {file_name(table, month): delay for table, month, delay in late_list}
     never = {file_name(table, month) for table, month in missing_list}
@@ -264,7 +266,7 @@ def simulate(
     write_csv(change_frame, truth_dir / "member_changes.csv")
 
     schedule = {
-        "drifts": [delivery.describe(d) for d in drifts],
+        "drifts": [delivery.describe(d) | targeted.describe(d) for d in drifts],
         "arguments": {
             "users": users,
             "start": f"{first:%Y-%m}",

@@ -24,6 +24,7 @@ import numpy as np
 from . import marginals as mg
 from .dates import add_months, months_between, to_day
 from .drift import CONCEPT, COVARIATE, Drift
+from .targeted import CITY_DECLINE_VOLUME, TargetedDrifts
 
 UNREGISTERED, ACTIVE, LAPSED = 0, 1, 2
 NEVER = -(10**6)  # a day number meaning "no such day"
@@ -141,6 +142,9 @@ class World:
         )
         self.covariate_from = self._drift_index(drifts, COVARIATE)
         self.concept_from = self._drift_index(drifts, CONCEPT)
+        self.targeted = TargetedDrifts.plan(seed, list(drifts), start)
+        self.price_day = self._window_day(self.targeted.price_from)
+        self.city_day = self._window_day(self.targeted.city_from)
         self.txn_plans = mg.probabilities(mg.TXN_PLAN)
         self.methods = mg.probabilities(mg.PAYMENT_METHOD)
         self.pop = self._populate(users)
@@ -166,6 +170,12 @@ class World:
         if not months:
             return None
         return max(0, months_between(self.start, min(months)))
+
+    def _window_day(self, month: int | None) -> int | None:
+        """First day of window month ``month``; None when there is none (or it is past the end)."""
+        if month is None or month >= self.months:
+            return None
+        return int(self.month_starts[month])
 
     # --- population ---------------------------------------------------------------------------
 
@@ -239,6 +249,7 @@ class World:
             rng.choice(shifted_codes, size=size, p=shifted_p),
             rng.choice(via_codes, size=size, p=via_p),
         )
+        via, bd = self.targeted.segment(reg_month, via, bd, valid_bd=~blank & ~bad)
         pref_auto = rng.random(size) < _lookup(mg.AUTO_RENEW_BY_VIA)[via]
 
         codes, weights = self.methods
@@ -326,6 +337,7 @@ class World:
             free = (draw >= mg.DISCOUNT_SHARE) & (draw < mg.DISCOUNT_SHARE + mg.FREE_SHARE)
         paid = np.where(free, 0, list_price)
         paid = np.where(discounted, np.round(list_price * cut).astype("int64"), paid)
+        list_price, paid = self.targeted.prices(day, plan, list_price, paid, self.price_day)
 
         long_by_hand = (plan >= mg.LONG_PLAN_DAYS) & (rng.random(size) < mg.LONG_PLAN_MANUAL)
         auto = self.pref_auto[users] & ~manual & (rng.random(size) >= mg.AUTO_SLIP) & ~long_by_hand
@@ -543,6 +555,11 @@ class World:
 
         plays = np.exp(level[users, day_index] + rng.normal(0.0, mg.DAY_NOISE_SD, rows))
         plays = np.minimum(plays, mg.MAX_DAILY_PLAYS) * self._volume(days)[day_index]
+        if self.city_day is not None:
+            declined = (self.pop.city[users] == self.targeted.city) & (
+                days[day_index] >= self.city_day
+            )
+            plays = np.where(declined, plays * CITY_DECLINE_VOLUME, plays)
         counts = {name: rng.poisson(plays * share) for name, share in mg.PARTIAL_PLAYS.items()}
         counts["num_100"] = rng.poisson(plays)
         total = sum(counts[name] for name in LOG_COUNTS)
