@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import duckdb
 import mlflow
-from dagster._utils.backoff import backoff
 from dagster_duckdb import DuckDBResource
 from dagster_mlflow.resources import CONFIG_SCHEMA as MLFLOW_CONFIG_SCHEMA
 from dagster_mlflow.resources import MlFlow
@@ -23,6 +23,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from pydantic import Field
 
+from churn_assets.dagster_internals import backoff
+from churn_assets.raw.catalog import LandingCatalog
 from churn_assets.settings import (
     CHALLENGER_ALIAS,
     CHAMPION_ALIAS,
@@ -82,13 +84,36 @@ class WarehouseResource(DuckDBResource):
 
 
 class LandingResource(dg.ConfigurableResource):
-    """The folder where raw KKBox-format files land every month."""
+    """The folder where raw KKBox-format files land every month, and what it holds."""
 
     path: str = Field(description="Landing folder (DESIGN §2 file layout).")
+    catalog_cache: str = Field(
+        default="",
+        description="JSON file caching which months each landing file covers (empty: rescan).",
+    )
 
     @property
     def folder(self) -> Path:
         return Path(self.path)
+
+    def catalog(self) -> LandingCatalog:
+        """The landing files by table and month, rescanning only new or changed files."""
+        cache = Path(self.catalog_cache) if self.catalog_cache else None
+        return LandingCatalog(self.folder, cache).refresh()
+
+
+class ClockResource(dg.ConfigurableResource):
+    """What day it is for the monthly loop: the real date, or the simulated one of a replay.
+
+    Sensors load only months that have ended by ``today``, so a landing folder holding months
+    to come (a replayed world) is consumed month by month, as it would have landed.
+    """
+
+    today: str = Field(default="", description="YYYY-MM-DD; empty means the real date.")
+
+    def current_month(self) -> date:
+        day = date.fromisoformat(self.today) if self.today else date.today()
+        return day.replace(day=1)
 
 
 class ModelRegistryResource(dg.ConfigurableResource):
@@ -133,8 +158,11 @@ def default_resources(environ: dict[str, str] | None = None) -> dict[str, Any]:
                 "temp_directory": str(paths.duckdb_spill_dir),
             },
         ),
-        "landing": LandingResource(path=str(paths.landing)),
+        "landing": LandingResource(
+            path=str(paths.landing), catalog_cache=str(paths.home / "landing_catalog.json")
+        ),
         "reports": ReportsResource(path=str(paths.reports)),
+        "clock": ClockResource(),
         "registry": ModelRegistryResource(tracking_uri=paths.mlflow_tracking_uri),
         "mlflow": mlflow_tracking.configured(
             {"experiment_name": EXPERIMENT_NAME, "mlflow_tracking_uri": paths.mlflow_tracking_uri}

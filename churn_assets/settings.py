@@ -20,9 +20,6 @@ CHALLENGER_ALIAS = "challenger"
 BUCKET_A_MIN_PROBABILITY = 0.3
 BUCKET_B_MIN_PROBABILITY = 0.1
 
-# The earliest month the monthly partitions cover. KKBox's public dump starts in 2015-01.
-PARTITIONS_START = os.environ.get("CHURN_PARTITIONS_START", "2015-01-01")
-
 
 @dataclass(frozen=True)
 class ChurnPaths:

@@ -1,10 +1,13 @@
-"""Raw assets: members (a snapshot), transactions and user_logs (by month), labels (by cohort).
+"""Raw assets: members (dated snapshots), transactions and user_logs (by month), labels (by cohort).
 
-A load replaces exactly the partitions it covers, in one transaction. Transactions and user_logs
-load a whole partition range in one run (``BackfillPolicy.single_run``): the landing files are
-scanned once for the range, so an initial backfill of years of history is one pass. Each load
-reports its checks per partition (see :mod:`churn_assets.raw.quality`): ``schema`` (blocking),
-``nulls``, ``ranges``, ``duplicates``, ``referential`` and ``volume``, with their numbers.
+A load replaces exactly the partitions it covers, in one transaction, reading only the landing
+files that hold rows of those months (:mod:`churn_assets.raw.catalog`), so a bad old file never
+blocks a later month. Transactions and user_logs load a whole partition range in one run
+(``BackfillPolicy.single_run``): an initial backfill of years of history is one pass. Every month
+loaded is entered in the ``raw_loads`` ledger (rows, files, their fingerprint), which is what a
+cohort's coverage is judged on. Each load reports its checks per partition (see
+:mod:`churn_assets.raw.quality`): ``schema`` (blocking), ``nulls``, ``ranges``, ``duplicates``,
+``referential`` and ``volume``, with their numbers.
 """
 
 from collections.abc import Iterator
@@ -15,10 +18,12 @@ from typing import Any
 
 import dagster as dg
 import duckdb
+import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from churn_assets.partitions import add_months, month_start, monthly_partitions, partition_key
 from churn_assets.raw import quality as qc
+from churn_assets.raw.catalog import LandingCatalog, name_month
 from churn_assets.raw.landing import (
     LANDING_COLUMNS,
     LandingFormatError,
@@ -26,7 +31,6 @@ from churn_assets.raw.landing import (
     inspect_file,
     label_files,
     source_sql,
-    table_files,
 )
 from churn_assets.resources import LandingResource
 from churn_assets.warehouse import run_sql_file, transaction
@@ -73,6 +77,50 @@ class LoadReport:
     extra_columns: list[str]
     members_loaded: bool
     volume_history: dict[date, int] = field(default_factory=dict)
+    # Per month loaded: the fingerprint of the files it was loaded from (see raw.catalog).
+    fingerprints: dict[str, str] = field(default_factory=dict)
+
+
+def member_file_dates(files: list[Path]) -> pd.DataFrame:
+    """When each members file became known: the month after the month its name carries.
+
+    ``members_201603.csv`` describes members as of March 2016, known from 2016-04-01 on; a file
+    whose name carries no month (KKBox's ``members_v3.csv``) is all there is and counts as known
+    from the start.
+    """
+    known = []
+    for path in files:
+        month = name_month(path)
+        known.append(add_months(month_start(month), 1) if month else SNAPSHOT)
+    return pd.DataFrame({"source_file": [str(f) for f in files], "known_from": known})
+
+
+def record_raw_loads(
+    conn: duckdb.DuckDBPyConnection,
+    table: str,
+    window: list[date],
+    ledger: dict[date, tuple[str, list[str], int]],
+    params: dict[str, Any],
+) -> dict[date, int]:
+    """Enter each month of the window in ``raw_loads``; the stored rows per month before it."""
+    counts = dict(run_sql_file(conn, SQL / f"volume_{table}.sql", params).fetchall())
+    loaded = pd.DataFrame(
+        [
+            {
+                "table_name": table,
+                "month": month,
+                "rows": int(counts.get(month, 0)),
+                "files": ", ".join(ledger.get(month, ("", [], 0))[1]),
+                "fingerprint": ledger.get(month, ("", [], 0))[0],
+                "undated_rows": ledger.get(month, ("", [], 0))[2],
+            }
+            for month in window
+        ]
+    )
+    conn.register("loaded_months", loaded)
+    run_sql_file(conn, SQL / "record_raw_loads.sql")
+    conn.unregister("loaded_months")
+    return counts
 
 
 def load_table(
@@ -80,26 +128,43 @@ def load_table(
     table: str,
     files: list[Path],
     params: dict[str, Any],
+    ledger: dict[date, tuple[str, list[str], int]] | None = None,
 ) -> LoadReport:
     """Validate the files, replace the window in one transaction, return its quality numbers.
 
-    Nothing stored changes when a file is unreadable or a row does not convert.
+    Nothing stored changes when a file is unreadable or a row does not convert. For the monthly
+    tables, ``ledger`` (month -> fingerprint, file names, rows without a valid date) is entered in
+    ``raw_loads`` in the same transaction.
     """
+    history: dict[date, int] = {}
     with warehouse.get_connection() as conn:
         run_sql_file(conn, SQL / "create_raw_tables.sql")
         landing = [inspect_file(conn, f, table) for f in files]
+        if table == "members":
+            conn.register("member_files", member_file_dates(files))
         if landing:
             conn.execute(
                 f"CREATE OR REPLACE TEMP VIEW landing_source AS {source_sql(landing, table)}"
             )
-            try:
-                with transaction(conn):
+        try:
+            with transaction(conn):
+                if landing:
                     for step in LOAD_STEPS[table]:
                         run_sql_file(conn, SQL / step, params)
-            except duckdb.Error as exc:
-                raise describe_load_error(exc, table) from exc
-        else:
-            run_sql_file(conn, SQL / "no_duplicates.sql")
+                else:
+                    run_sql_file(conn, SQL / "no_duplicates.sql")
+                if ledger is not None:
+                    window = sorted(ledger)
+                    history = record_raw_loads(conn, table, window, ledger, params)
+                    if len(window) == 1 and not history.get(window[0]):
+                        # Inside the transaction: the month stays as it was stored before.
+                        raise LandingFormatError(
+                            f"the {table} files covering {window[0]:%Y-%m} "
+                            f"({', '.join(f.name for f in files)}) hold no valid rows of that "
+                            "month"
+                        )
+        except duckdb.Error as exc:
+            raise describe_load_error(exc, table) from exc
         duplicates = {
             month: {"exact_duplicates": int(exact), "key_duplicates": int(keyed)}
             for month, exact, keyed in conn.execute(
@@ -116,13 +181,14 @@ def load_table(
                 month, {"exact_duplicates": 0, "key_duplicates": 0}
             )
         members_loaded = bool(conn.execute("SELECT count(*) > 0 FROM members").fetchone()[0])
-        history: dict[date, int] = {}
-        if table in MONTHLY:
-            history = dict(run_sql_file(conn, SQL / f"volume_{table}.sql", params).fetchall())
+        for month, (_, _, undated) in (ledger or {}).items():
+            months.setdefault(month, {"rows": 0, "invalid_key_rows": 0})
+            months[month]["undated_rows_in_files"] = undated
         for temp in LOAD_TEMP_TABLES:
             conn.execute(f"DROP TABLE IF EXISTS {temp}")
     extra = sorted({c for f in landing for c in f.columns} - set(LANDING_COLUMNS[table]))
-    return LoadReport(months, [f.name for f in files], extra, members_loaded, history)
+    fingerprints = {partition_key(m): fp for m, (fp, _, _) in (ledger or {}).items()}
+    return LoadReport(months, [f.name for f in files], extra, members_loaded, history, fingerprints)
 
 
 def _numbers(quality: dict[str, Any]) -> dict[str, int | float]:
@@ -130,7 +196,12 @@ def _numbers(quality: dict[str, Any]) -> dict[str, int | float]:
 
 
 def _outcomes(
-    table: str, report: LoadReport, month: date, where: str, band: qc.VolumeBand | None
+    table: str,
+    report: LoadReport,
+    month: date,
+    where: str,
+    band: qc.VolumeBand | None,
+    allow_empty: bool = False,
 ) -> list[qc.Outcome]:
     quality = report.months.get(month) or {"rows": 0, "invalid_key_rows": 0}
     volume = (
@@ -145,6 +216,7 @@ def _outcomes(
         extra_columns=report.extra_columns,
         members_loaded=report.members_loaded,
         volume=volume,
+        allow_empty=allow_empty,
     )
 
 
@@ -165,6 +237,8 @@ def _materialization_metadata(report: LoadReport, where: str) -> dict[str, Any]:
         "partition_scope": where,
         "source_files": dg.MetadataValue.json(report.files),
         "extra_columns_ignored": dg.MetadataValue.json(report.extra_columns),
+        # What the landing sensor compares with the files as they are now.
+        "fingerprints": dg.MetadataValue.json(report.fingerprints),
         "quality": dg.MetadataValue.json(
             {f"{m:%Y-%m}": _numbers(q) for m, q in sorted(report.months.items())}
             if len(report.months) > 1
@@ -206,7 +280,7 @@ def monthly_results(
     yield dg.MaterializeResult(metadata=_materialization_metadata(report, where))
     selected = context.selected_asset_check_keys
     for month in window:
-        for outcome in _outcomes(table, report, month, f"{month:%Y-%m}", band):
+        for outcome in _outcomes(table, report, month, f"{month:%Y-%m}", band, allow_empty=True):
             if dg.AssetCheckKey(context.asset_key, outcome.check) not in selected:
                 continue
             yield dg.AssetCheckEvaluation(
@@ -225,31 +299,29 @@ def monthly_results(
         )
 
 
-def _files_or_fail(landing: LandingResource, table: str) -> list[Path]:
-    try:
-        return table_files(landing.folder, table)
-    except LandingFormatError as exc:
-        raise dg.Failure(str(exc)) from exc
-
-
 def _load_or_fail(
-    warehouse: DuckDBResource, table: str, files: list[Path], params: dict[str, Any]
+    warehouse: DuckDBResource,
+    table: str,
+    files: list[Path],
+    params: dict[str, Any],
+    ledger: dict[date, tuple[str, list[str], int]] | None = None,
 ) -> LoadReport:
     try:
-        return load_table(warehouse, table, files, params)
+        return load_table(warehouse, table, files, params, ledger)
     except LandingFormatError as exc:
         raise dg.Failure(description=str(exc)) from exc
 
 
+def _catalog_or_fail(landing: LandingResource) -> LandingCatalog:
+    try:
+        return landing.catalog()
+    except LandingFormatError as exc:
+        raise dg.Failure(str(exc)) from exc
+
+
 def _window(context: dg.AssetExecutionContext) -> list[date]:
-    """The months of the run's partition range (one month for a single partition)."""
-    time_window = context.partition_time_window
-    first, end = month_start(time_window.start.date()), month_start(time_window.end.date())
-    months = []
-    while first < end:
-        months.append(first)
-        first = add_months(first, 1)
-    return months
+    """The months of the run's partition (or partition range), in calendar order."""
+    return sorted(month_start(key) for key in context.partition_keys)
 
 
 def _load_months(
@@ -260,16 +332,36 @@ def _load_months(
     config: qc.VolumeBand,
 ) -> Iterator[RawEvent]:
     window = _window(context)
-    files = _files_or_fail(landing, table)
+    catalog = _catalog_or_fail(landing)
+    files = catalog.files_for(table, window)
+    if len(window) == 1 and not files:
+        # A single month with no file is a delivery that has not happened: fail, so that the
+        # month is loaded again once its file lands. History backfills tolerate empty months.
+        raise dg.Failure(
+            f"no {table} file in {landing.folder} holds rows dated {window[0]:%Y-%m}: "
+            "the month's file has not landed (it is loaded once it does)"
+        )
+    ledger = {
+        month: (
+            catalog.fingerprint(table, month),
+            [p.name for p in catalog.files_for(table, [month])],
+            catalog.undated_rows(table, month),
+        )
+        for month in window
+    }
     params = window_params(window[0], add_months(window[-1], 1))
-    report = _load_or_fail(warehouse, table, files, params)
+    report = _load_or_fail(warehouse, table, files, params, ledger)
     yield from monthly_results(context, table, report, window, config)
 
 
 @dg.asset(group_name=RAW_GROUP, kinds={"duckdb"}, check_specs=qc.check_specs("members"))
 def members(warehouse: DuckDBResource, landing: LandingResource) -> dg.MaterializeResult:
-    """Member attributes (city, age, gender, registration); a snapshot replaced on every load."""
-    files = _files_or_fail(landing, "members")
+    """Member attributes (city, age, gender, registration) as dated snapshots.
+
+    Every landed members file is kept, dated by the month its name carries: features of a cohort
+    read, per member, the newest snapshot known before the cohort's first day.
+    """
+    files = _catalog_or_fail(landing).files_for("members")
     report = _load_or_fail(warehouse, "members", files, window_params(SNAPSHOT, SNAPSHOT))
     return snapshot_result("members", report, "all members")
 

@@ -5,8 +5,11 @@ CREATE TABLE IF NOT EXISTS members (
     bd INTEGER,
     gender VARCHAR,
     registered_via INTEGER,
-    registration_init_time DATE
+    registration_init_time DATE,
+    -- The first cohort day from which this row is known (its file's month + 1, DESIGN §3).
+    known_from DATE
 );
+ALTER TABLE members ADD COLUMN IF NOT EXISTS known_from DATE;
 CREATE TABLE IF NOT EXISTS transactions (
     msno VARCHAR NOT NULL,
     payment_method_id INTEGER,

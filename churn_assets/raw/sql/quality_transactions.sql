@@ -7,8 +7,8 @@ WITH rows AS (
 SELECT
     date_trunc('month', r.transaction_date)::DATE AS month,
     count(*) AS rows,
-    count(*) FILTER (WHERE r.msno IS NULL OR r.msno = '' OR r.membership_expire_date IS NULL)
-        AS invalid_key_rows,
+    count(*) FILTER (WHERE r.msno IS NULL OR r.msno = '') AS invalid_key_rows,
+    count(*) FILTER (WHERE r.membership_expire_date IS NULL) AS null_membership_expire_date,
     count(*) FILTER (WHERE r.payment_plan_days IS NULL) AS null_payment_plan_days,
     count(*) FILTER (WHERE r.is_auto_renew IS NULL) AS null_is_auto_renew,
     count(*) FILTER (WHERE r.is_cancel IS NULL) AS null_is_cancel,
