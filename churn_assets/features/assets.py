@@ -5,20 +5,26 @@ from pathlib import Path
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from churn_assets.features.feature_sets import add_new_feature_columns, columns_not_produced
+from churn_assets.features.feature_sets import (
+    add_new_feature_columns,
+    cohort_coverage,
+    columns_not_produced,
+)
 from churn_assets.partitions import add_months, month_start, monthly_partitions
+from churn_assets.raw.assets import SQL as RAW_SQL
 from churn_assets.warehouse import run_sql_file, transaction
 
 SQL = Path(__file__).parent / "cohort_features.sql"
+COVERAGE_SQL = Path(__file__).parent / "cohort_coverage.sql"
+COVERAGE_CHECK = "window_complete"
 STORE_SQL = Path(__file__).parent / "store_features.sql"
 SUMMARY_SQL = Path(__file__).parent / "feature_summary.sql"
 # Feature columns that hold codes, not quantities (drift and reasons treat them as categories).
 CATEGORICAL_FEATURES = ("city", "gender_code", "registered_via", "last_payment_method_id")
 
-# Up to 410 days of plan history and 90 days of listening feed one cohort.
-HISTORY = dg.TimeWindowPartitionMapping(
-    start_offset=-14, end_offset=-1, allow_nonexistent_upstream_partitions=True
-)
+# A cohort reads every payment before its cut-off and 90 days of listening: all earlier months
+# of both tables (rows of later months are filtered out by the feature SQL, DESIGN §3).
+HISTORY = dg.AllPartitionMapping()
 
 
 @dg.asset(
@@ -37,7 +43,15 @@ HISTORY = dg.TimeWindowPartitionMapping(
             blocking=True,
             partitions_def=monthly_partitions,
             description="The cohort has users; an empty cohort means the history was not loaded.",
-        )
+        ),
+        dg.AssetCheckSpec(
+            COVERAGE_CHECK,
+            asset="features",
+            partitions_def=monthly_partitions,
+            description="Every month the cohort's listening (90 days) and payment (365 days) "
+            "windows read is loaded; an incomplete cohort is left out of training and drift "
+            "references and scored with a warning.",
+        ),
     ],
 )
 def features(context: dg.AssetExecutionContext, warehouse: DuckDBResource) -> dg.MaterializeResult:
@@ -50,13 +64,21 @@ def features(context: dg.AssetExecutionContext, warehouse: DuckDBResource) -> dg
     cutoff = month_start(context.partition_key)
     params = {"cutoff": cutoff, "next_month": add_months(cutoff, 1)}
     with warehouse.get_connection() as conn:
+        run_sql_file(conn, RAW_SQL / "create_raw_tables.sql")
         with transaction(conn):
             run_sql_file(conn, SQL, params)
             added = add_new_feature_columns(conn)
             retired = columns_not_produced(conn)
             run_sql_file(conn, STORE_SQL, params)
+            run_sql_file(conn, COVERAGE_SQL, params)
         users = conn.execute("SELECT count(*) FROM cohort_features").fetchone()[0]
         summary = run_sql_file(conn, SUMMARY_SQL).df().set_index("statistic").T
+        coverage = cohort_coverage(conn, cutoff)
+    if not coverage["complete"]:
+        context.log.warning(
+            f"cohort {cutoff:%Y-%m} is incomplete, missing {coverage['missing_months']}: it is "
+            "left out of training and drift references"
+        )
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": users,
@@ -69,6 +91,12 @@ def features(context: dg.AssetExecutionContext, warehouse: DuckDBResource) -> dg
                 summary["null_share"].fillna(0.0).round(4).to_dict() if users else {}
             ),
             "summary": dg.MetadataValue.md(summary.round(2).to_markdown() if users else ""),
+            "window_complete": coverage["complete"],
+            "missing_months": coverage["missing_months"] or "none",
+            "listening_months_loaded": f"{coverage['listening_months_loaded']} of "
+            f"{coverage['listening_months_required']}",
+            "payment_months_loaded": f"{coverage['payment_months_loaded']} of "
+            f"{coverage['payment_months_required']}",
         },
         check_results=[
             dg.AssetCheckResult(
@@ -76,6 +104,15 @@ def features(context: dg.AssetExecutionContext, warehouse: DuckDBResource) -> dg
                 passed=users > 0,
                 severity=dg.AssetCheckSeverity.ERROR,
                 metadata={"users": users},
-            )
+            ),
+            dg.AssetCheckResult(
+                check_name=COVERAGE_CHECK,
+                passed=bool(coverage["complete"]),
+                severity=dg.AssetCheckSeverity.WARN,
+                description="complete"
+                if coverage["complete"]
+                else f"missing {coverage['missing_months']}",
+                metadata={k: v for k, v in coverage.items() if k != "evaluated_at"},
+            ),
         ],
     )

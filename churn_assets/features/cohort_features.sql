@@ -1,5 +1,7 @@
 -- Features of cohort $cutoff: users whose membership expiry, as known before $cutoff, falls in
--- [$cutoff, $next_month). Every row read is dated strictly before $cutoff (DESIGN §3).
+-- [$cutoff, $next_month). Every row read is dated strictly before $cutoff (DESIGN §3), members
+-- included (the snapshot known before $cutoff). A transaction whose expiry did not parse does
+-- not place its user: the latest one with a valid expiry does.
 -- One aggregate per user over the payment history and one over the 90 days of listening, every
 -- window a filtered aggregate of that single pass; lapses need each user's payments in order.
 CREATE OR REPLACE TEMP TABLE cohort_features AS
@@ -13,7 +15,7 @@ WITH subscriptions AS (
              'is_auto_renew': is_auto_renew, 'is_cancel': is_cancel,
              'payment_method_id': payment_method_id},
             (transaction_date, membership_expire_date)
-        ) AS latest,
+        ) FILTER (WHERE membership_expire_date IS NOT NULL) AS latest,
         min(transaction_date) AS first_transaction_date,
         count(*) FILTER (WHERE days_before <= 365) AS txn_count_365d,
         count(*) FILTER (WHERE is_cancel = 0 AND days_before <= 365) AS renewal_count_365d,
@@ -161,4 +163,9 @@ SELECT
 FROM cohort c
 LEFT JOIN lapses l USING (msno)
 LEFT JOIN listening g USING (msno)
-LEFT JOIN members m ON m.msno = c.msno AND m.registration_init_time < $cutoff;
+LEFT JOIN (
+    -- Each member as known before the cut-off: the newest dated snapshot (DESIGN §3).
+    SELECT * FROM members
+    WHERE known_from <= $cutoff
+    QUALIFY row_number() OVER (PARTITION BY msno ORDER BY known_from DESC) = 1
+) m ON m.msno = c.msno AND m.registration_init_time < $cutoff;

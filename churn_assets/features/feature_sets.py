@@ -77,3 +77,27 @@ def read_cohort_features(
         "SELECT * FROM features WHERE cohort_month = ? ORDER BY msno", [cohort]
     ).df()
     return keep_common_features(conn, frame, [cohort, *common_with])
+
+
+def cohort_coverage(conn: duckdb.DuckDBPyConnection, cohort: date) -> dict:
+    """The stored coverage of a cohort's windows (complete=False when never evaluated)."""
+    if table_exists(conn, "cohort_coverage"):
+        cursor = conn.execute(
+            "SELECT * EXCLUDE (cohort_month) FROM cohort_coverage WHERE cohort_month = ?", [cohort]
+        )
+        row = cursor.fetchone()
+        if row is not None:
+            return dict(zip([d[0] for d in cursor.description], row, strict=True))
+    return {"complete": False, "missing_months": "coverage never evaluated"}
+
+
+def complete_cohorts(conn: duckdb.DuckDBPyConnection, cohorts: Sequence[date]) -> list[date]:
+    """Those of ``cohorts`` whose windows were fully loaded when their features were built."""
+    if not cohorts or not table_exists(conn, "cohort_coverage"):
+        return []
+    rows = conn.execute(
+        "SELECT cohort_month FROM cohort_coverage "
+        "WHERE complete AND cohort_month IN (SELECT unnest(?::DATE[])) ORDER BY 1",
+        [list(cohorts)],
+    ).fetchall()
+    return [r[0] for r in rows]
