@@ -12,7 +12,11 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from churn_assets.features.assets import CATEGORICAL_FEATURES
-from churn_assets.features.feature_sets import feature_columns_of, read_cohort_features
+from churn_assets.features.feature_sets import (
+    complete_cohorts,
+    feature_columns_of,
+    read_cohort_features,
+)
 from churn_assets.monitoring.drift import data_drift
 from churn_assets.monitoring.verdicts import record_verdict
 from churn_assets.partitions import month_start, monthly_partitions
@@ -62,6 +66,11 @@ def drift_report(
     learnt_from.append(champion.tags.get("validation_cohort", ""))
     feature_names = json.loads(champion.tags.get("feature_columns", "[]"))
     with warehouse.get_connection() as conn:
+        # Cohorts built with a hole in their windows would make every later cohort look drifted:
+        # the reference keeps the complete ones, when there are any.
+        complete = complete_cohorts(conn, [month_start(c) for c in learnt_from if c])
+        if complete:
+            learnt_from = [f"{c:%Y-%m-01}" for c in complete]
         # Only the features both sides were built with are comparable.
         current = read_cohort_features(
             conn, cohort, common_with=[month_start(c) for c in learnt_from if c]

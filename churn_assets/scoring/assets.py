@@ -13,7 +13,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from churn_assets.features.feature_sets import read_cohort_features
+from churn_assets.features.feature_sets import cohort_coverage, read_cohort_features
 from churn_assets.partitions import month_start, monthly_partitions
 from churn_assets.resources import ModelRegistryResource
 from churn_assets.scoring.reasons import reason_text, top_reasons
@@ -61,6 +61,12 @@ def predictions(
     booster = registry.load_model(champion.version)
     with warehouse.get_connection() as conn:
         frame = read_cohort_features(conn, cohort)
+        coverage = cohort_coverage(conn, cohort)
+    if not coverage["complete"]:
+        context.log.warning(
+            f"cohort {cohort:%Y-%m} was built with incomplete windows (missing "
+            f"{coverage['missing_months']}): its scores understate what the missing months held"
+        )
     if frame.empty:
         raise dg.Failure(f"no features for cohort {cohort:%Y-%m}: materialize features first")
     try:
@@ -94,6 +100,10 @@ def predictions(
         metadata={
             "dagster/row_count": len(scored),
             "model_version": str(champion.version),
+            "window_complete": bool(coverage["complete"]),
+            "warning": "none"
+            if coverage["complete"]
+            else f"incomplete windows, missing {coverage['missing_months']}",
             "mean_churn_probability": float(probability.mean()),
             "bucket_counts": dg.MetadataValue.json({k: int(v) for k, v in buckets.items()}),
             "highest_risk": dg.MetadataValue.md(

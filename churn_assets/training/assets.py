@@ -15,6 +15,7 @@ import json
 import math
 import tempfile
 import time
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Literal
@@ -29,7 +30,11 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 from pydantic import Field
 
-from churn_assets.features.feature_sets import feature_columns_of, keep_common_features
+from churn_assets.features.feature_sets import (
+    complete_cohorts,
+    feature_columns_of,
+    keep_common_features,
+)
 from churn_assets.partitions import add_months, latest_labeled_cohort, month_start
 from churn_assets.resources import ModelRegistryResource
 from churn_assets.settings import CHALLENGER_ALIAS, REGISTERED_MODEL_NAME
@@ -41,6 +46,7 @@ from churn_assets.training.model import (
     as_matrix,
     classification_metrics,
     fit_lightgbm_automl,
+    informative_columns,
     predict_probability,
     search_history,
     split_by_time,
@@ -50,6 +56,8 @@ from churn_assets.warehouse import run_sql_file
 SQL = Path(__file__).parent / "training_frame.sql"
 # Version tag holding FLAML's best configuration, the warm start of the next search.
 BEST_CONFIG_TAG = "best_config"
+# One cohort to train on and a later one to validate on.
+MIN_COMPLETE_COHORTS = 2
 
 
 class TrainingConfig(dg.Config):
@@ -100,18 +108,47 @@ class TrainingConfig(dg.Config):
     promotion_margin: float = Field(
         default=0.0, description="AUC a challenger must gain over the champion to replace it."
     )
+    include_incomplete_cohorts: bool = Field(
+        default=False,
+        description="Train on cohorts built with a hole in their windows too. By default they "
+        "are used only while fewer than two complete labelled cohorts exist.",
+    )
+
+
+@dataclass(frozen=True)
+class LabeledWindow:
+    frame: pd.DataFrame
+    incomplete_cohorts: list[date]  # left out, or (fallback) kept and named here
+    used_incomplete: bool
 
 
 def load_labeled_window(
-    warehouse: DuckDBResource, as_of: date, window_cohorts: int
-) -> pd.DataFrame:
-    """Rows of the newest ``window_cohorts`` cohorts whose labels are known at ``as_of``."""
+    warehouse: DuckDBResource,
+    as_of: date,
+    window_cohorts: int,
+    include_incomplete: bool = False,
+) -> LabeledWindow:
+    """Rows of the newest ``window_cohorts`` cohorts whose labels are known at ``as_of``.
+
+    Cohorts built with a hole in their windows are left out, unless fewer than two complete ones
+    remain: then all are used and the fact is recorded (a first model on what there is beats no
+    model at all; it is replaced once complete cohorts have labels).
+    """
     last = latest_labeled_cohort(as_of)
     first = add_months(last, -(window_cohorts - 1))
     with warehouse.get_connection() as conn:
         frame = run_sql_file(conn, SQL, {"first_cohort": first, "last_cohort": last}).df()
-        # A model learns only the features every cohort of its window was built with.
-        return keep_common_features(conn, frame) if not frame.empty else frame
+        if frame.empty:
+            return LabeledWindow(frame, [], False)
+        cohorts = sorted(pd.to_datetime(frame["cohort_month"]).dt.date.unique())
+        complete = set(complete_cohorts(conn, cohorts))
+        incomplete = [c for c in cohorts if c not in complete]
+        use_all = include_incomplete or len(complete) < MIN_COMPLETE_COHORTS
+        if not use_all:
+            frame = frame[pd.to_datetime(frame["cohort_month"]).dt.date.isin(complete)]
+        # A model learns only the features every cohort of its window has.
+        frame = keep_common_features(conn, frame)
+    return LabeledWindow(frame, incomplete, use_all and bool(incomplete))
 
 
 def champion_score_on(
@@ -187,6 +224,16 @@ def churn_model(context: dg.AssetExecutionContext, config: TrainingConfig) -> dg
         raise
 
 
+def _not_trained(context: dg.AssetExecutionContext, reason: str) -> dg.MaterializeResult:
+    """No candidate can be fitted on this window (e.g. a single class): say so, change nothing."""
+    context.log.warning(f"no candidate trained: {reason}")
+    context.resources.mlflow.set_tags({"candidate_status": "not_trained", "reason": reason})
+    context.resources.mlflow.end_run()
+    return dg.MaterializeResult(
+        metadata={"registered": False, "model_version": "", "not_trained_because": reason}
+    )
+
+
 def _train_candidate(
     context: dg.AssetExecutionContext, config: TrainingConfig
 ) -> dg.MaterializeResult:
@@ -194,13 +241,26 @@ def _train_candidate(
     warehouse: DuckDBResource = context.resources.warehouse
     registry: ModelRegistryResource = context.resources.registry
     as_of = month_start(config.as_of_month) if config.as_of_month else month_start(date.today())
-    frame = load_labeled_window(warehouse, as_of, config.window_cohorts)
+    window = load_labeled_window(
+        warehouse, as_of, config.window_cohorts, config.include_incomplete_cohorts
+    )
+    frame = window.frame
     if frame.empty:
         raise dg.Failure(f"no labelled feature rows with labels known by {as_of:%Y-%m}")
+    if window.used_incomplete:
+        context.log.warning(
+            "fewer than two complete labelled cohorts: training on incomplete ones too ("
+            + ", ".join(f"{c:%Y-%m}" for c in window.incomplete_cohorts)
+            + ")"
+        )
+    candidates = feature_columns_of([c for c in frame.columns if c != LABEL])
     try:
-        split = split_by_time(frame, feature_columns_of([c for c in frame.columns if c != LABEL]))
+        split = split_by_time(frame, candidates)
     except ValueError as exc:
-        raise dg.Failure(str(exc)) from exc
+        return _not_trained(context, str(exc))
+    informative = informative_columns(pd.concat([split.train, split.validation]), candidates)
+    dropped = sorted(set(candidates) - set(informative))
+    split = replace(split, feature_columns=informative)
 
     # One look at the registry: warm start, hurdle exemption and comparison judge the same champion.
     champion = registry.champion()
@@ -282,7 +342,8 @@ def _train_candidate(
     champion_version, champion_auc = (
         champion_score_on(registry, champion, split) if register else (None, None)
     )
-    example = as_matrix(split.validation, split.feature_columns).head(5)
+    # The booster's own feature list is what scoring, drift and reasons use.
+    example = as_matrix(split.validation, list(booster.feature_name())).head(5)
     model_info = mlflow.lightgbm.log_model(
         booster,
         name="model",
@@ -307,6 +368,11 @@ def _train_candidate(
         "validation_cohort": f"{split.validation_cohort:%Y-%m}",
         "train_rows": len(split.train),
         "validation_rows": len(split.validation),
+        "features_used": len(booster.feature_name()),
+        "features_dropped_uninformative": dg.MetadataValue.json(dropped),
+        "trained_on_incomplete_cohorts": window.used_incomplete,
+        "incomplete_cohorts": ", ".join(f"{c:%Y-%m}" for c in window.incomplete_cohorts)
+        or "none",
         "warm_started": tuned.warm_started,
         "search_budget_s": budget_s,
         "search_trials": len(history),
@@ -344,7 +410,8 @@ def _train_candidate(
         "val_auc": f"{candidate_auc:.6f}",
         "baseline_rule_auc": f"{baselines['rule']['auc']:.6f}",
         "baseline_logistic_regression_auc": f"{baselines['logistic_regression']['auc']:.6f}",
-        "feature_columns": json.dumps(split.feature_columns),
+        "feature_columns": json.dumps(list(booster.feature_name())),
+        "trained_on_incomplete_cohorts": str(window.used_incomplete).lower(),
         BEST_CONFIG_TAG: json.dumps(best_config),
         "compared_with_champion": str(champion_version or "none"),
         "champion_val_auc": "" if champion_auc is None else f"{champion_auc:.6f}",

@@ -30,6 +30,7 @@ __all__ = [
     "classification_metrics",
     "fit_default_lightgbm",
     "fit_lightgbm_automl",
+    "informative_columns",
     "predict_probability",
     "search_history",
     "split_by_time",
@@ -48,29 +49,61 @@ class LabeledSplit:
 
 
 def split_by_time(frame: pd.DataFrame, feature_columns: list[str]) -> LabeledSplit:
-    """Validate on the newest cohort, train on the rest: never a random split across time."""
-    cohorts = sorted(pd.to_datetime(frame["cohort_month"]).dt.date.unique())
+    """Validate on the newest cohort that has both churners and stayers, train on the earlier
+    ones: never a random split across time. Later single-class cohorts are left out (no AUC or
+    log loss can be judged on them, and training on them would leak past the validation)."""
+    months = pd.to_datetime(frame["cohort_month"]).dt.date
+    cohorts = sorted(months.unique())
     if len(cohorts) < 2:
         raise ValueError(
             f"training needs at least 2 labelled cohorts (one to validate on), found {len(cohorts)}"
         )
-    newest = cohorts[-1]
-    is_validation = pd.to_datetime(frame["cohort_month"]).dt.date == newest
+    classes = frame.groupby(months)[LABEL].nunique()
+    judged = [c for c in cohorts[1:] if classes.get(c, 0) == 2]
+    if not judged:
+        raise ValueError(
+            "no labelled cohort after the first has both churners and stayers to validate on"
+        )
+    newest = judged[-1]
+    train = frame[months < newest]
+    if train[LABEL].nunique() < 2:
+        raise ValueError(
+            f"the cohorts before {newest:%Y-%m} hold a single class: nothing to learn from"
+        )
     return LabeledSplit(
-        train=frame[~is_validation],
-        validation=frame[is_validation],
+        train=train,
+        validation=frame[months == newest],
         feature_columns=feature_columns,
-        training_cohorts=cohorts[:-1],
+        training_cohorts=[c for c in cohorts if c < newest],
         validation_cohort=newest,
     )
 
 
+def informative_columns(frame: pd.DataFrame, feature_columns: list[str]) -> list[str]:
+    """The feature columns that vary in ``frame``: constant and all-null ones carry nothing.
+
+    FLAML's preprocessing drops them silently, leaving a booster with fewer features than the
+    frame; dropping them first keeps the booster's feature list the one truth for scoring,
+    drift and reasons.
+    """
+    matrix = as_matrix(frame, feature_columns)
+    return [c for c in feature_columns if matrix[c].nunique(dropna=True) > 1]
+
+
 def as_matrix(frame: pd.DataFrame, feature_columns: list[str]) -> pd.DataFrame:
-    """Float columns throughout, so the MLflow signature matches at scoring time (nulls -> NaN)."""
+    """Float columns throughout, so the MLflow signature matches at scoring time (nulls -> NaN).
+
+    A column stored with another type (text codes, booleans) is converted value by value; what
+    does not parse as a number becomes NaN, which LightGBM treats as missing.
+    """
     missing = [c for c in feature_columns if c not in frame.columns]
     if missing:
         raise KeyError(f"feature column(s) missing from the feature table: {', '.join(missing)}")
-    return frame[feature_columns].astype("float64")
+    selected = frame[feature_columns]
+    numeric = selected.select_dtypes(include=["number", "bool"]).columns
+    if len(numeric) == len(feature_columns):
+        return selected.astype("float64")
+    return selected.apply(pd.to_numeric, errors="coerce").astype("float64")
 
 
 def class_weights(y: np.ndarray, mode: ClassWeight) -> np.ndarray | None:
