@@ -9,7 +9,12 @@ import dagster as dg
 
 from churn_assets.automation.jobs import ALL_JOBS
 from churn_assets.automation.schedules import monthly_schedule
-from churn_assets.automation.sensors import cohort_sensor, training_sensor
+from churn_assets.automation.sensors import (
+    cohort_sensor,
+    landing_sensor,
+    mlflow_run_closer,
+    training_sensor,
+)
 from churn_assets.features.assets import features
 from churn_assets.monitoring.assets import drift_report
 from churn_assets.performance.assets import model_performance
@@ -40,7 +45,8 @@ def build_definitions(resources: Mapping[str, Any] | None = None) -> dg.Definiti
         assets=ASSETS,
         jobs=ALL_JOBS,
         schedules=[monthly_schedule],
-        sensors=[cohort_sensor, training_sensor],
+        # Order matters to replay only: loads first, then what they make possible.
+        sensors=[landing_sensor, cohort_sensor, training_sensor, mlflow_run_closer],
         resources=dict(resources) if resources is not None else default_resources(),
         executor=dg.in_process_executor,
     )

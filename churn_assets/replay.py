@@ -1,36 +1,52 @@
 """Replay: run the production loop month by month over a landing folder, as if the months passed.
 
 On the first day of each simulated month the monthly schedule is evaluated as the daemon would at
-that time, its runs are executed, then every running sensor is ticked until none asks for more.
-Runs carry the same run-key, schedule and sensor tags the daemon writes, so a later ``dagster dev``
-shows them and its own sensors do not repeat them, and replaying twice repeats nothing.
+that time, its runs are executed, then every running sensor is ticked (with the clock set to that
+day) until none asks for more. Runs carry the same run-key, schedule and sensor tags the daemon
+writes, so a later ``dagster dev`` shows them and its own sensors do not repeat them. A run that
+failed is retried under its next attempt's key (see :mod:`churn_assets.automation.requests`), on
+this replay or the next one; one that succeeded is never repeated.
+
+Before the first month, runs an earlier replay left unfinished (its process was killed) are
+marked failed and their MLflow runs ended, so that they are retried. When the landing folder
+comes with an arrival schedule (``truth/arrivals.json`` beside a simulated world), files are
+revealed month by month into a staging folder, late ones late.
 """
 
 from __future__ import annotations
 
+import json
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
 import dagster as dg
-import duckdb
-from dagster._core.storage.tags import (
+
+from churn_assets.automation.reaper import (
+    LAUNCHED_BY_TAG,
+    REPLAY,
+    end_orphaned_mlflow_runs,
+    reap_orphaned_runs,
+)
+from churn_assets.automation.requests import REQUEST_TAG
+from churn_assets.dagster_internals import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
     RUN_KEY_TAG,
     SCHEDULE_NAME_TAG,
     SENSOR_NAME_TAG,
 )
-
-from churn_assets.partitions import add_months, partition_key
-from churn_assets.raw.landing import sql_literal, table_files
+from churn_assets.partitions import add_months, month_start, partition_key
+from churn_assets.raw.catalog import LandingCatalog
+from churn_assets.resources import ClockResource
 
 # A sensor keeps asking while new runs produce new events; this bounds one month's chain.
 MAX_SENSOR_ROUNDS = 10
 # Replay prints its own one line per run; Dagster's step logs stay in the event log (and the UI).
-REPLAY_STEP_TAG = "churn/replay_step"
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+ARRIVALS_FILE = "arrivals.json"
 
 
 @dataclass
@@ -42,51 +58,50 @@ class ReplayedRun:
     assets: list[str]
     success: bool
     run_id: str
+    reason: str = ""  # why it failed, in one line
+    request: str = ""  # what was asked (attempts of one request share it)
 
 
 @dataclass
 class ReplaySummary:
     months: list[date] = field(default_factory=list)
     runs: list[ReplayedRun] = field(default_factory=list)
+    reaped: list[str] = field(default_factory=list)
 
     @property
     def failed_runs(self) -> list[ReplayedRun]:
         return [r for r in self.runs if not r.success]
 
-
-def landed_span(folder: Path, table: str, date_column: str) -> tuple[date, date]:
-    """First and last month that one table's landing files cover.
-
-    Only the date column is read, so a file whose other columns drifted (renamed, dropped) does
-    not stop the replay here: the load of its month reports it, as it would in production.
-    """
-    files = table_files(folder, table)
-    if not files:
-        raise ValueError(f"no {table} files in {folder}")
-    reads = [
-        f"SELECT {date_column} FROM read_parquet({sql_literal(str(f))})"
-        if f.name.endswith(".parquet")
-        else f"SELECT {date_column} FROM read_csv({sql_literal(str(f))}, header=true, "
-        f"all_varchar=true)"
-        for f in files
-    ]
-    with duckdb.connect() as conn:
-        low, high = conn.execute(
-            f"SELECT min(CAST({date_column} AS INTEGER)), max(CAST({date_column} AS INTEGER)) "
-            f"FROM ({' UNION ALL '.join(reads)})"
-        ).fetchone()
-    if low is None:
-        raise ValueError(f"the {table} files in {folder} hold no rows")
-    return _month_of(low), _month_of(high)
+    @property
+    def unhealed_failures(self) -> list[ReplayedRun]:
+        """Failed runs that no later attempt of the same request made good."""
+        healed = {r.request for r in self.runs if r.success}
+        return [r for r in self.failed_runs if r.request not in healed]
 
 
-def _month_of(yyyymmdd: int) -> date:
-    return date(yyyymmdd // 10000, yyyymmdd // 100 % 100, 1)
+def landed_months(folder: Path, cache: Path | None = None) -> tuple[date, date, date]:
+    """First listening month, and first and last month of any data, as the landing files say."""
+    catalog = LandingCatalog(folder, cache).refresh()
+    broken = catalog.errors()
+    listening = catalog.months("user_logs")
+    every = sorted(set(listening) | set(catalog.months("transactions")))
+    if not listening:
+        detail = f" (unreadable: {'; '.join(broken.values())})" if broken else ""
+        raise ValueError(f"no user_logs rows with valid dates in {folder}{detail}")
+    return month_start(listening[0]), month_start(every[0]), month_start(every[-1])
 
 
-def _already_ran(instance: dg.DagsterInstance, origin_tag: str, origin: str, key: str) -> bool:
-    runs = instance.get_runs(filters=dg.RunsFilter(tags={RUN_KEY_TAG: key}))
-    return any(r.tags.get(origin_tag) == origin for r in runs)
+def failure_reason(result: dg.ExecuteInProcessResult) -> str:
+    """The first failed step's own message, in one line."""
+    for event in result.all_events:
+        if event.event_type == dg.DagsterEventType.STEP_FAILURE:
+            data = event.step_failure_data
+            if data.user_failure_data is not None and data.user_failure_data.description:
+                text = data.user_failure_data.description
+            else:
+                text = (data.error.cause or data.error).message if data.error else "failed"
+            return f"{event.step_key}: {text.strip().splitlines()[-1]}"
+    return "run failed"
 
 
 class Replayer:
@@ -106,17 +121,21 @@ class Replayer:
         self.cursors: dict[str, str | None] = {}
         self.summary = ReplaySummary()
 
-    def _resources_for(self, keys: set[str]) -> dict[str, object]:
-        return {k: v for k, v in self.resources.items() if k in keys}
+    def _resources_for(self, keys: set[str], month: date) -> dict[str, object]:
+        resources = {k: v for k, v in self.resources.items() if k in keys}
+        if "clock" in keys:
+            resources["clock"] = ClockResource(today=month.isoformat())
+        return resources
 
     def _execute(
         self, month: date, origin: str, origin_tag: str, job_name: str, request: dg.RunRequest
     ) -> None:
-        if request.run_key and _already_ran(self.instance, origin_tag, origin, request.run_key):
-            self.log(f"  {origin}: {request.run_key} already ran, skipped")
-            return
+        if request.run_key and self.instance.get_runs(
+            filters=dg.RunsFilter(tags={RUN_KEY_TAG: request.run_key}), limit=1
+        ):
+            return  # this attempt exists already; a retry comes with the next attempt's key
         job = self.defs.resolve_job_def(request.job_name or job_name)
-        tags = {**request.tags, origin_tag: origin}
+        tags = {**request.tags, origin_tag: origin, LAUNCHED_BY_TAG: REPLAY}
         if request.run_key:
             tags[RUN_KEY_TAG] = request.run_key
         result = job.execute_in_process(
@@ -130,23 +149,24 @@ class Replayer:
         assets = sorted(
             {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
         )
-        self.summary.runs.append(
-            ReplayedRun(
-                month,
-                origin,
-                job.name,
-                request.partition_key,
-                assets,
-                result.success,
-                result.run_id,
-            )
+        run = ReplayedRun(
+            month,
+            origin,
+            job.name,
+            request.partition_key,
+            assets,
+            result.success,
+            result.run_id,
+            "" if result.success else failure_reason(result),
+            request.tags.get(REQUEST_TAG, result.run_id),
         )
-        status = "ok" if result.success else "FAILED"
+        self.summary.runs.append(run)
         partitions = request.partition_key or "..".join(
-            request.tags.get(tag, "")
+            request.tags.get(tag, "")[:7]
             for tag in (ASSET_PARTITION_RANGE_START_TAG, ASSET_PARTITION_RANGE_END_TAG)
         )
-        self.log(f"  {origin} -> {job.name}[{partitions}] {status}: {', '.join(assets) or '-'}")
+        status = "ok" if result.success else f"FAILED ({run.reason})"
+        self.log(f"  {origin} -> {job.name}[{partitions[:7]}] {status}: {', '.join(assets) or '-'}")
 
     def tick_schedules(self, month: date) -> None:
         moment = datetime(month.year, month.month, month.day, 3, 0)
@@ -156,7 +176,7 @@ class Replayer:
             with dg.build_schedule_context(
                 instance=self.instance,
                 scheduled_execution_time=moment,
-                resources=self._resources_for(schedule.required_resource_keys),
+                resources=self._resources_for(schedule.required_resource_keys, month),
                 repository_def=self.repository,
             ) as context:
                 data = schedule.evaluate_tick(context)
@@ -167,38 +187,28 @@ class Replayer:
         for _ in range(MAX_SENSOR_ROUNDS):
             ran = len(self.summary.runs)
             for sensor in self.repository.sensor_defs:
-                if sensor.default_status != dg.DefaultSensorStatus.RUNNING:
-                    continue
-                with dg.build_sensor_context(
-                    instance=self.instance,
-                    cursor=self.cursors.get(sensor.name),
-                    sensor_name=sensor.name,
-                    resources=self._resources_for(sensor.required_resource_keys),
-                    repository_def=self.repository,
-                ) as context:
+                if sensor.default_status != dg.DefaultSensorStatus.RUNNING or isinstance(
+                    sensor, dg.RunStatusSensorDefinition
+                ):
+                    continue  # run-status sensors react to the daemon's runs; replay reaps its own
+                with (
+                    dg.build_sensor_context(
+                        instance=self.instance,
+                        cursor=self.cursors.get(sensor.name),
+                        sensor_name=sensor.name,
+                        resources=self._resources_for(sensor.required_resource_keys, month),
+                        repository_def=self.repository,
+                    ) as context,
+                    # Run requests for month partitions are checked against the instance's keys,
+                    # as the daemon does.
+                    dg.partition_loading_context(dynamic_partitions_store=self.instance),
+                ):
                     data = sensor.evaluate_tick(context)
                 self.cursors[sensor.name] = data.cursor
                 for request in data.run_requests or []:
                     self._execute(month, sensor.name, SENSOR_NAME_TAG, sensor.job_name, request)
             if len(self.summary.runs) == ran:
                 return
-
-    def backfill_history(self, first: date, last: date, today: date) -> None:
-        """Load the subscription history (transactions of ``first``..``last``) in one ranged run,
-        as a new deployment backfills history on its first day."""
-        if first > last:
-            return
-        self.log(f"history {first:%Y-%m}..{last:%Y-%m}:")
-        start, end = partition_key(first), partition_key(last)
-        request = dg.RunRequest(
-            run_key=f"history-{start}-{end}",
-            asset_selection=[dg.AssetKey("transactions")],
-            tags={
-                ASSET_PARTITION_RANGE_START_TAG: start,
-                ASSET_PARTITION_RANGE_END_TAG: end,
-            },
-        )
-        self._execute(today, "history_backfill", REPLAY_STEP_TAG, "load_job", request)
 
     def run_month(self, month: date) -> None:
         self.log(f"{month:%Y-%m}:")
@@ -207,31 +217,94 @@ class Replayer:
         self.tick_sensors(month)
 
 
+class StagedArrivals:
+    """Reveals a simulated world's landing files on the months they arrive (``arrivals.json``)."""
+
+    def __init__(self, source: Path, schedule: Path, staged: Path) -> None:
+        self.source = source
+        self.staged = staged
+        raw = json.loads(schedule.read_text())
+        self.arrivals = {
+            name: month_start(when)
+            for name, when in (raw.get("files") or raw).items()
+            if isinstance(when, str)
+        }
+        staged.mkdir(parents=True, exist_ok=True)
+
+    def reveal(self, month: date) -> list[str]:
+        added = []
+        for name, arrives in sorted(self.arrivals.items()):
+            target = self.staged / name
+            if arrives <= month and not target.exists() and (self.source / name).exists():
+                shutil.copy2(self.source / name, target)
+                added.append(name)
+        return added
+
+
+def staged_arrivals(landing: Path, home: Path) -> StagedArrivals | None:
+    """An arrival schedule for ``landing``, if the world comes with one."""
+    schedule = landing.parent / "truth" / ARRIVALS_FILE
+    if not schedule.exists():
+        return None
+    return StagedArrivals(landing, schedule, home / "landing_staged")
+
+
+def replay_span(landing: Path, through: date | None) -> tuple[date, date]:
+    """Months to replay: from the month after listening starts through ``through`` (default
+    and upper bound: the month after the last landed data, when its raw data can be loaded)."""
+    first_listening, _, last_data = landed_months(landing)
+    start, latest = add_months(first_listening, 1), add_months(last_data, 1)
+    if through is not None:
+        if through > latest:
+            raise ValueError(
+                f"--through {through:%Y-%m} is after the data: the files in {landing} end in "
+                f"{last_data:%Y-%m}, so the last month to replay is {latest:%Y-%m}"
+            )
+        if through < start:
+            raise ValueError(
+                f"--through {through:%Y-%m} is before the first month to replay ({start:%Y-%m})"
+            )
+    return start, through or latest
+
+
 def replay(
     defs: dg.Definitions,
     instance: dg.DagsterInstance,
     landing_folder: Path,
     through: date | None = None,
     log: Callable[[str], None] = print,
+    arrivals: StagedArrivals | None = None,
+    tracking_uri: str | None = None,
 ) -> ReplaySummary:
-    """Replay from the month after listening data starts through ``through`` (default: the month
-    after the last landed data, when its raw data can be loaded).
+    """Replay from the month after listening data starts through ``through``.
 
-    Transactions older than the listening data (subscription history) are loaded first, as a new
-    deployment backfills history on its first day.
+    Payment history older than the listening data is loaded on the first month by the landing
+    sensor, in one ranged run, as a new deployment backfills history on its first day.
+    ``arrivals`` (files revealed month by month) replaces ``landing_folder`` as what has landed.
     """
-    first_logs, _ = landed_span(landing_folder, "user_logs", "date")
-    first_txn, last_txn = landed_span(landing_folder, "transactions", "transaction_date")
-    start = add_months(first_logs, 1)
-    end = through or add_months(last_txn, 1)
+    start, end = replay_span(landing_folder, through)
     replayer = Replayer(defs, instance, log)
-    replayer.backfill_history(first_txn, add_months(start, -2), start)
+    replayer.summary.reaped = reap_orphaned_runs(instance)
+    if replayer.summary.reaped:
+        log(f"marked {len(replayer.summary.reaped)} run(s) of a dead replay failed, to retry")
+    if tracking_uri:
+        end_orphaned_mlflow_runs(instance, tracking_uri)
     month = start
     while month <= end:
+        if arrivals is not None:
+            arrivals.reveal(month)
         replayer.run_month(month)
         month = add_months(month, 1)
     log(f"replayed {len(replayer.summary.months)} months, {len(replayer.summary.runs)} runs")
     return replayer.summary
 
 
-__all__ = ["ReplaySummary", "ReplayedRun", "Replayer", "partition_key", "replay"]
+__all__ = [
+    "ReplaySummary",
+    "ReplayedRun",
+    "Replayer",
+    "StagedArrivals",
+    "partition_key",
+    "replay",
+    "staged_arrivals",
+]

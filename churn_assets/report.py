@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import dagster as dg
 import duckdb
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from mlflow.tracking import MlflowClient
 
 from churn_assets.automation.sensors import DRIFT_CHECK_KEY
+from churn_assets.dagster_internals import AssetCheckExecutionRecordStatus
 from churn_assets.replay import ReplaySummary
 from churn_assets.settings import CHAMPION_ALIAS, REGISTERED_MODEL_NAME, ChurnPaths
 

@@ -6,9 +6,9 @@ import json
 
 import dagster as dg
 import duckdb
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from mlflow.tracking import MlflowClient
 
+from churn_assets.dagster_internals import AssetCheckExecutionRecordStatus
 from churn_assets.settings import CHALLENGER_ALIAS, CHAMPION_ALIAS, REGISTERED_MODEL_NAME
 
 

@@ -1,7 +1,10 @@
-"""Sensors that close the loop, each keyed so that a repeated evaluation never repeats a run.
+"""Sensors that close the loop, each keyed so that a repeated evaluation never repeats a run
+that succeeded, and a failed one is retried (see :mod:`churn_assets.automation.requests`).
 
-* ``cohort_sensor``: a month of raw data is in (both tables, blocking checks passed) -> build,
-  score and drift-check the next cohort.
+* ``landing_sensor``: files landed (new, late, fixed) for months that have ended -> load them.
+* ``cohort_sensor``: a month of raw data is in (every table that has files for it, blocking
+  checks passed) -> build, score and drift-check the next cohort; an incomplete cohort whose
+  missing month has now loaded is rebuilt.
 * ``training_sensor``: the drift check failed and newer labels exist than the champion learnt
   from -> retrain and re-score; or there is no champion yet and two labelled cohorts exist ->
   train the first one.
@@ -11,17 +14,22 @@ import json
 from collections.abc import Iterator
 
 import dagster as dg
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
-from churn_assets.automation.jobs import cohort_job, training_job
+from churn_assets.automation.jobs import cohort_job, load_job, training_job
+from churn_assets.automation.loads import due_loads
+from churn_assets.automation.reaper import end_orphaned_mlflow_runs
+from churn_assets.automation.requests import keyed_request
+from churn_assets.dagster_internals import AssetCheckExecutionRecordStatus
 from churn_assets.monitoring.assets import DRIFT_CHECK
 from churn_assets.partitions import (
     add_months,
     latest_labeled_cohort,
     month_start,
+    monthly_partitions,
     partition_key,
 )
-from churn_assets.resources import ModelRegistryResource
+from churn_assets.raw.catalog import LandingCatalog
+from churn_assets.resources import ClockResource, LandingResource, ModelRegistryResource
 from churn_assets.settings import auto_promote, training_budget_s
 
 RAW_TABLES = (dg.AssetKey("transactions"), dg.AssetKey("user_logs"))
@@ -29,6 +37,14 @@ DRIFT_CHECK_KEY = dg.AssetCheckKey(dg.AssetKey("drift_report"), DRIFT_CHECK)
 FEATURES = dg.AssetKey("features")
 LABELS = dg.AssetKey("labels")
 MIN_LABELED_COHORTS = 2  # one to train on, the newest to validate on
+IN_PROGRESS = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+# A raw month feeds the listening window of the next 3 cohorts and the payments of the next 13.
+COHORTS_FED_BY_A_MONTH = 13
 
 
 def _cursor(context: dg.SensorEvaluationContext) -> dict[str, int]:
@@ -79,48 +95,131 @@ def _champion_exists(registry: ModelRegistryResource) -> bool:
 
 
 @dg.sensor(
+    job=load_job,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Load landing files as they arrive: new, late or replaced months that have "
+    "ended, payment history in one ranged run, and label files.",
+)
+def landing_sensor(
+    context: dg.SensorEvaluationContext, landing: LandingResource, clock: ClockResource
+) -> Iterator[dg.RunRequest | dg.SkipReason]:
+    requested = False
+    for request in due_loads(context.instance, landing.catalog(), clock.current_month()):
+        requested = True
+        yield request
+    if not requested:
+        yield dg.SkipReason("every landed month that has ended is loaded from its current files")
+
+
+def _loads_pending(
+    instance: dg.DagsterInstance, catalog: LandingCatalog, clock: ClockResource
+) -> bool:
+    running = instance.get_runs(
+        filters=dg.RunsFilter(job_name=load_job.name, statuses=IN_PROGRESS), limit=1
+    )
+    return (
+        bool(running) or next(due_loads(instance, catalog, clock.current_month()), None) is not None
+    )
+
+
+def _missing_months(instance: dg.DagsterInstance, cohort: str) -> set[tuple[str, str]]:
+    """(table, YYYY-MM) pairs the cohort's latest build found missing from its windows."""
+    record = _latest_materialization(instance, FEATURES, cohort)
+    if record is None or record.asset_materialization is None:
+        return set()
+    missing = record.asset_materialization.metadata.get("missing_months")
+    text = str(missing.value) if missing is not None else ""
+    return {
+        tuple(part.strip().split(" ", 1))  # type: ignore[misc]
+        for part in text.split(",")
+        if " " in part.strip()
+    }
+
+
+@dg.sensor(
     job=cohort_job,
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="When a month of raw data is loaded and valid, process the next month's cohort.",
+    description="When a month of raw data is loaded and valid, process the next month's cohort; "
+    "rebuild a cohort that was built while one of its months was missing, once it loads.",
 )
 def cohort_sensor(
-    context: dg.SensorEvaluationContext, registry: ModelRegistryResource
+    context: dg.SensorEvaluationContext,
+    registry: ModelRegistryResource,
+    landing: LandingResource,
+    clock: ClockResource,
 ) -> Iterator[dg.RunRequest | dg.SkipReason]:
     cursor = _cursor(context)
-    touched: set[str] = set()
+    touched: dict[str, set[str]] = {}  # data month -> tables newly materialized
+    newest = 0
     for key in RAW_TABLES:
         for record in _new_materializations(context.instance, key, cursor.get(key.path[-1])):
-            touched.add(record.partition_key)
+            if record.partition_key:
+                touched.setdefault(record.partition_key, set()).add(key.path[-1])
             cursor[key.path[-1]] = max(cursor.get(key.path[-1], 0), record.storage_id)
+            newest = max(newest, record.storage_id)
     scoring = _champion_exists(registry)
     selection = [FEATURES] + (
         [dg.AssetKey("predictions"), dg.AssetKey("drift_report")] if scoring else []
     )
-    requested = False
-    for data_month in sorted(p for p in touched if p):
-        latest = [_latest_materialization(context.instance, k, data_month) for k in RAW_TABLES]
-        if any(r is None for r in latest):
-            continue  # the other table of this month is not loaded yet
+    catalog = landing.catalog() if touched else None
+    if catalog is not None and _loads_pending(context.instance, catalog, clock):
+        # Built now, a cohort would read a history that is still arriving: wait a tick.
+        yield dg.SkipReason("raw loads are due or running; cohorts wait for them")
+        return
+    listening = catalog.months("user_logs") if catalog else []
+    registered = set(context.instance.get_dynamic_partitions(monthly_partitions.name))
+    today = partition_key(clock.current_month())
+    cohorts: dict[str, str] = {}  # cohort -> why
+    for data_month in sorted(touched):
+        month = month_start(data_month)
+        if not listening or data_month < listening[0]:
+            continue  # payment history only: no cohort has listening to be built from yet
+        # Tables with no file for the month are not waited for: the cohort is built and its
+        # coverage check says what is missing.
+        landed = [k for k in RAW_TABLES if catalog.files_for(k.path[-1], [month])]
+        latest = [_latest_materialization(context.instance, k, data_month) for k in landed]
+        if not landed or any(r is None for r in latest):
+            continue  # a table with files for this month has not loaded yet
         if not all(_blocking_checks_passed(context.instance, r) for r in latest):
             context.log.info(f"raw data of {data_month} failed its schema check; not scoring")
             continue
-        cohort = partition_key(add_months(month_start(data_month), 1))
-        requested = True
-        yield dg.RunRequest(
-            run_key=f"cohort-{cohort}-" + "-".join(str(r.storage_id) for r in latest),
+        cohorts.setdefault(
+            partition_key(add_months(month, 1)), f"raw data of {data_month[:7]} loaded"
+        )
+    # A cohort built while a month it reads was missing is rebuilt once that month loads.
+    loaded = {(table, month[:7]) for month, tables in touched.items() for table in tables}
+    for data_month in sorted(touched):
+        for later in range(2, COHORTS_FED_BY_A_MONTH + 1):
+            cohort = partition_key(add_months(month_start(data_month), later))
+            if cohort > today or cohort not in registered or cohort in cohorts:
+                continue
+            if _missing_months(context.instance, cohort) & loaded:
+                cohorts[cohort] = f"rebuild: a month cohort {cohort[:7]} missed has loaded"
+    requested = False
+    for cohort, why in sorted(cohorts.items()):
+        request = keyed_request(
+            context.instance,
+            f"cohort-{cohort}-{newest}",
+            tags={"churn/trigger": why},
             partition_key=cohort,
             asset_selection=selection,
-            tags={"churn/trigger": f"raw data of {data_month[:7]} loaded"},
         )
+        if request is not None:
+            requested = True
+            yield request
     context.update_cursor(json.dumps(cursor))
     if not requested:
-        yield dg.SkipReason("no newly loaded month with both transactions and user_logs")
+        yield dg.SkipReason("no newly loaded month with its landed tables all loaded")
 
 
-def _training_request(cohort: str, run_key: str, reason: str) -> dg.RunRequest:
-    return dg.RunRequest(
-        run_key=run_key,
+def _training_request(
+    instance: dg.DagsterInstance, cohort: str, request_id: str, reason: str
+) -> dg.RunRequest | None:
+    return keyed_request(
+        instance,
+        request_id,
         partition_key=cohort,
         run_config={
             "ops": {
@@ -174,10 +273,15 @@ def training_sensor(
                 f"drift on {cohort[:7]}, but no labels newer than {learnt_until[:7]} to learn from"
             )
             continue
-        requested = True
-        yield _training_request(
-            cohort, f"retrain-{cohort}-{failure.id}", f"feature drift on cohort {cohort[:7]}"
+        request = _training_request(
+            context.instance,
+            cohort,
+            f"retrain-{cohort}-{failure.id}",
+            f"feature drift on cohort {cohort[:7]}",
         )
+        if request is not None:
+            requested = True
+            yield request
 
     new_features = _new_materializations(context.instance, FEATURES, cursor.get("features"))
     if new_features:
@@ -185,10 +289,25 @@ def training_sensor(
     if champion is None and new_features and not requested:
         cohort = max(r.partition_key for r in new_features)
         if len(_labeled_cohorts_known_at(context.instance, cohort)) >= MIN_LABELED_COHORTS:
-            requested = True
-            yield _training_request(
-                cohort, f"first-model-{cohort}", "no champion yet and two labelled cohorts exist"
+            request = _training_request(
+                context.instance,
+                cohort,
+                f"first-model-{cohort}",
+                "no champion yet and two labelled cohorts exist",
             )
+            if request is not None:
+                requested = True
+                yield request
     context.update_cursor(json.dumps(cursor))
     if not requested:
         yield dg.SkipReason("no failed drift check with newer labels, and a champion exists")
+
+
+@dg.run_failure_sensor(
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="End the MLflow run of a failed Dagster run (a killed step cannot end its own).",
+)
+def mlflow_run_closer(context: dg.RunFailureSensorContext, registry: ModelRegistryResource) -> None:
+    ended = end_orphaned_mlflow_runs(context.instance, registry.tracking_uri)
+    if ended:
+        context.log.info(f"ended MLflow run(s) {', '.join(ended)} of failed Dagster runs")

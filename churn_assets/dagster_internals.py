@@ -1,0 +1,33 @@
+"""The few Dagster names this project needs that Dagster does not export publicly.
+
+Each is used for a reason the public API does not cover; keeping them here means one place to
+follow when Dagster moves them.
+
+* Run-tag names (run key, schedule and sensor names, partition range): replay writes the tags the
+  daemon would write, so ``dagster dev`` later recognises replayed runs as its own, and a ranged
+  single-run backfill is requested the way Dagster's backfills request it.
+* ``AssetCheckExecutionRecordStatus``: the status of a recorded check execution, which the
+  sensors read to react to failed checks (the public ``AssetCheckResult`` only describes a result
+  being emitted).
+* ``backoff``: Dagster's own retry helper, used to wait out DuckDB's single-writer lock.
+"""
+
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    RUN_KEY_TAG,
+    SCHEDULE_NAME_TAG,
+    SENSOR_NAME_TAG,
+)
+from dagster._utils.backoff import backoff
+
+__all__ = [
+    "ASSET_PARTITION_RANGE_END_TAG",
+    "ASSET_PARTITION_RANGE_START_TAG",
+    "RUN_KEY_TAG",
+    "SCHEDULE_NAME_TAG",
+    "SENSOR_NAME_TAG",
+    "AssetCheckExecutionRecordStatus",
+    "backoff",
+]
