@@ -7,13 +7,22 @@ so the runs it makes show up in ``dagster dev`` started with the same DAGSTER_HO
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+from churn_assets.home_lock import HomeBusyError, home_lock
 from churn_assets.partitions import month_start
 from churn_assets.settings import churn_paths
+
+# Exit codes (README, "Commands"): 0 done; 1 a run failed (each printed with its reason);
+# 2 the request was refused (bad arguments or input, unknown version, nothing to roll back to);
+# 3 another command holds this CHURN_HOME.
+EXIT_OK, EXIT_RUN_FAILED, EXIT_REFUSED, EXIT_BUSY = 0, 1, 2, 3
 
 # The instance `dagster dev` gets under CHURN_HOME: one run at a time, since the DuckDB warehouse
 # takes a single writer, and no telemetry.
@@ -21,6 +30,12 @@ DAGSTER_YAML = """\
 concurrency:
   runs:
     max_concurrent_runs: 1
+# A launched run whose process died is marked failed (and then retried by the sensors).
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 180
+  max_resume_run_attempts: 0
+  poll_interval_seconds: 60
 telemetry:
   enabled: false
 """
@@ -73,27 +88,80 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_replay(landing: Path, through: str | None) -> object:
-    import dagster as dg
+@contextlib.contextmanager
+def _dagster_log(verbose: bool) -> Iterator[Path | None]:
+    """Dagster's own log (step logs, tracebacks, warnings) into a file under CHURN_HOME.
 
-    from churn_assets.definitions import build_definitions
-    from churn_assets.replay import replay
+    The command prints one line per run instead, with the reason of a failure; ``--verbose``
+    leaves Dagster's log on the terminal.
+    """
+    if verbose:
+        yield None
+        return
+    path = churn_paths().home / "logs" / "churn-assets.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle, contextlib.redirect_stderr(handle):
+        handle.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(sys.argv)}\n")
+        logging.captureWarnings(True)
+        try:
+            yield path
+        finally:
+            logging.captureWarnings(False)
 
-    instance = dg.DagsterInstance.get()
-    return replay(
-        build_definitions(),
-        instance,
-        landing,
-        through=month_start(through) if through else None,
+
+def _run_replay(landing: Path, through: str | None, verbose: bool) -> object:
+    """Replay under the home's lock, revealing a simulated world's files as they arrive."""
+    paths = churn_paths()
+    with home_lock(paths.home, "replay"):
+        arrivals = None
+        from churn_assets.replay import staged_arrivals
+
+        arrivals = staged_arrivals(landing, paths.home)
+        if arrivals is not None:
+            # Definitions read the landing folder from the environment: point them at the
+            # staging folder the arrivals fill.
+            os.environ["CHURN_LANDING_DIR"] = str(arrivals.staged)
+        with _dagster_log(verbose) as log_file:
+            import dagster as dg
+
+            from churn_assets.definitions import build_definitions
+            from churn_assets.replay import replay
+
+            with dg.DagsterInstance.get() as instance:
+                summary = replay(
+                    build_definitions(),
+                    instance,
+                    landing,
+                    through=month_start(through) if through else None,
+                    arrivals=arrivals,
+                    tracking_uri=paths.mlflow_tracking_uri,
+                    log=_stdout,
+                )
+        if log_file is not None:
+            print(f"Dagster's log: {log_file}")
+        return summary
+
+
+def _stdout(line: str) -> None:
+    print(line, file=sys.stdout, flush=True)
+
+
+def _report_runs(summary) -> int:
+    failed, unhealed = summary.failed_runs, summary.unhealed_failures
+    healed = len(failed) - len(unhealed)
+    print(
+        f"{len(summary.runs)} runs, {len(failed)} failed"
+        + (f" ({healed} retried with success)" if healed else "")
     )
+    for run in unhealed:
+        print(f"  FAILED {run.job}[{run.partition or '-'}] run {run.run_id}: {run.reason}")
+    return EXIT_RUN_FAILED if unhealed else EXIT_OK
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
     _prepare_environment(args.landing)
-    summary = _run_replay(churn_paths().landing, args.through)
-    failed = summary.failed_runs
-    print(f"{len(summary.runs)} runs, {len(failed)} failed")
-    return 1 if failed else 0
+    summary = _run_replay(churn_paths().landing, args.through, args.verbose)
+    return _report_runs(summary)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -116,7 +184,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             drifts=[parse_drift(args.drift)],
         )
         print(f"simulated {args.users} users over {args.months} months into {paths.landing}")
-    summary = _run_replay(paths.landing, None)
+    summary = _run_replay(paths.landing, None, args.verbose)
     import dagster as dg
 
     with dg.DagsterInstance.get() as instance:
@@ -124,7 +192,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"\ndemo finished in {time.monotonic() - started:.0f} s. Browse it with:")
     print(f"  DAGSTER_HOME={os.environ['DAGSTER_HOME']} CHURN_HOME={paths.home} dagster dev")
     print(f"  mlflow ui --backend-store-uri {paths.mlflow_tracking_uri}")
-    return 1 if summary.failed_runs else 0
+    return _report_runs(summary)
 
 
 def _run_lifecycle_job(job_name: str, op_name: str, config: dict) -> int:
@@ -134,25 +202,29 @@ def _run_lifecycle_job(job_name: str, op_name: str, config: dict) -> int:
     from churn_assets.definitions import build_definitions
 
     _prepare_environment()
-    job = build_definitions().resolve_job_def(job_name)
-    with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(
-            run_config={"ops": {op_name: {"config": config}}},
-            instance=instance,
-            raise_on_error=False,
-        )
+    with home_lock(churn_paths().home, job_name), _dagster_log(verbose=False):
+        job = build_definitions().resolve_job_def(job_name)
+        with dg.DagsterInstance.get() as instance:
+            result = job.execute_in_process(
+                run_config={
+                    "ops": {op_name: {"config": config}},
+                    "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
+                },
+                instance=instance,
+                raise_on_error=False,
+            )
     if result.success:
-        return 0
+        return EXIT_OK
     failure = next(
         (e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE), None
     )
     refused = failure.step_failure_data.user_failure_data if failure else None
     if refused is not None:  # the job said no (unknown version, nothing to roll back to, ...)
         print(f"churn-assets: {refused.description}", file=sys.stderr)
-        return 2
+        return EXIT_REFUSED
     detail = failure.step_failure_data.error.message.strip() if failure else "run failed"
     print(f"churn-assets: {detail} (run {result.run_id})", file=sys.stderr)
-    return 1
+    return EXIT_RUN_FAILED
 
 
 def _champion_change(action: str, version: str, reason: str) -> int:
@@ -242,6 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep = commands.add_parser("replay", help="run the monthly loop over a landing folder")
     rep.add_argument("--landing", help="landing folder (default: CHURN_LANDING_DIR)")
     rep.add_argument("--through", help="last month to replay, YYYY-MM")
+    rep.add_argument(
+        "--verbose", action="store_true", help="Dagster's own log on the terminal, not in a file"
+    )
     rep.set_defaults(func=cmd_replay)
 
     demo = commands.add_parser("demo", help="simulate a small world with a drift and replay it")
@@ -251,6 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--drift", default="covariate@2016-06")
     demo.add_argument("--budget", type=float, default=10.0, help="FLAML seconds per training")
+    demo.add_argument(
+        "--verbose", action="store_true", help="Dagster's own log on the terminal, not in a file"
+    )
     demo.set_defaults(func=cmd_demo)
 
     promote = commands.add_parser("promote", help="make a registered model version the champion")
@@ -271,9 +349,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except HomeBusyError as exc:
+        print(f"churn-assets {args.command}: {exc}", file=sys.stderr)
+        return EXIT_BUSY
     except (ValueError, FileExistsError, FileNotFoundError) as exc:
         print(f"churn-assets {args.command}: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_REFUSED
 
 
 if __name__ == "__main__":

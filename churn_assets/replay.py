@@ -15,8 +15,6 @@ revealed month by month into a staging folder, late ones late.
 
 from __future__ import annotations
 
-import json
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -41,6 +39,7 @@ from churn_assets.dagster_internals import (
 from churn_assets.partitions import add_months, month_start, partition_key
 from churn_assets.raw.catalog import LandingCatalog
 from churn_assets.resources import ClockResource
+from churn_assets.simulator.arrivals import stage_arrivals
 
 # A sensor keeps asking while new runs produce new events; this bounds one month's chain.
 MAX_SENSOR_ROUNDS = 10
@@ -217,32 +216,20 @@ class Replayer:
         self.tick_sensors(month)
 
 
+@dataclass(frozen=True)
 class StagedArrivals:
-    """Reveals a simulated world's landing files on the months they arrive (``arrivals.json``)."""
+    """A simulated world's landing files, revealed into ``staged`` on the months they arrive."""
 
-    def __init__(self, source: Path, schedule: Path, staged: Path) -> None:
-        self.source = source
-        self.staged = staged
-        raw = json.loads(schedule.read_text())
-        self.arrivals = {
-            name: month_start(when)
-            for name, when in (raw.get("files") or raw).items()
-            if isinstance(when, str)
-        }
-        staged.mkdir(parents=True, exist_ok=True)
+    source: Path
+    schedule: Path
+    staged: Path
 
     def reveal(self, month: date) -> list[str]:
-        added = []
-        for name, arrives in sorted(self.arrivals.items()):
-            target = self.staged / name
-            if arrives <= month and not target.exists() and (self.source / name).exists():
-                shutil.copy2(self.source / name, target)
-                added.append(name)
-        return added
+        return stage_arrivals(self.source, self.schedule, self.staged, month)
 
 
 def staged_arrivals(landing: Path, home: Path) -> StagedArrivals | None:
-    """An arrival schedule for ``landing``, if the world comes with one."""
+    """An arrival schedule for ``landing`` (``truth/arrivals.json`` beside it), if it has one."""
     schedule = landing.parent / "truth" / ARRIVALS_FILE
     if not schedule.exists():
         return None
