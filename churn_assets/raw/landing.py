@@ -433,7 +433,10 @@ def _value_problem(column: str, value: str, table: str) -> str:
         return f'"{shown}" is not a finite number; expected a whole number'
     if number != int(number):
         return f'"{shown}" is not a whole number; expected an integer'
-    return f'"{shown}" is beyond the INTEGER range {INT32_MIN}..{INT32_MAX}'
+    return (
+        f'"{shown}" is beyond the INTEGER range; '
+        f"expected an integer from {INT32_MIN} to {INT32_MAX}"
+    )
 
 
 def _is_whole_int(value: str) -> bool:
