@@ -1,8 +1,9 @@
 """BENCHMARKS.md holds one section per benchmark script; each run replaces only its own.
 
 Every section says where its figures come from, on the line under its heading: the commit measured
-(``+dirty`` when tracked files had uncommitted changes), the date, and the exact command, so a
-figure can always be traced back and measured again.
+(``+dirty`` when tracked files had uncommitted changes, BENCHMARKS.md itself aside), the date, and
+the exact command, so a figure can always be traced back and measured again. Commit and date are
+taken when the script starts: the code measured is the code of that moment, however long the run.
 
 Each benchmark script declares ``SECTION`` (its heading) and ``SMOKE`` (the arguments of its
 smallest run and the first cell of each table row that run writes); the test suite runs every
@@ -38,12 +39,19 @@ def _git(*args: str) -> str | None:
 
 
 def commit() -> str:
-    """``git rev-parse --short HEAD``, plus ``+dirty`` when tracked files differ from it."""
+    """``git rev-parse --short HEAD``, plus ``+dirty`` when tracked files differ from it.
+
+    BENCHMARKS.md does not count: a benchmark run after another's has not been committed yet
+    measures the same code.
+    """
     head = _git("rev-parse", "--short", "HEAD")
     if head is None:
         return "unknown"
-    changes = _git("status", "--porcelain", "--untracked-files=no")
+    changes = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!BENCHMARKS.md")
     return head + ("+dirty" if changes else "")
+
+
+STARTED = (commit(), date.today())
 
 
 def command(argv: list[str] | None = None) -> str:
@@ -55,11 +63,9 @@ def command(argv: list[str] | None = None) -> str:
     return "python " + shlex.join(argv)
 
 
-def provenance(argv: list[str] | None = None, today: date | None = None) -> str:
-    return (
-        f"Measured at commit `{commit()}` on {(today or date.today()).isoformat()}: "
-        f"`{command(argv)}`"
-    )
+def provenance(argv: list[str] | None = None) -> str:
+    measured_at, measured_on = STARTED
+    return f"Measured at commit `{measured_at}` on {measured_on.isoformat()}: `{command(argv)}`"
 
 
 def parse_args(parser: argparse.ArgumentParser, smoke: list[str]) -> argparse.Namespace:
