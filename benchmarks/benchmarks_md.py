@@ -21,11 +21,6 @@ from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PROVENANCE = re.compile(
-    r"^Measured at commit `(?P<commit>[^`]+)` on (?P<date>\d{4}-\d{2}-\d{2}): "
-    r"`(?P<command>[^`]+)`$",
-    re.M,
-)
 
 
 def _git(*args: str) -> str | None:
