@@ -8,10 +8,12 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from churn_assets.automation.requests import REQUEST_TAG
 from churn_assets.automation.schedules import monthly_schedule
-from churn_assets.automation.sensors import cohort_sensor, training_sensor
+from churn_assets.automation.sensors import cohort_sensor, landing_sensor, training_sensor
+from churn_assets.partitions import register_months
 from churn_assets.raw.assets import transactions, user_logs
-from churn_assets.resources import LandingResource, ModelRegistryResource
+from churn_assets.resources import ClockResource, LandingResource, ModelRegistryResource
 from churn_assets.simulator import simulate
 from churn_assets_tests.helpers import resources_for
 
@@ -48,10 +50,10 @@ def _schedule_requests(world, tmp_path: Path, moment: datetime) -> list[dg.RunRe
 
 def test_schedule_loads_last_month_and_labels_that_became_known(world, tmp_path):
     requests = _schedule_requests(world, tmp_path, datetime(2016, 4, 1, 3))
-    assert [(r.partition_key, r.run_key) for r in requests] == [
-        ("2016-03-01", "raw-2016-03-01"),
-        ("2016-02-01", "labels-2016-02-01"),  # cohort 2016-02 is labelled from 2016-04 on
-    ]
+    assert [r.partition_key for r in requests] == ["2016-03-01", "2016-02-01"]
+    # Keys name the request and its files, then the attempt: a failed run is retried as #2.
+    assert requests[0].run_key.startswith("raw-2016-03-01-") and requests[0].run_key.endswith("#1")
+    assert requests[1].run_key.startswith("labels-2016-02-01-")  # labelled from 2016-04 on
     assert {k.to_user_string() for k in requests[0].asset_selection} == {
         "members",
         "transactions",
@@ -65,34 +67,106 @@ def test_schedule_loads_last_month_and_labels_that_became_known(world, tmp_path)
 
 def test_schedule_waits_for_label_files(world, tmp_path):
     requests = _schedule_requests(world, tmp_path, datetime(2016, 2, 1, 3))
-    assert [r.run_key for r in requests] == ["raw-2016-01-01"]
+    assert [r.partition_key for r in requests] == ["2016-01-01"]
+
+
+def test_schedule_skips_a_month_whose_files_have_not_landed(world, tmp_path):
+    """A late month is no failed run: the schedule says why, the landing sensor loads it later."""
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    for f in world.landing_dir.iterdir():
+        if f.name != "user_logs_201603.csv" and f.name != "transactions_201603.csv":
+            (landing / f.name).symlink_to(f)
+    with (
+        dg.instance_for_test() as instance,
+        dg.build_schedule_context(
+            instance=instance,
+            scheduled_execution_time=datetime(2016, 4, 1, 3),
+            resources={"landing": LandingResource(path=str(landing))},
+            repository_def=_repository(tmp_path, landing),
+        ) as context,
+    ):
+        data = monthly_schedule.evaluate_tick(context)
+    assert [r.partition_key for r in data.run_requests] == ["2016-02-01"]  # labels only
+
+
+def _sensor_tick(sensor, instance, repository, resources, cursor=None):
+    with (
+        dg.build_sensor_context(
+            instance=instance, cursor=cursor, resources=resources, repository_def=repository
+        ) as context,
+        dg.partition_loading_context(dynamic_partitions_store=instance),
+    ):
+        data = sensor.evaluate_tick(context)
+    return _requests(data), data.cursor
+
+
+def test_landing_sensor_loads_ended_months_history_in_one_run_and_retries_failures(
+    world, tmp_path: Path
+):
+    repository = _repository(tmp_path, world.landing_dir)
+    resources = {
+        "landing": LandingResource(path=str(world.landing_dir)),
+        "clock": ClockResource(today="2016-03-01"),
+    }
+    with dg.instance_for_test() as instance:
+        requests, _ = _sensor_tick(landing_sensor, instance, repository, resources)
+        history, *months = requests
+        # The year of payment history before listening starts: one ranged run of transactions.
+        assert history.run_key.startswith("history-2015-01-01-2015-12-01-")
+        assert [k.to_user_string() for k in history.asset_selection] == [
+            "members",
+            "transactions",
+        ]
+        # Months that have ended by 2016-03-01; 2016-03 itself is still running.
+        assert [r.partition_key for r in months] == ["2016-01-01", "2016-02-01"]
+        # The calendar is what the data covers, through the current month.
+        keys = instance.get_dynamic_partitions("month")
+        assert keys[0] == "2015-01-01" and keys[-1] == "2016-03-01" and keys == sorted(keys)
+
+        # A failed attempt is retried under the next key; a succeeded one is not repeated.
+        failed = months[0]
+        instance.add_run(
+            dg.DagsterRun(
+                job_name="load_job",
+                run_id="a" * 36,
+                status=dg.DagsterRunStatus.FAILURE,
+                tags={**failed.tags, "dagster/run_key": failed.run_key},
+            )
+        )
+        again, _ = _sensor_tick(landing_sensor, instance, repository, resources)
+        retried = [r for r in again if r.tags[REQUEST_TAG] == failed.tags[REQUEST_TAG]]
+        assert [r.run_key for r in retried] == [failed.run_key.replace("#1", "#2")]
 
 
 def test_cohort_sensor_waits_for_both_tables_then_asks_once(world, tmp_path: Path):
     resources = resources_for(tmp_path / "home", world.landing_dir)
-    registry = ModelRegistryResource(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    sensor_resources = {
+        "registry": ModelRegistryResource(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}"),
+        "landing": resources["landing"],
+        "clock": ClockResource(today="2016-02-01"),
+    }
+    repository = _repository(tmp_path, world.landing_dir)
     with dg.instance_for_test() as instance:
-
-        def tick(cursor):
-            with dg.build_sensor_context(
-                instance=instance,
-                cursor=cursor,
-                resources={"registry": registry},
-                repository_def=_repository(tmp_path, world.landing_dir),
-            ) as context:
-                data = cohort_sensor.evaluate_tick(context)
-            return _requests(data), data.cursor
-
+        register_months(instance, ["2015-01-01", "2016-01-01", "2016-02-01"])
+        history = {
+            "dagster/asset_partition_range_start": "2015-01-01",
+            "dagster/asset_partition_range_end": "2015-12-01",
+        }
+        register_months(instance, [f"2015-{m:02d}-01" for m in range(1, 13)])
+        dg.materialize([transactions], resources=resources, instance=instance, tags=history)
         dg.materialize(
             [transactions], partition_key="2016-01-01", resources=resources, instance=instance
         )
-        requests, cursor = tick(None)
-        assert requests == []  # user_logs of 2016-01 are not loaded yet
+        requests, cursor = _sensor_tick(cohort_sensor, instance, repository, sensor_resources)
+        assert requests == []  # user_logs of 2016-01 have landed but are not loaded yet
 
         dg.materialize(
             [user_logs], partition_key="2016-01-01", resources=resources, instance=instance
         )
-        requests, cursor = tick(cursor)
+        requests, cursor = _sensor_tick(
+            cohort_sensor, instance, repository, sensor_resources, cursor
+        )
         assert len(requests) == 1
         request = requests[0]
         assert request.partition_key == "2016-02-01"
@@ -100,7 +174,7 @@ def test_cohort_sensor_waits_for_both_tables_then_asks_once(world, tmp_path: Pat
         assert [k.to_user_string() for k in request.asset_selection] == ["features"]
         assert request.run_key.startswith("cohort-2016-02-01-")
 
-        requests, _ = tick(cursor)
+        requests, _ = _sensor_tick(cohort_sensor, instance, repository, sensor_resources, cursor)
         assert requests == []
 
 
@@ -134,7 +208,7 @@ def test_training_sensor_needs_two_labelled_cohorts_for_the_first_model(world, t
         ) as context:
             requests = _requests(training_sensor.evaluate_tick(context))
         assert [(r.partition_key, r.run_key) for r in requests] == [
-            ("2016-05-01", "first-model-2016-05-01")
+            ("2016-05-01", "first-model-2016-05-01#1")
         ]
         config = requests[0].run_config["ops"]["churn_model"]["config"]
         assert config["as_of_month"] == "2016-05"
