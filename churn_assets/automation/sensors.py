@@ -90,6 +90,25 @@ def _blocking_checks_passed(instance: dg.DagsterInstance, record: dg.EventLogRec
     return False
 
 
+def _inputs_version(instance: dg.DagsterInstance, cohort: str) -> int:
+    """The newest load of any raw month ``cohort`` reads (its storage id; 0 when none).
+
+    A cohort's request is keyed by it: the cohort is built once per state of its inputs and
+    rebuilt when a month it reads loads again, and a sensor that starts over from an empty cursor
+    (the next replay) asks with the same keys, so nothing that succeeded runs twice.
+    """
+    month = month_start(cohort)
+    read = [partition_key(add_months(month, -k)) for k in range(1, COHORTS_FED_BY_A_MONTH + 1)]
+    newest = 0
+    for key in RAW_TABLES:
+        result = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=read), limit=1
+        )
+        if result.records:
+            newest = max(newest, result.records[0].storage_id)
+    return newest
+
+
 def _champion_exists(registry: ModelRegistryResource) -> bool:
     return registry.champion() is not None
 
@@ -152,13 +171,11 @@ def cohort_sensor(
 ) -> Iterator[dg.RunRequest | dg.SkipReason]:
     cursor = _cursor(context)
     touched: dict[str, set[str]] = {}  # data month -> tables newly materialized
-    newest = 0
     for key in RAW_TABLES:
         for record in _new_materializations(context.instance, key, cursor.get(key.path[-1])):
             if record.partition_key:
                 touched.setdefault(record.partition_key, set()).add(key.path[-1])
             cursor[key.path[-1]] = max(cursor.get(key.path[-1], 0), record.storage_id)
-            newest = max(newest, record.storage_id)
     scoring = _champion_exists(registry)
     selection = [FEATURES] + (
         [dg.AssetKey("predictions"), dg.AssetKey("drift_report")] if scoring else []
@@ -170,7 +187,6 @@ def cohort_sensor(
         return
     listening = catalog.months("user_logs") if catalog else []
     registered = set(context.instance.get_dynamic_partitions(monthly_partitions.name))
-    today = partition_key(clock.current_month())
     cohorts: dict[str, str] = {}  # cohort -> why
     for data_month in sorted(touched):
         month = month_start(data_month)
@@ -188,12 +204,14 @@ def cohort_sensor(
         cohorts.setdefault(
             partition_key(add_months(month, 1)), f"raw data of {data_month[:7]} loaded"
         )
-    # A cohort built while a month it reads was missing is rebuilt once that month loads.
+    # A cohort built while a month it reads was missing is rebuilt once that month loads, even
+    # one later than the clock: a replay run again on a home that went further reaches the month
+    # that loaded (late, or fixed) before the cohorts built after it.
     loaded = {(table, month[:7]) for month, tables in touched.items() for table in tables}
     for data_month in sorted(touched):
         for later in range(2, COHORTS_FED_BY_A_MONTH + 1):
             cohort = partition_key(add_months(month_start(data_month), later))
-            if cohort > today or cohort not in registered or cohort in cohorts:
+            if cohort not in registered or cohort in cohorts:
                 continue
             if _missing_months(context.instance, cohort) & loaded:
                 cohorts[cohort] = f"rebuild: a month cohort {cohort[:7]} missed has loaded"
@@ -201,7 +219,7 @@ def cohort_sensor(
     for cohort, why in sorted(cohorts.items()):
         request = keyed_request(
             context.instance,
-            f"cohort-{cohort}-{newest}",
+            f"cohort-{cohort}-{_inputs_version(context.instance, cohort)}",
             tags={"churn/trigger": why},
             partition_key=cohort,
             asset_selection=selection,
@@ -273,10 +291,12 @@ def training_sensor(
                 f"drift on {cohort[:7]}, but no labels newer than {learnt_until[:7]} to learn from"
             )
             continue
+        # One retraining per drifted cohort and newest labelled cohort: a retrain re-measures
+        # drift, and a check that fails again must not start another on the same data.
         request = _training_request(
             context.instance,
             cohort,
-            f"retrain-{cohort}-{failure.id}",
+            f"retrain-{cohort}-labels-{labeled[-1]}",
             f"feature drift on cohort {cohort[:7]}",
         )
         if request is not None:
