@@ -333,6 +333,20 @@ def test_integers_written_as_whole_decimals_and_empty_fields_are_accepted(tmp_pa
     assert read(path) == [("u1", 41, 30, None, 149, 1, 20160205, None, 0)]
 
 
+def test_empty_key_refused_by_the_warehouse_table_is_traced_to_its_line(tmp_path):
+    """A NOT NULL column of the table the rows go to fails after the read; the row is found."""
+    path = write(tmp_path, "transactions.csv", rows(GOOD, GOOD, ",41,30,1,1,1,20160205,2,0"))
+    with duckdb.connect() as conn:
+        landing = inspect_file(conn, path, "transactions")
+        conn.execute(f"CREATE TEMP VIEW landing_source AS {source_sql([landing], 'transactions')}")
+        conn.execute("CREATE TABLE stored (msno VARCHAR NOT NULL)")
+        with pytest.raises(duckdb.ConstraintException) as caught:
+            conn.execute("INSERT INTO stored SELECT msno FROM landing_source")
+    message = str(describe_load_error(caught.value, "transactions"))
+    assert_names(message, path, 4, "msno")
+    assert "empty value" in message
+
+
 # --- line numbers: verified against the file ------------------------------------------------
 
 

@@ -37,7 +37,7 @@ import io
 import math
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -272,6 +272,11 @@ def _csv_header(path: Path, table: str) -> tuple[str, ...]:
 _VALUE_MARK = "LANDING-VALUE"
 _SEP = "chr(31)"
 
+# The files each table's source was last composed of in this process. An error raised after the
+# read (a NOT NULL constraint of the warehouse table) names no file: it is traced back to these.
+# One load of a table runs at a time in a process (a step is one asset), so this stays its own.
+_recent_sources: dict[str, tuple[Path, ...]] = {}
+
 
 def _refuse(column: str, value_sql: str, path: Path, row_sql: str = "''") -> str:
     return (
@@ -342,6 +347,7 @@ def source_sql(files: list[LandingFile], table: str) -> str:
     Each row carries ``source_file``, its file's path as given. A value that does not fit its
     column fails the query; :func:`describe_load_error` says where.
     """
+    _recent_sources[table] = tuple(f.path for f in files)
     types = LANDING_COLUMNS[table]
     parts = [_parquet_select(f, types) if f.is_parquet else _csv_select(f, types) for f in files]
     return "\nUNION ALL\n".join(parts)
@@ -358,6 +364,7 @@ _CONVERT = re.compile(
 _FIELDS = re.compile(r"Expected Number of Columns: (\d+) Found: (\d+)")
 _GZIP_END = re.compile(r"Unexpected end of GZIP stream: (.+)$", re.MULTILINE)
 _NOT_GZIP = re.compile(r"Input is not a GZIP stream: (.+)$", re.MULTILINE)
+_NOT_NULL = re.compile(r'NOT NULL constraint failed: "?([^".]+)"?\."?(\w+)"?')
 _DATE_HINT = "dates must be YYYYMMDD integers such as 20160301"
 
 
@@ -386,8 +393,13 @@ def _describe(text: str, table: str) -> str:
         )
     file_match = _FILE.search(text)
     line_match = _LINE.search(text)
-    if file_match is None:  # not a problem of one file (DuckDB names the file it reads)
-        return f"a {table} landing file: {text.strip().splitlines()[0]}"
+    if file_match is None:  # DuckDB names the file it reads: this came after the read
+        not_null = _NOT_NULL.search(text)
+        located = _describe_empty(table, not_null.group(2)) if not_null else None
+        return located or (
+            f"loading {table} failed after reading its landing files (DuckDB names none): "
+            f"{text.strip().splitlines()[0]}"
+        )
     path = Path(file_match.group(1))
     if path.name.endswith(".gz"):
         broken = _gzip_problem(path, int(line_match.group(1)) if line_match else None)
@@ -462,18 +474,34 @@ def _describe_refused(text: str, table: str) -> str:
     return f"{_where(path, None, column)}{_value_problem(column, value, table)}"
 
 
-def _first_fraction(path: Path, position: int) -> tuple[int, str] | None:
-    """The first row whose field ``position`` is a number but not a whole INTEGER: line, text.
+# A field written as a plain integer of at most 9 digits (always within INTEGER), and one that
+# is empty (NULL to DuckDB): what the fast searches below skip, or look for.
+_PLAIN_INTEGER = rb"(?![ \t]*[-+]?\d{1,9}(?:\.0*)?[ \t]*(?:,|\r?$))[^,\r\n]*[^,\r\n \t][^,\r\n]*"
+_EMPTY = rb"(?=,|\r?$)"
 
-    A file without quotes is searched by a regular expression over large chunks, which only
-    matches fields not written as a plain integer of at most 9 digits; a file with quotes (or
-    bare-CR line ends) is parsed as CSV, record by record.
-    """
-    plain = rb"[ \t]*[-+]?\d{1,9}(?:\.0*)?[ \t]*(?:,|\r?$)"
-    candidate = re.compile(
-        rb"^(?:[^,\r\n]*,){%d}(?!%s)([^,\r\n]*[^,\r\n \t][^,\r\n]*)" % (position, plain),
-        re.MULTILINE,
+
+def _first_fraction(path: Path, position: int) -> tuple[int, str] | None:
+    """The first row whose field ``position`` is a number but not a whole INTEGER: line, text."""
+    return _first_field(
+        path, position, _PLAIN_INTEGER, lambda text: bool(text.strip()) and not _is_whole_int(text)
     )
+
+
+def _first_empty(path: Path, position: int) -> tuple[int, str] | None:
+    """The first row whose field ``position`` is empty: line, text."""
+    return _first_field(path, position, _EMPTY, lambda text: text == "")
+
+
+def _first_field(
+    path: Path, position: int, suspect: bytes, is_bad: Callable[[str], bool]
+) -> tuple[int, str] | None:
+    """The first data row whose field ``position`` ``is_bad``: its line and the field's text.
+
+    A file without quotes is searched by a regular expression over large chunks, matching only
+    fields that look ``suspect``; a file with quotes (or bare-CR line ends) is parsed as CSV,
+    record by record. One streaming pass either way.
+    """
+    candidate = re.compile(rb"^(?:[^,\r\n]*,){%d}(%s)" % (position, suspect), re.MULTILINE)
     try:
         with _open_binary(path) as handle:
             before, start = 0, -1
@@ -487,7 +515,7 @@ def _first_fraction(path: Path, position: int) -> tuple[int, str] | None:
                     break
                 for match in candidate.finditer(chunk, start):
                     text = match.group(1).decode("utf-8", errors="replace")
-                    if not _is_whole_int(text):
+                    if is_bad(text):
                         return before + chunk.count(b"\n", 0, match.start()) + 1, text
                 before, start = before + chunk.count(b"\n"), 0
             else:
@@ -495,11 +523,27 @@ def _first_fraction(path: Path, position: int) -> tuple[int, str] | None:
     except (EOFError, zlib.error):
         pass
     for line, fields in _records(path):
-        if line == 1 or len(fields) <= position or not fields[position].strip():
+        if line > 1 and len(fields) > position and is_bad(_as_utf8(fields[position])):
+            return line, _as_utf8(fields[position])
+    return None
+
+
+def _describe_empty(table: str, column: str) -> str | None:
+    """The first row, in the files last read for ``table``, that leaves ``column`` empty."""
+    for path in _recent_sources.get(table, ()):
+        if path.name.endswith(".parquet") or column not in LANDING_COLUMNS[table]:
             continue
-        original = _as_utf8(fields[position])
-        if not _is_whole_int(original):
-            return line, original
+        try:
+            header = _csv_header(path, table)
+        except LandingFormatError:
+            continue
+        found = _first_empty(path, header.index(column)) if column in header else None
+        if found is not None:
+            what = "a user id" if column == "msno" else "a value"
+            return (
+                f"{_where(path, found[0], column)}empty value; expected {what} in every row "
+                f"(the {table} table keeps no row without one)"
+            )
     return None
 
 
