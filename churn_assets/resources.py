@@ -1,7 +1,8 @@
 """Resources and their wiring, chosen per environment from one mapping.
 
 Assets ask for ``warehouse`` (DuckDB), ``landing`` (the raw-file folder), ``registry`` (the MLflow
-model registry) and ``mlflow`` (dagster-mlflow's tracking resource, one MLflow run per Dagster run).
+model registry) and ``mlflow`` (dagster-mlflow's tracking resource, one MLflow run per Dagster run);
+sensors ask for ``alerts`` (log file, mail, webhook).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from pydantic import Field
 
+from churn_assets.alerts.channels import alerts_resource
 from churn_assets.dagster_internals import backoff
 from churn_assets.raw.catalog import LandingCatalog
 from churn_assets.settings import (
@@ -167,6 +169,7 @@ def default_resources(environ: dict[str, str] | None = None) -> dict[str, Any]:
         "mlflow": mlflow_tracking.configured(
             {"experiment_name": EXPERIMENT_NAME, "mlflow_tracking_uri": paths.mlflow_tracking_uri}
         ),
+        "alerts": alerts_resource(environ),
     }
 
 

@@ -70,3 +70,40 @@ def auto_promote(environ: dict[str, str] | None = None) -> bool:
     """
     env = os.environ if environ is None else environ
     return env.get("CHURN_AUTO_PROMOTE", "true").strip().lower() not in {"0", "false", "no"}
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """Where alerts go: always a log file; mail and a webhook when configured."""
+
+    log_path: Path
+    smtp_host: str
+    smtp_port: int
+    smtp_from: str
+    email_to: tuple[str, ...]
+    smtp_user: str
+    smtp_password: str
+    smtp_starttls: bool
+    webhook_url: str
+    slow_run_s: float
+    dagster_url: str
+
+
+def alert_settings(environ: dict[str, str] | None = None) -> AlertSettings:
+    """Resolve the ``CHURN_ALERT_*`` variables (README, Alerts)."""
+    env = os.environ if environ is None else environ
+    recipients = env.get("CHURN_ALERT_EMAIL_TO", "").split(",")
+    starttls = env.get("CHURN_ALERT_SMTP_STARTTLS", "").strip().lower()
+    return AlertSettings(
+        log_path=churn_paths(env).home / "logs" / "alerts.log",
+        smtp_host=env.get("CHURN_ALERT_SMTP_HOST", ""),
+        smtp_port=int(env.get("CHURN_ALERT_SMTP_PORT") or 25),
+        smtp_from=env.get("CHURN_ALERT_SMTP_FROM", ""),
+        email_to=tuple(a.strip() for a in recipients if a.strip()),
+        smtp_user=env.get("CHURN_ALERT_SMTP_USER", ""),
+        smtp_password=env.get("CHURN_ALERT_SMTP_PASSWORD", ""),
+        smtp_starttls=starttls in {"1", "true", "yes"},
+        webhook_url=env.get("CHURN_ALERT_WEBHOOK_URL", ""),
+        slow_run_s=float(env.get("CHURN_ALERT_SLOW_RUN_S") or 3600),
+        dagster_url=env.get("CHURN_ALERT_DAGSTER_URL", "http://127.0.0.1:3000").rstrip("/"),
+    )

@@ -1,0 +1,162 @@
+"""Where alerts go: a log file always, mail and a webhook when configured.
+
+A channel that fails does not stop the others: its failure is written to the log file instead,
+and the caller (a sensor) carries on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import smtplib
+import ssl
+import time
+import urllib.error
+import urllib.request
+from email.message import EmailMessage
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from churn_assets.alerts.events import CHANNEL_FAILED, WARNING, Alert, one_line
+from churn_assets.settings import alert_settings
+
+SMTP_TIMEOUT_S = 10.0
+RETRY_PAUSE_S = 0.5
+DEFAULT_SENDER = "churn-alerts@localhost"
+
+logger = logging.getLogger(__name__)
+
+
+class AlertsResource(dg.ConfigurableResource):
+    """Alert channels: the log file, SMTP (host and recipients set), a webhook (URL set)."""
+
+    log_path: str = Field(description="One line per alert: time, severity, event, subject, ...")
+    smtp_host: str = Field(default="", description="SMTP server; empty: no mail.")
+    smtp_port: int = 25
+    smtp_from: str = ""
+    email_to: list[str] = Field(default_factory=list, description="Recipients of alert mail.")
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    webhook_url: str = Field(default="", description="POSTed each alert as JSON; empty: none.")
+    webhook_timeout_s: float = 5.0
+    webhook_retries: int = Field(default=2, description="Further attempts after a failed POST.")
+    slow_run_s: float = Field(default=3600.0, description="A run longer than this is alerted.")
+    dagster_url: str = Field(default="http://127.0.0.1:3000", description="Base of run links.")
+
+    def run_link(self, run_id: str) -> str:
+        return f"{self.dagster_url.rstrip('/')}/runs/{run_id}"
+
+    def channels(self) -> list[str]:
+        """The configured channels besides the log file."""
+        names = []
+        if self.smtp_host and self.email_to:
+            names.append("smtp")
+        if self.webhook_url:
+            names.append("webhook")
+        return names
+
+    def send(self, alert: Alert) -> list[str]:
+        """Log ``alert`` and deliver it on every configured channel; the channels that failed.
+
+        Never raises for a channel: each failure is logged as a ``channel_failed`` line.
+        """
+        self._append(alert.log_line())
+        failed = []
+        for name in self.channels():
+            deliver = self._mail if name == "smtp" else self._post
+            try:
+                deliver(alert)
+            except Exception as error:  # any failure of one channel leaves the others to run
+                failed.append(name)
+                reason = f"{type(error).__name__}: {error}"
+                self._append(
+                    Alert(
+                        CHANNEL_FAILED,
+                        WARNING,
+                        name,
+                        f"{alert.event} for {alert.subject} not delivered: {reason}",
+                        cohort=alert.cohort,
+                        run_id=alert.run_id,
+                        link=alert.link,
+                    ).log_line()
+                )
+        return failed
+
+    def sent_before(self, event: str, subject: str) -> bool:
+        """Whether the log file already holds ``event`` for ``subject``."""
+        path = Path(self.log_path)
+        if not path.exists():
+            return False
+        subject = one_line(subject)
+        with path.open(encoding="utf-8", errors="replace") as lines:
+            for line in lines:
+                fields = line.rstrip("\n").split("\t")
+                if len(fields) > 3 and fields[2] == event and fields[3] == subject:
+                    return True
+        return False
+
+    def _append(self, line: str) -> None:
+        path = Path(self.log_path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a", encoding="utf-8") as log:
+                log.write(line + "\n")
+        except OSError as error:
+            logger.warning("alert log %s not writable (%s): %s", path, error, line)
+
+    def _mail(self, alert: Alert) -> None:
+        message = EmailMessage()
+        message["Subject"] = alert.mail_subject()
+        message["From"] = self.smtp_from or DEFAULT_SENDER
+        message["To"] = ", ".join(self.email_to)
+        message.set_content(alert.mail_body())
+        with smtplib.SMTP(self.smtp_host, self.smtp_port, timeout=SMTP_TIMEOUT_S) as smtp:
+            if self.smtp_starttls:
+                smtp.starttls(context=ssl.create_default_context())
+            if self.smtp_user:
+                smtp.login(self.smtp_user, self.smtp_password)
+            smtp.send_message(message)
+
+    def _post(self, alert: Alert) -> None:
+        request = urllib.request.Request(
+            self.webhook_url,
+            data=json.dumps(alert.payload()).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        for attempt in range(self.webhook_retries + 1):
+            try:
+                with urllib.request.urlopen(request, timeout=self.webhook_timeout_s):
+                    return
+            except urllib.error.HTTPError as error:
+                if error.code < 500 or attempt == self.webhook_retries:
+                    raise  # the receiver refused it: sending it again would not help
+            except OSError:  # refused, unreachable, timed out
+                if attempt == self.webhook_retries:
+                    raise
+            time.sleep(RETRY_PAUSE_S * (attempt + 1))
+
+
+def alerts_resource(environ: dict[str, str] | None = None) -> AlertsResource:
+    """The alerts resource from the ``CHURN_ALERT_*`` variables (log file only by default)."""
+    settings = alert_settings(environ)
+    password: str = settings.smtp_password
+    if environ is None and password:
+        # Read when the resource is used, and never shown in Dagster's UI.
+        password = dg.EnvVar("CHURN_ALERT_SMTP_PASSWORD")
+    return AlertsResource(
+        log_path=str(settings.log_path),
+        smtp_host=settings.smtp_host,
+        smtp_port=settings.smtp_port,
+        smtp_from=settings.smtp_from,
+        email_to=list(settings.email_to),
+        smtp_user=settings.smtp_user,
+        smtp_password=password,
+        smtp_starttls=settings.smtp_starttls,
+        webhook_url=settings.webhook_url,
+        slow_run_s=settings.slow_run_s,
+        dagster_url=settings.dagster_url,
+    )
