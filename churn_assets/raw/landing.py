@@ -424,9 +424,18 @@ def _describe(text: str, table: str) -> str:
 
 
 def _duckdb_problem(text: str) -> str:
-    """DuckDB's own words for an error this module does not know, without its line prefix."""
-    first = text.strip().splitlines()[0]
-    return _LINE.sub("", first).rstrip(" :") or first
+    """DuckDB's own words for an error this module does not know, without its line prefix.
+
+    A CSV error's first line is only its kind and line; the sentence saying what went wrong comes
+    after the quoted original line.
+    """
+    lines = [s.strip() for s in text.strip().splitlines()]
+    first = _LINE.sub("", lines[0]).rstrip(" :")
+    if first != lines[0]:
+        sentences = [s for s in lines[1:] if s.endswith(".") and not s.startswith("Original")]
+        if sentences:
+            return f"{first}: {sentences[0]}"
+    return first or lines[0]
 
 
 def _value_problem(column: str, value: str, table: str) -> str:
