@@ -107,3 +107,22 @@ def alert_settings(environ: dict[str, str] | None = None) -> AlertSettings:
         slow_run_s=float(env.get("CHURN_ALERT_SLOW_RUN_S") or 3600),
         dagster_url=env.get("CHURN_ALERT_DAGSTER_URL", "http://127.0.0.1:3000").rstrip("/"),
     )
+
+
+def retraining_settings(environ: dict[str, str] | None = None) -> dict:
+    """The retraining policy's knobs (see :mod:`churn_assets.automation.retraining`).
+
+    ``CHURN_RETRAIN_DRIFT_TIER`` (ERROR or WARN, default ERROR): the drift tier that retrains;
+    ``CHURN_RETRAIN_STALE_COHORTS`` (default 3): labels the champion learnt from may be this many
+    cohorts older than the newest before it is retrained; ``CHURN_RETRAIN_COOLDOWN_MONTHS``
+    (default 1): months between two trainings.
+    """
+    env = os.environ if environ is None else environ
+    tier = env.get("CHURN_RETRAIN_DRIFT_TIER", "ERROR").strip().upper()
+    if tier not in ("ERROR", "WARN"):
+        raise ValueError(f"CHURN_RETRAIN_DRIFT_TIER must be ERROR or WARN, not {tier!r}")
+    return {
+        "drift_tier": tier,
+        "stale_after_cohorts": int(env.get("CHURN_RETRAIN_STALE_COHORTS", "3")),
+        "cooldown_months": int(env.get("CHURN_RETRAIN_COOLDOWN_MONTHS", "1")),
+    }

@@ -5,20 +5,30 @@ that succeeded, and a failed one is retried (see :mod:`churn_assets.automation.r
 * ``cohort_sensor``: a month of raw data is in (every table that has files for it, blocking
   checks passed) -> build, score and drift-check the next cohort; an incomplete cohort whose
   missing month has now loaded is rebuilt.
-* ``training_sensor``: the drift check failed and newer labels exist than the champion learnt
-  from -> retrain and re-score; or there is no champion yet and two labelled cohorts exist ->
-  train the first one.
+* ``training_sensor``: the retraining policy (:mod:`churn_assets.automation.retraining`): train
+  the first model once two labelled cohorts exist; retrain on a drift tier, a persistent
+  performance failure or staleness, at most once per newest labelled cohort; escalate.
 """
 
 import json
 from collections.abc import Iterator
+from datetime import date
 
 import dagster as dg
+from dagster_duckdb import DuckDBResource
 
 from churn_assets.automation.jobs import cohort_job, load_job, training_job
 from churn_assets.automation.loads import due_loads
 from churn_assets.automation.reaper import end_orphaned_mlflow_runs
 from churn_assets.automation.requests import keyed_request
+from churn_assets.automation.retraining import (
+    LABELS_TAG,
+    TRIGGER_TAG,
+    RetrainingPolicy,
+    decide,
+    observation,
+    record_decisions,
+)
 from churn_assets.dagster_internals import AssetCheckExecutionRecordStatus
 from churn_assets.monitoring.assets import DRIFT_CHECK
 from churn_assets.partitions import (
@@ -233,7 +243,7 @@ def cohort_sensor(
 
 
 def _training_request(
-    instance: dg.DagsterInstance, cohort: str, request_id: str, reason: str
+    instance: dg.DagsterInstance, cohort: str, request_id: str, reason: str, labels: str
 ) -> dg.RunRequest | None:
     return keyed_request(
         instance,
@@ -250,7 +260,7 @@ def _training_request(
                 }
             }
         },
-        tags={"churn/trigger": reason},
+        tags={TRIGGER_TAG: reason, LABELS_TAG: labels},
     )
 
 
@@ -259,68 +269,90 @@ def _labeled_cohorts_known_at(instance: dg.DagsterInstance, cohort: str) -> list
     return sorted(p for p in instance.get_materialized_partitions(LABELS) if p <= newest)
 
 
+def _first_model(context: dg.SensorEvaluationContext, cursor: dict) -> dg.RunRequest | None:
+    """No champion yet: train one as soon as two labelled cohorts and a built cohort exist."""
+    new_features = _new_materializations(context.instance, FEATURES, cursor.get("features"))
+    if not new_features:
+        return None
+    cursor["features"] = new_features[-1].storage_id
+    cohort = max(r.partition_key for r in new_features)
+    labeled = _labeled_cohorts_known_at(context.instance, cohort)
+    if len(labeled) < MIN_LABELED_COHORTS:
+        return None
+    return _training_request(
+        context.instance,
+        cohort,
+        f"first-model-{cohort}",
+        "no champion yet and two labelled cohorts exist",
+        labeled[-1],
+    )
+
+
+def _newest_scored_cohort(instance: dg.DagsterInstance, today: date) -> str:
+    built = [p for p in instance.get_materialized_partitions(FEATURES) if p <= partition_key(today)]
+    return max(built, default=partition_key(today))
+
+
 @dg.sensor(
     job=training_job,
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Retrain on failed drift checks (given newer labels); train the first model.",
+    description="The retraining policy: train the first model; retrain on a drift tier, a "
+    "persistent performance failure or a stale champion, at most once per newest labelled "
+    "cohort; escalate when retraining did not help. Decisions go to retraining_decisions.",
 )
 def training_sensor(
-    context: dg.SensorEvaluationContext, registry: ModelRegistryResource
+    context: dg.SensorEvaluationContext,
+    registry: ModelRegistryResource,
+    warehouse: DuckDBResource,
+    clock: ClockResource,
 ) -> Iterator[dg.RunRequest | dg.SkipReason]:
     cursor = _cursor(context)
     champion = registry.champion()
-    requested = False
+    if champion is None:
+        request = _first_model(context, cursor)
+        context.update_cursor(json.dumps(cursor))
+        if request is not None:
+            yield request
+        else:
+            yield dg.SkipReason("no champion yet, and fewer than two labelled cohorts")
+        return
 
-    failures = [
-        e
-        for e in context.instance.event_log_storage.get_asset_check_execution_history(
-            DRIFT_CHECK_KEY, limit=100, status={AssetCheckExecutionRecordStatus.FAILED}
-        )
-        if e.id > cursor.get("drift_check", 0)
-    ]
-    for failure in sorted(failures, key=lambda e: e.id):
-        cursor["drift_check"] = failure.id
-        cohort = failure.partition
-        if cohort is None:
-            continue
-        labeled = _labeled_cohorts_known_at(context.instance, cohort)
-        learnt_until = champion.tags.get("validation_cohort", "") if champion else ""
-        if not labeled or labeled[-1] <= learnt_until:
-            context.log.info(
-                f"drift on {cohort[:7]}, but no labels newer than {learnt_until[:7]} to learn from"
-            )
-            continue
-        # One retraining per drifted cohort and newest labelled cohort: a retrain re-measures
-        # drift, and a check that fails again must not start another on the same data.
+    today = clock.current_month()
+    decision = decide(context.instance, RetrainingPolicy.from_settings(), champion, today)
+    if decision is None:
+        context.update_cursor(json.dumps(cursor))
+        yield dg.SkipReason("no trigger: drift, performance and freshness within the policy")
+        return
+    request = None
+    if decision.action == "retrain":
         request = _training_request(
             context.instance,
-            cohort,
-            f"retrain-{cohort}-labels-{labeled[-1]}",
-            f"feature drift on cohort {cohort[:7]}",
+            _newest_scored_cohort(context.instance, today),
+            f"retrain-labels-{decision.newest_labels}",
+            f"{decision.trigger.kind}: {decision.trigger.evidence}"[:500],
+            decision.newest_labels,
         )
-        if request is not None:
-            requested = True
-            yield request
-
-    new_features = _new_materializations(context.instance, FEATURES, cursor.get("features"))
-    if new_features:
-        cursor["features"] = new_features[-1].storage_id
-    if champion is None and new_features and not requested:
-        cohort = max(r.partition_key for r in new_features)
-        if len(_labeled_cohorts_known_at(context.instance, cohort)) >= MIN_LABELED_COHORTS:
-            request = _training_request(
-                context.instance,
-                cohort,
-                f"first-model-{cohort}",
-                "no champion yet and two labelled cohorts exist",
+        if request is None:  # every attempt failed: retrying further will not help
+            decision.action = "escalate"
+            decision.reason = (
+                f"training on labels {decision.newest_labels[:7]} failed every attempt: "
+                "needs a person"
             )
-            if request is not None:
-                requested = True
-                yield request
+        else:
+            decision.run_key = request.run_key or ""
+    recorded = cursor.get("recorded", [])
+    if decision.key not in recorded:
+        record_decisions(warehouse, [decision])
+        context.instance.report_runless_asset_event(observation(decision))
+        if decision.action == "escalate":
+            context.log.warning(f"retraining needs a person: {decision.reason}")
+        cursor["recorded"] = [*recorded, decision.key][-50:]
     context.update_cursor(json.dumps(cursor))
-    if not requested:
-        yield dg.SkipReason("no failed drift check with newer labels, and a champion exists")
+    if request is not None:
+        yield request
+    else:
+        yield dg.SkipReason(f"{decision.action}: {decision.reason}")
 
 
 @dg.run_failure_sensor(
