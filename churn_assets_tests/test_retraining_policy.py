@@ -1,0 +1,187 @@
+"""The retraining policy through Dagster's own sensor evaluation, on an instance holding real
+check results and real training runs: it retrains once per newest labelled cohort, never storms,
+escalates when retraining did not help, and leaves promotion to a person when asked to."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+from mlflow.entities.model_registry import ModelVersion, ModelVersionTag
+
+from churn_assets.automation.sensors import training_sensor
+from churn_assets.partitions import monthly_partitions, register_months
+from churn_assets.resources import ClockResource, ModelRegistryResource, WarehouseResource
+
+MONTHS = [f"2016-{m:02d}-01" for m in range(1, 10)]
+
+
+class FixedChampion(ModelRegistryResource):
+    """A registry whose champion learnt from labels up to ``validation_cohort``."""
+
+    validation_cohort: str = "2016-03-01"
+
+    def champion(self) -> ModelVersion:
+        return ModelVersion(
+            "churn-model",
+            "1",
+            0,
+            tags=[ModelVersionTag("validation_cohort", self.validation_cohort)],
+        )
+
+
+def _drift_asset(severity: dg.AssetCheckSeverity, passed: bool) -> dg.AssetsDefinition:
+    @dg.asset(
+        name="drift_report",
+        partitions_def=monthly_partitions,
+        check_specs=[dg.AssetCheckSpec("feature_drift", asset="drift_report")],
+    )
+    def drift_report() -> dg.MaterializeResult:
+        return dg.MaterializeResult(
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name="feature_drift",
+                    passed=passed,
+                    severity=severity,
+                    description=f"weighted PSI tier {severity.value}",
+                )
+            ]
+        )
+
+    return drift_report
+
+
+def _training_job(promoted: bool) -> dg.JobDefinition:
+    """Stands in for the real training_job: same name, its churn_model reports the outcome."""
+
+    @dg.asset(name="churn_model")
+    def churn_model() -> dg.MaterializeResult:
+        return dg.MaterializeResult(
+            metadata={
+                "registered": promoted,
+                "promoted_to_champion": promoted,
+                "model_version": "2" if promoted else "",
+                "hurdle": "val AUC 0.70 vs rule 0.72",
+            }
+        )
+
+    return dg.Definitions(
+        assets=[churn_model], jobs=[dg.define_asset_job("training_job", selection="*")]
+    ).resolve_job_def("training_job")
+
+
+@pytest.fixture
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("CHURN_RETRAIN_DRIFT_TIER", "ERROR")
+    with dg.instance_for_test() as instance:
+        register_months(instance, MONTHS)
+        for cohort in MONTHS[:6]:  # labels of 2016-01..2016-06 have landed
+            instance.report_runless_asset_event(dg.AssetMaterialization("labels", partition=cohort))
+        yield {
+            "instance": instance,
+            "resources": {
+                "registry": FixedChampion(tracking_uri="sqlite:///unused"),
+                "warehouse": WarehouseResource(database=str(tmp_path / "w.duckdb")),
+                "clock": ClockResource(today="2016-08-01"),
+            },
+            "warehouse": tmp_path / "w.duckdb",
+        }
+
+
+def _tick(world, cursor=None):
+    with (
+        dg.build_sensor_context(
+            instance=world["instance"], cursor=cursor, resources=world["resources"]
+        ) as context,
+        dg.partition_loading_context(dynamic_partitions_store=world["instance"]),
+    ):
+        result = training_sensor(context)
+        items = list(result) if result is not None else []
+        return [i for i in items if isinstance(i, dg.RunRequest)], context.cursor
+
+
+def _drift(world, severity=dg.AssetCheckSeverity.ERROR, passed=False, cohort="2016-08-01"):
+    dg.materialize(
+        [_drift_asset(severity, passed)], partition_key=cohort, instance=world["instance"]
+    )
+
+
+def _run(world, request, promoted):
+    return _training_job(promoted).execute_in_process(
+        instance=world["instance"], tags={**request.tags, "dagster/run_key": request.run_key}
+    )
+
+
+def _decisions(world) -> list[tuple]:
+    with duckdb.connect(str(world["warehouse"]), read_only=True) as conn:
+        return conn.execute(
+            "SELECT trigger, action, newest_labelled_cohort::VARCHAR FROM retraining_decisions "
+            "ORDER BY decided_at"
+        ).fetchall()
+
+
+def test_a_candidate_that_keeps_failing_the_hurdle_trains_once_then_escalates(world):
+    _drift(world)
+    requests, cursor = _tick(world)
+    assert len(requests) == 1
+    assert requests[0].tags["churn/labels"] == "2016-06-01"
+    _run(world, requests[0], promoted=False)
+    # The check fails again on the re-measured cohort; the daemon ticks every 60 s.
+    _drift(world)
+    for _ in range(5):
+        again, cursor = _tick(world, cursor)
+        assert again == []
+    actions = [a for _, a, _ in _decisions(world)]
+    assert actions == ["retrain", "escalate"]  # the escalation recorded once, not per tick
+
+    # New labels land: one more training is allowed.
+    world["instance"].report_runless_asset_event(
+        dg.AssetMaterialization("labels", partition="2016-07-01")
+    )
+    world["resources"]["clock"] = ClockResource(today="2016-09-01")
+    requests, cursor = _tick(world, cursor)
+    assert [r.tags["churn/labels"] for r in requests] == ["2016-07-01"]
+
+
+def test_a_warning_tier_does_not_retrain_and_a_passing_check_triggers_nothing(world):
+    _drift(world, severity=dg.AssetCheckSeverity.WARN)
+    assert _tick(world)[0] == []
+    _drift(world, passed=True)
+    assert _tick(world)[0] == []
+
+
+def test_a_stale_champion_is_retrained(world):
+    world["resources"]["registry"] = FixedChampion(
+        tracking_uri="sqlite:///unused", validation_cohort="2016-01-01"
+    )
+    requests, _ = _tick(world)  # newest labels 2016-06: five cohorts newer than the champion's
+    assert len(requests) == 1
+    assert _decisions(world)[0][:2] == ("staleness", "retrain")
+
+
+def test_manual_promotion_mode_leaves_the_challenger_to_a_person(world, monkeypatch):
+    monkeypatch.setenv("CHURN_AUTO_PROMOTE", "false")
+    _drift(world)
+    requests, cursor = _tick(world)
+    config = requests[0].run_config["ops"]["churn_model"]["config"]
+    assert config["auto_promote"] is False
+    _run(world, requests[0], promoted=False)
+    assert _tick(world, cursor)[0] == []
+    assert [a for _, a, _ in _decisions(world)] == ["retrain", "escalate"]
+
+
+def test_nothing_starts_while_a_training_runs(world):
+    _drift(world)
+    requests, cursor = _tick(world)
+    world["instance"].add_run(
+        dg.DagsterRun(
+            job_name="training_job",
+            run_id="b" * 36,
+            status=dg.DagsterRunStatus.STARTED,
+            tags=requests[0].tags,
+        )
+    )
+    assert _tick(world, cursor)[0] == []
+    assert _decisions(world)[-1][1] == "hold"
