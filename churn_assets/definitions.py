@@ -7,6 +7,7 @@ from typing import Any
 
 import dagster as dg
 
+from churn_assets.alerts.sensors import ALERT_SENSORS
 from churn_assets.automation.jobs import ALL_JOBS
 from churn_assets.automation.schedules import monthly_schedule
 from churn_assets.automation.sensors import (
@@ -46,7 +47,7 @@ def build_definitions(resources: Mapping[str, Any] | None = None) -> dg.Definiti
         jobs=ALL_JOBS,
         schedules=[monthly_schedule],
         # Order matters to replay only: loads first, then what they make possible.
-        sensors=[landing_sensor, cohort_sensor, training_sensor, mlflow_run_closer],
+        sensors=[landing_sensor, cohort_sensor, training_sensor, mlflow_run_closer, *ALERT_SENSORS],
         resources=dict(resources) if resources is not None else default_resources(),
         executor=dg.in_process_executor,
     )
