@@ -273,11 +273,6 @@ def test_bad_month_fails_naming_file_line_column_and_keeps_what_was_stored(landi
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="raw.catalog: a file none of whose dates parse is read by every month's load "
-    "(no months, no scan error), although its name carries its month",
-)
 def test_file_with_every_date_in_another_format_blocks_only_its_month(landing):
     landing.land_month(4, transactions_file=False)
     rows = [

@@ -92,6 +92,17 @@ def scan_file(path: Path, table: str) -> CatalogEntry:
         return CatalogEntry(
             **base, months=(hinted,) if hinted else (), undated_rows=0, error=message
         )
+    if not months and undated:
+        # Rows, but not one valid date: the file cannot be placed by its rows. It feeds the month
+        # its name carries (so only that month's load fails, naming it) or, without one, every
+        # load of its table.
+        hinted = name_month(path)
+        return CatalogEntry(
+            **base,
+            months=(hinted,) if hinted else (),
+            undated_rows=undated,
+            error=f"{path}: none of its {undated} rows has a valid YYYYMMDD {DATE_COLUMNS[table]}",
+        )
     return CatalogEntry(**base, months=months, undated_rows=undated)
 
 
