@@ -2,14 +2,26 @@
 
 Labels of cohort M land two months after the cohort was scored. Each version is scored again on
 that cohort's features and judged against what really happened; a version evaluated on a cohort
-after the one it was validated on is ``out_of_time`` (an honest backtest). The champion is also
-held against the as-is rule: a model that ranks churners worse than "auto-renew off or cancelled"
-is worse than no model, an ``error`` verdict.
+after the one it was validated on is ``out_of_time`` (an honest backtest).
+
+Two checks judge the champion (see :mod:`churn_assets.performance.judging` for the defaults and
+their reasons):
+
+* ``champion_performance``: its AUC, log loss, lift at 10 %, F2 and top-to-second decile churn
+  ratio against its expected level (its first out-of-time backtests, else its validation
+  metrics), with the tolerance from a bootstrap interval of this cohort. A failure on one cohort
+  is a WARN; a metric failing in 2 of the last 3 cohorts judged is an ERROR, the signal for
+  retraining. Only severity ERROR means "act".
+* ``champion_beats_rule``: a model that ranks churners worse than "auto-renew off or cancelled"
+  is worse than no model, an ERROR at once.
+
+Where there is nothing to judge (no champion yet, no labelled rows, a single-class cohort) both
+checks pass saying n/a, and the ``performance`` verdict is ``n/a``, not an alarm. The verdict
+written to ``monitor_verdicts`` is the worse of the two checks.
 """
 
 import json
 import math
-from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
@@ -17,11 +29,30 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 from dagster_duckdb import DuckDBResource
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
 from pydantic import Field
 
 from churn_assets.features.feature_sets import keep_common_features
 from churn_assets.monitoring.verdicts import record_verdict
 from churn_assets.partitions import month_start, monthly_partitions
+from churn_assets.performance.bootstrap import DEFAULT_RESAMPLES, bootstrap_intervals
+from churn_assets.performance.judging import (
+    DEFAULT_CONFIDENCE,
+    DEFAULT_EXPECTED_COHORTS,
+    DEFAULT_FAILURES,
+    DEFAULT_WINDOW,
+    JUDGED_METRICS,
+    ExpectedLevel,
+    MetricJudgement,
+    PerformanceVerdict,
+    Persistence,
+    expected_level,
+    judge_metrics,
+    persistence,
+    verdict_of,
+    with_decile_ratio,
+)
 from churn_assets.performance.metrics import classification_metrics
 from churn_assets.resources import ModelRegistryResource
 from churn_assets.settings import BUCKET_A_MIN_PROBABILITY
@@ -30,8 +61,14 @@ from churn_assets.training.model import LABEL, predict_probability
 from churn_assets.warehouse import run_sql_file, table_exists, transaction
 
 SQL = Path(__file__).parent / "model_performance.sql"
+JUDGEMENTS_SQL = Path(__file__).parent / "performance_judgements.sql"
 COHORT_SQL = Path(__file__).parent / "labelled_cohort.sql"
 PERFORMANCE_CHECK = "champion_beats_rule"
+CHAMPION_PERFORMANCE_CHECK = "champion_performance"
+# What the retraining sensor reads: an ERROR evaluation of this check is a persistent failure.
+CHAMPION_PERFORMANCE_CHECK_KEY = dg.AssetCheckKey(
+    dg.AssetKey("model_performance"), CHAMPION_PERFORMANCE_CHECK
+)
 MONITOR = "performance"
 METRIC_COLUMNS = (
     "auc",
@@ -48,6 +85,8 @@ METRIC_COLUMNS = (
     "bucket_a_precision",
     "bucket_a_recall",
 )
+# Worst first: the monitor's verdict is the worse of the two checks.
+_RANK = {"error": 3, "warn": 2, "pass": 1, "n/a": 0}
 
 
 class PerformanceConfig(dg.Config):
@@ -55,39 +94,107 @@ class PerformanceConfig(dg.Config):
         default=BUCKET_A_MIN_PROBABILITY,
         description="Score from which bucket A (as in scoring): f2 and bucket A.",
     )
-    degradation_tolerance: float = Field(
-        default=0.05,
-        description="AUC the champion may lose against its own validation AUC before a warning.",
+    bootstrap_resamples: int = Field(
+        default=DEFAULT_RESAMPLES,
+        ge=20,
+        description="Resamples of the cohort's users behind each metric's interval.",
+    )
+    confidence: float = Field(
+        default=DEFAULT_CONFIDENCE,
+        gt=0.0,
+        lt=1.0,
+        description="Two-sided confidence of the intervals: a metric fails when the expected "
+        "level lies outside, on the bad side.",
+    )
+    seed: int = Field(
+        default=0, description="Seed of the resampling: the same cohort, the same interval."
+    )
+    persistence_failures: int = Field(
+        default=DEFAULT_FAILURES,
+        ge=1,
+        description="k of 'k of the last n': failures of one metric that make an ERROR.",
+    )
+    persistence_window: int = Field(
+        default=DEFAULT_WINDOW,
+        ge=1,
+        description="n of 'k of the last n': the champion's latest cohorts judged.",
+    )
+    expected_cohorts: int = Field(
+        default=DEFAULT_EXPECTED_COHORTS,
+        ge=1,
+        description="How many of the champion's first out-of-time backtests set its expected "
+        "level (their mean).",
+    )
+    judged_metrics: list[str] = Field(
+        default=list(JUDGED_METRICS),
+        description=f"Metrics judged, among {', '.join(JUDGED_METRICS)}.",
     )
 
 
-@dataclass(frozen=True)
-class Verdict:
-    severity: str  # pass, warn, error
-    detail: str
+def _worse(*verdicts: PerformanceVerdict) -> PerformanceVerdict:
+    worst = max(verdicts, key=lambda v: _RANK[v.severity])
+    details = [v.detail for v in verdicts if v.severity == worst.severity]
+    return PerformanceVerdict(worst.severity, "; ".join(details))
 
 
-def judge_champion(
-    champion: dict | None, rule_auc: float, validation_auc: float | None, tolerance: float
-) -> Verdict:
-    """The performance monitor's verdict on the champion's row of a backtested cohort."""
+def judge_against_rule(
+    champion: dict | None, rule_auc: float, unscorable: str | None = None
+) -> PerformanceVerdict:
+    """``champion_beats_rule``: the champion ranks churners at least as well as the as-is rule."""
+    if unscorable is not None:
+        return PerformanceVerdict("error", unscorable)
     if champion is None:
-        return Verdict("warn", "no champion model could be evaluated on this cohort")
-    auc = champion["auc"]
-    version = champion["model_version"]
-    if math.isnan(auc):
-        return Verdict("warn", f"champion v{version}: AUC undefined (a single-class cohort)")
-    if not math.isnan(rule_auc) and auc < rule_auc:
-        return Verdict(
+        return PerformanceVerdict("n/a", "n/a: no champion model yet, nothing to judge")
+    auc, version = champion["auc"], champion["model_version"]
+    if math.isnan(auc) or math.isnan(rule_auc):
+        return PerformanceVerdict(
+            "n/a", f"n/a: champion v{version} AUC undefined (a single-class cohort)"
+        )
+    if auc < rule_auc:
+        return PerformanceVerdict(
             "error", f"champion v{version} AUC {auc:.4f} is below the as-is rule's {rule_auc:.4f}"
         )
-    if validation_auc is not None and auc < validation_auc - tolerance:
-        return Verdict(
-            "warn",
-            f"champion v{version} AUC {auc:.4f} fell more than {tolerance:g} below its "
-            f"validation AUC {validation_auc:.4f}",
-        )
-    return Verdict("pass", f"champion v{version} AUC {auc:.4f} (as-is rule {rule_auc:.4f})")
+    return PerformanceVerdict(
+        "pass", f"champion v{version} AUC {auc:.4f} (as-is rule {rule_auc:.4f})"
+    )
+
+
+def validation_metrics(registry: ModelRegistryResource, version: ModelVersion) -> dict[str, float]:
+    """The version's validation metrics as its training run logged them (``val_*``)."""
+    try:
+        logged = registry.client.get_run(version.run_id).data.metrics
+    except MlflowException:
+        logged = {}
+    metrics = {k[4:]: float(v) for k, v in logged.items() if k.startswith("val_")}
+    if "auc" not in metrics and version.tags.get("val_auc"):
+        metrics["auc"] = float(version.tags["val_auc"])
+    return metrics
+
+
+def _out_of_time_rows(conn, version: str, cohort: date) -> list[dict]:
+    """The version's out-of-time backtests before ``cohort`` (two-class ones), oldest first."""
+    if not table_exists(conn, "model_performance"):
+        return []
+    frame = conn.execute(
+        "SELECT * FROM model_performance WHERE model_version = ? AND out_of_time "
+        "AND cohort_month < ? AND auc IS NOT NULL AND NOT isnan(auc) ORDER BY cohort_month",
+        [version, cohort],
+    ).df()
+    frame["cohort_month"] = pd.to_datetime(frame["cohort_month"]).dt.date
+    return frame.to_dict("records")
+
+
+def _judgement_history(conn, version: str, cohort: date) -> list[tuple[date, str, bool]]:
+    if not table_exists(conn, "performance_judgements"):
+        return []
+    return [
+        (pd.Timestamp(c).date(), m, bool(f))
+        for c, m, f in conn.execute(
+            "SELECT cohort_month, metric, failed FROM performance_judgements "
+            "WHERE model_version = ? AND cohort_month < ?",
+            [version, cohort],
+        ).fetchall()
+    ]
 
 
 def _history_markdown(conn, cohort: date) -> str:
@@ -108,6 +215,115 @@ def _history_markdown(conn, cohort: date) -> str:
     return table.round(4).to_markdown()
 
 
+def _judgement_rows(
+    cohort: date,
+    version: str,
+    judgements: list[MetricJudgement],
+    expected: ExpectedLevel | None,
+    confidence: float,
+    now: datetime,
+) -> pd.DataFrame:
+    """The champion's judgements as rows of ``performance_judgements`` (none if not judged)."""
+    return pd.DataFrame(
+        [
+            {
+                "cohort_month": cohort,
+                "model_version": version,
+                "metric": j.metric,
+                "value": j.value,
+                "interval_low": j.low,
+                "interval_high": j.high,
+                "confidence": confidence,
+                "expected": j.expected,
+                "expected_source": expected.sources[j.metric],
+                "expected_cohorts": ", ".join(expected.cohorts[j.metric]),
+                "failed": j.failed,
+                "evaluated_at": now,
+            }
+            for j in judgements
+        ],
+        columns=[
+            "cohort_month",
+            "model_version",
+            "metric",
+            "value",
+            "interval_low",
+            "interval_high",
+            "confidence",
+            "expected",
+            "expected_source",
+            "expected_cohorts",
+            "failed",
+            "evaluated_at",
+        ],
+    ).astype({"failed": bool})
+
+
+def _check_result(
+    name: str, verdict: PerformanceVerdict, metadata: dict | None = None
+) -> dg.AssetCheckResult:
+    """pass and n/a pass; warn fails as a WARN; error fails as an ERROR (the one to act on)."""
+    return dg.AssetCheckResult(
+        check_name=name,
+        passed=verdict.severity in ("pass", "n/a"),
+        severity=dg.AssetCheckSeverity.ERROR
+        if verdict.severity == "error"
+        else dg.AssetCheckSeverity.WARN,
+        description=verdict.detail,
+        metadata={"severity": verdict.severity, **(metadata or {})},
+    )
+
+
+def _evidence(
+    judgements: list[MetricJudgement],
+    expected: ExpectedLevel | None,
+    found: Persistence,
+    config: PerformanceConfig,
+) -> dict:
+    """What a champion_performance result rests on, metric by metric."""
+    if expected is None:
+        return {}
+    table = pd.DataFrame(
+        [
+            {
+                "metric": j.metric,
+                "cohort": j.value,
+                "interval_low": j.low,
+                "interval_high": j.high,
+                "expected": j.expected,
+                "expected_from": expected.basis(j.metric),
+                "failed": j.failed,
+            }
+            for j in judgements
+        ]
+    )
+    failing = {
+        j.metric: {
+            "value": round(j.value, 6),
+            "interval": [round(j.low, 6), round(j.high, 6)],
+            "expected": round(j.expected, 6),
+            "expected_from": expected.basis(j.metric),
+            "window": [f"{c:%Y-%m}" for c in found.window.get(j.metric, [])],
+            "failed_cohorts": [f"{c:%Y-%m}" for c in found.failed.get(j.metric, [])],
+        }
+        for j in judgements
+        if j.failed
+    }
+    return {
+        "expected_level_from": expected.describe(),
+        "expected_source": expected.source,
+        "expected_cohorts": ", ".join(sorted({c for cs in expected.cohorts.values() for c in cs})),
+        "confidence": config.confidence,
+        "bootstrap_resamples": config.bootstrap_resamples,
+        "persistence_rule": f"{config.persistence_failures} of the last "
+        f"{config.persistence_window} cohorts judged",
+        "failing_metrics": dg.MetadataValue.json(failing),
+        "judgements": dg.MetadataValue.md(
+            table.round(4).to_markdown(index=False) if not table.empty else "_none judged_"
+        ),
+    }
+
+
 @dg.asset(
     group_name="performance",
     kinds={"duckdb", "mlflow"},
@@ -120,7 +336,15 @@ def _history_markdown(conn, cohort: date) -> str:
             partitions_def=monthly_partitions,
             description="The champion ranks this cohort's churners at least as well as the "
             "as-is rule (auto-renew off or cancelled).",
-        )
+        ),
+        dg.AssetCheckSpec(
+            CHAMPION_PERFORMANCE_CHECK,
+            asset="model_performance",
+            partitions_def=monthly_partitions,
+            description="The champion performs at its expected (out-of-time) level: its AUC, log "
+            "loss, lift, F2 and decile ratio against this cohort's bootstrap intervals. WARN on "
+            "one bad cohort, ERROR when a metric fails in 2 of the last 3 judged (retrain).",
+        ),
     ],
 )
 def model_performance(
@@ -130,6 +354,9 @@ def model_performance(
     registry: ModelRegistryResource,
 ) -> dg.MaterializeResult:
     """Every registered version's metrics on the cohort whose labels just landed."""
+    unknown = sorted(set(config.judged_metrics) - set(JUDGED_METRICS))
+    if unknown:
+        raise dg.Failure(f"judged_metrics: unknown metric(s) {', '.join(unknown)}")
     cohort = month_start(context.partition_key)
     with warehouse.get_connection() as conn:
         frame = (
@@ -142,17 +369,16 @@ def model_performance(
     if frame.empty:
         # Labels of a cohort that was never scored (e.g. before the first features): nothing to
         # backtest, which is not a failure of the load it runs with.
-        detail = f"no labelled feature rows for cohort {cohort:%Y-%m}: nothing to backtest"
-        context.log.warning(detail)
+        detail = f"n/a: no labelled feature rows for cohort {cohort:%Y-%m}, nothing to backtest"
+        context.log.info(detail)
+        nothing = PerformanceVerdict("n/a", detail)
+        with warehouse.get_connection() as conn, transaction(conn):
+            record_verdict(conn, cohort, MONITOR, "n/a", detail)
         return dg.MaterializeResult(
-            metadata={"dagster/row_count": 0, "users": 0, "verdict": f"skipped: {detail}"},
+            metadata={"dagster/row_count": 0, "users": 0, "verdict": detail},
             check_results=[
-                dg.AssetCheckResult(
-                    check_name=PERFORMANCE_CHECK,
-                    passed=True,
-                    severity=dg.AssetCheckSeverity.WARN,
-                    description=detail,
-                )
+                _check_result(PERFORMANCE_CHECK, nothing),
+                _check_result(CHAMPION_PERFORMANCE_CHECK, nothing),
             ],
         )
     y = frame[LABEL].to_numpy()
@@ -167,13 +393,15 @@ def model_performance(
         key=lambda v: int(v.version),
     )
     now = datetime.now()
-    rows, unscorable = [], {}
+    rows, unscorable, champion_probability = [], {}, None
     for version in versions:
         try:
             probability = predict_probability(registry.load_model(version.version), frame)
         except KeyError as exc:  # the version needs a feature this cohort does not have
             unscorable[str(version.version)] = str(exc)
             continue
+        if str(version.version) == champion_version:
+            champion_probability = probability
         validated_on = version.tags.get("validation_cohort", "")
         rows.append(
             {
@@ -199,22 +427,82 @@ def model_performance(
         ],
     )
     champion_row = next((r for r in rows if r["is_champion"]), None)
-    validation_auc = (
-        float(champion.tags["val_auc"])
-        if champion is not None and champion.tags.get("val_auc")
+    cannot_score = (
+        f"champion v{champion_version} cannot score: {unscorable[champion_version]}"
+        if champion_version in unscorable
         else None
     )
-    verdict = judge_champion(champion_row, rule_auc, validation_auc, config.degradation_tolerance)
-    if champion_version in unscorable:
-        verdict = Verdict(
-            "error", f"champion v{champion_version} cannot score: {unscorable[champion_version]}"
+    rule_verdict = judge_against_rule(champion_row, rule_auc, cannot_score)
+
+    # The champion against its expected level.
+    judgements: list[MetricJudgement] = []
+    expected: ExpectedLevel | None = None
+    found = Persistence()
+    if cannot_score is not None:
+        performance_verdict = PerformanceVerdict("error", cannot_score)
+    elif champion is None or champion_row is None:
+        performance_verdict = PerformanceVerdict(
+            "n/a", "n/a: no champion model yet, nothing to judge"
         )
+    elif len(np.unique(y)) < 2:
+        performance_verdict = PerformanceVerdict(
+            "n/a", f"n/a: cohort {cohort:%Y-%m} holds a single class, no metric can be judged"
+        )
+    else:
+        with warehouse.get_connection() as conn:
+            out_of_time = _out_of_time_rows(conn, champion_version, cohort)
+            history = _judgement_history(conn, champion_version, cohort)
+        expected = expected_level(
+            out_of_time,
+            validation_metrics(registry, champion),
+            champion.tags.get("validation_cohort", ""),
+            failed=[(c, m) for c, m, failed in history if failed],
+            cohorts=config.expected_cohorts,
+            metrics=config.judged_metrics,
+        )
+        if expected is None:
+            performance_verdict = PerformanceVerdict(
+                "n/a",
+                f"n/a: champion v{champion_version} has neither an out-of-time backtest nor "
+                "validation metrics to expect a level from",
+            )
+        else:
+            intervals = bootstrap_intervals(
+                y,
+                champion_probability,
+                config.judged_metrics,
+                resamples=config.bootstrap_resamples,
+                confidence=config.confidence,
+                seed=config.seed,
+                bucket_a_min=config.bucket_a_min_probability,
+            )
+            judgements = judge_metrics(
+                with_decile_ratio(champion_row), intervals, expected.values, config.judged_metrics
+            )
+            found = persistence(cohort, judgements, history, config.persistence_window)
+            performance_verdict = verdict_of(
+                champion_version,
+                judgements,
+                expected,
+                found,
+                config.persistence_failures,
+                config.persistence_window,
+            )
+    verdict = _worse(performance_verdict, rule_verdict)
+    if verdict.severity in ("warn", "error"):
+        context.log.warning(f"performance {verdict.severity}: {verdict.detail}")
+
+    judgement_rows = _judgement_rows(
+        cohort, champion_version or "", judgements, expected, config.confidence, now
+    )
     with warehouse.get_connection() as conn:
         conn.register("performance_rows", performance)
+        conn.register("judgement_rows", judgement_rows)
         with transaction(conn):
             run_sql_file(conn, SQL, {"cohort": cohort})
+            run_sql_file(conn, JUDGEMENTS_SQL, {"cohort": cohort})
             record_verdict(conn, cohort, MONITOR, verdict.severity, verdict.detail)
-        history = _history_markdown(conn, cohort)
+        history_md = _history_markdown(conn, cohort)
 
     champion_metrics = champion_row or dict.fromkeys(METRIC_COLUMNS, float("nan"))
     this_cohort = (
@@ -224,6 +512,7 @@ def model_performance(
         if not performance.empty
         else "_no registered version could score this cohort_"
     )
+    evidence = _evidence(judgements, expected, found, config)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(performance),
@@ -238,25 +527,26 @@ def model_performance(
             "champion_bucket_a_recall": champion_metrics["bucket_a_recall"],
             "rule_auc": rule_auc,
             "verdict": f"{verdict.severity}: {verdict.detail}",
+            "expected_level_from": evidence.get("expected_level_from", ""),
             "versions_evaluated": len(performance),
             "versions_unscorable": dg.MetadataValue.json(unscorable),
             "this_cohort": dg.MetadataValue.md(this_cohort),
-            "auc_history": dg.MetadataValue.md(history),
+            "auc_history": dg.MetadataValue.md(history_md),
         },
         check_results=[
-            dg.AssetCheckResult(
-                check_name=PERFORMANCE_CHECK,
-                passed=verdict.severity != "error",
-                severity=dg.AssetCheckSeverity.ERROR
-                if verdict.severity == "error"
-                else dg.AssetCheckSeverity.WARN,
-                description=verdict.detail,
-                metadata={
-                    "severity": verdict.severity,
+            _check_result(
+                PERFORMANCE_CHECK,
+                rule_verdict,
+                {
                     "champion_auc": champion_metrics["auc"],
                     "rule_auc": rule_auc,
                     "versions": json.dumps(sorted(r["model_version"] for r in rows)),
                 },
-            )
+            ),
+            _check_result(
+                CHAMPION_PERFORMANCE_CHECK,
+                performance_verdict,
+                {"champion_version": champion_version or "", **evidence},
+            ),
         ],
     )

@@ -1,0 +1,239 @@
+"""Is the champion still performing as expected? One cohort against an expected level, over time.
+
+Three ideas, each with a default and its reason:
+
+* **Expected level, out of time.** What the champion should reach is what it reached on the first
+  labelled cohorts after its validation cohort (its first ``expected_cohorts`` out-of-time
+  backtests, averaged; default 2). Its validation metrics are optimistic: FLAML chose the model
+  on that very cohort. Until an out-of-time backtest exists, the validation metrics stand in, and
+  the detail says so. A cohort on which a metric failed is not part of that metric's level, so
+  a shift that starts right after promotion does not become the new normal.
+* **Tolerance from the cohort itself.** Each metric gets a bootstrap interval over the cohort's
+  users (default 200 seeded resamples, 95 % two-sided). A metric fails when the expected level
+  lies outside that interval on the bad side (AUC, lift, F2, decile ratio above it; log loss
+  below it): this cohort is then unlikely to come from a model performing at the expected level.
+  A small cohort gets a wide interval, a large one a narrow one, with no fixed tolerance to tune.
+* **Persistence.** One bad cohort can be bad luck, a single test among five metrics: it is a
+  ``warn``. A metric that fails again in ``failures`` of the last ``window`` cohorts judged for
+  the same champion (default 2 of 3) is a persistent failure, an ``error``, which is what
+  retraining acts on. The count is per metric, so two unrelated single failures of different
+  metrics do not add up to an alarm.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+
+from churn_assets.performance.bootstrap import HIGHER_IS_BETTER
+
+JUDGED_METRICS = tuple(HIGHER_IS_BETTER)
+DEFAULT_CONFIDENCE = 0.95
+DEFAULT_FAILURES = 2
+DEFAULT_WINDOW = 3
+DEFAULT_EXPECTED_COHORTS = 2
+
+
+def decile_ratio(top: float, second: float) -> float:
+    """Churn rate of the top decile over the second's; NaN when the second has no churner."""
+    if top is None or second is None or math.isnan(top) or math.isnan(second) or second <= 0:
+        return float("nan")
+    return top / second
+
+
+def with_decile_ratio(metrics: Mapping[str, float]) -> dict[str, float]:
+    out = dict(metrics)
+    out["decile_ratio"] = decile_ratio(
+        metrics.get("churn_rate_top_decile", float("nan")),
+        metrics.get("churn_rate_second_decile", float("nan")),
+    )
+    return out
+
+
+def _finite(value) -> bool:
+    return value is not None and isinstance(value, int | float) and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class ExpectedLevel:
+    """What the champion should reach per metric, and which cohorts each figure comes from."""
+
+    values: dict[str, float]
+    sources: dict[str, str]  # metric -> 'out_of_time' or 'validation'
+    cohorts: dict[str, tuple[str, ...]]  # metric -> YYYY-MM of the cohorts measured
+
+    @property
+    def source(self) -> str:
+        kinds = set(self.sources.values())
+        return kinds.pop() if len(kinds) == 1 else "mixed"
+
+    def basis(self, metric: str) -> str:
+        months = ", ".join(self.cohorts.get(metric, ()))
+        if self.sources.get(metric) == "out_of_time":
+            return f"out-of-time {months}"
+        return f"validation {months}".strip()
+
+    def describe(self) -> str:
+        parts: dict[str, list[str]] = {}
+        for metric in self.values:
+            parts.setdefault(self.basis(metric), []).append(metric)
+        if len(parts) == 1:
+            [basis] = parts
+            text = basis
+        else:
+            text = "; ".join(f"{basis} ({', '.join(ms)})" for basis, ms in parts.items())
+        if "validation" in self.sources.values():
+            text += (
+                "; validation metrics stand in until an out-of-time backtest exists "
+                "(optimistic: measured on the cohort it was tuned on)"
+            )
+        return text
+
+
+def expected_level(
+    out_of_time_rows: Iterable[Mapping],
+    validation: Mapping[str, float] | None,
+    validated_on: str,
+    failed: Iterable[tuple[date, str]] = (),
+    cohorts: int = DEFAULT_EXPECTED_COHORTS,
+    metrics: Iterable[str] = JUDGED_METRICS,
+) -> ExpectedLevel | None:
+    """Per metric, the mean over the version's first ``cohorts`` out-of-time backtests (rows in
+    cohort order) on which that metric did not fail its own judgement (``failed``: (cohort,
+    metric) pairs), so a degraded cohort does not lower the bar; else the validation metric.
+    None when no metric has either."""
+    rows = [with_decile_ratio(r) for r in out_of_time_rows]
+    failures = {(c, m) for c, m in failed}
+    fallback = with_decile_ratio(validation) if validation else {}
+    values, sources, months = {}, {}, {}
+    for metric in metrics:
+        clean = [
+            r
+            for r in rows
+            if _finite(r.get(metric)) and (r["cohort_month"], metric) not in failures
+        ][:cohorts]
+        if clean:
+            values[metric] = sum(r[metric] for r in clean) / len(clean)
+            sources[metric] = "out_of_time"
+            months[metric] = tuple(f"{r['cohort_month']:%Y-%m}" for r in clean)
+        elif _finite(fallback.get(metric)):
+            values[metric] = float(fallback[metric])
+            sources[metric] = "validation"
+            months[metric] = (validated_on[:7],) if validated_on else ()
+    return ExpectedLevel(values, sources, months) if values else None
+
+
+@dataclass(frozen=True)
+class MetricJudgement:
+    metric: str
+    value: float
+    low: float
+    high: float
+    expected: float
+    failed: bool
+
+    def describe(self) -> str:
+        side = "below" if HIGHER_IS_BETTER[self.metric] else "above"
+        return (
+            f"{self.metric} {self.value:.4f} [{self.low:.4f}, {self.high:.4f}] "
+            f"{side if self.failed else 'consistent with'} expected {self.expected:.4f}"
+        )
+
+
+def judge_metrics(
+    point: Mapping[str, float],
+    intervals: Mapping[str, tuple[float, float]],
+    expected: Mapping[str, float],
+    metrics: Iterable[str] = JUDGED_METRICS,
+) -> list[MetricJudgement]:
+    """One judgement per metric with a finite value, interval and expected level."""
+    judged = []
+    for metric in metrics:
+        low, high = intervals.get(metric, (float("nan"), float("nan")))
+        value, level = point.get(metric), expected.get(metric)
+        if not all(_finite(x) for x in (low, high, value, level)):
+            continue  # undefined on this cohort, or no expected level for it
+        failed = level > high if HIGHER_IS_BETTER[metric] else level < low
+        judged.append(MetricJudgement(metric, value, low, high, level, failed))
+    return judged
+
+
+@dataclass(frozen=True)
+class Persistence:
+    """Per failing metric, the judged cohorts of the window and those that failed."""
+
+    window: dict[str, list[date]] = field(default_factory=dict)
+    failed: dict[str, list[date]] = field(default_factory=dict)
+
+    def persistent(self, failures: int) -> list[str]:
+        return [m for m, months in self.failed.items() if len(months) >= failures]
+
+
+def persistence(
+    cohort: date,
+    judgements: list[MetricJudgement],
+    history: Iterable[tuple[date, str, bool]],
+    window: int = DEFAULT_WINDOW,
+) -> Persistence:
+    """For each metric failing on ``cohort``: the last ``window`` cohorts that judged it (this
+    one included, earlier ones from ``history`` rows of (cohort, metric, failed)) and which of
+    them failed. Only earlier cohorts count: a backfilled older month does not see later ones."""
+    earlier: dict[str, dict[date, bool]] = {}
+    for month, metric, failed in history:
+        if month < cohort:
+            earlier.setdefault(metric, {})[month] = bool(failed)
+    result = Persistence()
+    for j in judgements:
+        if not j.failed:
+            continue
+        past = sorted(earlier.get(j.metric, {}).items())[-(window - 1) :] if window > 1 else []
+        months = [m for m, _ in past] + [cohort]
+        result.window[j.metric] = months
+        result.failed[j.metric] = [m for m, failed in past if failed] + [cohort]
+    return result
+
+
+@dataclass(frozen=True)
+class PerformanceVerdict:
+    severity: str  # pass, warn, error, n/a
+    detail: str
+
+
+def verdict_of(
+    version: str,
+    judgements: list[MetricJudgement],
+    expected: ExpectedLevel,
+    found: Persistence,
+    failures: int = DEFAULT_FAILURES,
+    window: int = DEFAULT_WINDOW,
+) -> PerformanceVerdict:
+    """error on a persistent failure, warn on a single one, pass otherwise; n/a if none judged."""
+    level = f"expected level from {expected.describe()}"
+    if not judgements:
+        return PerformanceVerdict(
+            "n/a", f"n/a: no metric of champion v{version} could be judged ({level})"
+        )
+    failing = [j for j in judgements if j.failed]
+    if not failing:
+        return PerformanceVerdict(
+            "pass",
+            f"champion v{version} within its cohort intervals on "
+            f"{', '.join(j.metric for j in judgements)} ({level})",
+        )
+    persistent = found.persistent(failures)
+    evidence = "; ".join(j.describe() for j in failing)
+    if persistent:
+        months = ", ".join(
+            f"{m} in {', '.join(f'{c:%Y-%m}' for c in found.failed[m])}" for m in persistent
+        )
+        return PerformanceVerdict(
+            "error",
+            f"champion v{version} persistently below its expected level, failing in at least "
+            f"{failures} of the last {window} cohorts judged ({months}): {evidence} ({level})",
+        )
+    return PerformanceVerdict(
+        "warn",
+        f"champion v{version} below its expected level on this cohort only: {evidence} ({level})",
+    )

@@ -1,0 +1,268 @@
+"""Performance monitoring that acts, and a fair challenger.
+
+The champion is judged against its expected level (out of time) with a tolerance from the
+cohort's bootstrap interval and a k-of-n persistence rule; a challenger replaces it only when a
+paired bootstrap over the same, neutral users says it is better. Tiny fabricated tables and
+LightGBM boosters fitted directly (no FLAML search) keep this fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import lightgbm as lgb
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from churn_assets.partitions import register_months
+from churn_assets.performance.assets import (
+    CHAMPION_PERFORMANCE_CHECK,
+    PERFORMANCE_CHECK,
+    model_performance,
+)
+from churn_assets.performance.bootstrap import bootstrap_intervals
+from churn_assets.performance.judging import (
+    ExpectedLevel,
+    MetricJudgement,
+    judge_metrics,
+    persistence,
+    verdict_of,
+    with_decile_ratio,
+)
+from churn_assets.performance.metrics import classification_metrics
+from churn_assets.resources import default_resources, ensure_experiment
+from churn_assets.settings import CHAMPION_ALIAS, REGISTERED_MODEL_NAME
+
+COHORTS = [date(2016, m, 1) for m in range(1, 8)]
+SHIFT = date(2016, 5, 1)  # from this cohort on, churn follows another signal
+USERS = 800
+FEATURES = ["last_is_auto_renew", "last_is_cancel", "signal", "other"]
+
+
+def _cohort(cohort: date, rng: np.random.Generator, shifted: bool) -> pd.DataFrame:
+    n = USERS
+    frame = pd.DataFrame(
+        {
+            "msno": [f"u{cohort:%Y%m}_{i:04d}" for i in range(n)],
+            "cohort_month": cohort,
+            "last_is_auto_renew": rng.integers(0, 2, n).astype(float),
+            "last_is_cancel": (rng.random(n) < 0.1).astype(float),
+            "signal": rng.normal(size=n),
+            "other": rng.normal(size=n),
+        }
+    )
+    rule = 1.2 * (1 - frame["last_is_auto_renew"]) + 1.0 * frame["last_is_cancel"]
+    # The shift moves most of the churn signal to a column the model learnt to ignore.
+    signal = 0.9 * frame["signal"] + 1.5 * frame["other"] if shifted else 1.8 * frame["signal"]
+    logit = -1.8 + rule + signal
+    frame["is_churn"] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    return frame
+
+
+def _world(home: Path) -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    frame = pd.concat([_cohort(c, rng, c >= SHIFT) for c in COHORTS], ignore_index=True)
+    with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
+        conn.register("frame", frame)
+        conn.execute("CREATE TABLE features AS SELECT * EXCLUDE (is_churn) FROM frame")
+        conn.execute("CREATE TABLE labels AS SELECT msno, cohort_month, is_churn FROM frame")
+    return frame
+
+
+def _fit(frame: pd.DataFrame, columns: list[str], seed: int = 0) -> lgb.Booster:
+    data = lgb.Dataset(frame[columns].astype(float), frame["is_churn"].to_numpy())
+    params = {"objective": "binary", "verbose": -1, "num_leaves": 7, "seed": seed, "n_jobs": 1}
+    return lgb.train(params, data, num_boost_round=40)
+
+
+def _register(home: Path, booster: lgb.Booster, tags: dict[str, str], metrics: dict) -> str:
+    """Log and register a booster as training would, with its validation metrics."""
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    experiment = ensure_experiment(uri, home / "mlartifacts")
+    example = pd.DataFrame({c: [0.0] for c in booster.feature_name()})
+    with mlflow.start_run(experiment_id=experiment):
+        mlflow.log_metrics({f"val_{k}": v for k, v in metrics.items() if np.isfinite(v)})
+        info = mlflow.lightgbm.log_model(
+            booster,
+            name="model",
+            input_example=example,
+            registered_model_name=REGISTERED_MODEL_NAME,
+        )
+    version = str(info.registered_model_version)
+    client = MlflowClient(uri)
+    for key, value in tags.items():
+        client.set_model_version_tag(REGISTERED_MODEL_NAME, version, key, value)
+    return version
+
+
+def _months(frame: pd.DataFrame, *cohorts: date) -> pd.DataFrame:
+    return frame[pd.to_datetime(frame["cohort_month"]).dt.date.isin(cohorts)]
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    with dg.DagsterInstance.ephemeral() as instance:
+        register_months(instance, COHORTS)
+        yield instance
+
+
+def _backtest(instance: dg.DagsterInstance, cohort: date) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        [model_performance],
+        resources=default_resources(),
+        partition_key=f"{cohort:%Y-%m-01}",
+        instance=instance,
+    )
+
+
+def _checks(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+
+def _meta(evaluation: dg.AssetCheckEvaluation) -> dict:
+    return {k: v.value for k, v in evaluation.metadata.items()}
+
+
+# -- bootstrap intervals and the persistence rule -------------------------------------------------
+
+
+def _truth_cohort(rng: np.random.Generator, n: int = 3000) -> tuple[np.ndarray, np.ndarray]:
+    truth = 1 / (1 + np.exp(-(-1.5 + 2.0 * rng.normal(size=n))))
+    return (rng.random(n) < truth).astype(int), truth
+
+
+def test_a_cohort_scored_by_the_truth_passes_and_a_degraded_score_fails():
+    rng = np.random.default_rng(7)
+    # The expected level: what the true probabilities reach on an earlier cohort.
+    y_before, truth_before = _truth_cohort(rng)
+    expected = with_decile_ratio(classification_metrics(y_before, truth_before))
+    y, truth = _truth_cohort(rng)
+    intervals = bootstrap_intervals(y, truth, seed=1)
+    point = with_decile_ratio(classification_metrics(y, truth))
+    for metric, (low, high) in intervals.items():
+        assert low < point[metric] < high, metric
+    honest = judge_metrics(point, intervals, expected)
+    assert len(honest) == 5 and not any(j.failed for j in honest)
+
+    # Half the truth, half noise: ranks and calibration both worse than expected.
+    degraded = 0.5 * truth + 0.5 * rng.random(len(truth))
+    bad = judge_metrics(
+        with_decile_ratio(classification_metrics(y, degraded)),
+        bootstrap_intervals(y, degraded, seed=1),
+        expected,
+    )
+    failed = {j.metric for j in bad if j.failed}
+    assert {"auc", "log_loss"} <= failed
+    # Seeded: the same cohort gives the same interval.
+    assert bootstrap_intervals(y, truth, seed=1) == intervals
+
+
+def _judged(metric: str, failed: bool) -> MetricJudgement:
+    return MetricJudgement(metric, 0.7, 0.68, 0.72, 0.8 if failed else 0.7, failed)
+
+
+def test_one_bad_cohort_warns_and_two_of_the_last_three_are_an_error():
+    expected = ExpectedLevel({"auc": 0.8}, {"auc": "out_of_time"}, {"auc": ("2016-02",)})
+    may, june, july = date(2016, 5, 1), date(2016, 6, 1), date(2016, 7, 1)
+    now = [_judged("auc", True), _judged("log_loss", False)]
+
+    def severity(history):
+        found = persistence(july, now, history)
+        return verdict_of("3", now, expected, found).severity
+
+    assert severity([]) == "warn"
+    assert severity([(may, "auc", False), (june, "auc", False)]) == "warn"
+    # Another metric's failure does not add up with this one.
+    assert severity([(june, "log_loss", True)]) == "warn"
+    # Out of the window of the last three cohorts judged: no longer counts.
+    assert severity(
+        [(date(2016, 3, 1), "auc", True), (may, "auc", False), (june, "auc", False)]
+    ) == ("warn")
+    assert severity([(may, "auc", True), (june, "auc", False)]) == "error"
+    # A later cohort (a backfill judged after it) is not history for this one.
+    assert severity([(date(2016, 8, 1), "auc", True)]) == "warn"
+    assert verdict_of(
+        "3", [_judged("auc", False)], expected, persistence(july, [], [])
+    ).severity == ("pass")
+    assert verdict_of("3", [], expected, persistence(july, [], [])).severity == "n/a"
+
+
+# -- the checks in Dagster ------------------------------------------------------------------------
+
+
+def test_model_performance_says_na_then_warns_then_errors_on_a_persistent_shift(
+    churn_env, instance
+):
+    home = Path(churn_env["CHURN_HOME"])
+    frame = _world(home)
+
+    # No champion yet: nothing to judge, which is not a warning.
+    result = _backtest(instance, date(2016, 3, 1))
+    checks = _checks(result)
+    assert checks[CHAMPION_PERFORMANCE_CHECK].passed and checks[PERFORMANCE_CHECK].passed
+    assert checks[CHAMPION_PERFORMANCE_CHECK].description.startswith("n/a")
+
+    # A champion trained on 2016-01..02 and validated on 2016-03.
+    booster = _fit(_months(frame, *COHORTS[:2]), FEATURES)
+    validation = _months(frame, COHORTS[2])
+    metrics = classification_metrics(
+        validation["is_churn"].to_numpy(), booster.predict(validation[FEATURES].astype(float))
+    )
+    version = _register(
+        home,
+        booster,
+        {"validation_cohort": "2016-03-01", "val_auc": f"{metrics['auc']:.6f}"},
+        metrics,
+    )
+    MlflowClient(f"sqlite:///{home / 'mlflow.db'}").set_registered_model_alias(
+        REGISTERED_MODEL_NAME, CHAMPION_ALIAS, version
+    )
+
+    # Its first out-of-time cohort: judged against validation metrics, and it says so.
+    checks = _checks(_backtest(instance, date(2016, 4, 1)))
+    first = checks[CHAMPION_PERFORMANCE_CHECK]
+    assert first.passed, first.description
+    assert "validation metrics" in _meta(first)["expected_level_from"]
+    assert checks[PERFORMANCE_CHECK].passed
+
+    # The shift: one bad cohort warns (against the out-of-time level of 2016-04)...
+    checks = _checks(_backtest(instance, SHIFT))
+    warned = checks[CHAMPION_PERFORMANCE_CHECK]
+    assert not warned.passed and warned.severity == dg.AssetCheckSeverity.WARN
+    assert "out-of-time" in _meta(warned)["expected_level_from"]
+    assert "2016-04" in _meta(warned)["expected_cohorts"]
+
+    # ...and the second in a row is a persistent failure: ERROR, with its evidence.
+    result = _backtest(instance, date(2016, 6, 1))
+    error = _checks(result)[CHAMPION_PERFORMANCE_CHECK]
+    assert not error.passed and error.severity == dg.AssetCheckSeverity.ERROR
+    evidence = _meta(error)["failing_metrics"]["auc"]
+    assert evidence["failed_cohorts"] == ["2016-05", "2016-06"]
+    low, high = evidence["interval"]
+    assert low <= evidence["value"] <= high < evidence["expected"]
+
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
+        verdicts = conn.execute(
+            "SELECT strftime(cohort_month, '%Y-%m'), severity FROM monitor_verdicts "
+            "WHERE monitor = 'performance' ORDER BY cohort_month"
+        ).fetchall()
+        judged = conn.execute(
+            "SELECT count(DISTINCT metric) FROM performance_judgements "
+            "WHERE cohort_month = '2016-06-01' AND model_version = ?",
+            [version],
+        ).fetchone()[0]
+    assert verdicts == [
+        ("2016-03", "n/a"),
+        ("2016-04", "pass"),
+        ("2016-05", "warn"),
+        ("2016-06", "error"),
+    ]
+    assert judged == 5
