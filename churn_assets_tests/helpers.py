@@ -5,7 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
+
+from churn_assets.partitions import month_start, months_between, register_months
+from churn_assets.partitions import partition_key as partition_key_of
 from churn_assets.resources import default_resources
+
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"
 
 
 def resources_for(home: Path, landing: Path | None = None) -> dict[str, Any]:
@@ -13,3 +20,34 @@ def resources_for(home: Path, landing: Path | None = None) -> dict[str, Any]:
     if landing is not None:
         env["CHURN_LANDING_DIR"] = str(landing)
     return default_resources(env)
+
+
+def materialize(
+    assets: list,
+    partition_key: str | None = None,
+    tags: dict[str, str] | None = None,
+    instance: dg.DagsterInstance | None = None,
+    **kwargs: Any,
+) -> dg.ExecuteInProcessResult:
+    """``dg.materialize`` with the run's months registered first, as the landing sensor would.
+
+    Months are dynamic partitions: a partition (or range) must exist on the instance before a run
+    can target it. Without ``instance``, an ephemeral one is used.
+    """
+    tags = dict(tags or {})
+    months = [partition_key] if partition_key else []
+    first, last = tags.get(RANGE_START), tags.get(RANGE_END)
+    if first and last:
+        months += [
+            partition_key_of(m) for m in months_between(month_start(first), month_start(last))
+        ]
+    if instance is None:
+        with dg.DagsterInstance.ephemeral() as ephemeral:
+            register_months(ephemeral, months)
+            return dg.materialize(
+                assets, partition_key=partition_key, tags=tags, instance=ephemeral, **kwargs
+            )
+    register_months(instance, months)
+    return dg.materialize(
+        assets, partition_key=partition_key, tags=tags, instance=instance, **kwargs
+    )

@@ -24,6 +24,7 @@ from churn_assets.scoring.assets import predictions
 from churn_assets.settings import CHAMPION_ALIAS, REGISTERED_MODEL_NAME
 from churn_assets.simulator import simulate
 from churn_assets.training.assets import churn_model
+from churn_assets_tests.helpers import materialize
 
 FEATURE_COHORTS = ["2016-02-01", "2016-03-01", "2016-04-01", "2016-05-01", "2016-06-01"]
 LABELLED_COHORTS = FEATURE_COHORTS[:-1]
@@ -32,7 +33,7 @@ DROPPED, ADDED = "days_since_last_listen", "weeks_since_last_listen"
 
 
 def _materialize(assets: list, **kwargs) -> dg.ExecuteInProcessResult:
-    return dg.materialize(assets, resources=default_resources(), **kwargs)
+    return materialize(assets, resources=default_resources(), **kwargs)
 
 
 def _build_features() -> list[dict]:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
 
 from churn_assets.features.assets import features
 from churn_assets.raw.assets import members, transactions, user_logs
-from churn_assets_tests.helpers import resources_for
+from churn_assets_tests.helpers import materialize, resources_for
 
 COHORT = "2016-03-01"
 
@@ -56,7 +55,7 @@ def cohort(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
         (landing / name).write_text(text)
     home = root / "home"
     resources = resources_for(home, landing)
-    assert dg.materialize([members], resources=resources).success
+    assert materialize([members], resources=resources).success
     for asset, first, last in (
         (transactions, "2015-10-01", "2016-03-01"),
         (user_logs, "2016-01-01", "2016-03-01"),
@@ -65,8 +64,8 @@ def cohort(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
             "dagster/asset_partition_range_start": first,
             "dagster/asset_partition_range_end": last,
         }
-        assert dg.materialize([asset], tags=tags, resources=resources).success
-    assert dg.materialize([features], partition_key=COHORT, resources=resources).success
+        assert materialize([asset], tags=tags, resources=resources).success
+    assert materialize([features], partition_key=COHORT, resources=resources).success
     with duckdb.connect(str(Path(home) / "warehouse.duckdb"), read_only=True) as conn:
         frame = conn.execute("SELECT * FROM features WHERE cohort_month = ?", [COHORT]).df()
     return {row["msno"]: row for row in frame.to_dict("records")}

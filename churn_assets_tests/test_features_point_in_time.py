@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
@@ -12,7 +11,7 @@ import pytest
 from churn_assets.features.assets import features
 from churn_assets.raw.assets import members, transactions, user_logs
 from churn_assets.simulator import simulate
-from churn_assets_tests.helpers import resources_for
+from churn_assets_tests.helpers import materialize, resources_for
 
 COHORT = "2016-03-01"
 LATER_COHORT = "2016-04-01"
@@ -25,7 +24,7 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     world = simulate(root / "world", users=400, months=4, seed=21)
     home = root / "home"
     resources = resources_for(home, world.landing_dir)
-    assert dg.materialize([members], resources=resources).success
+    assert materialize([members], resources=resources).success
     for asset, months in (
         (transactions, world.history_months + world.months),
         (user_logs, world.months),
@@ -34,12 +33,12 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "dagster/asset_partition_range_start": f"{months[0]:%Y-%m-01}",
             "dagster/asset_partition_range_end": f"{months[-1]:%Y-%m-01}",
         }
-        assert dg.materialize([asset], tags=tags, resources=resources).success
+        assert materialize([asset], tags=tags, resources=resources).success
     return home
 
 
 def _features(home: Path, cohort: str, may_be_empty: bool = False) -> pd.DataFrame:
-    result = dg.materialize(
+    result = materialize(
         [features], partition_key=cohort, resources=resources_for(home), raise_on_error=False
     )
     assert result.success or may_be_empty

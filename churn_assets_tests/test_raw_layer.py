@@ -11,7 +11,7 @@ import pytest
 
 from churn_assets.raw.assets import labels, members, transactions, user_logs
 from churn_assets.simulator import simulate
-from churn_assets_tests.helpers import resources_for
+from churn_assets_tests.helpers import materialize, resources_for
 
 MONTH = "2016-02-01"
 
@@ -30,7 +30,7 @@ def landing(world, tmp_path: Path) -> Path:
 
 
 def _load(home: Path, landing: Path, asset, partition: str | None = MONTH, **kwargs):
-    return dg.materialize(
+    return materialize(
         [asset], partition_key=partition, resources=resources_for(home, landing), **kwargs
     )
 
@@ -143,15 +143,15 @@ def test_empty_file_is_named(tmp_path, landing):
     assert str(empty) in failure.value.description and "empty" in failure.value.description
 
 
-def test_month_without_data_fails_the_blocking_schema_check(tmp_path, landing):
+def test_month_without_data_fails_naming_the_month_and_the_folder(tmp_path, landing):
     home = tmp_path / "home"
     result = _load(home, landing, transactions, partition="2017-06-01", raise_on_error=False)
-    # A failed blocking check fails the step, so nothing downstream runs on an empty month.
+    # No file covers the month: the delivery has not happened, so the load fails (and is loaded
+    # once a file lands) rather than storing an empty month.
     assert not result.success
-    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
-    assert not checks["schema"].passed
-    assert checks["schema"].severity == dg.AssetCheckSeverity.ERROR
-    assert "no transactions rows" in checks["schema"].description
+    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
+    message = failure.step_failure_data.user_failure_data.description
+    assert "no transactions file" in message and "2017-06" in message and str(landing) in message
 
 
 def test_labels_load_one_cohort(tmp_path, landing, world):
@@ -268,13 +268,17 @@ def test_extra_column_is_ignored_and_reported(tmp_path, landing):
     assert schema.passed and _metadata(schema)["extra_columns_ignored"] == "num_skip"
 
 
-def test_header_only_file_fails_the_blocking_check(tmp_path, landing):
+def test_header_only_files_leave_the_month_unloaded(tmp_path, landing):
     home = tmp_path / "home"
     for path in landing.glob("user_logs_*.csv"):
         path.write_text(path.read_text().splitlines()[0] + "\n")
     result = _load(home, landing, user_logs, raise_on_error=False)
     assert not result.success
-    assert not _checks(result)["schema"].passed
+    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
+    assert (
+        "hold no valid rows of that month"
+        in failure.step_failure_data.user_failure_data.description
+    )
 
 
 # --- partition ranges in one run --------------------------------------------------------------
@@ -285,7 +289,7 @@ def _load_range(home: Path, landing: Path, asset, first: str, last: str, **kwarg
         "dagster/asset_partition_range_start": first,
         "dagster/asset_partition_range_end": last,
     }
-    return dg.materialize([asset], tags=tags, resources=resources_for(home, landing), **kwargs)
+    return materialize([asset], tags=tags, resources=resources_for(home, landing), **kwargs)
 
 
 def test_a_partition_range_loads_in_one_run_with_checks_per_month(tmp_path, landing, world):

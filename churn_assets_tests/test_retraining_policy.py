@@ -11,6 +11,7 @@ import duckdb
 import pytest
 from mlflow.entities.model_registry import ModelVersion, ModelVersionTag
 
+from churn_assets.alerts.channels import alerts_resource
 from churn_assets.automation.sensors import training_sensor
 from churn_assets.partitions import monthly_partitions, register_months
 from churn_assets.resources import ClockResource, ModelRegistryResource, WarehouseResource
@@ -85,6 +86,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
                 "registry": FixedChampion(tracking_uri="sqlite:///unused"),
                 "warehouse": WarehouseResource(database=str(tmp_path / "w.duckdb")),
                 "clock": ClockResource(today="2016-08-01"),
+                "alerts": alerts_resource({"CHURN_HOME": str(tmp_path)}),
             },
             "warehouse": tmp_path / "w.duckdb",
         }
@@ -135,6 +137,8 @@ def test_a_candidate_that_keeps_failing_the_hurdle_trains_once_then_escalates(wo
         assert again == []
     actions = [a for _, a, _ in _decisions(world)]
     assert actions == ["retrain", "escalate"]  # the escalation recorded once, not per tick
+    alerts = (world["warehouse"].parent / "logs" / "alerts.log").read_text().splitlines()
+    assert [line for line in alerts if "retraining_did_not_help" in line] != []
 
     # New labels land: one more training is allowed.
     world["instance"].report_runless_asset_event(

@@ -17,6 +17,8 @@ from datetime import date
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from churn_assets.alerts.channels import AlertsResource
+from churn_assets.alerts.retraining import alert_retraining_did_not_help
 from churn_assets.automation.jobs import cohort_job, load_job, training_job
 from churn_assets.automation.loads import due_loads
 from churn_assets.automation.reaper import end_orphaned_mlflow_runs
@@ -306,6 +308,7 @@ def training_sensor(
     registry: ModelRegistryResource,
     warehouse: DuckDBResource,
     clock: ClockResource,
+    alerts: AlertsResource,
 ) -> Iterator[dg.RunRequest | dg.SkipReason]:
     cursor = _cursor(context)
     champion = registry.champion()
@@ -347,6 +350,11 @@ def training_sensor(
         context.instance.report_runless_asset_event(observation(decision))
         if decision.action == "escalate":
             context.log.warning(f"retraining needs a person: {decision.reason}")
+            alert_retraining_did_not_help(
+                alerts,
+                decision.trigger.cohort or decision.newest_labels,
+                f"{decision.reason}; evidence: {decision.trigger.evidence}",
+            )
         cursor["recorded"] = [*recorded, decision.key][-50:]
     context.update_cursor(json.dumps(cursor))
     if request is not None:
