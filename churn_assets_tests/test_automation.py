@@ -179,7 +179,12 @@ def test_cohort_sensor_waits_for_both_tables_then_asks_once(world, tmp_path: Pat
 
 
 def test_training_sensor_needs_two_labelled_cohorts_for_the_first_model(world, tmp_path: Path):
-    registry = ModelRegistryResource(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    resources = {
+        "registry": ModelRegistryResource(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}"),
+        "warehouse": resources_for(tmp_path / "home")["warehouse"],
+        "clock": ClockResource(today="2016-05-01"),
+        "alerts": resources_for(tmp_path / "home")["alerts"],
+    }
     with dg.instance_for_test() as instance:
         repository = _repository(tmp_path, world.landing_dir)
         instance.report_runless_asset_event(
@@ -189,7 +194,7 @@ def test_training_sensor_needs_two_labelled_cohorts_for_the_first_model(world, t
             dg.AssetMaterialization("labels", partition="2016-02-01")
         )
         with dg.build_sensor_context(
-            instance=instance, resources={"registry": registry}, repository_def=repository
+            instance=instance, resources=resources, repository_def=repository
         ) as context:
             data = training_sensor.evaluate_tick(context)
         assert _requests(data) == []
@@ -203,7 +208,7 @@ def test_training_sensor_needs_two_labelled_cohorts_for_the_first_model(world, t
         with dg.build_sensor_context(
             instance=instance,
             cursor=data.cursor,
-            resources={"registry": registry},
+            resources=resources,
             repository_def=repository,
         ) as context:
             requests = _requests(training_sensor.evaluate_tick(context))

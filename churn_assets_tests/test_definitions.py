@@ -34,7 +34,15 @@ def test_workspace_points_at_loadable_definitions(churn_env, request):
     )
     assert {s.name for s in repo.schedule_defs} == {"monthly_schedule"}
     sensors = {s.name: s for s in repo.sensor_defs}
-    assert set(sensors) == {"cohort_sensor", "training_sensor"}
+    assert set(sensors) == {
+        "landing_sensor",
+        "cohort_sensor",
+        "training_sensor",
+        "mlflow_run_closer",
+        "check_failure_alerts",
+        "run_failure_alerts",
+        "slow_run_alerts",
+    }
     assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in sensors.values())
 
 
