@@ -18,6 +18,7 @@ from churn_assets.automation.sensors import (
 )
 from churn_assets.features.assets import features
 from churn_assets.monitoring.assets import drift_report
+from churn_assets.outcomes.assets import retention_outcome
 from churn_assets.performance.assets import model_performance
 from churn_assets.raw.assets import labels, members, transactions, user_logs
 from churn_assets.resources import default_resources
@@ -34,6 +35,7 @@ ASSETS = [
     predictions,
     drift_report,
     model_performance,
+    retention_outcome,
 ]
 
 

@@ -126,3 +126,9 @@ def retraining_settings(environ: dict[str, str] | None = None) -> dict:
         "stale_after_cohorts": int(env.get("CHURN_RETRAIN_STALE_COHORTS", "3")),
         "cooldown_months": int(env.get("CHURN_RETRAIN_COOLDOWN_MONTHS", "1")),
     }
+
+
+def control_share(environ: dict[str, str] | None = None) -> float:
+    """Share of users held out of retention actions (``CHURN_CONTROL_SHARE``, default 0.1)."""
+    env = os.environ if environ is None else environ
+    return float(env.get("CHURN_CONTROL_SHARE", "0.1"))

@@ -62,6 +62,7 @@ def test_schedule_loads_last_month_and_labels_that_became_known(world, tmp_path)
     assert [k.to_user_string() for k in requests[1].asset_selection] == [
         "labels",
         "model_performance",
+        "retention_outcome",
     ]
 
 

@@ -14,7 +14,7 @@ from churn_assets.training.lifecycle_ops import change_champion_op, delete_old_v
 load_job = dg.define_asset_job(
     "load_job",
     selection=dg.AssetSelection.assets(
-        "members", "transactions", "user_logs", "labels", "model_performance"
+        "members", "transactions", "user_logs", "labels", "model_performance", "retention_outcome"
     ),
     partitions_def=monthly_partitions,
     description="Load raw landing files into DuckDB, one monthly partition at a time; backtest "

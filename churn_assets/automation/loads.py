@@ -32,7 +32,11 @@ from churn_assets.partitions import (
 from churn_assets.raw.catalog import MONTHLY_TABLES, LandingCatalog
 
 MEMBERS = dg.AssetKey("members")
-LABEL_ASSETS = [dg.AssetKey("labels"), dg.AssetKey("model_performance")]
+LABEL_ASSETS = [
+    dg.AssetKey("labels"),
+    dg.AssetKey("model_performance"),
+    dg.AssetKey("retention_outcome"),
+]
 TRIGGER_TAG = "churn/trigger"
 
 

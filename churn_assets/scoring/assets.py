@@ -14,10 +14,15 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from churn_assets.features.feature_sets import cohort_coverage, read_cohort_features
+from churn_assets.outcomes.control import in_control_group
 from churn_assets.partitions import month_start, monthly_partitions
 from churn_assets.resources import ModelRegistryResource
 from churn_assets.scoring.reasons import reason_text, top_reasons
-from churn_assets.settings import BUCKET_A_MIN_PROBABILITY, BUCKET_B_MIN_PROBABILITY
+from churn_assets.settings import (
+    BUCKET_A_MIN_PROBABILITY,
+    BUCKET_B_MIN_PROBABILITY,
+    control_share,
+)
 from churn_assets.training.model import as_matrix
 from churn_assets.warehouse import run_sql_file, transaction
 
@@ -25,6 +30,12 @@ SQL = Path(__file__).parent / "predictions.sql"
 
 
 class ScoringConfig(dg.Config):
+    control_share: float = Field(
+        default_factory=control_share,
+        ge=0.0,
+        lt=1.0,
+        description="Share of users held out of actions (stable per user), to measure them.",
+    )
     bucket_a_min_probability: float = Field(
         default=BUCKET_A_MIN_PROBABILITY, description="Score from which bucket A."
     )
@@ -89,6 +100,7 @@ def predictions(
             "model_version": str(champion.version),
             "top_reasons": ["; ".join(reason_text(*reason) for reason in r) for r in reasons],
             "scored_at": datetime.now(),
+            "control_group": in_control_group(frame["msno"], config.control_share),
         }
     )
     with warehouse.get_connection() as conn:
@@ -106,6 +118,7 @@ def predictions(
             else f"incomplete windows, missing {coverage['missing_months']}",
             "mean_churn_probability": float(probability.mean()),
             "bucket_counts": dg.MetadataValue.json({k: int(v) for k, v in buckets.items()}),
+            "control_group_users": int(scored["control_group"].sum()),
             "highest_risk": dg.MetadataValue.md(
                 scored.nlargest(10, "churn_probability")[
                     ["msno", "churn_probability", "bucket", "top_reasons"]

@@ -6,9 +6,13 @@ CREATE TABLE IF NOT EXISTS predictions (
     bucket VARCHAR NOT NULL,
     model_version VARCHAR NOT NULL,
     top_reasons VARCHAR,
-    scored_at TIMESTAMP NOT NULL
+    scored_at TIMESTAMP NOT NULL,
+    control_group BOOLEAN
 );
+-- Held out of every action, to measure what the actions were worth (outcomes/control.py).
+ALTER TABLE predictions ADD COLUMN IF NOT EXISTS control_group BOOLEAN;
 DELETE FROM predictions WHERE cohort_month = $cohort;
 INSERT INTO predictions BY NAME
-SELECT msno, cohort_month, churn_probability, bucket, model_version, top_reasons, scored_at
+SELECT msno, cohort_month, churn_probability, bucket, model_version, top_reasons, scored_at,
+       control_group
 FROM scored;

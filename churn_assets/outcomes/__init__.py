@@ -1,0 +1,1 @@
+"""Business outcome: did acting on the scores keep users, measured against a held-out control."""
