@@ -1,43 +1,220 @@
-"""The ``drift_report`` asset and its ``feature_drift`` check.
+"""The ``drift_report`` asset and its ``feature_drift`` and ``prediction_drift`` checks.
 
-The reference is what the champion learnt from: the features of its training cohorts. A failing
-check (too large a share of drifted columns) is what the retraining sensor listens for.
+The reference is what the champion learnt from: the features of its training cohorts (and the
+cohort it was validated on), the complete ones when there are any. Against it, for the whole
+cohort (statistics and tiers in :mod:`churn_assets.monitoring.psi`):
+
+* **data drift** (check ``feature_drift``, verdict ``data_drift``): every feature's PSI, beyond
+  sampling noise, weighted by the champion's gain importance; the weighted sum is judged;
+* **prediction drift** (check ``prediction_drift``, verdict ``prediction_drift``): PSI of the
+  champion's scores on the cohort against its scores on the reference;
+* **target drift** (verdict ``target_drift``, :mod:`churn_assets.monitoring.target`): the churn
+  rate of the newest labelled cohort against the reference's, or n/a.
+
+A check passes on ``pass`` and fails with severity WARN on ``warn`` and ERROR on ``error``; the
+retraining sensor reads the ``feature_drift`` check's severity. One row per column (and one each
+for the weighted and the prediction score) goes to ``drift_metrics``; the Evidently HTML, on a
+sample, goes to ``reports/drift/drift_YYYY-MM_vN.html`` and to an MLflow run ``drift-YYYY-MM``.
 """
 
 import json
+import math
+from datetime import date, datetime
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
+import pandas as pd
 from dagster_duckdb import DuckDBResource
+from mlflow.exceptions import MlflowException
 from pydantic import Field
 
 from churn_assets.features.assets import CATEGORICAL_FEATURES
 from churn_assets.features.feature_sets import (
     complete_cohorts,
     feature_columns_of,
-    read_cohort_features,
+    keep_common_features,
 )
-from churn_assets.monitoring.drift import data_drift
+from churn_assets.monitoring import psi
+from churn_assets.monitoring.drift import html_report_path, log_drift_run, save_html_report
+from churn_assets.monitoring.target import TargetDrift, target_drift
 from churn_assets.monitoring.verdicts import record_verdict
 from churn_assets.partitions import month_start, monthly_partitions
 from churn_assets.resources import ModelRegistryResource, ReportsResource
+from churn_assets.training.model import predict_probability
 from churn_assets.warehouse import run_sql_file, transaction
 
 SQL = Path(__file__).parent / "drift_tables.sql"
+SAMPLE_SQL = Path(__file__).parent / "feature_sample.sql"
 DRIFT_CHECK = "feature_drift"
-# At most this many reference rows: enough for stable tests, bounded in memory.
-MAX_REFERENCE_ROWS = 50_000
+PREDICTION_CHECK = "prediction_drift"
+SEVERITY = {"warn": dg.AssetCheckSeverity.WARN, "error": dg.AssetCheckSeverity.ERROR}
+TOP_COLUMNS = 5  # named in the verdicts and the check descriptions
 
 
 class DriftConfig(dg.Config):
-    drift_share: float = Field(
-        default=0.5, description="Share of drifted feature columns at which the cohort drifts."
+    moderate_psi: float = Field(
+        default=psi.MODERATE_PSI,
+        description="PSI (beyond sampling noise) from which a column, the weighted score or the "
+        "prediction score warns: the credit-scoring convention for a moderate shift.",
+    )
+    major_psi: float = Field(
+        default=psi.MAJOR_PSI,
+        description="PSI from which they are an error: the convention for a major shift.",
+    )
+    max_reference_rows: int = Field(
+        default=psi.MAX_REFERENCE_ROWS,
+        description="Reference rows the feature statistics read at most (a hash sample of users).",
+    )
+    max_scored_rows: int = Field(
+        default=200_000,
+        description="Rows of each side the champion scores for prediction drift, at most.",
+    )
+    html_rows: int = Field(default=5_000, description="Rows of each side in the HTML report.")
+    html_columns: int = Field(
+        default=25, description="Columns in the HTML report: the largest contributions first."
+    )
+    log_to_mlflow: bool = Field(
+        default=True, description="Log the HTML and the scores as an MLflow run drift-YYYY-MM."
+    )
+
+
+def _reference_cohorts(conn, champion) -> list[date]:
+    """Everything the champion learnt from: its training cohorts and the one it validated on;
+    only the complete ones when there are any (a hole in a window would make every later cohort
+    look drifted)."""
+    learnt_from = json.loads(champion.tags.get("training_cohorts", "[]"))
+    learnt_from.append(champion.tags.get("validation_cohort", ""))
+    cohorts = sorted({month_start(c) for c in learnt_from if c})
+    return complete_cohorts(conn, cohorts) or cohorts
+
+
+def _compared_columns(conn, cohort: date, reference: list[date]) -> list[str]:
+    """Numeric feature columns both sides were built with, in the table's order."""
+    empty = conn.execute("SELECT * FROM features LIMIT 0").df()
+    common = feature_columns_of(list(keep_common_features(conn, empty, [cohort, *reference])))
+    return psi.numeric_feature_columns(conn, common)
+
+
+def _rows(conn, cohorts: list[date]) -> int:
+    return conn.execute(
+        "SELECT count(*) FROM features WHERE cohort_month IN (SELECT unnest(?::DATE[]))",
+        [cohorts],
+    ).fetchone()[0]
+
+
+def _sample(conn, cohorts: list[date], columns: list[str], rows: int, keep: int) -> pd.DataFrame:
+    return run_sql_file(
+        conn,
+        SAMPLE_SQL,
+        {"cohorts": cohorts, "columns": columns, "hash_cut": psi.hash_cut(rows, keep)},
+    ).df()
+
+
+def _prediction_drift(
+    conn, booster, reference: pd.DataFrame, current: pd.DataFrame, config: DriftConfig
+) -> dict:
+    """PSI of the champion's scores, or n/a with the reason when the cohort cannot be scored."""
+    try:
+        reference_scores = predict_probability(booster, reference)
+        current_scores = predict_probability(booster, current)
+    except KeyError as exc:
+        return {"tier": "n/a", "reason": str(exc)}
+    row = psi.score_psi(conn, reference_scores, current_scores)
+    frame = row.to_frame().T
+    score = float(psi.adjusted(frame["psi"], frame["expected_psi"], frame["noise_limit"]).iloc[0])
+    return {
+        "tier": psi.tier_of(score, config.moderate_psi, config.major_psi),
+        "psi": float(row["psi"]),
+        "adjusted": score,
+        "expected": float(row["expected_psi"]),
+        "noise_limit": float(row["noise_limit"]),
+        "js_distance": float(row["js_distance"]),
+        "bins": int(row["bins"]),
+        "reference_rows": int(row["reference_rows"]),
+        "current_rows": int(row["current_rows"]),
+        "reference_mean": float(np.mean(reference_scores)),
+        "current_mean": float(np.mean(current_scores)),
+    }
+
+
+def _top(judged: pd.DataFrame, count: int = TOP_COLUMNS) -> str:
+    top = judged[judged["weighted_contribution"] > 0].head(count)
+    return (
+        ", ".join(
+            f"{r.column_name} (PSI {r.psi:.2f}, weight {r.importance:.2f})"
+            for r in top.itertuples()
+        )
+        or "none"
+    )
+
+
+def _drift_rows(
+    judged: pd.DataFrame,
+    weighted: float,
+    data_tier: str,
+    prediction: dict,
+    config: DriftConfig,
+) -> pd.DataFrame:
+    columns = judged.rename(columns={"psi": "score", "expected_psi": "expected_noise"}).assign(
+        method="psi", threshold=config.moderate_psi, major_threshold=config.major_psi
+    )
+    summary = [
+        {
+            "column_name": "*",
+            "method": "weighted_psi",
+            "score": float((judged["importance"] * judged["psi"]).sum()),
+            "adjusted_score": weighted,
+            "tier": data_tier,
+            "drifted": data_tier != "pass",
+            "importance": float(judged["importance"].sum()),
+            "weighted_contribution": weighted,
+            "reference_rows": int(judged["reference_rows"].max()),
+            "current_rows": int(judged["current_rows"].max()),
+        }
+    ]
+    if prediction["tier"] != "n/a":
+        summary.append(
+            {
+                "column_name": psi.SCORE_COLUMN,
+                "method": "prediction_psi",
+                "score": prediction["psi"],
+                "adjusted_score": prediction["adjusted"],
+                "expected_noise": prediction["expected"],
+                "noise_limit": prediction["noise_limit"],
+                "js_distance": prediction["js_distance"],
+                "bins": prediction["bins"],
+                "tier": prediction["tier"],
+                "drifted": prediction["tier"] != "pass",
+                "reference_rows": prediction["reference_rows"],
+                "current_rows": prediction["current_rows"],
+            }
+        )
+    summary_frame = pd.DataFrame(summary).assign(
+        threshold=config.moderate_psi, major_threshold=config.major_psi
+    )
+    return pd.concat([columns, summary_frame], ignore_index=True)
+
+
+def _html_columns(judged: pd.DataFrame, count: int) -> tuple[list[str], list[str]]:
+    chosen = judged["column_name"].head(count).tolist()
+    categorical = [c for c in chosen if c in CATEGORICAL_FEATURES]
+    return [c for c in chosen if c not in categorical], categorical
+
+
+def _check(name: str, tier: str, description: str, metadata: dict) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=name,
+        passed=tier in ("pass", "n/a"),
+        severity=SEVERITY.get(tier, dg.AssetCheckSeverity.WARN),
+        description=description,
+        metadata={"tier": tier, **metadata},
     )
 
 
 @dg.asset(
     group_name="monitoring",
-    kinds={"evidently", "duckdb"},
+    kinds={"duckdb", "evidently"},
     partitions_def=monthly_partitions,
     deps=["features", "churn_model"],
     check_specs=[
@@ -45,8 +222,16 @@ class DriftConfig(dg.Config):
             DRIFT_CHECK,
             asset="drift_report",
             partitions_def=monthly_partitions,
-            description="Share of drifted feature columns against the champion's training data.",
-        )
+            description="Importance-weighted PSI of the features against the champion's "
+            "training data: fails WARN from 0.1, ERROR from 0.25.",
+        ),
+        dg.AssetCheckSpec(
+            PREDICTION_CHECK,
+            asset="drift_report",
+            partitions_def=monthly_partitions,
+            description="PSI of the champion's scores on the cohort against its scores on its "
+            "training data: fails WARN from 0.1, ERROR from 0.25.",
+        ),
     ],
 )
 def drift_report(
@@ -56,84 +241,195 @@ def drift_report(
     registry: ModelRegistryResource,
     reports: ReportsResource,
 ) -> dg.MaterializeResult:
-    """Evidently data-drift report of the cohort's features; HTML under CHURN_HOME/reports."""
+    """Data, prediction and target drift of the cohort against the champion's training data."""
     cohort = month_start(context.partition_key)
     champion = registry.champion()
     if champion is None:
         raise dg.Failure("no champion model: drift is measured against its training data")
-    # Everything the champion learnt from: its training cohorts and the one it was validated on.
-    learnt_from = json.loads(champion.tags.get("training_cohorts", "[]"))
-    learnt_from.append(champion.tags.get("validation_cohort", ""))
-    feature_names = json.loads(champion.tags.get("feature_columns", "[]"))
+    version = str(champion.version)
+    booster = registry.load_model(version)
+    importance = dict(zip(booster.feature_name(), booster.feature_importance("gain"), strict=True))
     with warehouse.get_connection() as conn:
-        # Cohorts built with a hole in their windows would make every later cohort look drifted:
-        # the reference keeps the complete ones, when there are any.
-        complete = complete_cohorts(conn, [month_start(c) for c in learnt_from if c])
-        if complete:
-            learnt_from = [f"{c:%Y-%m-01}" for c in complete]
-        # Only the features both sides were built with are comparable.
-        current = read_cohort_features(
-            conn, cohort, common_with=[month_start(c) for c in learnt_from if c]
+        reference = _reference_cohorts(conn, champion)
+        reference_rows, current_rows = _rows(conn, reference), _rows(conn, [cohort])
+        if not reference_rows or not current_rows:
+            raise dg.Failure(
+                f"drift needs both sides: {current_rows} current rows for {cohort:%Y-%m}, "
+                f"{reference_rows} reference rows from cohorts "
+                f"{', '.join(f'{c:%Y-%m}' for c in reference) or 'none'}"
+            )
+        columns = _compared_columns(conn, cohort, reference)
+        if not columns:
+            raise dg.Failure(f"cohort {cohort:%Y-%m} shares no numeric feature with the reference")
+        stats = psi.feature_psi(
+            conn, cohort, reference, columns, CATEGORICAL_FEATURES, config.max_reference_rows
         )
-        reference = conn.execute(
-            "SELECT * FROM features WHERE cohort_month IN (SELECT unnest(?::DATE[])) "
-            f"USING SAMPLE reservoir({int(MAX_REFERENCE_ROWS)} ROWS) REPEATABLE (7)",
-            [[c for c in learnt_from if c]],
-        ).df()
-        reference = reference[[c for c in reference.columns if c in current.columns]]
-    if current.empty or reference.empty:
-        raise dg.Failure(
-            f"drift needs both sides: {len(current)} current rows for {cohort:%Y-%m}, "
-            f"{len(reference)} reference rows from cohorts {learnt_from}"
-        )
-    columns = feature_columns_of(list(current.columns))
-    if feature_names:
-        columns = [c for c in columns if c in feature_names]
-    categorical = [c for c in columns if c in CATEGORICAL_FEATURES]
-    numerical = [c for c in columns if c not in categorical]
-    html_path = reports.folder / "drift" / f"drift_{cohort:%Y-%m}.html"
-    result = data_drift(reference, current, numerical, categorical, config.drift_share, html_path)
+        judged = psi.judge_columns(stats, importance, config.moderate_psi, config.major_psi)
+        weighted = float(judged["weighted_contribution"].sum())
+        data_tier = psi.tier_of(weighted, config.moderate_psi, config.major_psi)
 
-    drifted = result.columns[result.columns["drifted"]]["column_name"].tolist()
-    severity = "warn" if result.dataset_drift else "pass"
-    detail = (
-        f"{len(drifted)} of {len(result.columns)} feature columns drifted "
-        f"({result.drifted_share:.0%}, limit {config.drift_share:.0%}) against model "
-        f"v{champion.version}'s training cohorts: {', '.join(drifted) or 'none'}"
+        # The booster's features both sides have; one it needs and they lack: n/a.
+        scored = [c for c in booster.feature_name() if c in columns]
+        prediction = (
+            _prediction_drift(
+                conn,
+                booster,
+                _sample(conn, reference, scored, reference_rows, config.max_scored_rows),
+                _sample(conn, [cohort], scored, current_rows, config.max_scored_rows),
+                config,
+            )
+            if scored
+            else {"tier": "n/a", "reason": "no feature of the model in both sides"}
+        )
+        target = target_drift(conn, cohort, reference)
+        numerical, categorical = _html_columns(judged, config.html_columns)
+        html_reference = _sample(
+            conn, reference, numerical + categorical, reference_rows, config.html_rows
+        )
+        html_current = _sample(
+            conn, [cohort], numerical + categorical, current_rows, config.html_rows
+        )
+
+    html_path = save_html_report(
+        html_reference,
+        html_current,
+        numerical,
+        categorical,
+        html_report_path(reports.folder, cohort, version),
     )
-    drift_rows = result.columns.assign(
-        cohort_month=cohort, reference_model_version=str(champion.version)
+    drifted = judged[judged["drifted"]]["column_name"].tolist()
+    reference_text = ", ".join(f"{c:%Y-%m}" for c in reference)
+    data_detail = (
+        f"weighted PSI {weighted:.3f} ({data_tier}; warn from {config.moderate_psi:g}, error "
+        f"from {config.major_psi:g}) against model v{version}'s training cohorts "
+        f"{reference_text}; top contributions: {_top(judged)}; {len(drifted)} of "
+        f"{len(judged)} columns drifted on their own"
+    )
+    if prediction["tier"] == "n/a":
+        prediction_detail = f"model v{version} cannot score cohort {cohort:%Y-%m}: " + str(
+            prediction["reason"]
+        )
+    else:
+        prediction_detail = (
+            f"PSI of model v{version}'s scores {prediction['psi']:.3f}, "
+            f"{prediction['adjusted']:.3f} beyond noise ({prediction['tier']}); mean score "
+            f"{prediction['current_mean']:.3f} vs {prediction['reference_mean']:.3f} on the "
+            f"training cohorts"
+        )
+    rows = _drift_rows(judged, weighted, data_tier, prediction, config).assign(
+        cohort_month=cohort, reference_model_version=version, evaluated_at=datetime.now()
     )
     with warehouse.get_connection() as conn:
-        conn.register("drift_rows", drift_rows)
+        conn.register("drift_rows", rows)
         with transaction(conn):
             run_sql_file(conn, SQL, {"cohort": cohort})
-            record_verdict(conn, cohort, "data_drift", severity, detail)
+            record_verdict(conn, cohort, "data_drift", data_tier, data_detail)
+            record_verdict(conn, cohort, "prediction_drift", prediction["tier"], prediction_detail)
+            record_verdict(conn, cohort, "target_drift", target.severity, target.detail)
 
+    run_id = _log_run(
+        context,
+        config,
+        registry,
+        cohort,
+        version,
+        html_path,
+        rows,
+        target,
+        {
+            "weighted_psi": weighted,
+            "prediction_psi": prediction.get("psi", math.nan),
+            "drifted_columns": float(len(drifted)),
+        },
+    )
+    evidence = {
+        "cohort_month": cohort.isoformat(),
+        "reference_model_version": version,
+        "reference_cohorts": reference_text,
+    }
+    table = judged.head(15)[
+        ["column_name", "psi", "adjusted_score", "importance", "weighted_contribution", "tier"]
+    ]
     return dg.MaterializeResult(
         metadata={
+            **evidence,
             "report_path": dg.MetadataValue.path(str(html_path)),
-            "cohort_month": cohort.isoformat(),
-            "reference_model_version": str(champion.version),
-            "reference_rows": len(reference),
-            "current_rows": len(current),
-            "drifted_share": result.drifted_share,
+            "report_url": dg.MetadataValue.url(html_path.resolve().as_uri()),
+            "mlflow_run_id": run_id,
+            "reference_rows": reference_rows,
+            "current_rows": current_rows,
+            "weighted_psi": weighted,
+            "data_drift": data_tier,
+            "prediction_drift": prediction["tier"],
+            "prediction_psi": prediction.get("psi", math.nan),
+            "target_drift": target.severity,
+            "target_drift_detail": target.detail,
             "drifted_columns": dg.MetadataValue.json(drifted),
-            "columns": dg.MetadataValue.md(result.columns.round(4).to_markdown(index=False)),
+            "columns": dg.MetadataValue.md(table.round(4).to_markdown(index=False)),
         },
         check_results=[
-            dg.AssetCheckResult(
-                check_name=DRIFT_CHECK,
-                passed=not result.dataset_drift,
-                severity=dg.AssetCheckSeverity.WARN,
-                description=detail,
-                metadata={
-                    "cohort_month": cohort.isoformat(),
-                    "drifted_share": result.drifted_share,
-                    "drift_share_limit": config.drift_share,
+            _check(
+                DRIFT_CHECK,
+                data_tier,
+                data_detail,
+                {
+                    **evidence,
+                    "weighted_psi": weighted,
+                    "prediction_psi": prediction.get("psi", math.nan),
+                    "top_columns": dg.MetadataValue.md(table.round(4).to_markdown(index=False)),
+                    "drifted_share": len(drifted) / len(judged),
                     "drifted_columns": ", ".join(drifted) or "none",
-                    "reference_model_version": str(champion.version),
                 },
-            )
+            ),
+            _check(
+                PREDICTION_CHECK,
+                prediction["tier"],
+                prediction_detail,
+                {
+                    **evidence,
+                    **{
+                        k: v
+                        for k, v in prediction.items()
+                        if k not in ("tier", "reason") and isinstance(v, int | float)
+                    },
+                    "weighted_psi": weighted,
+                },
+            ),
         ],
     )
+
+
+def _log_run(
+    context: dg.AssetExecutionContext,
+    config: DriftConfig,
+    registry: ModelRegistryResource,
+    cohort: date,
+    version: str,
+    html_path: Path,
+    rows: pd.DataFrame,
+    target: TargetDrift,
+    metrics: dict[str, float],
+) -> str:
+    """The MLflow run of this report, or '' (with a warning) when MLflow cannot take it: the
+    verdicts are stored already, and the HTML stays on disk."""
+    if not config.log_to_mlflow:
+        return ""
+    tiers = dict(zip(rows["method"], rows["tier"], strict=False))
+    try:
+        return log_drift_run(
+            registry.tracking_uri,
+            cohort,
+            version,
+            {k: v for k, v in metrics.items() if math.isfinite(v)},
+            {
+                "data_drift": str(tiers.get("weighted_psi", "")),
+                "prediction_drift": str(tiers.get("prediction_psi", "n/a")),
+                "target_drift": target.severity,
+                "dagster_run_id": context.run_id,
+            },
+            {"drift": html_path},
+            {"drift/drift_metrics.csv": rows.to_csv(index=False)},
+        )
+    except (MlflowException, OSError) as exc:
+        context.log.warning(f"drift report not logged to MLflow: {exc}")
+        return ""

@@ -1,53 +1,93 @@
-"""Evidently 0.7 data drift, reduced to one row per column and one verdict per cohort."""
+"""The drift report people read: Evidently's HTML on a bounded sample, kept per cohort and model
+version, and logged to MLflow as a short run of its own.
+
+The verdicts do not come from here (see :mod:`churn_assets.monitoring.psi`): Evidently's own
+per-column tests, on a sample, are for the eye. Its cost grows with rows and columns, so it sees
+at most a few thousand rows of each side and the columns that matter most.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
 from evidently import DataDefinition, Dataset, Report
 from evidently.presets import DataDriftPreset
+from mlflow.entities import Metric, RunStatus
+from mlflow.tracking import MlflowClient
+
+from churn_assets.resources import ensure_experiment
+from churn_assets.settings import EXPERIMENT_NAME, churn_paths
+
+# The tag dagster-mlflow gives its runs: the reaper ends a RUNNING run whose Dagster run is over.
+DAGSTER_RUN_TAG = "dagster_run_id"
 
 
-@dataclass(frozen=True)
-class DriftResult:
-    columns: pd.DataFrame  # column_name, method, score, threshold, drifted
-    drifted_share: float
-    dataset_drift: bool
+def html_report_path(folder: Path, cohort: date, model_version: str) -> Path:
+    """``drift/drift_YYYY-MM_vN.html``: one file per cohort and reference model version."""
+    return folder / "drift" / f"drift_{cohort:%Y-%m}_v{model_version}.html"
 
 
-def data_drift(
+def save_html_report(
     reference: pd.DataFrame,
     current: pd.DataFrame,
     numerical: list[str],
     categorical: list[str],
-    drift_share: float,
     html_path: Path,
-) -> DriftResult:
-    """Run Evidently's DataDriftPreset, save its HTML, return per-column scores and the verdict.
-
-    Evidently picks the test per column (K-S or chi-square p-values on small samples, Wasserstein
-    or Jensen-Shannon distances on large ones): a p-value drifts when below its threshold, a
-    distance when at or above it.
-    """
+) -> Path:
+    """Evidently's DataDriftPreset over the given columns of two (small) frames, as HTML."""
     definition = DataDefinition(numerical_columns=numerical, categorical_columns=categorical)
     columns = numerical + categorical
-    snapshot = Report([DataDriftPreset(drift_share=drift_share)]).run(
+    snapshot = Report([DataDriftPreset()]).run(
         current_data=Dataset.from_pandas(current[columns], data_definition=definition),
         reference_data=Dataset.from_pandas(reference[columns], data_definition=definition),
     )
     html_path.parent.mkdir(parents=True, exist_ok=True)
     snapshot.save_html(str(html_path))
-    rows = []
-    for metric in snapshot.dict()["metrics"]:
-        config = metric["config"]
-        if not config.get("type", "").endswith("ValueDrift"):
-            continue
-        method, threshold, score = config["method"], float(config["threshold"]), metric["value"]
-        score = float(score)
-        drifted = score < threshold if "p_value" in method else score >= threshold
-        rows.append((config["column"], method, score, threshold, drifted))
-    frame = pd.DataFrame(rows, columns=["column_name", "method", "score", "threshold", "drifted"])
-    share = float(frame["drifted"].mean()) if len(frame) else 0.0
-    return DriftResult(columns=frame, drifted_share=share, dataset_drift=share >= drift_share)
+    return html_path
+
+
+def log_drift_run(
+    tracking_uri: str,
+    cohort: date,
+    model_version: str,
+    metrics: Mapping[str, float],
+    tags: Mapping[str, str],
+    artifacts: Mapping[str, Path],
+    texts: Mapping[str, str] | None = None,
+) -> str:
+    """A short MLflow run ``drift-YYYY-MM`` in the ``churn`` experiment; its run id.
+
+    The tracking client is used directly, never MLflow's process-wide active run, which a
+    training step in the same process may hold. ``artifacts`` maps artifact folders to files.
+    """
+    client = MlflowClient(tracking_uri)
+    experiment_id = ensure_experiment(tracking_uri, churn_paths().mlflow_artifacts, EXPERIMENT_NAME)
+    run = client.create_run(
+        experiment_id,
+        run_name=f"drift-{cohort:%Y-%m}",
+        tags={
+            "churn/kind": "drift",
+            "cohort_month": cohort.isoformat(),
+            "model_version": str(model_version),
+            **tags,
+        },
+    )
+    run_id = run.info.run_id
+    try:
+        now_ms = int(time.time() * 1000)
+        client.log_batch(
+            run_id, metrics=[Metric(k, float(v), now_ms, 0) for k, v in metrics.items()]
+        )
+        for folder, path in artifacts.items():
+            client.log_artifact(run_id, str(path), artifact_path=folder)
+        for name, text in (texts or {}).items():
+            client.log_text(run_id, text, name)
+    except BaseException:
+        client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
+        raise
+    client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
+    return run_id

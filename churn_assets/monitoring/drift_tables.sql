@@ -1,4 +1,8 @@
--- Per-column drift of one cohort, replacing that cohort's rows.
+-- Per-column drift of one cohort, replacing that cohort's rows (DESIGN §5 drift_metrics).
+-- method 'psi': one row per feature column; 'prediction_psi': the champion's score
+-- (column_name 'churn_probability'); 'weighted_psi': the importance-weighted score of all
+-- features (column_name '*'). score is the raw PSI (the weighted one for 'weighted_psi'),
+-- adjusted_score what is judged: PSI beyond sampling noise; drifted when tier is not 'pass'.
 CREATE TABLE IF NOT EXISTS drift_metrics (
     cohort_month DATE NOT NULL,
     column_name VARCHAR NOT NULL,
@@ -8,5 +12,17 @@ CREATE TABLE IF NOT EXISTS drift_metrics (
     drifted BOOLEAN NOT NULL,
     reference_model_version VARCHAR
 );
+ALTER TABLE drift_metrics ADD COLUMN IF NOT EXISTS tier VARCHAR;
+ALTER TABLE drift_metrics ADD COLUMN IF NOT EXISTS adjusted_score DOUBLE;
+ALTER TABLE drift_metrics ADD COLUMN IF NOT EXISTS expected_noise DOUBLE;
+ALTER TABLE drift_metrics ADD COLUMN IF NOT EXISTS noise_limit DOUBLE;
+ALTER TABLE drift_metrics ADD COLUMN IF NOT EXISTS major_threshold DOUBLE;
+ALTER TABLE drift_metrics ADD COLUMN IF NOT EXISTS js_distance DOUBLE;
+ALTER TABLE drift_metrics ADD COLUMN IF NOT EXISTS importance DOUBLE;
+ALTER TABLE drift_metrics ADD COLUMN IF NOT EXISTS weighted_contribution DOUBLE;
+ALTER TABLE drift_metrics ADD COLUMN IF NOT EXISTS bins BIGINT;
+ALTER TABLE drift_metrics ADD COLUMN IF NOT EXISTS reference_rows BIGINT;
+ALTER TABLE drift_metrics ADD COLUMN IF NOT EXISTS current_rows BIGINT;
+ALTER TABLE drift_metrics ADD COLUMN IF NOT EXISTS evaluated_at TIMESTAMP;
 DELETE FROM drift_metrics WHERE cohort_month = $cohort;
 INSERT INTO drift_metrics BY NAME SELECT * FROM drift_rows;

@@ -1,0 +1,369 @@
+"""Drift that flags what matters: PSI in DuckDB, sampling noise, importance, tiers, the report.
+
+A small fabricated warehouse (features written straight into DuckDB) and a small LightGBM champion
+registered in a temporary MLflow store keep these tests independent of the simulator; the asset
+runs through ``dg.materialize``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import lightgbm as lgb
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from churn_assets.monitoring import psi
+from churn_assets.monitoring.assets import DRIFT_CHECK, PREDICTION_CHECK, drift_report
+from churn_assets.monitoring.target import churn_rate_shift, target_drift
+from churn_assets.resources import default_resources, ensure_experiment
+from churn_assets.settings import CHAMPION_ALIAS, EXPERIMENT_NAME, REGISTERED_MODEL_NAME
+from churn_assets_tests.helpers import materialize
+
+TRAINING = [date(2016, 1, 1), date(2016, 2, 1)]
+VALIDATION = date(2016, 3, 1)
+REFERENCE = [*TRAINING, VALIDATION]
+USERS = 2000
+NOISE_COLUMNS = [f"noise_{i}" for i in range(6)]
+# The model leans on these two; the noise columns carry next to no gain.
+DECISIVE = "days_since_last_listen"
+MINOR = "noise_0"
+UNDRIFTED, DECISIVE_SHIFT, MINOR_SHIFT = "2016-04-01", "2016-05-01", "2016-06-01"
+
+
+def _cohort(cohort: date, n: int, rng: np.random.Generator) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        {
+            "msno": [f"u{cohort:%Y%m}_{i:05d}" for i in range(n)],
+            "cohort_month": cohort,
+            "last_is_auto_renew": rng.integers(0, 2, n),
+            DECISIVE: rng.integers(0, 60, n).astype(float),
+            "plays_30d": np.where(rng.random(n) < 0.1, np.nan, rng.gamma(2.0, 50.0, n)),
+            "city": rng.choice([1, 4, 5, 13, 22], n, p=[0.4, 0.2, 0.2, 0.1, 0.1]),
+            **{c: rng.normal(size=n) for c in NOISE_COLUMNS},
+        }
+    )
+    logit = -4.0 + 2.0 * (1 - frame["last_is_auto_renew"]) + 0.05 * frame[DECISIVE]
+    frame["is_churn"] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    return frame
+
+
+def _resampled(reference: pd.DataFrame, cohort: date, n: int, seed: int) -> pd.DataFrame:
+    """An undrifted cohort: ``n`` users drawn from the reference's rows."""
+    rows = reference.sample(n, replace=True, random_state=seed).reset_index(drop=True)
+    return rows.assign(msno=[f"u{cohort:%Y%m}_{i:05d}" for i in range(n)], cohort_month=cohort)
+
+
+def _register_champion(train: pd.DataFrame, tracking_uri: str, artifacts: Path) -> lgb.Booster:
+    columns = [c for c in train.columns if c not in ("msno", "cohort_month", "is_churn")]
+    booster = lgb.train(
+        {"objective": "binary", "verbose": -1, "min_data_in_leaf": 200, "num_leaves": 7},
+        lgb.Dataset(train[columns].astype(float), train["is_churn"]),
+        num_boost_round=40,
+    )
+    experiment_id = ensure_experiment(tracking_uri, artifacts)
+    mlflow.set_tracking_uri(tracking_uri)
+    with mlflow.start_run(experiment_id=experiment_id):
+        info = mlflow.lightgbm.log_model(
+            booster,
+            name="model",
+            registered_model_name=REGISTERED_MODEL_NAME,
+            pip_requirements=["lightgbm"],  # named: inferring them takes seconds
+        )
+    client = MlflowClient(tracking_uri)
+    version = str(info.registered_model_version)
+    for key, value in {
+        "training_cohorts": json.dumps([f"{c:%Y-%m-01}" for c in TRAINING]),
+        "validation_cohort": f"{VALIDATION:%Y-%m-01}",
+        "feature_columns": json.dumps(columns),
+    }.items():
+        client.set_model_version_tag(REGISTERED_MODEL_NAME, version, key, value)
+    client.set_registered_model_alias(REGISTERED_MODEL_NAME, CHAMPION_ALIAS, version)
+    return booster
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """Three reference cohorts, a champion trained on them, and three cohorts to judge."""
+    home = tmp_path_factory.mktemp("drift") / "churn_home"
+    (home / "dagster").mkdir(parents=True)
+    rng = np.random.default_rng(7)
+    reference = pd.concat([_cohort(c, USERS, rng) for c in REFERENCE], ignore_index=True)
+    shifted = _cohort(date(2016, 5, 1), USERS, rng)
+    shifted[DECISIVE] = (shifted[DECISIVE] + 25).clip(upper=59)  # silent for weeks longer
+    minor = _cohort(date(2016, 6, 1), USERS, rng)
+    minor[MINOR] = minor[MINOR] + 1.5  # the same size of shift, in a column of no consequence
+    frame = pd.concat(
+        [reference, _resampled(reference, date(2016, 4, 1), 300, seed=1), shifted, minor],
+        ignore_index=True,
+    )
+    with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
+        conn.register("frame", frame)
+        conn.execute("CREATE TABLE features AS SELECT * EXCLUDE (is_churn) FROM frame")
+        conn.execute("CREATE TABLE labels AS SELECT msno, cohort_month, is_churn FROM frame")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CHURN_HOME", str(home))
+        patch.setenv("DAGSTER_HOME", str(home / "dagster"))
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        resources = default_resources()
+        tracking_uri = resources["registry"].tracking_uri
+        booster = _register_champion(
+            reference[reference["cohort_month"].isin(TRAINING)], tracking_uri, home / "mlartifacts"
+        )
+        yield {
+            "home": home,
+            "resources": resources,
+            "booster": booster,
+            "reference": reference,
+            "tracking_uri": tracking_uri,
+        }
+
+
+def _drift(world: dict, cohort: str, **config) -> dg.ExecuteInProcessResult:
+    return materialize(
+        [drift_report],
+        partition_key=cohort,
+        resources=world["resources"],
+        run_config={"ops": {"drift_report": {"config": config}}} if config else None,
+    )
+
+
+def _checks(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
+    return {c.check_name: c for c in result.get_asset_check_evaluations()}
+
+
+def _metrics(world: dict, cohort: str) -> pd.DataFrame:
+    with duckdb.connect(str(world["home"] / "warehouse.duckdb"), read_only=True) as conn:
+        return conn.execute(
+            "SELECT * FROM drift_metrics WHERE cohort_month = ? ORDER BY column_name", [cohort]
+        ).df()
+
+
+# --- the statistics -------------------------------------------------------------------------
+
+
+def _numpy_psi(reference: np.ndarray, current: np.ndarray, categorical: bool) -> float:
+    """PSI as documented: reference deciles (inverted CDF), a value equal to an edge in the
+    lower bin, categories as bins, missing values a bin, an empty bin half a row."""
+    edges = np.quantile(
+        reference[~np.isnan(reference)], np.arange(1, 10) / 10, method="inverted_cdf"
+    )
+
+    def bins(values: np.ndarray) -> np.ndarray:
+        out = np.full(values.shape, -1.0)
+        present = ~np.isnan(values)
+        out[present] = (
+            values[present] if categorical else np.searchsorted(edges, values[present], "left")
+        )
+        return out
+
+    ref_bins, cur_bins = bins(reference), bins(current)
+    total = 0.0
+    for b in np.union1d(ref_bins, cur_bins):
+        p = max((ref_bins == b).sum(), 0.5) / len(reference)
+        q = max((cur_bins == b).sum(), 0.5) / len(current)
+        total += (q - p) * np.log(q / p)
+    return total
+
+
+def test_duckdb_psi_matches_numpy_on_random_data():
+    rng = np.random.default_rng(3)
+    conn = duckdb.connect()
+
+    def side(cohort: date, n: int, shift: float) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "msno": [f"{cohort}_{i}" for i in range(n)],
+                "cohort_month": cohort,
+                "normal": rng.normal(shift, 1, n),
+                "ties": rng.poisson(1 + shift, n),  # few distinct values: repeated edges
+                "gappy": np.where(rng.random(n) < 0.2 + shift / 5, np.nan, rng.gamma(2, 3, n)),
+                "city": rng.choice([1, 4, 13, 22, 99], n, p=[0.5, 0.2, 0.2, 0.08, 0.02]),
+            }
+        )
+
+    reference = pd.concat([side(date(2016, 1, 1), 1500, 0), side(date(2016, 2, 1), 900, 0)])
+    current = pd.concat([side(date(2016, 3, 1), 700, 0.4)])
+    conn.register("frame", pd.concat([reference, current]))
+    conn.execute("CREATE TABLE features AS SELECT * FROM frame")
+    columns = psi.numeric_feature_columns(conn, ["normal", "ties", "gappy", "city"])
+    stats = psi.feature_psi(
+        conn, date(2016, 3, 1), [date(2016, 1, 1), date(2016, 2, 1)], columns, ["city"]
+    ).set_index("column_name")
+    for column in columns:
+        expected = _numpy_psi(
+            reference[column].to_numpy(float), current[column].to_numpy(float), column == "city"
+        )
+        assert stats.loc[column, "psi"] == pytest.approx(expected, rel=1e-9), column
+        assert stats.loc[column, "reference_rows"] == 2400
+        assert stats.loc[column, "current_rows"] == 700
+    assert stats["psi"].min() > 0.01  # every column moved: the comparison is not trivial
+
+
+def test_score_psi_matches_numpy():
+    rng = np.random.default_rng(4)
+    reference, current = rng.beta(2, 8, 3000), rng.beta(2.5, 8, 1000)
+    scores = psi.score_psi(duckdb.connect(), reference, current)
+    assert scores["psi"] == pytest.approx(_numpy_psi(reference, current, False), rel=1e-9)
+    assert scores["bins"] == 10
+
+
+def test_sampling_noise_is_taken_out_at_every_cohort_size():
+    """Undrifted cohorts of 50 to 2,000 users: raw PSI grows as the cohort shrinks (0.2 at 50
+    users), the adjusted score does not, and the weighted score passes."""
+    rng = np.random.default_rng(5)
+    conn = duckdb.connect()
+    reference = pd.concat([_cohort(c, 3000, rng) for c in TRAINING], ignore_index=True).drop(
+        columns="is_churn"
+    )
+    samples = [
+        _resampled(reference, date(2017, 1 + i, 1), n, seed=i)
+        for i, n in enumerate([50, 50, 50, 300, 300, 300, 2000, 2000])
+    ]
+    conn.register("frame", pd.concat([reference, *samples]))
+    conn.execute("CREATE TABLE features AS SELECT * FROM frame")
+    columns = psi.numeric_feature_columns(conn, [c for c in reference if c not in ("msno",)])
+    weights = dict.fromkeys(columns, 1.0)
+    raw_at_50 = []
+    for sample in samples:
+        cohort = sample["cohort_month"].iloc[0]
+        stats = psi.feature_psi(conn, cohort, TRAINING, columns, ["city"])
+        judged = psi.judge_columns(stats, weights)
+        assert psi.tier_of(judged["weighted_contribution"].sum()) == "pass", cohort
+        assert not judged["drifted"].any(), judged[judged["drifted"]]
+        if len(sample) == 50:
+            raw_at_50.append(stats["psi"].mean())
+    # Uncorrected, a 50-user cohort of an undrifted world would have warned.
+    assert np.mean(raw_at_50) > psi.MODERATE_PSI
+
+
+def test_tiers_follow_the_psi_conventions():
+    assert [psi.tier_of(s) for s in (0.0, 0.099, 0.1, 0.2499, 0.25, 3.0)] == [
+        "pass",
+        "pass",
+        "warn",
+        "warn",
+        "error",
+        "error",
+    ]
+    assert psi.tier_of(float("nan")) == "pass"
+
+
+def test_churn_rate_shift_needs_size_and_significance():
+    assert churn_rate_shift(10_000, 1_000, 5_000, 1_000)[0] == "error"  # 10 % -> 20 %
+    assert churn_rate_shift(10_000, 1_000, 5_000, 650)[0] == "warn"  # 10 % -> 13 %
+    assert churn_rate_shift(10_000, 1_000, 5_000, 550)[0] == "pass"  # 10 % -> 11 %
+    assert churn_rate_shift(10_000, 1_000, 40, 8)[0] == "pass"  # 20 % of 40: not significant
+    assert churn_rate_shift(10_000, 1_000, 5_000, 250)[0] == "error"  # halved
+
+
+# --- the asset --------------------------------------------------------------------------------
+
+
+def test_an_undrifted_small_cohort_passes(world):
+    result = _drift(world, UNDRIFTED)
+    assert result.success
+    checks = _checks(result)
+    assert checks[DRIFT_CHECK].passed and checks[PREDICTION_CHECK].passed
+    assert checks[DRIFT_CHECK].metadata["tier"].value == "pass"
+    rows = _metrics(world, UNDRIFTED)
+    per_column = rows[rows["method"] == "psi"]
+    assert len(per_column) == 10 and not per_column["drifted"].any()
+    # Raw PSI is not zero on 300 users; what is judged is what exceeds the noise.
+    assert (per_column["score"] > 0).all()
+    noise = (per_column["bins"] - 1) * (1 / per_column["reference_rows"] + 1 / 300)
+    assert np.allclose(per_column["expected_noise"], noise)
+    assert (per_column["current_rows"] == 300).all()
+    assert set(rows["method"]) == {"psi", "weighted_psi", "prediction_psi"}
+
+
+def test_a_shift_in_a_decisive_column_is_an_error_the_same_in_a_minor_one_is_not(world):
+    booster = world["booster"]
+    importance = dict(zip(booster.feature_name(), booster.feature_importance("gain"), strict=True))
+    shares = {k: v / sum(importance.values()) for k, v in importance.items()}
+    assert shares[DECISIVE] > 0.3 and shares[MINOR] < 0.05, shares
+
+    decisive = _drift(world, DECISIVE_SHIFT)
+    minor = _drift(world, MINOR_SHIFT)
+    decisive_rows = _metrics(world, DECISIVE_SHIFT).set_index("column_name")
+    minor_rows = _metrics(world, MINOR_SHIFT).set_index("column_name")
+    # Each shift is a major one in its own column...
+    assert decisive_rows.loc[DECISIVE, "tier"] == "error"
+    assert minor_rows.loc[MINOR, "tier"] == "error"
+    assert minor_rows.loc[MINOR, "score"] > decisive_rows.loc[DECISIVE, "score"] / 3
+    # ...but only the decisive one moves the weighted score and the model's scores.
+    checks = _checks(decisive)
+    assert not checks[DRIFT_CHECK].passed
+    assert checks[DRIFT_CHECK].severity == dg.AssetCheckSeverity.ERROR
+    assert checks[DRIFT_CHECK].metadata["tier"].value == "error"
+    assert DECISIVE in checks[DRIFT_CHECK].description
+    assert not checks[PREDICTION_CHECK].passed
+    assert checks[PREDICTION_CHECK].metadata["psi"].value > psi.MODERATE_PSI
+    minor_checks = _checks(minor)
+    assert minor_checks[DRIFT_CHECK].passed and minor_checks[PREDICTION_CHECK].passed
+    assert minor_rows.loc["*", "adjusted_score"] < psi.MODERATE_PSI
+
+    with duckdb.connect(str(world["home"] / "warehouse.duckdb"), read_only=True) as conn:
+        verdicts = dict(
+            conn.execute(
+                "SELECT monitor, severity FROM monitor_verdicts WHERE cohort_month = ? "
+                "ORDER BY evaluated_at",
+                [DECISIVE_SHIFT],
+            ).fetchall()
+        )
+    assert verdicts["data_drift"] == "error" and verdicts["prediction_drift"] in ("warn", "error")
+    assert verdicts["target_drift"] in ("pass", "warn", "error", "n/a")
+
+
+def test_a_moderate_tier_fails_the_check_with_severity_warn(world):
+    # The same evidence judged with a major threshold out of reach: a moderate shift.
+    result = _drift(world, DECISIVE_SHIFT, major_psi=100.0)
+    check = _checks(result)[DRIFT_CHECK]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert check.metadata["tier"].value == "warn"
+
+
+def test_the_report_is_kept_per_cohort_and_model_version_and_logged_to_mlflow(world):
+    result = _drift(world, MINOR_SHIFT, html_rows=400)
+    [event] = result.get_asset_materialization_events()
+    metadata = event.materialization.metadata
+    path = Path(metadata["report_path"].value)
+    assert path.name == "drift_2016-06_v1.html" and path.exists()
+    assert path.parent == world["home"] / "reports" / "drift"
+    assert metadata["report_url"].value.startswith("file://")
+    run = MlflowClient(world["tracking_uri"]).get_run(metadata["mlflow_run_id"].value)
+    assert run.info.run_name == "drift-2016-06" and run.info.status == "FINISHED"
+    assert run.data.tags["model_version"] == "1" and run.data.tags["cohort_month"] == "2016-06-01"
+    experiment = MlflowClient(world["tracking_uri"]).get_experiment(run.info.experiment_id)
+    assert experiment.name == EXPERIMENT_NAME
+    artifacts = {
+        a.path for a in MlflowClient(world["tracking_uri"]).list_artifacts(run.info.run_id, "drift")
+    }
+    assert "drift/drift_2016-06_v1.html" in artifacts
+
+
+def test_target_drift_compares_the_newest_labelled_cohort(world):
+    with duckdb.connect(str(world["home"] / "warehouse.duckdb")) as conn:
+        # Checked in 2016-06, labels are known up to 2016-04: the resampled, undrifted cohort.
+        judged = target_drift(conn, date(2016, 6, 1), REFERENCE)
+        assert judged.labelled_cohort == date(2016, 4, 1) and judged.severity == "pass"
+        # Checked in 2016-05, labels up to 2016-03, which the champion learnt from: nothing new.
+        assert target_drift(conn, date(2016, 5, 1), REFERENCE).severity == "n/a"
+        # Churn up by half or more in a labelled cohort of 2,000 users.
+        conn.execute("BEGIN TRANSACTION")
+        conn.execute(
+            "UPDATE labels SET is_churn = 1 WHERE cohort_month = '2016-05-01' "
+            "AND hash(msno) % 5 = 0"
+        )
+        doubled = target_drift(conn, date(2016, 7, 1), REFERENCE)
+        conn.execute("ROLLBACK")
+    assert doubled.labelled_cohort == date(2016, 5, 1) and doubled.severity == "error"
+    assert doubled.rate_ratio > 1.5
