@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from types import SimpleNamespace
 
 import dagster as dg
 import duckdb
@@ -28,6 +29,7 @@ from churn_assets.performance.assets import (
     model_performance,
 )
 from churn_assets.performance.bootstrap import bootstrap_intervals
+from churn_assets.performance.comparison import HELD_OUT_TAG, champion_saw, compare_scores
 from churn_assets.performance.judging import (
     ExpectedLevel,
     MetricJudgement,
@@ -39,6 +41,9 @@ from churn_assets.performance.judging import (
 from churn_assets.performance.metrics import classification_metrics
 from churn_assets.resources import default_resources, ensure_experiment
 from churn_assets.settings import CHAMPION_ALIAS, REGISTERED_MODEL_NAME
+from churn_assets.training import assets as training_assets
+from churn_assets.training.assets import churn_model
+from churn_assets.training.model import TunedModel
 
 COHORTS = [date(2016, m, 1) for m in range(1, 8)]
 SHIFT = date(2016, 5, 1)  # from this cohort on, churn follows another signal
@@ -266,3 +271,89 @@ def test_model_performance_says_na_then_warns_then_errors_on_a_persistent_shift(
         ("2016-06", "error"),
     ]
     assert judged == 5
+
+
+# -- a fair challenger ----------------------------------------------------------------------------
+
+
+def test_paired_bootstrap_promotes_a_clearly_better_challenger_never_an_identical_one():
+    rng = np.random.default_rng(11)
+    y, truth = _truth_cohort(rng, n=1500)
+    noisy = np.clip(truth + rng.normal(0, 0.25, len(truth)), 0.001, 0.999)
+    known = {
+        "champion_version": "1",
+        "cohort": date(2016, 4, 1),
+        "basis": "held-out users",
+        "seen_by_challenger": False,
+        "seen_by_champion": "",
+    }
+    same = compare_scores(y, noisy, noisy.copy(), **known)
+    assert same.intervals["auc"] == (0.0, 0.0)
+    assert same.decide("auc", 0.0)[0] is False
+    assert same.decide("log_loss", 0.0)[0] is False
+    better = compare_scores(y, truth, noisy, **known)
+    low, high = better.intervals["auc"]
+    assert 0 < low <= better.difference("auc") <= high
+    assert better.decide("auc", 0.0)[0] is True
+    assert better.decide("log_loss", 0.0)[0] is True
+    # A margin is a further gain required beyond the interval's lower bound.
+    assert better.decide("auc", high)[0] is False
+    # Users the challenger was tuned on tilt the comparison its way: recorded, not promoted.
+    tilted = compare_scores(y, truth, noisy, **(known | {"seen_by_challenger": True}))
+    assert tilted.decide("auc", 0.0)[0] is False
+
+
+def test_who_has_seen_the_comparison_users():
+    april = date(2016, 4, 1)
+    before = {"validation_cohort": "2016-03-01", "training_cohorts": '["2016-02-01"]'}
+    assert champion_saw(before, april, 0.5, True) == ""
+    same_users = {"validation_cohort": "2016-04-01", HELD_OUT_TAG: "0.5"}
+    assert champion_saw(same_users, april, 0.5, True) == ""
+    assert "tuned on" in champion_saw({"validation_cohort": "2016-04-01"}, april, 0.5, True)
+    assert "trained on" in champion_saw({"validation_cohort": "2016-05-01"}, april, 0.5, True)
+
+
+def test_churn_model_promotes_a_better_challenger_judged_on_held_out_users(churn_env, monkeypatch):
+    home = Path(churn_env["CHURN_HOME"])
+    frame = _world(home)
+    client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+    # A weak champion: it learnt from the column that carries no signal before the shift.
+    weak = _fit(_months(frame, *COHORTS[:2]), ["other"])
+    champion = _register(
+        home,
+        weak,
+        {"validation_cohort": "2016-03-01", "training_cohorts": '["2016-01-01", "2016-02-01"]'},
+        {},
+    )
+    client.set_registered_model_alias(REGISTERED_MODEL_NAME, CHAMPION_ALIAS, champion)
+    strong = _fit(_months(frame, *COHORTS[:3]), FEATURES)
+
+    # The search is not the point here: the candidate is the strong booster. (One identical to
+    # the champion gains exactly nothing and is not promoted: see the test above.)
+    monkeypatch.setattr(
+        training_assets,
+        "fit_lightgbm_automl",
+        lambda *a, **k: TunedModel(strong, {}, SimpleNamespace(best_loss=0.5), False),
+    )
+    result = dg.materialize(
+        [churn_model],
+        resources=default_resources(),
+        run_config={
+            "ops": {"churn_model": {"config": {"as_of_month": "2016-06", "hurdle_margin": -1.0}}}
+        },
+    )
+    [event] = result.get_asset_materialization_events()
+    better = {k: v.value for k, v in event.materialization.metadata.items()}
+    assert better["registered"] is True and better["promoted_to_champion"] is True
+    # Compared on the half of 2016-04 held out of the search: neither model saw those users.
+    assert better["comparison_cohort"] == "2016-04" and better["comparison_neutral"] is True
+    assert better["comparison_users"] == better["held_out_rows"] > 0
+    assert better["comparison_users"] + better["validation_rows"] == USERS
+    assert 0 < better["auc_diff_low"] <= better["auc_diff"] <= better["auc_diff_high"]
+    tags = client.get_model_version(REGISTERED_MODEL_NAME, better["model_version"]).tags
+    assert tags["compared_with_champion"] == champion and tags["beats_champion"] == "true"
+    assert tags["comparison_cohort"] == "2016-04-01" and tags[HELD_OUT_TAG] == "0.5"
+    assert float(tags["auc_diff_interval"].strip("[]").split(",")[0]) > 0
+    assert "lower bound" in tags["comparison"]
+    now = client.get_model_version_by_alias(REGISTERED_MODEL_NAME, CHAMPION_ALIAS)
+    assert str(now.version) == better["model_version"]

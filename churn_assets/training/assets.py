@@ -7,8 +7,10 @@ its MLflow run (metrics, model, reason) for the record. The one exception is the
 tagged ``cleared_hurdle=false``, and the monthly backtests hold it against the rule from then on.
 
 Every registered version becomes ``challenger``; it also becomes ``champion`` when there is none
-yet, or, with ``auto_promote``, when it beats the current champion by ``promotion_margin`` on the
-same, newest labelled cohort.
+yet, or, with ``auto_promote``, when it beats the current champion on users neither was tuned on:
+half of the validation cohort's users are held out of the search, both models are scored there,
+and a paired bootstrap must put the AUC gain's lower bound above ``promotion_margin``
+(:mod:`churn_assets.performance.comparison` says why and what is recorded).
 """
 
 import json
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Literal
 
 import dagster as dg
+import lightgbm as lgb
 import mlflow
 import pandas as pd
 from dagster_duckdb import DuckDBResource
@@ -36,6 +39,15 @@ from churn_assets.features.feature_sets import (
     keep_common_features,
 )
 from churn_assets.partitions import add_months, latest_labeled_cohort, month_start
+from churn_assets.performance.bootstrap import DEFAULT_RESAMPLES
+from churn_assets.performance.comparison import (
+    DEFAULT_HELD_OUT_SHARE,
+    DEFAULT_PROMOTION_CONFIDENCE,
+    HELD_OUT_TAG,
+    ChampionComparison,
+    champion_saw,
+    compare_scores,
+)
 from churn_assets.resources import ModelRegistryResource
 from churn_assets.settings import CHALLENGER_ALIAS, REGISTERED_MODEL_NAME
 from churn_assets.training.baselines import baseline_metrics
@@ -106,7 +118,32 @@ class TrainingConfig(dg.Config):
         "false, champions change only through promotion_job (the first one excepted).",
     )
     promotion_margin: float = Field(
-        default=0.0, description="AUC a challenger must gain over the champion to replace it."
+        default=0.0,
+        description="Gain a challenger must show beyond doubt to replace the champion: the lower "
+        "bound of its AUC gain's interval must exceed it (log loss: the upper bound of the "
+        "difference must be below minus it).",
+    )
+    promotion_metric: Literal["auc", "log_loss"] = Field(
+        default="auc",
+        description="What promotion is decided on: AUC (ranking, what the retention list is cut "
+        "from) or log loss (calibration). Both differences are recorded.",
+    )
+    promotion_confidence: float = Field(
+        default=DEFAULT_PROMOTION_CONFIDENCE,
+        gt=0.0,
+        lt=1.0,
+        description="Two-sided confidence of the paired bootstrap interval of the difference.",
+    )
+    promotion_resamples: int = Field(
+        default=DEFAULT_RESAMPLES, ge=20, description="Paired bootstrap resamples of the users."
+    )
+    comparison_held_out_share: float = Field(
+        default=DEFAULT_HELD_OUT_SHARE,
+        ge=0.0,
+        lt=1.0,
+        description="Share of the validation cohort's users (by a fixed hash of msno) kept out "
+        "of the search, where challenger and champion are compared; 0 compares on the whole "
+        "validation cohort, which the challenger was tuned on, so it is never auto-promoted.",
     )
     include_incomplete_cohorts: bool = Field(
         default=False,
@@ -151,20 +188,44 @@ def load_labeled_window(
     return LabeledWindow(frame, incomplete, use_all and bool(incomplete))
 
 
-def champion_score_on(
-    registry: ModelRegistryResource, champion: ModelVersion | None, split: LabeledSplit
-) -> tuple[str | None, float | None]:
-    """The champion's AUC on the candidate's validation cohort, if it can be scored."""
-    if champion is None:
-        return None, None
-    booster = registry.load_model(champion.version)
+def compare_with_champion(
+    registry: ModelRegistryResource,
+    champion: ModelVersion,
+    booster: lgb.Booster,
+    split: LabeledSplit,
+    config: TrainingConfig,
+) -> ChampionComparison:
+    """Challenger and champion on the users held out of the search (paired bootstrap)."""
+    held_out = not split.held_out.empty
+    rows = split.held_out if held_out else split.validation
+    basis = (
+        f"users of {split.validation_cohort:%Y-%m} held out of the search "
+        f"({split.held_out_share:.0%} by msno hash)"
+        if held_out
+        else f"users of {split.validation_cohort:%Y-%m} the challenger was tuned on"
+    )
+    known = {
+        "champion_version": str(champion.version),
+        "cohort": split.validation_cohort,
+        "basis": basis,
+        "seen_by_challenger": not held_out,
+        "seen_by_champion": champion_saw(
+            champion.tags, split.validation_cohort, split.held_out_share, held_out
+        ),
+    }
     try:
-        probability = predict_probability(booster, split.validation)
-    except KeyError:  # the champion needs a feature the table no longer has
-        return champion.version, float("-inf")
-    return champion.version, classification_metrics(
-        split.validation[LABEL].to_numpy(), probability
-    )["auc"]
+        champion_probability = predict_probability(registry.load_model(champion.version), rows)
+    except KeyError as exc:  # the champion needs a feature the table no longer has
+        return ChampionComparison(users=len(rows), champion_unscorable=str(exc), **known)
+    return compare_scores(
+        rows[LABEL].to_numpy(),
+        predict_probability(booster, rows),
+        champion_probability,
+        resamples=config.promotion_resamples,
+        confidence=config.promotion_confidence,
+        seed=config.seed,
+        **known,
+    )
 
 
 def champion_starting_config(champion: ModelVersion | None) -> dict | None:
@@ -255,7 +316,7 @@ def _train_candidate(
         )
     candidates = feature_columns_of([c for c in frame.columns if c != LABEL])
     try:
-        split = split_by_time(frame, candidates)
+        split = split_by_time(frame, candidates, config.comparison_held_out_share)
     except ValueError as exc:
         return _not_trained(context, str(exc))
     informative = informative_columns(pd.concat([split.train, split.validation]), candidates)
@@ -309,6 +370,7 @@ def _train_candidate(
             "hurdle_margin": config.hurdle_margin,
             "train_rows": len(split.train),
             "validation_rows": len(split.validation),
+            "held_out_rows": len(split.held_out),
             **{f"lgbm_{k}": v for k, v in best_config.items()},
         }
     )
@@ -337,11 +399,22 @@ def _train_candidate(
             **({} if register else {"rejection_reason": f"does not beat the baseline: {verdict}"}),
         }
     )
-    # Scored before anything is registered, so a champion that cannot be loaded leaves no
+    # Compared before anything is registered, so a champion that cannot be loaded leaves no
     # half-registered version behind.
-    champion_version, champion_auc = (
-        champion_score_on(registry, champion, split) if register else (None, None)
+    comparison = (
+        compare_with_champion(registry, champion, booster, split, config)
+        if register and champion is not None
+        else None
     )
+    champion_version = comparison.champion_version if comparison is not None else None
+    if comparison is not None and not comparison.champion_unscorable:
+        mlf.log_metrics(
+            {
+                k: float(v)
+                for k, v in comparison.metadata().items()
+                if isinstance(v, float) and not math.isnan(v)
+            }
+        )
     # The booster's own feature list is what scoring, drift and reasons use.
     example = as_matrix(split.validation, list(booster.feature_name())).head(5)
     model_info = mlflow.lightgbm.log_model(
@@ -368,6 +441,7 @@ def _train_candidate(
         "validation_cohort": f"{split.validation_cohort:%Y-%m}",
         "train_rows": len(split.train),
         "validation_rows": len(split.validation),
+        "held_out_rows": len(split.held_out),
         "features_used": len(booster.feature_name()),
         "features_dropped_uninformative": dg.MetadataValue.json(dropped),
         "trained_on_incomplete_cohorts": window.used_incomplete,
@@ -398,8 +472,10 @@ def _train_candidate(
         )
 
     version = str(model_info.registered_model_version)
-    beats_champion = champion_version is not None and (
-        not math.isnan(candidate_auc) and candidate_auc > champion_auc + config.promotion_margin
+    beats_champion, comparison_reason = (
+        comparison.decide(config.promotion_metric, config.promotion_margin)
+        if comparison is not None
+        else (False, "no champion to compare with")
     )
     promote = champion_version is None or (config.auto_promote and beats_champion)
     client = registry.client
@@ -413,8 +489,10 @@ def _train_candidate(
         "feature_columns": json.dumps(list(booster.feature_name())),
         "trained_on_incomplete_cohorts": str(window.used_incomplete).lower(),
         BEST_CONFIG_TAG: json.dumps(best_config),
+        HELD_OUT_TAG: f"{split.held_out_share:g}",
         "compared_with_champion": str(champion_version or "none"),
-        "champion_val_auc": "" if champion_auc is None else f"{champion_auc:.6f}",
+        **(comparison.tags() if comparison is not None else {}),
+        "comparison": comparison_reason,
         "beats_champion": str(beats_champion).lower(),
         "cleared_hurdle": str(clears_hurdle).lower(),
         "promoted": "false",
@@ -433,8 +511,7 @@ def _train_candidate(
                 "first registered version"
                 + ("" if clears_hurdle else f" (below the hurdle: {verdict})")
                 if champion_version is None
-                else f"val AUC {candidate_auc:.4f} on {split.validation_cohort:%Y-%m} > champion "
-                f"v{champion_version} {champion_auc:.4f} + margin {config.promotion_margin:g}",
+                else f"beats champion v{champion_version}: {comparison_reason}",
             )
     except Exception:
         # A version without its tags, alias or champion record would mislead every later step:
@@ -457,7 +534,8 @@ def _train_candidate(
             "champion_version": version if promote else str(champion_version),
             "promoted_to_champion": promote,
             "beats_champion": beats_champion,
-            "champion_val_auc_before": champion_auc if champion_auc is not None else float("nan"),
+            "comparison": comparison_reason,
+            **(comparison.metadata() if comparison is not None else {}),
             "model_uri": f"models:/{REGISTERED_MODEL_NAME}/{version}",
         }
     )
