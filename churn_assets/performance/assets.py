@@ -133,7 +133,7 @@ class PerformanceConfig(dg.Config):
 
 def _worse(*verdicts: PerformanceVerdict) -> PerformanceVerdict:
     worst = max(verdicts, key=lambda v: _RANK[v.severity])
-    details = [v.detail for v in verdicts if v.severity == worst.severity]
+    details = dict.fromkeys(v.detail for v in verdicts if v.severity == worst.severity)
     return PerformanceVerdict(worst.severity, "; ".join(details))
 
 
