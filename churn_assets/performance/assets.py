@@ -162,7 +162,7 @@ def judge_against_rule(
 def validation_metrics(registry: ModelRegistryResource, version: ModelVersion) -> dict[str, float]:
     """The version's validation metrics as its training run logged them (``val_*``)."""
     try:
-        logged = registry.client.get_run(version.run_id).data.metrics
+        logged = registry.client.get_run(version.run_id).data.metrics if version.run_id else {}
     except MlflowException:
         logged = {}
     metrics = {k[4:]: float(v) for k, v in logged.items() if k.startswith("val_")}
