@@ -27,6 +27,7 @@ from churn_assets.settings import CHALLENGER_ALIAS, CHAMPION_ALIAS, REGISTERED_M
 from churn_assets.training import assets as training_assets
 from churn_assets.training import lifecycle
 from churn_assets.training.assets import churn_model
+from churn_assets_tests.helpers import materialize
 
 COHORTS = [date(2016, m, 1) for m in range(1, 6)]
 USERS_PER_COHORT = 300
@@ -360,7 +361,7 @@ def test_schema_change_retrains_and_old_version_names_the_missing_column(lifecyc
     signature = __import__("mlflow").models.get_model_info(v2.source).signature
     assert "plays_7d" not in signature.inputs.input_names()
 
-    scored = dg.materialize(
+    scored = materialize(
         [predictions],
         resources=default_resources(),
         partition_key="2016-05-01",

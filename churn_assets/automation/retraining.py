@@ -4,7 +4,8 @@ Triggers (any of them, evaluated by ``training_sensor``):
 * **drift**: the newest ``feature_drift`` check failed at the policy's tier or above (default
   ERROR: a warning is recorded, not acted on);
 * **performance**: the newest ``champion_performance`` check failed with severity ERROR (its
-  k-of-n persistence rule already separates a bad month from a persistent failure);
+  k-of-n persistence rule already separates a bad month from a persistent failure), or the
+  newest ``champion_beats_rule`` did (the champion ranks churners worse than the as-is rule);
 * **staleness**: the newest labels the champion learnt from are more than ``stale_after_cohorts``
   cohorts older than the newest labels known (default 3).
 
@@ -40,6 +41,7 @@ from churn_assets.warehouse import run_sql_file, transaction
 SQL = Path(__file__).parent / "retraining_decisions.sql"
 DRIFT_CHECK_KEY = dg.AssetCheckKey(dg.AssetKey("drift_report"), "feature_drift")
 PERFORMANCE_CHECK_KEY = dg.AssetCheckKey(dg.AssetKey("model_performance"), "champion_performance")
+RULE_CHECK_KEY = dg.AssetCheckKey(dg.AssetKey("model_performance"), "champion_beats_rule")
 CHURN_MODEL = dg.AssetKey("churn_model")
 LABELS = dg.AssetKey("labels")
 TRAINING_JOB = "training_job"
@@ -114,15 +116,19 @@ def triggers(
         found.append(
             Trigger("drift", drift.partition or "", drift.evaluation.description or "drift")
         )
-    performance = _latest_check(instance, PERFORMANCE_CHECK_KEY)
-    if _failed_at(performance, dg.AssetCheckSeverity.ERROR):
-        found.append(
-            Trigger(
-                "performance",
-                performance.partition or "",
-                performance.evaluation.description or "persistent performance failure",
+    # A persistent failure against the champion's own expected level, or a champion that ranks
+    # churners worse than the as-is rule: either way the score no longer earns its keep.
+    for key in (PERFORMANCE_CHECK_KEY, RULE_CHECK_KEY):
+        performance = _latest_check(instance, key)
+        if _failed_at(performance, dg.AssetCheckSeverity.ERROR):
+            found.append(
+                Trigger(
+                    "performance",
+                    performance.partition or "",
+                    performance.evaluation.description or f"{key.name} failed",
+                )
             )
-        )
+            break
     learnt_until = champion.tags.get("validation_cohort", "")
     if learnt_until and newest_labels:
         age = _months_apart(learnt_until, newest_labels)
