@@ -25,6 +25,7 @@ from typing import Literal
 import dagster as dg
 import lightgbm as lgb
 import mlflow
+import numpy as np
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 from mlflow.entities import Metric
@@ -66,6 +67,13 @@ from churn_assets.training.model import (
 from churn_assets.warehouse import run_sql_file
 
 SQL = Path(__file__).parent / "training_frame.sql"
+# What a logged booster needs to be loaded and scored anywhere.
+MODEL_REQUIREMENTS = [
+    f"lightgbm=={lgb.__version__}",
+    f"pandas=={pd.__version__}",
+    f"numpy=={np.__version__}",
+    f"mlflow=={mlflow.__version__}",
+]
 # Version tag holding FLAML's best configuration, the warm start of the next search.
 BEST_CONFIG_TAG = "best_config"
 # One cohort to train on and a later one to validate on.
@@ -423,6 +431,9 @@ def _train_candidate(
         signature=infer_signature(example, booster.predict(example)),
         input_example=example,
         registered_model_name=REGISTERED_MODEL_NAME if register else None,
+        # Named rather than inferred: inference imports the model in a subprocess to see which
+        # modules it touches, seconds per training for a list that is known.
+        pip_requirements=MODEL_REQUIREMENTS,
     )
     common = {
         "registered": register,
@@ -445,8 +456,7 @@ def _train_candidate(
         "features_used": len(booster.feature_name()),
         "features_dropped_uninformative": dg.MetadataValue.json(dropped),
         "trained_on_incomplete_cohorts": window.used_incomplete,
-        "incomplete_cohorts": ", ".join(f"{c:%Y-%m}" for c in window.incomplete_cohorts)
-        or "none",
+        "incomplete_cohorts": ", ".join(f"{c:%Y-%m}" for c in window.incomplete_cohorts) or "none",
         "warm_started": tuned.warm_started,
         "search_budget_s": budget_s,
         "search_trials": len(history),
