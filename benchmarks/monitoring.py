@@ -284,12 +284,20 @@ def main() -> None:
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     args = parse_args(parser, SMOKE["args"])
     outcomes = []
+    scenarios = args.scenarios.split(",")
+    planned = len(scenarios) * args.seeds
     with tempfile.TemporaryDirectory(prefix="churn_monitoring_") as folder:
-        for scenario in args.scenarios.split(","):
-            for seed in range(1, args.seeds + 1):
+        # Seed by seed, every scenario each time: a run stopped early still covers them all, and
+        # the section is rewritten after each world with how many are in.
+        for seed in range(1, args.seeds + 1):
+            for scenario in scenarios:
                 outcome = judge(scenario, seed, Path(folder), args)
                 print(outcome, flush=True)
                 outcomes.append(outcome)
+                section = render(outcomes, args)
+                if len(outcomes) < planned:
+                    section += f"\n\n(partial: {len(outcomes)} of {planned} worlds so far)"
+                write_section(args.output, SECTION, section)
     print(write_section(args.output, SECTION, render(outcomes, args)))
 
 
