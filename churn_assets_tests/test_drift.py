@@ -350,6 +350,18 @@ def test_the_report_is_kept_per_cohort_and_model_version_and_logged_to_mlflow(wo
     assert "drift/drift_2016-06_v1.html" in artifacts
 
 
+def test_an_evidently_failure_leaves_the_verdicts_standing(world, monkeypatch):
+    def broken(*args, **kwargs):
+        raise ValueError("Evidently cannot read this sample")
+
+    monkeypatch.setattr("churn_assets.monitoring.assets.save_html_report", broken)
+    result = _drift(world, UNDRIFTED, log_to_mlflow=False)
+    assert result.success and _checks(result)[DRIFT_CHECK].passed
+    [event] = result.get_asset_materialization_events()
+    assert "report_path" not in event.materialization.metadata
+    assert event.materialization.metadata["data_drift"].value == "pass"
+
+
 def test_target_drift_compares_the_newest_labelled_cohort(world):
     with duckdb.connect(str(world["home"] / "warehouse.duckdb")) as conn:
         # Checked in 2016-06, labels are known up to 2016-04: the resampled, undrifted cohort.

@@ -290,13 +290,6 @@ def drift_report(
             conn, [cohort], numerical + categorical, current_rows, config.html_rows
         )
 
-    html_path = save_html_report(
-        html_reference,
-        html_current,
-        numerical,
-        categorical,
-        html_report_path(reports.folder, cohort, version),
-    )
     drifted = judged[judged["drifted"]]["column_name"].tolist()
     reference_text = ", ".join(f"{c:%Y-%m}" for c in reference)
     data_detail = (
@@ -327,6 +320,14 @@ def drift_report(
             record_verdict(conn, cohort, "prediction_drift", prediction["tier"], prediction_detail)
             record_verdict(conn, cohort, "target_drift", target.severity, target.detail)
 
+    html_path = _html_report(
+        context,
+        html_report_path(reports.folder, cohort, version),
+        html_reference,
+        html_current,
+        numerical,
+        categorical,
+    )
     run_id = _log_run(
         context,
         config,
@@ -353,8 +354,14 @@ def drift_report(
     return dg.MaterializeResult(
         metadata={
             **evidence,
-            "report_path": dg.MetadataValue.path(str(html_path)),
-            "report_url": dg.MetadataValue.url(html_path.resolve().as_uri()),
+            **(
+                {
+                    "report_path": dg.MetadataValue.path(str(html_path)),
+                    "report_url": dg.MetadataValue.url(html_path.resolve().as_uri()),
+                }
+                if html_path
+                else {}
+            ),
             "mlflow_run_id": run_id,
             "reference_rows": reference_rows,
             "current_rows": current_rows,
@@ -399,13 +406,30 @@ def drift_report(
     )
 
 
+def _html_report(
+    context: dg.AssetExecutionContext,
+    path: Path,
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    numerical: list[str],
+    categorical: list[str],
+) -> Path | None:
+    """Evidently's HTML, or None (with a warning) when Evidently fails on this sample: the
+    report is for people, the verdicts stored already stand without it."""
+    try:
+        return save_html_report(reference, current, numerical, categorical, path)
+    except Exception as exc:
+        context.log.warning(f"no drift HTML report for this cohort: Evidently failed: {exc!r}")
+        return None
+
+
 def _log_run(
     context: dg.AssetExecutionContext,
     config: DriftConfig,
     registry: ModelRegistryResource,
     cohort: date,
     version: str,
-    html_path: Path,
+    html_path: Path | None,
     rows: pd.DataFrame,
     target: TargetDrift,
     metrics: dict[str, float],
@@ -427,7 +451,7 @@ def _log_run(
                 "target_drift": target.severity,
                 "dagster_run_id": context.run_id,
             },
-            {"drift": html_path},
+            {"drift": html_path} if html_path else {},
             {"drift/drift_metrics.csv": rows.to_csv(index=False)},
         )
     except (MlflowException, OSError) as exc:
