@@ -112,13 +112,16 @@ def alert_settings(environ: dict[str, str] | None = None) -> AlertSettings:
 def retraining_settings(environ: dict[str, str] | None = None) -> dict:
     """The retraining policy's knobs (see :mod:`churn_assets.automation.retraining`).
 
-    ``CHURN_RETRAIN_DRIFT_TIER`` (ERROR or WARN, default ERROR): the drift tier that retrains;
+    ``CHURN_RETRAIN_DRIFT_TIER`` (WARN or ERROR, default WARN): the drift tier that retrains. A
+    warning already retrains because the other guards bound the cost (one training per newest
+    labelled cohort) and a candidate replaces the champion only when it beats it on users neither
+    was tuned on, while waiting for an error let a moderate, lasting shift go unanswered;
     ``CHURN_RETRAIN_STALE_COHORTS`` (default 3): labels the champion learnt from may be this many
     cohorts older than the newest before it is retrained; ``CHURN_RETRAIN_COOLDOWN_MONTHS``
     (default 1): months between two trainings.
     """
     env = os.environ if environ is None else environ
-    tier = env.get("CHURN_RETRAIN_DRIFT_TIER", "ERROR").strip().upper()
+    tier = env.get("CHURN_RETRAIN_DRIFT_TIER", "WARN").strip().upper()
     if tier not in ("ERROR", "WARN"):
         raise ValueError(f"CHURN_RETRAIN_DRIFT_TIER must be ERROR or WARN, not {tier!r}")
     return {

@@ -17,6 +17,7 @@ EXPECTED_ASSETS = {
     "predictions",
     "drift_report",
     "model_performance",
+    "retention_outcome",
 }
 
 

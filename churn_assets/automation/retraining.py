@@ -2,7 +2,8 @@
 
 Triggers (any of them, evaluated by ``training_sensor``):
 * **drift**: the newest ``feature_drift`` check failed at the policy's tier or above (default
-  ERROR: a warning is recorded, not acted on);
+  WARN: the guards below bound what a moderate shift costs, and a retrained candidate replaces
+  the champion only when it wins on users neither was tuned on);
 * **performance**: the newest ``champion_performance`` check failed with severity ERROR (its
   k-of-n persistence rule already separates a bad month from a persistent failure), or the
   newest ``champion_beats_rule`` did (the champion ranks churners worse than the as-is rule);
@@ -77,7 +78,7 @@ class Decision:
 
 @dataclass(frozen=True)
 class RetrainingPolicy:
-    drift_tier: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR
+    drift_tier: dg.AssetCheckSeverity = dg.AssetCheckSeverity.WARN
     stale_after_cohorts: int = 3
     cooldown_months: int = 1
 
