@@ -279,9 +279,14 @@ def _sqlite(path: Path, query: str) -> list[tuple]:
 
 
 def _report(record_property, user_sees: str, lost: int) -> None:
-    """What RELIABILITY.md says of this case (see scripts/reliability.py)."""
+    """What RELIABILITY.md says of this case (see scripts/reliability.py); said before the
+    assertions, so a case that fails still shows what the user saw."""
     record_property("user_sees", user_sees)
     record_property("rows_lost", lost)
+
+
+def _lines(text: str, pick) -> list[str]:
+    return [line.strip() for line in text.splitlines() if pick(line)]
 
 
 # --- the corrupt world: one writer, a killed run, a corrupt month -------------------------------
@@ -375,8 +380,11 @@ def test_two_replays_on_one_home_one_runs_and_the_other_exits_3(
 ):
     refused = [c for c in contended["commands"] if c.returncode == 3]
     ran = [c for c in contended["commands"] if c.returncode != 3]
+    said = [line for c in refused for line in _lines(c.stderr, lambda t: "churn-assets" in t)]
+    lost = rows_lost(contended["stored"], healed["stored"])
+    _report(record_property, said[0] if said else "no command was refused", lost)
     assert len(refused) == 1 and len(ran) == 1, [c.shown() for c in contended["commands"]]
-    [message] = [line for line in refused[0].stderr.splitlines() if "churn-assets" in line]
+    [message] = said
     assert "in use by 'replay'" in message and "pid" in message
     assert refused[0].seconds < 60, refused[0].shown()  # refused at once, not after a wait
     assert contended["killed"], ran[0].shown()  # the other one was still running, training
@@ -389,17 +397,23 @@ def test_two_replays_on_one_home_one_runs_and_the_other_exits_3(
         corrupt_world["home"], "SELECT model_version FROM model_promotions WHERE action='initial'"
     )
     assert len(initial) == 1, initial
-    _report(record_property, message.strip(), rows_lost(contended["stored"], healed["stored"]))
+    assert lost == 0
 
 
 def test_a_killed_replay_is_reaped_and_the_next_one_finishes(
     corrupt_world, contended, resumed, healed, record_property
 ):
+    out = resumed["command"].stdout
+    lost = rows_lost(contended["stored"], resumed["stored"])
+    _report(record_property, next(iter(_lines(out, lambda t: t.startswith("marked"))), ""), lost)
     assert contended["killed"]
     killed = [run_id for run_id, job in contended["unfinished"] if job == "training_job"]
     assert killed, contended["unfinished"]  # the kill left a STARTED run behind
-    out = resumed["command"].stdout
     assert f"marked {len(contended['unfinished'])} run(s) of a dead replay failed" in out, out
+    # The next replay starts over from the first month: it retries the killed training there
+    # and repeats nothing that had succeeded.
+    first = _sections(out)["2016-02"]
+    assert first and all("training_job[2016-05]" in line for line in first), first
 
     home = corrupt_world["home"]
     with _instance(home) as instance:
@@ -413,21 +427,16 @@ def test_a_killed_replay_is_reaped_and_the_next_one_finishes(
     assert [r.info.run_id for r in mlflow_runs if r.info.status == "RUNNING"] == []
     # The loop then finishes: with the corrupt file fixed, the last replay exits 0.
     assert healed["command"].returncode == 0, healed["command"].shown()
-    lost = rows_lost(contended["stored"], resumed["stored"])
     assert lost == 0
-    _report(
-        record_property,
-        next(line for line in out.splitlines() if line.startswith("marked")),
-        lost,
-    )
 
 
 def test_a_corrupt_month_fails_with_one_line_naming_its_file(
     corrupt_world, resumed, record_property
 ):
     command = resumed["command"]
+    failed = _lines(command.stdout, lambda t: t.startswith("  FAILED "))
+    _report(record_property, failed[0] if failed else "no failed run", 0)
     assert command.returncode == 1, command.shown()
-    failed = [line for line in command.stdout.splitlines() if line.lstrip().startswith("FAILED")]
     assert failed, command.shown()
     for line in failed:
         assert "load_job[2016-05-01]" in line and BAD_FILE in line and "line " in line, line
@@ -436,19 +445,20 @@ def test_a_corrupt_month_fails_with_one_line_naming_its_file(
     assert ("user_logs", "2016-05") not in resumed["stored"]
     assert resumed["coverage"]["2016-07"] == (False, "user_logs 2016-05")
     assert "2016-06" not in resumed["coverage"]
-    _report(record_property, failed[0].strip(), 0)
 
 
 def test_cli_output_is_one_line_per_failure_and_dagster_log_goes_to_a_file(
     corrupt_world, resumed, record_property
 ):
     command = resumed["command"]
+    closing = _lines(command.stdout, lambda t: re.match(r"\d+ runs, ", t))
+    _report(record_property, closing[0] if closing else "no closing line", 0)
     assert "Traceback" not in command.stdout and "Traceback" not in command.stderr
     assert [line for line in command.stdout.splitlines() if "DEBUG" in line] == []
     # Each failed run: one progress line with its reason, one line in the closing list.
     progress = [line for line in command.stdout.splitlines() if " FAILED (" in line]
     listed = [line for line in command.stdout.splitlines() if line.startswith("  FAILED ")]
-    [summary] = [line for line in command.stdout.splitlines() if re.match(r"\d+ runs, ", line)]
+    [summary] = closing
     assert summary.startswith(f"{summary.split()[0]} runs, {len(progress)} failed"), summary
     assert len(listed) == len(progress) > 0
     for line in listed:
@@ -458,27 +468,33 @@ def test_cli_output_is_one_line_per_failure_and_dagster_log_goes_to_a_file(
     assert log.exists()
     assert "Dagster's log: " + str(log) in command.stdout
     assert "STEP_FAILURE" in log.read_text()  # the detail is in the log, not on the terminal
-    _report(record_property, summary, 0)
 
 
 def test_a_fixed_file_is_loaded_and_the_cohorts_reading_it_rebuilt_complete(
     corrupt_world, resumed, healed, record_property
 ):
     command = healed["command"]
+    home = corrupt_world["home"]
+    gaps = landing_rows_not_stored(home, corrupt_world["landing"])
+    lost = rows_lost(resumed["stored"], healed["stored"]) + sum(gaps.values())
+    loaded = _lines(command.stdout, lambda t: "load_job[2016-05]" in t)
+    _report(record_property, loaded[0] if loaded else "the month was not loaded again", lost)
     assert command.returncode == 0, command.shown()
     assert "0 failed" in command.stdout, command.stdout
     assert ("user_logs", "2016-05") in healed["stored"]
     coverage = healed["coverage"]
     for cohort in ("2016-05", "2016-06", "2016-07"):
         assert coverage[cohort] == (True, ""), (cohort, coverage)
-    scored = _scored(corrupt_world["home"])
+    scored = _scored(home)
     assert {"2016-06", "2016-07"} <= set(scored), scored
-    gaps = landing_rows_not_stored(corrupt_world["home"], corrupt_world["landing"])
+    # Only what the fixed file changes runs: nothing that succeeded is repeated before it lands,
+    # and the cohorts rebuilt are the two that read its month.
+    sections = _sections(command.stdout)
+    assert all(sections[m] == [] for m in ("2016-02", "2016-03", "2016-04", "2016-05")), sections
+    rebuilt = sorted(re.findall(r"cohort_job\[(\d{4}-\d{2})\]", "\n".join(sections["2016-06"])))
+    assert rebuilt == ["2016-06", "2016-07"], sections["2016-06"]
     assert gaps == {}
-    lost = rows_lost(resumed["stored"], healed["stored"])
     assert lost == 0
-    loaded = next(line for line in command.stdout.splitlines() if "load_job[2016-05]" in line)
-    _report(record_property, loaded.strip(), lost)
 
 
 # --- one writer, replay's bounds, and a dead replay's leftovers ---------------------------------
@@ -628,14 +644,18 @@ def gaps(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 def test_late_and_missing_files_fail_no_run(gaps, record_property):
     command = gaps["command"]
-    failed = [line for line in command.stdout.splitlines() if "FAILED" in line]
+    failed = _lines(command.stdout, lambda t: t.startswith("  FAILED "))
+    closing = _lines(command.stdout, lambda t: re.match(r"\d+ runs, ", t))
+    not_stored = landing_rows_not_stored(gaps["home"], gaps["landing"])
+    _report(record_property, "; ".join(closing + failed[:1]), sum(not_stored.values()))
     assert command.returncode == 0 and failed == [], command.shown()
-    assert landing_rows_not_stored(gaps["home"], gaps["landing"]) == {}
-    _report(record_property, command.stdout.strip().splitlines()[-1], 0)
+    assert not_stored == {}
 
 
 def test_a_late_file_is_loaded_when_it_lands_and_its_cohort_rebuilt_complete(gaps, record_property):
     sections = _sections(gaps["command"].stdout)
+    late = [line for line in sections.get("2016-05", []) if "load_job[2016-03]" in line]
+    _report(record_property, late[0] if late else "March's listening never loaded", 0)
     # March's listening is due on 1 April but lands on 1 May: April loads March's payments only.
     april = [line for line in sections["2016-04"] if "load_job[2016-03]" in line]
     assert april and all("user_logs" not in line for line in april), sections["2016-04"]
@@ -647,7 +667,6 @@ def test_a_late_file_is_loaded_when_it_lands_and_its_cohort_rebuilt_complete(gap
     assert "user_logs 2016-03" in builds[0]["missing_months"]
     assert builds[-1]["window_complete"] is True
     assert _coverage(gaps["home"])["2016-04"] == (True, "")
-    _report(record_property, may[0], 0)
 
 
 def test_a_missing_file_leaves_its_cohorts_incomplete_scored_with_a_warning_not_trained_on(
@@ -695,7 +714,12 @@ def test_degenerate_columns_are_dropped_and_the_model_scores(gaps, record_proper
     assert used and not (used & CONSTANT_COLUMNS), sorted(used & CONSTANT_COLUMNS)
     versions = _sql(home, "SELECT DISTINCT model_version FROM predictions")
     assert versions and all(v for (v,) in versions)
-    _report(record_property, f"champion v{champion.version} uses {len(used)} features", 0)
+    _report(
+        record_property,
+        f"champion v{champion.version} learns {len(used)} features; the constant ones "
+        f"({', '.join(sorted(CONSTANT_COLUMNS))}) are left out",
+        0,
+    )
 
 
 # --- the point-in-time world, loaded by dg.materialize ------------------------------------------
