@@ -90,6 +90,15 @@ def landed_months(folder: Path, cache: Path | None = None) -> tuple[date, date, 
     return month_start(listening[0]), month_start(every[0]), month_start(every[-1])
 
 
+def _failed_blocking_checks(result: dg.ExecuteInProcessResult, step_key: str) -> str:
+    """What the blocking checks that stopped ``step_key`` said (Dagster names only the check)."""
+    return "; ".join(
+        f"{check.check_name} check failed: {check.description}"
+        for check in result.get_asset_check_evaluations()
+        if not check.passed and check.blocking and check.asset_key.path[-1] == step_key
+    )
+
+
 def failure_reason(result: dg.ExecuteInProcessResult) -> str:
     """The first failed step's own message, in one line."""
     for event in result.all_events:
@@ -97,6 +106,8 @@ def failure_reason(result: dg.ExecuteInProcessResult) -> str:
             data = event.step_failure_data
             if data.user_failure_data is not None and data.user_failure_data.description:
                 text = data.user_failure_data.description
+            elif data.error and data.error.cls_name == "DagsterAssetCheckFailedError":
+                text = _failed_blocking_checks(result, event.step_key) or data.error.message
             else:
                 text = (data.error.cause or data.error).message if data.error else "failed"
             return f"{event.step_key}: {text.strip().splitlines()[-1]}"

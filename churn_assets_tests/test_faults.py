@@ -827,3 +827,27 @@ def test_a_labelled_cohort_without_churners_does_not_crash_training(pit_loaded, 
         assert "2016-04" not in metadata["training_cohorts"]
         outcome = f"trained on {metadata['training_cohorts']}, validated on 2016-03"
     _report(record_property, outcome, 0)
+
+
+def test_a_blocking_check_failure_is_told_by_what_the_check_found(
+    pit_world, tmp_path, record_property
+):
+    """A run stopped by a blocking check prints what the check found, not just its name."""
+    from churn_assets.replay import failure_reason
+
+    with dg.instance_for_test() as instance:
+        register_months(instance, ["2016-05-01"])
+        result = dg.materialize(
+            [labels],
+            partition_key="2016-05-01",  # no train_201605.csv: that cohort's labels never land
+            resources=resources_for(tmp_path / "home", pit_world["landing"]),
+            instance=instance,
+            raise_on_error=False,
+        )
+    reason = failure_reason(result)
+    _report(record_property, reason, 0)
+    assert not result.success
+    assert (
+        reason == "labels: schema check failed: no labels rows for cohort 2016-05 in the "
+        "landing folder"
+    ), reason
