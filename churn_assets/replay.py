@@ -92,11 +92,15 @@ def landed_months(folder: Path, cache: Path | None = None) -> tuple[date, date, 
 
 def _failed_blocking_checks(result: dg.ExecuteInProcessResult, step_key: str) -> str:
     """What the blocking checks that stopped ``step_key`` said (Dagster names only the check)."""
-    return "; ".join(
-        f"{check.check_name} check failed: {check.description}"
-        for check in result.get_asset_check_evaluations()
-        if not check.passed and check.blocking and check.asset_key.path[-1] == step_key
-    )
+    said = []
+    for check in result.get_asset_check_evaluations():
+        if check.passed or not check.blocking or check.asset_key.path[-1] != step_key:
+            continue
+        found = check.description or ", ".join(
+            f"{name} {value.value}" for name, value in check.metadata.items()
+        )
+        said.append(f"{check.check_name} check failed: {found}")
+    return "; ".join(said)
 
 
 def failure_reason(result: dg.ExecuteInProcessResult) -> str:
@@ -110,7 +114,8 @@ def failure_reason(result: dg.ExecuteInProcessResult) -> str:
                 text = _failed_blocking_checks(result, event.step_key) or data.error.message
             else:
                 text = (data.error.cause or data.error).message if data.error else "failed"
-            return f"{event.step_key}: {text.strip().splitlines()[-1]}"
+            # The first line: an error's own (DuckDB's next lines point at the SQL with carets).
+            return f"{event.step_key}: {text.strip().splitlines()[0]}"
     return "run failed"
 
 
