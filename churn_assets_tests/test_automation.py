@@ -188,17 +188,15 @@ def test_training_sensor_needs_two_labelled_cohorts_for_the_first_model(world, t
     }
     with dg.instance_for_test() as instance:
         repository = _repository(tmp_path, world.landing_dir)
+        register_months(instance, ["2016-02-01", "2016-05-01"])
         instance.report_runless_asset_event(
             dg.AssetMaterialization("features", partition="2016-04-01")
         )
         instance.report_runless_asset_event(
             dg.AssetMaterialization("labels", partition="2016-02-01")
         )
-        with dg.build_sensor_context(
-            instance=instance, resources=resources, repository_def=repository
-        ) as context:
-            data = training_sensor.evaluate_tick(context)
-        assert _requests(data) == []
+        requests, cursor = _sensor_tick(training_sensor, instance, repository, resources)
+        assert requests == []
 
         instance.report_runless_asset_event(
             dg.AssetMaterialization("labels", partition="2016-03-01")
@@ -206,13 +204,7 @@ def test_training_sensor_needs_two_labelled_cohorts_for_the_first_model(world, t
         instance.report_runless_asset_event(
             dg.AssetMaterialization("features", partition="2016-05-01")
         )
-        with dg.build_sensor_context(
-            instance=instance,
-            cursor=data.cursor,
-            resources=resources,
-            repository_def=repository,
-        ) as context:
-            requests = _requests(training_sensor.evaluate_tick(context))
+        requests, _ = _sensor_tick(training_sensor, instance, repository, resources, cursor)
         assert [(r.partition_key, r.run_key) for r in requests] == [
             ("2016-05-01", "first-model-2016-05-01#1")
         ]

@@ -243,11 +243,13 @@ def test_auto_promotion_needs_the_margin_and_class_weights_apply(lifecycle_home)
     held = _metadata(_train(promotion_margin=1.0, class_weight="balanced"))
     assert held["promoted_to_champion"] is False
     # Balanced weights give the churners (39 % here) half the weight: scores move towards 0.5,
-    # above the churn rate, which is why unweighted (calibrated) is the default.
+    # above the churn rate, which is why unweighted (calibrated) is the default. (With half the
+    # validation users held out of the search for the challenger comparison, the shift measured
+    # here is about 0.05; 0.03 still tells it from a calibrated model's noise.)
     unweighted, churn_rate = _mean_score_on_validation(lifecycle_home, "1")
     balanced, _ = _mean_score_on_validation(lifecycle_home, "2")
     assert abs(unweighted - churn_rate) < 0.1
-    assert balanced > max(unweighted, churn_rate) + 0.05
+    assert balanced > max(unweighted, churn_rate) + 0.03
     assert _alias(lifecycle_home, CHALLENGER_ALIAS) == "2"
     assert _alias(lifecycle_home, CHAMPION_ALIAS) == "1"
     # Any candidate clears a negative margin and, with auto_promote, replaces the champion.

@@ -291,8 +291,14 @@ def _first_model(context: dg.SensorEvaluationContext, cursor: dict) -> dg.RunReq
 
 
 def _newest_scored_cohort(instance: dg.DagsterInstance, today: date) -> str:
+    """The newest built cohort that has users: the one a retrain re-scores."""
     built = [p for p in instance.get_materialized_partitions(FEATURES) if p <= partition_key(today)]
-    return max(built, default=partition_key(today))
+    for cohort in sorted(built, reverse=True):
+        record = _latest_materialization(instance, FEATURES, cohort)
+        rows = record.asset_materialization.metadata.get("dagster/row_count") if record else None
+        if rows is None or rows.value:
+            return cohort
+    return partition_key(today)
 
 
 @dg.sensor(

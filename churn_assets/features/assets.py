@@ -102,8 +102,12 @@ def features(context: dg.AssetExecutionContext, warehouse: DuckDBResource) -> dg
             dg.AssetCheckResult(
                 check_name="cohort_not_empty",
                 passed=users > 0,
-                severity=dg.AssetCheckSeverity.ERROR,
-                metadata={"users": users},
+                # Empty although every month it reads was loaded: something is wrong, block.
+                # Empty because a month is missing: the coverage check names it; warn only.
+                severity=dg.AssetCheckSeverity.ERROR
+                if coverage["complete"]
+                else dg.AssetCheckSeverity.WARN,
+                metadata={"users": users, "window_complete": bool(coverage["complete"])},
             ),
             dg.AssetCheckResult(
                 check_name=COVERAGE_CHECK,

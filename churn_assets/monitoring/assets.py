@@ -252,7 +252,21 @@ def drift_report(
     with warehouse.get_connection() as conn:
         reference = _reference_cohorts(conn, champion)
         reference_rows, current_rows = _rows(conn, reference), _rows(conn, [cohort])
-        if not reference_rows or not current_rows:
+        if reference_rows and not current_rows:
+            # A cohort emptied by a hole in the data (its coverage check says which month): there
+            # is nothing to judge, which is not an alarm.
+            detail = f"n/a: cohort {cohort:%Y-%m} has no users"
+            with transaction(conn):
+                for monitor in ("data_drift", "prediction_drift"):
+                    record_verdict(conn, cohort, monitor, "n/a", detail)
+            return dg.MaterializeResult(
+                metadata={"cohort_month": cohort.isoformat(), "status": detail},
+                check_results=[
+                    _check(DRIFT_CHECK, "n/a", detail, {}),
+                    _check(PREDICTION_CHECK, "n/a", detail, {}),
+                ],
+            )
+        if not reference_rows:
             raise dg.Failure(
                 f"drift needs both sides: {current_rows} current rows for {cohort:%Y-%m}, "
                 f"{reference_rows} reference rows from cohorts "
@@ -416,6 +430,13 @@ def _html_report(
 ) -> Path | None:
     """Evidently's HTML, or None (with a warning) when Evidently fails on this sample: the
     report is for people, the verdicts stored already stand without it."""
+    # A column empty on either side (a feature a late file left without values) has no
+    # distribution to draw: Evidently refuses it, so it is left out of the picture.
+    empty = {
+        c for c in numerical + categorical if reference[c].isna().all() or current[c].isna().all()
+    }
+    numerical = [c for c in numerical if c not in empty]
+    categorical = [c for c in categorical if c not in empty]
     try:
         return save_html_report(reference, current, numerical, categorical, path)
     except Exception as exc:

@@ -79,7 +79,16 @@ def predictions(
             f"{coverage['missing_months']}): its scores understate what the missing months held"
         )
     if frame.empty:
-        raise dg.Failure(f"no features for cohort {cohort:%Y-%m}: materialize features first")
+        if "listening_months_required" not in coverage:
+            raise dg.Failure(f"no features for cohort {cohort:%Y-%m}: materialize features first")
+        # Built, but empty: a hole in the data emptied the cohort (its coverage says which).
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": 0,
+                "status": f"n/a: cohort {cohort:%Y-%m} has no users (missing "
+                f"{coverage['missing_months'] or 'nothing'})",
+            }
+        )
     try:
         matrix = as_matrix(frame, list(booster.feature_name()))
     except KeyError as exc:
