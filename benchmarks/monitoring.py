@@ -169,14 +169,14 @@ def judge(scenario: str, seed: int, root: Path, args: argparse.Namespace) -> Out
         ratios = auc_ratios(conn, truth)
         labelled = conn.execute("SELECT count(DISTINCT cohort_month) FROM labels").fetchone()[0]
     drift["cohort_month"] = pd.to_datetime(drift["cohort_month"]).dt.date
+    performance["cohort_month"] = pd.to_datetime(performance["cohort_month"]).dt.date
     undrifted = drift[[first_affected is None or c < first_affected for c in drift.cohort_month]]
     false_alarms = int(undrifted["severity"].isin(FLAGGED).sum())
     if first_affected is None:
         delay = math.nan
     else:
         if scenario == "concept":
-            found = performance[performance["severity"] == "error"]["cohort_month"]
-            found = [month_start(str(c)) for c in found]
+            found = list(performance[performance["severity"] == "error"]["cohort_month"])
         elif scenario in ("outage", "schema"):
             found = [add_months(month_start(m), 1) for m in raw_alarms(home)]
         else:
@@ -245,7 +245,8 @@ def render(outcomes: list[Outcome], args: argparse.Namespace) -> str:
             "",
             f"{args.users} users, {args.months} months from {args.start}, drift from month "
             f"{args.drift_month}, FLAML budget {args.budget:g} s, seeds "
-            f"{', '.join(str(s) for s in range(1, args.seeds + 1))}. Each world is replayed by "
+            f"{', '.join(str(s) for s in sorted({o.seed for o in outcomes}))}. Each world is "
+            "replayed by "
             "`churn-assets replay` and judged from what the loop recorded (see the script's "
             "docstring for each measure).",
             "",
@@ -282,14 +283,32 @@ def main() -> None:
     parser.add_argument("--drift-month", type=int, default=7, help="1-based month of the world")
     parser.add_argument("--budget", type=float, default=3.0)
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--first-seed", type=int, default=1, help="to split seeds across runs")
+    parser.add_argument(
+        "--from-logs",
+        nargs="*",
+        type=Path,
+        help="render the section from the outcome lines these runs printed, running nothing",
+    )
     args = parse_args(parser, SMOKE["args"])
+    if args.from_logs:
+        outcomes = [
+            eval(line, {"Outcome": Outcome, "nan": math.nan})  # lines this script printed
+            for log in args.from_logs
+            for line in log.read_text().splitlines()
+            if line.startswith("Outcome(")
+        ]
+        outcomes.sort(key=lambda o: (SCENARIOS.index(o.scenario), o.seed))
+        args.seeds = len({o.seed for o in outcomes})
+        print(write_section(args.output, SECTION, render(outcomes, args)))
+        return
     outcomes = []
     scenarios = args.scenarios.split(",")
     planned = len(scenarios) * args.seeds
     with tempfile.TemporaryDirectory(prefix="churn_monitoring_") as folder:
         # Seed by seed, every scenario each time: a run stopped early still covers them all, and
         # the section is rewritten after each world with how many are in.
-        for seed in range(1, args.seeds + 1):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             for scenario in scenarios:
                 outcome = judge(scenario, seed, Path(folder), args)
                 print(outcome, flush=True)
