@@ -30,7 +30,7 @@ from benchmarks_md import parse_args, write_section
 
 SECTION = "## World fuzz"
 SMOKE = {
-    "args": ["--seeds", "1", "--first-seed", "5", "--max-users", "300", "--budget", "2"],
+    "args": ["--seeds", "1", "--first-seed", "5", "--max-users", "150", "--budget", "1"],
     "rows": ["5"],
 }
 
