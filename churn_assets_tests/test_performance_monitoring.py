@@ -357,3 +357,55 @@ def test_churn_model_promotes_a_better_challenger_judged_on_held_out_users(churn
     assert "lower bound" in tags["comparison"]
     now = client.get_model_version_by_alias(REGISTERED_MODEL_NAME, CHAMPION_ALIAS)
     assert str(now.version) == better["model_version"]
+
+
+def test_a_provisional_champion_gives_way_to_the_first_candidate_that_clears_the_hurdle(
+    churn_env, monkeypatch
+):
+    """An identical candidate never beats a champion; it replaces one that is provisional."""
+    home = Path(churn_env["CHURN_HOME"])
+    frame = _world(home)
+    with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
+        # Every cohort's windows fully loaded, as the features asset would have recorded.
+        conn.execute(
+            "CREATE TABLE cohort_coverage AS SELECT unnest(?::DATE[]) AS cohort_month, "
+            "true AS complete",
+            [[f"{c}" for c in COHORTS]],
+        )
+    client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+    booster = _fit(_months(frame, *COHORTS[:3]), FEATURES)
+    monkeypatch.setattr(
+        training_assets,
+        "fit_lightgbm_automl",
+        lambda *a, **k: TunedModel(booster, {}, SimpleNamespace(best_loss=0.5), False),
+    )
+
+    def train(provisional: str) -> dict:
+        champion = _register(
+            home,
+            booster,
+            {
+                "validation_cohort": "2016-03-01",
+                "training_cohorts": '["2016-01-01", "2016-02-01"]',
+                "trained_on_incomplete_cohorts": provisional,
+            },
+            {},
+        )
+        client.set_registered_model_alias(REGISTERED_MODEL_NAME, CHAMPION_ALIAS, champion)
+        result = dg.materialize(
+            [churn_model],
+            resources=default_resources(),
+            run_config={
+                "ops": {
+                    "churn_model": {"config": {"as_of_month": "2016-06", "hurdle_margin": -1.0}}
+                }
+            },
+        )
+        [event] = result.get_asset_materialization_events()
+        return {k: v.value for k, v in event.materialization.metadata.items()}
+
+    assert train("false")["promoted_to_champion"] is False
+    replaced = train("true")
+    assert replaced["promoted_to_champion"] is True
+    tags = client.get_model_version(REGISTERED_MODEL_NAME, replaced["model_version"]).tags
+    assert tags["beats_champion"] == "false" and "provisional" in tags["comparison"]

@@ -487,7 +487,23 @@ def _train_candidate(
         if comparison is not None
         else (False, "no champion to compare with")
     )
-    promote = champion_version is None or (config.auto_promote and beats_champion)
+    # A champion registered only so that something scores (below the hurdle, or learnt from
+    # cohorts with holes) is provisional: the first candidate that clears the hurdle on complete
+    # cohorts replaces it, without having to prove itself significantly better on a few users.
+    provisional = champion is not None and (
+        champion.tags.get("cleared_hurdle") == "false"
+        or champion.tags.get("trained_on_incomplete_cohorts") == "true"
+    )
+    replaces_provisional = provisional and clears_hurdle and not window.used_incomplete
+    if replaces_provisional and not beats_champion:
+        comparison_reason = (
+            f"replaces provisional champion v{champion_version} (registered below the hurdle or "
+            f"from incomplete cohorts); this candidate cleared the hurdle on complete cohorts "
+            f"({comparison_reason})"
+        )
+    promote = champion_version is None or (
+        config.auto_promote and (beats_champion or replaces_provisional)
+    )
     client = registry.client
     tags = {
         "as_of_month": f"{as_of:%Y-%m}",
