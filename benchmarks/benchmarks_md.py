@@ -104,3 +104,20 @@ def write_section(path: Path, heading: str, section: str) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text.rstrip("\n") + "\n")
     return section
+
+
+_UNITS = {"": 1, "k": 1_000, "M": 1_000_000}
+
+
+def parse_size(size: str) -> int:
+    """A size written ``20k``, ``1M``, ``100M`` or ``25000``, as a number."""
+    number, unit = size.rstrip("kM"), size[len(size.rstrip("kM")) :]
+    if not number.isdigit() or unit not in _UNITS or int(number) == 0:
+        raise argparse.ArgumentTypeError(f"expected a size such as 20k, 1M or 100M, got {size!r}")
+    return int(number) * _UNITS[unit]
+
+
+def size_argument(size: str) -> str:
+    """An argparse ``type`` that checks a size and keeps it as written (it names table rows)."""
+    parse_size(size)
+    return size

@@ -37,7 +37,7 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
-from benchmarks_md import parse_args, write_section
+from benchmarks_md import parse_args, parse_size, size_argument, write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Drift report"
@@ -47,19 +47,8 @@ CURRENT = date(2017, 3, 1)
 REPEATS = 3
 ROWS_PER_USER = 60  # features.py's listening days per user
 TRAIN_ROWS = 20_000
-_UNITS = {"": 1, "k": 1_000, "M": 1_000_000}
-
-
-def size_users(size: str) -> int:
-    number, unit = size.rstrip("kM"), size[len(size.rstrip("kM")) :]
-    if not number.isdigit() or unit not in _UNITS or int(number) == 0:
-        raise argparse.ArgumentTypeError(f"expected a size such as 2k or 1M, got {size!r}")
-    return int(number) * _UNITS[unit]
-
-
-def _size(size: str) -> str:
-    size_users(size)
-    return size
+size_users = parse_size
+_size = size_argument
 
 
 def _run(args: list[str]) -> dict:

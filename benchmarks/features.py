@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
-from benchmarks_md import parse_args, write_section
+from benchmarks_md import parse_args, parse_size, size_argument, write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Features and raw load"
@@ -49,20 +49,8 @@ CHUNK_ROWS = 4_000_000
 KKBOX_LOG_ROWS = 392_000_000
 REPEATS = 3  # the feature query and the bare aggregates are timed 3 times each; medians reported
 SMOKE = {"args": ["--sizes", "20k"], "rows": ["20k"]}
-_UNITS = {"": 1, "k": 1_000, "M": 1_000_000}
-
-
-def size_rows(size: str) -> int:
-    """User_logs rows of a size written ``20k``, ``1M``, ``100M`` or ``25000``."""
-    number, unit = size.rstrip("kM"), size[len(size.rstrip("kM")) :]
-    if not number.isdigit() or unit not in _UNITS or int(number) == 0:
-        raise argparse.ArgumentTypeError(f"expected a size such as 20k, 1M or 100M, got {size!r}")
-    return int(number) * _UNITS[unit]
-
-
-def _size(size: str) -> str:
-    size_rows(size)
-    return size
+size_rows = parse_size  # user_logs rows of a size written 20k, 1M, 100M or 25000
+_size = size_argument
 
 
 def _days(value: date) -> int:
