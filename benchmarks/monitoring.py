@@ -231,8 +231,8 @@ def render(outcomes: list[Outcome], args: argparse.Namespace) -> str:
             )
             + f" | {int(group['false_alarms'].sum())}/{int(group['undrifted_cohorts'].sum())} | "
             f"{group['trainings'].sum() / max(group['labelled_cohorts'].sum(), 1):.2f} | "
-            f"{group['auc_ratio_before'].mean():.3f} | {group['auc_ratio_after'].mean():.3f} | "
-            f"{group['seconds'].mean():.0f} |"
+            f"{_figure(group['auc_ratio_before'].mean())} | "
+            f"{_figure(group['auc_ratio_after'].mean())} | {group['seconds'].mean():.0f} |"
         )
     undrifted = frame["undrifted_cohorts"].sum()
     alarm_rate = frame["false_alarms"].sum() / undrifted if undrifted else math.nan
@@ -268,6 +268,11 @@ def render(outcomes: list[Outcome], args: argparse.Namespace) -> str:
             f"- training runs per labelled cohort: {per_label:.2f} (target at most 1 on average).",
         ]
     )
+
+
+def _figure(value: float) -> str:
+    """A ratio to three places, or '-' where there was nothing to measure (no scored labels)."""
+    return "-" if math.isnan(value) else f"{value:.3f}"
 
 
 def _count(mask: pd.Series) -> int:
