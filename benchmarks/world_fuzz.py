@@ -11,9 +11,10 @@ cohort against the simulator's true churn probability on the same users.
 Writes the ``## World fuzz`` section of BENCHMARKS.md (other sections are left as they are).
 
     python benchmarks/world_fuzz.py [--seeds 10] [--first-seed 0] [--max-users N] [--budget 10]
-        [--output BENCHMARKS.md] [--smoke]
+        [--replay-months K] [--output BENCHMARKS.md] [--smoke]
 
-``--smoke`` replays one tiny world (seed 5, an eight-month draw, 300 users, 2 s of FLAML).
+``--smoke`` replays one tiny world (seed 5, 150 users, 1 s of FLAML) through its first model and
+the cohort after it (``--replay-months 5``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,18 @@ from benchmarks_md import parse_args, write_section
 
 SECTION = "## World fuzz"
 SMOKE = {
-    "args": ["--seeds", "1", "--first-seed", "5", "--max-users", "150", "--budget", "1"],
+    "args": [
+        "--seeds",
+        "1",
+        "--first-seed",
+        "5",
+        "--max-users",
+        "150",
+        "--budget",
+        "1",
+        "--replay-months",
+        "5",
+    ],
     "rows": ["5"],
 }
 
@@ -79,12 +91,16 @@ def _champion_auc(home: Path, truth_dir: Path) -> dict:
     }
 
 
-def replay_world(seed: int, max_users: int | None, budget: float, folder: Path) -> dict:
-    """Draw, simulate and replay world ``seed`` in ``folder``; what it came to."""
+def replay_world(
+    seed: int, max_users: int | None, budget: float, folder: Path, months: int | None = None
+) -> dict:
+    """Draw, simulate and replay world ``seed`` in ``folder`` (its first ``months`` only, when
+    given); what it came to."""
     import dagster as dg
 
     from churn_assets.definitions import build_definitions
-    from churn_assets.replay import replay, staged_arrivals
+    from churn_assets.partitions import add_months
+    from churn_assets.replay import replay, replay_span, staged_arrivals
     from churn_assets.simulator import describe_world, draw_world, simulate
 
     started = time.monotonic()
@@ -101,11 +117,14 @@ def replay_world(seed: int, max_users: int | None, budget: float, folder: Path) 
         CHURN_TRAINING_BUDGET_S=str(budget),
     )
     os.environ.pop("MLFLOW_TRACKING_URI", None)
+    first, last = replay_span(world.landing_dir, None)
+    through = min(last, add_months(first, months - 1)) if months else None
     with dg.instance_for_test() as instance:
         summary = replay(
             build_definitions(),
             instance,
             world.landing_dir,
+            through=through,
             log=lambda _: None,
             arrivals=arrivals,
             tracking_uri=f"sqlite:///{home / 'mlflow.db'}",
@@ -139,8 +158,12 @@ def replay_world(seed: int, max_users: int | None, budget: float, folder: Path) 
     }
 
 
-def render(results: list[dict], max_users: int | None, budget: float) -> str:
+def render(
+    results: list[dict], max_users: int | None, budget: float, months: int | None = None
+) -> str:
     size = f"users capped at {max_users}" if max_users else "users as drawn (300..900)"
+    if months:
+        size += f", only their first {months} months replayed"
     lines = [
         SECTION,
         "",
@@ -204,11 +227,16 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=0, help="the first world's seed")
     parser.add_argument("--max-users", type=int, help="cap on each world's users (default: none)")
     parser.add_argument("--budget", type=float, default=10.0, help="FLAML seconds per training")
+    parser.add_argument(
+        "--replay-months", type=int, help="replay only each world's first K months (default: all)"
+    )
     args = parse_args(parser, SMOKE["args"])
     results = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         with tempfile.TemporaryDirectory() as folder:
-            result = replay_world(seed, args.max_users, args.budget, Path(folder))
+            result = replay_world(
+                seed, args.max_users, args.budget, Path(folder), args.replay_months
+            )
         model = result["model"]
         print(
             f"seed {seed}: {result['runs']} runs, {len(result['failed'])} failed, first model "
@@ -218,7 +246,8 @@ def main() -> None:
             flush=True,
         )
         results.append(result)
-    print(write_section(args.output, SECTION, render(results, args.max_users, args.budget)))
+    section = render(results, args.max_users, args.budget, args.replay_months)
+    print(write_section(args.output, SECTION, section))
 
 
 if __name__ == "__main__":
