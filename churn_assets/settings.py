@@ -135,3 +135,9 @@ def control_share(environ: dict[str, str] | None = None) -> float:
     """Share of users held out of retention actions (``CHURN_CONTROL_SHARE``, default 0.1)."""
     env = os.environ if environ is None else environ
     return float(env.get("CHURN_CONTROL_SHARE", "0.1"))
+
+
+def drift_html_enabled(environ: dict[str, str] | None = None) -> bool:
+    """Whether drift_report builds Evidently's HTML (``CHURN_DRIFT_HTML``, default true)."""
+    env = os.environ if environ is None else environ
+    return env.get("CHURN_DRIFT_HTML", "true").strip().lower() not in {"0", "false", "no"}

@@ -13,6 +13,11 @@ import pytest
 from churn_assets.simulator import parse_drift, simulate
 
 TINY_WORLD = {"users": 500, "start": "2016-01", "months": 6, "seed": 11}
+
+# Evidently's HTML costs about 10 s a cohort whatever its size, and every replayed cohort would
+# build one: tests leave it out (CHURN_DRIFT_HTML), except test_drift.py's, which ask for it.
+# Set at import, so that the commands and benchmarks the tests start inherit it.
+os.environ.setdefault("CHURN_DRIFT_HTML", "false")
 TINY_DRIFT = "covariate@2016-05"
 
 

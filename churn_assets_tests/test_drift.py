@@ -332,7 +332,7 @@ def test_a_moderate_tier_fails_the_check_with_severity_warn(world):
 
 
 def test_the_report_is_kept_per_cohort_and_model_version_and_logged_to_mlflow(world):
-    result = _drift(world, MINOR_SHIFT, html_rows=400)
+    result = _drift(world, MINOR_SHIFT, html_report=True, html_rows=400)
     [event] = result.get_asset_materialization_events()
     metadata = event.materialization.metadata
     path = Path(metadata["report_path"].value)
@@ -355,7 +355,7 @@ def test_an_evidently_failure_leaves_the_verdicts_standing(world, monkeypatch):
         raise ValueError("Evidently cannot read this sample")
 
     monkeypatch.setattr("churn_assets.monitoring.assets.save_html_report", broken)
-    result = _drift(world, UNDRIFTED, log_to_mlflow=False)
+    result = _drift(world, UNDRIFTED, html_report=True, log_to_mlflow=False)
     assert result.success and _checks(result)[DRIFT_CHECK].passed
     [event] = result.get_asset_materialization_events()
     assert "report_path" not in event.materialization.metadata

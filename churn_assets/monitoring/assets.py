@@ -41,6 +41,7 @@ from churn_assets.monitoring.target import TargetDrift, target_drift
 from churn_assets.monitoring.verdicts import record_verdict
 from churn_assets.partitions import month_start, monthly_partitions
 from churn_assets.resources import ModelRegistryResource, ReportsResource
+from churn_assets.settings import drift_html_enabled
 from churn_assets.training.model import predict_probability
 from churn_assets.warehouse import run_sql_file, transaction
 
@@ -69,6 +70,11 @@ class DriftConfig(dg.Config):
     max_scored_rows: int = Field(
         default=200_000,
         description="Rows of each side the champion scores for prediction drift, at most.",
+    )
+    html_report: bool = Field(
+        default_factory=drift_html_enabled,
+        description="Build Evidently's HTML report (CHURN_DRIFT_HTML; about 10 s a cohort "
+        "whatever its size). The verdicts never depend on it.",
     )
     html_rows: int = Field(default=5_000, description="Rows of each side in the HTML report.")
     html_columns: int = Field(
@@ -334,13 +340,17 @@ def drift_report(
             record_verdict(conn, cohort, "prediction_drift", prediction["tier"], prediction_detail)
             record_verdict(conn, cohort, "target_drift", target.severity, target.detail)
 
-    html_path = _html_report(
-        context,
-        html_report_path(reports.folder, cohort, version),
-        html_reference,
-        html_current,
-        numerical,
-        categorical,
+    html_path = (
+        _html_report(
+            context,
+            html_report_path(reports.folder, cohort, version),
+            html_reference,
+            html_current,
+            numerical,
+            categorical,
+        )
+        if config.html_report
+        else None
     )
     run_id = _log_run(
         context,
