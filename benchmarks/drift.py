@@ -212,6 +212,8 @@ def measure_drift(home: Path) -> dict:
             partition_key=partition_key(CURRENT),
             instance=instance,
             resources=resources,
+            # The whole asset as it runs in production, Evidently's HTML included.
+            run_config={"ops": {"drift_report": {"config": {"html_report": True}}}},
         )
         out["drift_report_s"] = time.perf_counter() - began
         if not result.success:
