@@ -155,7 +155,14 @@ def _report_runs(summary) -> int:
     )
     for run in unhealed:
         print(f"  FAILED {run.job}[{run.partition or '-'}] run {run.run_id}: {run.reason}")
-    return EXIT_RUN_FAILED if unhealed else EXIT_OK
+    # Failed in an earlier replay, attempts used up, nothing made good since: still broken.
+    earlier = [g for g in summary.given_up if g[2] not in {r.run_id for r in unhealed}]
+    for job, partition, run_id in earlier:
+        print(
+            f"  GAVE UP {job}[{partition}] after its attempts (last run {run_id}): fix its "
+            "input and replay again"
+        )
+    return EXIT_RUN_FAILED if unhealed or earlier else EXIT_OK
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

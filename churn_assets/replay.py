@@ -28,7 +28,7 @@ from churn_assets.automation.reaper import (
     end_orphaned_mlflow_runs,
     reap_orphaned_runs,
 )
-from churn_assets.automation.requests import REQUEST_TAG
+from churn_assets.automation.requests import REQUEST_TAG, given_up
 from churn_assets.dagster_internals import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
@@ -66,6 +66,8 @@ class ReplaySummary:
     months: list[date] = field(default_factory=list)
     runs: list[ReplayedRun] = field(default_factory=list)
     reaped: list[str] = field(default_factory=list)
+    # Requests whose attempts were used up and that nothing made good: (job, partition, run id).
+    given_up: list[tuple[str, str, str]] = field(default_factory=list)
 
     @property
     def failed_runs(self) -> list[ReplayedRun]:
@@ -298,6 +300,10 @@ def replay(
             arrivals.reveal(month)
         replayer.run_month(month)
         month = add_months(month, 1)
+    replayer.summary.given_up = [
+        (run.job_name, run.tags.get("dagster/partition", "-"), run.run_id)
+        for run in given_up(instance)
+    ]
     log(f"replayed {len(replayer.summary.months)} months, {len(replayer.summary.runs)} runs")
     return replayer.summary
 

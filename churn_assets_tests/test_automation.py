@@ -210,3 +210,31 @@ def test_training_sensor_needs_two_labelled_cohorts_for_the_first_model(world, t
         ]
         config = requests[0].run_config["ops"]["churn_model"]["config"]
         assert config["as_of_month"] == "2016-05"
+
+
+def test_a_request_that_used_up_its_attempts_stays_reported_until_made_good():
+    """After three failed attempts nothing retries it, so a later replay must still say so."""
+    from churn_assets.automation.requests import MAX_ATTEMPTS, given_up
+
+    month = {"churn/request": "raw-2016-05-01-aaaa", "dagster/partition": "2016-05-01"}
+    with dg.instance_for_test() as instance:
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            instance.add_run(
+                dg.DagsterRun(
+                    job_name="load_job",
+                    run_id=f"{attempt}" * 36,
+                    status=dg.DagsterRunStatus.FAILURE,
+                    tags={**month, "churn/attempt": str(attempt)},
+                )
+            )
+        assert [r.run_id for r in given_up(instance)] == [f"{MAX_ATTEMPTS}" * 36]
+        # The file is fixed: a new request for the same month succeeds, and nothing is stuck.
+        instance.add_run(
+            dg.DagsterRun(
+                job_name="load_job",
+                run_id="9" * 36,
+                status=dg.DagsterRunStatus.SUCCESS,
+                tags={**month, "churn/request": "raw-2016-05-01-bbbb"},
+            )
+        )
+        assert given_up(instance) == []

@@ -35,6 +35,33 @@ def attempts_exhausted(instance: dg.DagsterInstance, request_id: str) -> bool:
     )
 
 
+def given_up(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
+    """The last run of each request that used up its attempts and that nothing made good since.
+
+    A request is made good by a later success of the same job on the same partition and assets
+    (e.g. the load of a month whose file was fixed, under its new request). What remains is work
+    the loop stopped retrying: a month still not loaded, a cohort still not built.
+    """
+    runs = [r for r in instance.get_runs() if REQUEST_TAG in r.tags]
+
+    def target(run: dg.DagsterRun) -> tuple:
+        return (run.job_name, run.tags.get("dagster/partition"), run.asset_selection)
+
+    made_good = {target(r) for r in runs if r.status == dg.DagsterRunStatus.SUCCESS}
+    by_request: dict[str, list[dg.DagsterRun]] = {}
+    for run in runs:
+        by_request.setdefault(run.tags[REQUEST_TAG], []).append(run)
+    stuck = []
+    for attempts in by_request.values():
+        if len(attempts) >= MAX_ATTEMPTS and all(
+            r.is_finished and r.status != dg.DagsterRunStatus.SUCCESS for r in attempts
+        ):
+            last = attempts[0]  # runs come newest first
+            if target(last) not in made_good:
+                stuck.append(last)
+    return stuck
+
+
 def keyed_request(
     instance: dg.DagsterInstance, request_id: str, tags: dict[str, str] | None = None, **kwargs: Any
 ) -> dg.RunRequest | None:
