@@ -109,6 +109,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         conn.register("frame", frame)
         conn.execute("CREATE TABLE features AS SELECT * EXCLUDE (is_churn) FROM frame")
         conn.execute("CREATE TABLE labels AS SELECT msno, cohort_month, is_churn FROM frame")
+        # Every cohort's windows fully loaded, as the features asset records it.
+        conn.execute(
+            "CREATE TABLE cohort_coverage AS SELECT DISTINCT cohort_month, true AS complete "
+            "FROM frame"
+        )
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("CHURN_HOME", str(home))
         patch.setenv("DAGSTER_HOME", str(home / "dagster"))
@@ -379,3 +384,18 @@ def test_target_drift_compares_the_newest_labelled_cohort(world):
         conn.execute("ROLLBACK")
     assert doubled.labelled_cohort == date(2016, 5, 1) and doubled.severity == "error"
     assert doubled.rate_ratio > 1.5
+
+
+def test_a_champion_that_learnt_only_from_incomplete_cohorts_has_no_fair_reference(world):
+    """Comparing with cohorts whose windows had holes would measure the holes, not drift."""
+    with duckdb.connect(str(world["home"] / "warehouse.duckdb")) as conn:
+        conn.execute(
+            "UPDATE cohort_coverage SET complete = false WHERE cohort_month < '2016-04-01'"
+        )
+    try:
+        result = _drift(world, MINOR_SHIFT, log_to_mlflow=False)
+        check = _checks(result)[DRIFT_CHECK]
+        assert result.success and check.passed and "no fair reference" in check.description
+    finally:
+        with duckdb.connect(str(world["home"] / "warehouse.duckdb")) as conn:
+            conn.execute("UPDATE cohort_coverage SET complete = true")

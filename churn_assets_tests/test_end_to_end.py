@@ -102,7 +102,12 @@ def test_a_failing_monitor_retrains_through_the_sensor(replayed_world):
     assert run.tags["dagster/sensor_name"] == "training_sensor"
     # One retraining per newest labelled cohort, whatever triggered it.
     assert run.tags["dagster/run_key"].startswith(f"retrain-labels-{run.tags['churn/labels']}")
-    assert run.tags["churn/trigger"].split(":")[0] in {"drift", "performance", "staleness"}
+    assert run.tags["churn/trigger"].split(":")[0] in {
+        "drift",
+        "performance",
+        "staleness",
+        "provisional",
+    }
     failed = instance.event_log_storage.get_asset_check_execution_history(
         dg.AssetCheckKey(dg.AssetKey("drift_report"), "feature_drift"),
         limit=100,

@@ -23,13 +23,17 @@ class FixedChampion(ModelRegistryResource):
     """A registry whose champion learnt from labels up to ``validation_cohort``."""
 
     validation_cohort: str = "2016-03-01"
+    provisional: bool = False
 
     def champion(self) -> ModelVersion:
         return ModelVersion(
             "churn-model",
             "1",
             0,
-            tags=[ModelVersionTag("validation_cohort", self.validation_cohort)],
+            tags=[
+                ModelVersionTag("validation_cohort", self.validation_cohort),
+                ModelVersionTag("trained_on_incomplete_cohorts", str(self.provisional).lower()),
+            ],
         )
 
 
@@ -189,3 +193,14 @@ def test_nothing_starts_while_a_training_runs(world):
     )
     assert _tick(world, cursor)[0] == []
     assert _decisions(world)[-1][1] == "hold"
+
+
+def test_a_provisional_champion_is_retrained_once_newer_labels_exist(world):
+    world["resources"]["registry"] = FixedChampion(
+        tracking_uri="sqlite:///unused", validation_cohort="2016-05-01", provisional=True
+    )
+    requests, cursor = _tick(world)  # labels up to 2016-06: one newer than the champion's
+    assert [r.tags["churn/labels"] for r in requests] == ["2016-06-01"]
+    assert _decisions(world)[0][:2] == ("provisional", "retrain")
+    _run(world, requests[0], promoted=True)
+    assert _tick(world, cursor)[0] == []  # once per newest labelled cohort, as any trigger

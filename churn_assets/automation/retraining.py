@@ -8,7 +8,9 @@ Triggers (any of them, evaluated by ``training_sensor``):
   k-of-n persistence rule already separates a bad month from a persistent failure), or the
   newest ``champion_beats_rule`` did (the champion ranks churners worse than the as-is rule);
 * **staleness**: the newest labels the champion learnt from are more than ``stale_after_cohorts``
-  cohorts older than the newest labels known (default 3).
+  cohorts older than the newest labels known (default 3);
+* **provisional**: the champion was registered only so that something scores (below the hurdle,
+  or from cohorts with incomplete windows); it is replaced as soon as newer labels allow.
 
 Guards, in order: nothing while a training runs; nothing without labels newer than the champion's;
 at most one training per newest labelled cohort whatever the trigger (a rejected candidate does
@@ -130,6 +132,18 @@ def triggers(
                 )
             )
             break
+    if (
+        champion.tags.get("trained_on_incomplete_cohorts") == "true"
+        or champion.tags.get("cleared_hurdle") == "false"
+    ):
+        found.append(
+            Trigger(
+                "provisional",
+                newest_labels,
+                f"champion v{champion.version} was registered only so that something scores "
+                "(below the hurdle, or from cohorts with incomplete windows)",
+            )
+        )
     learnt_until = champion.tags.get("validation_cohort", "")
     if learnt_until and newest_labels:
         age = _months_apart(learnt_until, newest_labels)

@@ -258,10 +258,17 @@ def drift_report(
     with warehouse.get_connection() as conn:
         reference = _reference_cohorts(conn, champion)
         reference_rows, current_rows = _rows(conn, reference), _rows(conn, [cohort])
-        if reference_rows and not current_rows:
-            # A cohort emptied by a hole in the data (its coverage check says which month): there
-            # is nothing to judge, which is not an alarm.
-            detail = f"n/a: cohort {cohort:%Y-%m} has no users"
+        fair = bool(complete_cohorts(conn, reference))
+        if reference_rows and (not current_rows or not fair):
+            # A cohort emptied by a hole in the data (its coverage check says which month), or a
+            # champion that learnt only from cohorts with holes in their windows: comparing with
+            # those would measure the holes, not drift. Nothing to judge is not an alarm.
+            detail = (
+                f"n/a: cohort {cohort:%Y-%m} has no users"
+                if not current_rows
+                else f"n/a: champion v{champion.version} learnt only from cohorts with incomplete "
+                f"windows ({', '.join(f'{c:%Y-%m}' for c in reference)}): no fair reference"
+            )
             with transaction(conn):
                 for monitor in ("data_drift", "prediction_drift"):
                     record_verdict(conn, cohort, monitor, "n/a", detail)
