@@ -132,6 +132,12 @@ def build_drift_home(home: Path, users: int) -> dict:
                 conn.execute(f"CREATE TABLE features AS {source}")
             else:
                 conn.execute(f"INSERT INTO features {source}")
+        # Both cohorts' windows fully loaded, as the features asset would record it (a champion
+        # learnt only from incomplete cohorts has no fair drift reference).
+        conn.execute(
+            "CREATE TABLE cohort_coverage AS SELECT DISTINCT cohort_month, true AS complete "
+            "FROM features"
+        )
         train = conn.execute(
             "SELECT * FROM (SELECT * EXCLUDE (msno, cohort_month) FROM features "
             f"WHERE cohort_month = ?) USING SAMPLE {min(TRAIN_ROWS, users)} ROWS",

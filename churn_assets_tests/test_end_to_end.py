@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 
-import dagster as dg
 import duckdb
 from mlflow.tracking import MlflowClient
 
-from churn_assets.dagster_internals import AssetCheckExecutionRecordStatus
 from churn_assets.settings import CHALLENGER_ALIAS, CHAMPION_ALIAS, REGISTERED_MODEL_NAME
 
 
@@ -108,13 +106,13 @@ def test_a_failing_monitor_retrains_through_the_sensor(replayed_world):
         "staleness",
         "provisional",
     }
-    failed = instance.event_log_storage.get_asset_check_execution_history(
-        dg.AssetCheckKey(dg.AssetKey("drift_report"), "feature_drift"),
-        limit=100,
-        status={AssetCheckExecutionRecordStatus.FAILED},
-    )
-    failing_cohorts = {e.partition for e in failed}
-    assert retrain.partition in failing_cohorts
+    # The decision that asked for it is on record, with its trigger and evidence.
+    with _warehouse(replayed_world["home"]) as conn:
+        decided = conn.execute(
+            "SELECT trigger, evidence FROM retraining_decisions WHERE run_key = ?",
+            [run.tags["dagster/run_key"]],
+        ).fetchall()
+    assert decided and decided[0][0] == run.tags["churn/trigger"].split(":")[0] and decided[0][1]
     # ...and re-scored that cohort in the same run.
     assert {"predictions", "drift_report"} <= set(retrain.assets)
 
