@@ -29,6 +29,7 @@ bob,41,30,149,149,1,20160210,20160310,0
 bob,41,30,149,149,0,20160220,20160310,1
 carol,41,30,149,149,1,20160305,20160404,0
 carol,41,30,149,149,1,20160205,20160306,0
+carol,41,30,149,149,1,20150105,20150204,0
 dave,41,30,149,149,1,20151105,20151205,0
 dave,41,30,149,149,1,20151205,20160104,0
 """
@@ -57,7 +58,7 @@ def cohort(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     resources = resources_for(home, landing)
     assert materialize([members], resources=resources).success
     for asset, first, last in (
-        (transactions, "2015-10-01", "2016-03-01"),
+        (transactions, "2015-01-01", "2016-03-01"),
         (user_logs, "2016-01-01", "2016-03-01"),
     ):
         tags = {
@@ -107,6 +108,9 @@ def test_subscription_history(cohort):
     assert (alice["lapse_count"], alice["lapse_count_365d"]) == (1, 1)
     assert alice["mean_discount_share"] == pytest.approx((50 / 149) / 3)
     assert alice["subscription_tenure_days"] == 152
+    # carol first paid on 2015-01-05, 421 days before the cut-off: tenure stops at the
+    # 365-day payment window, so it does not grow with the history loaded.
+    assert cohort["carol"]["subscription_tenure_days"] == 365
     bob = cohort["bob"]
     # The cancel on 2016-02-20 is his latest transaction.
     assert (bob["last_is_cancel"], bob["last_is_auto_renew"]) == (1, 0)

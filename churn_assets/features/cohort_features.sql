@@ -123,7 +123,10 @@ SELECT
     c.payment_methods_365d,
     coalesce(l.lapse_count, 0) AS lapse_count,
     coalesce(l.lapse_count_365d, 0) AS lapse_count_365d,
-    date_diff('day', c.first_transaction_date, $cutoff::DATE) AS subscription_tenure_days,
+    -- Capped at the 365-day payment window every complete cohort has loaded: beyond it the
+    -- figure would measure how much history was loaded, growing a month each month.
+    least(date_diff('day', c.first_transaction_date, $cutoff::DATE), 365)
+        AS subscription_tenure_days,
     coalesce(g.plays_7d, 0) AS plays_7d,
     coalesce(g.active_days_7d, 0) AS active_days_7d,
     coalesce(g.secs_7d, 0) AS secs_7d,
