@@ -37,6 +37,7 @@ NOISE_COLUMNS = [f"noise_{i}" for i in range(6)]
 DECISIVE = "days_since_last_listen"
 MINOR = "noise_0"
 UNDRIFTED, DECISIVE_SHIFT, MINOR_SHIFT = "2016-04-01", "2016-05-01", "2016-06-01"
+NEW_MEMBER_SHIFT = "2016-07-01"
 
 
 def _cohort(cohort: date, n: int, rng: np.random.Generator) -> pd.DataFrame:
@@ -48,6 +49,7 @@ def _cohort(cohort: date, n: int, rng: np.random.Generator) -> pd.DataFrame:
             DECISIVE: rng.integers(0, 60, n).astype(float),
             "plays_30d": np.where(rng.random(n) < 0.1, np.nan, rng.gamma(2.0, 50.0, n)),
             "city": rng.choice([1, 4, 5, 13, 22], n, p=[0.4, 0.2, 0.2, 0.1, 0.1]),
+            "registration_age_days": rng.integers(0, 2000, n).astype(float),
             **{c: rng.normal(size=n) for c in NOISE_COLUMNS},
         }
     )
@@ -101,8 +103,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     shifted[DECISIVE] = (shifted[DECISIVE] + 25).clip(upper=59)  # silent for weeks longer
     minor = _cohort(date(2016, 6, 1), USERS, rng)
     minor[MINOR] = minor[MINOR] + 1.5  # the same size of shift, in a column of no consequence
+    # Everyone who joined in the last 90 days (about 1 in 22) came from one city.
+    joined = _cohort(date(2016, 7, 1), USERS, rng)
+    joined.loc[joined["registration_age_days"] <= 90, "city"] = 22
     frame = pd.concat(
-        [reference, _resampled(reference, date(2016, 4, 1), 300, seed=1), shifted, minor],
+        [reference, _resampled(reference, date(2016, 4, 1), 300, seed=1), shifted, minor, joined],
         ignore_index=True,
     )
     with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
@@ -145,11 +150,14 @@ def _checks(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluat
     return {c.check_name: c for c in result.get_asset_check_evaluations()}
 
 
-def _metrics(world: dict, cohort: str) -> pd.DataFrame:
+def _metrics(world: dict, cohort: str, new_members: bool = False) -> pd.DataFrame:
+    """The cohort's drift_metrics rows: the whole cohort's, or the new-member slice's."""
     with duckdb.connect(str(world["home"] / "warehouse.duckdb"), read_only=True) as conn:
-        return conn.execute(
+        rows = conn.execute(
             "SELECT * FROM drift_metrics WHERE cohort_month = ? ORDER BY column_name", [cohort]
         ).df()
+    sliced = rows["method"] == "psi_new_members"
+    return rows[sliced if new_members else ~sliced].reset_index(drop=True)
 
 
 # --- the statistics -------------------------------------------------------------------------
@@ -281,13 +289,15 @@ def test_an_undrifted_small_cohort_passes(world):
     assert checks[DRIFT_CHECK].metadata["tier"].value == "pass"
     rows = _metrics(world, UNDRIFTED)
     per_column = rows[rows["method"] == "psi"]
-    assert len(per_column) == 10 and not per_column["drifted"].any()
+    assert len(per_column) == 11 and not per_column["drifted"].any()
     # Raw PSI is not zero on 300 users; what is judged is what exceeds the noise.
     assert (per_column["score"] > 0).all()
     noise = (per_column["bins"] - 1) * (1 / per_column["reference_rows"] + 1 / 300)
     assert np.allclose(per_column["expected_noise"], noise)
     assert (per_column["current_rows"] == 300).all()
     assert set(rows["method"]) == {"psi", "weighted_psi", "prediction_psi"}
+    assert len(_metrics(world, UNDRIFTED, new_members=True)) == 11
+    assert not rows["stands_out"].fillna(False).any()
 
 
 def test_a_shift_in_a_decisive_column_is_an_error_the_same_in_a_minor_one_is_not(world):
@@ -312,9 +322,15 @@ def test_a_shift_in_a_decisive_column_is_an_error_the_same_in_a_minor_one_is_not
     assert DECISIVE in checks[DRIFT_CHECK].description
     assert not checks[PREDICTION_CHECK].passed
     assert checks[PREDICTION_CHECK].metadata["psi"].value > psi.MODERATE_PSI
+    # A major shift of one minor column stands out on its own: worth a look (warn), never an
+    # error by itself, and the model's scores do not move.
     minor_checks = _checks(minor)
-    assert minor_checks[DRIFT_CHECK].passed and minor_checks[PREDICTION_CHECK].passed
+    assert not minor_checks[DRIFT_CHECK].passed
+    assert minor_checks[DRIFT_CHECK].severity == dg.AssetCheckSeverity.WARN
+    assert f"standing out on their own: {MINOR} (PSI" in minor_checks[DRIFT_CHECK].description
+    assert minor_checks[PREDICTION_CHECK].passed
     assert minor_rows.loc["*", "adjusted_score"] < psi.MODERATE_PSI
+    assert minor_rows.loc[MINOR, "stands_out"]
 
     with duckdb.connect(str(world["home"] / "warehouse.duckdb"), read_only=True) as conn:
         verdicts = dict(
@@ -326,6 +342,42 @@ def test_a_shift_in_a_decisive_column_is_an_error_the_same_in_a_minor_one_is_not
         )
     assert verdicts["data_drift"] == "error" and verdicts["prediction_drift"] in ("warn", "error")
     assert verdicts["target_drift"] in ("pass", "warn", "error", "n/a")
+
+
+def test_a_change_in_who_joins_stands_out_among_new_members_before_the_whole_cohort(world):
+    result = _drift(world, NEW_MEMBER_SHIFT)
+    whole = _metrics(world, NEW_MEMBER_SHIFT).set_index("column_name")
+    new_members = _metrics(world, NEW_MEMBER_SHIFT, new_members=True).set_index("column_name")
+    # Diluted in 2,000 users the move of ~90 is no shift at all...
+    assert whole.loc["city", "tier"] == "pass" and not whole.loc["city", "stands_out"]
+    # ...among the members of their first 90 days it is the whole story.
+    assert 50 < new_members.loc["city", "current_rows"] < 150
+    assert new_members.loc["city", "stands_out"] and new_members.loc["city", "tier"] == "error"
+    assert not new_members.drop(index="city")["stands_out"].any()
+    check = _checks(result)[DRIFT_CHECK]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert "city among new members" in check.metadata["standing_out"].value
+    # Without the slice nothing is seen.
+    assert _checks(_drift(world, NEW_MEMBER_SHIFT, new_member_days=0))[DRIFT_CHECK].passed
+
+
+def test_standing_out_allows_for_how_many_columns_are_tested():
+    # One column over 10 bins, 60 users against 600: a PSI of 0.5 (0.33 beyond its noise mean
+    # of 0.17) is beyond the 1 % noise limit of one test (0.40), within that of a hundred tests
+    # (0.62, Bonferroni).
+    stats = pd.DataFrame(
+        {
+            "psi": [0.5],
+            "expected_psi": [9 * (1 / 600 + 1 / 60)],
+            "bins": [10],
+            "reference_rows": [600],
+            "current_rows": [60],
+        }
+    )
+    assert psi.standouts(stats, tested=1).iloc[0]
+    assert not psi.standouts(stats, tested=100).iloc[0]
+    # Too few rows for the chi-square law (Cochran: 5 a bin): nothing stands out.
+    assert not psi.standouts(stats.assign(current_rows=40, psi=3.0), tested=1).iloc[0]
 
 
 def test_a_moderate_tier_fails_the_check_with_severity_warn(world):

@@ -5,7 +5,12 @@ cohort it was validated on), the complete ones when there are any. Against it, f
 cohort (statistics and tiers in :mod:`churn_assets.monitoring.psi`):
 
 * **data drift** (check ``feature_drift``, verdict ``data_drift``): every feature's PSI, beyond
-  sampling noise, weighted by the champion's gain importance; the weighted sum is judged;
+  sampling noise, weighted by the champion's gain importance; the weighted sum is judged, and a
+  column that stands out on its own (a major shift beyond noise over all columns tested, see
+  :func:`churn_assets.monitoring.psi.standouts`) makes it at least a warning. The same columns
+  are also compared over the **new members** alone (registered within ``new_member_days`` of
+  their cut-off, on both sides): a change in who joins (a new acquisition channel, a campaign's
+  younger sign-ups) is diluted in the whole cohort for months, but plain among its newest members;
 * **prediction drift** (check ``prediction_drift``, verdict ``prediction_drift``): PSI of the
   champion's scores on the cohort against its scores on the reference;
 * **target drift** (verdict ``target_drift``, :mod:`churn_assets.monitoring.target`): the churn
@@ -19,6 +24,7 @@ sample, goes to ``reports/drift/drift_YYYY-MM_vN.html`` and to an MLflow run ``d
 
 import json
 import math
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
@@ -29,7 +35,7 @@ from dagster_duckdb import DuckDBResource
 from mlflow.exceptions import MlflowException
 from pydantic import Field
 
-from churn_assets.features.assets import CATEGORICAL_FEATURES
+from churn_assets.features.assets import CALENDAR_TRENDING_FEATURES, CATEGORICAL_FEATURES
 from churn_assets.features.feature_sets import (
     complete_cohorts,
     feature_columns_of,
@@ -62,6 +68,12 @@ class DriftConfig(dg.Config):
     major_psi: float = Field(
         default=psi.MAJOR_PSI,
         description="PSI from which they are an error: the convention for a major shift.",
+    )
+    new_member_days: int = Field(
+        default=90,
+        ge=0,
+        description="Also compare the members registered within this many days of their "
+        "cut-off (the first three months, where a change in who joins shows first); 0: never.",
     )
     max_reference_rows: int = Field(
         default=psi.MAX_REFERENCE_ROWS,
@@ -117,6 +129,62 @@ def _sample(conn, cohorts: list[date], columns: list[str], rows: int, keep: int)
     ).df()
 
 
+@dataclass(frozen=True)
+class DataDrift:
+    """Per-column statistics of the whole cohort and of its new members, and the verdict."""
+
+    judged: pd.DataFrame  # whole cohort, one row per column (psi.judge_columns + stands_out)
+    new_members: pd.DataFrame  # the same over the new members; empty when not compared
+    weighted: float
+    tier: str
+
+    def standing_out(self) -> list[str]:
+        """Columns that stand out on their own, named with their population and PSI."""
+        return [
+            f"{r.column_name}{label} (PSI {r.psi:.2f})"
+            for frame, label in ((self.judged, ""), (self.new_members, " among new members"))
+            for r in frame.itertuples()
+            if r.stands_out
+        ]
+
+
+def _data_drift(
+    conn, cohort: date, reference: list[date], columns: list[str], importance, config
+) -> DataDrift:
+    """PSI of every column over the cohort and over its new members, and the data-drift tier."""
+
+    def judged(max_registration_days: int | None) -> pd.DataFrame:
+        stats = psi.feature_psi(
+            conn,
+            cohort,
+            reference,
+            columns,
+            CATEGORICAL_FEATURES,
+            config.max_reference_rows,
+            max_registration_days,
+        )
+        stats = stats[(stats["reference_rows"] > 0) & (stats["current_rows"] > 0)]
+        return psi.judge_columns(stats, importance, config.moderate_psi, config.major_psi)
+
+    whole = judged(None)
+    sliced = config.new_member_days and "registration_age_days" in _table_columns(conn)
+    new_members = judged(config.new_member_days) if sliced else whole.iloc[:0]
+    tested = len(whole) + len(new_members)
+    for frame in (whole, new_members):
+        frame["stands_out"] = psi.standouts(frame, tested, config.major_psi).astype(bool) & (
+            ~frame["column_name"].isin(CALENDAR_TRENDING_FEATURES)
+        )
+    weighted = float(whole["weighted_contribution"].sum())
+    tier = psi.tier_of(weighted, config.moderate_psi, config.major_psi)
+    if whole["stands_out"].any() or new_members["stands_out"].any():
+        tier = psi.worst([tier, "warn"])
+    return DataDrift(whole, new_members, weighted, tier)
+
+
+def _table_columns(conn, table: str = "features") -> set[str]:
+    return {row[0] for row in conn.execute(f"DESCRIBE {table}").fetchall()}
+
+
 def _prediction_drift(
     conn, booster, reference: pd.DataFrame, current: pd.DataFrame, config: DriftConfig
 ) -> dict:
@@ -155,16 +223,16 @@ def _top(judged: pd.DataFrame, count: int = TOP_COLUMNS) -> str:
     )
 
 
-def _drift_rows(
-    judged: pd.DataFrame,
-    weighted: float,
-    data_tier: str,
-    prediction: dict,
-    config: DriftConfig,
-) -> pd.DataFrame:
-    columns = judged.rename(columns={"psi": "score", "expected_psi": "expected_noise"}).assign(
-        method="psi", threshold=config.moderate_psi, major_threshold=config.major_psi
-    )
+def _drift_rows(data: DataDrift, prediction: dict, config: DriftConfig) -> pd.DataFrame:
+    judged, weighted, data_tier = data.judged, data.weighted, data.tier
+    renamed = {"psi": "score", "expected_psi": "expected_noise"}
+    columns = pd.concat(
+        [
+            data.judged.rename(columns=renamed).assign(method="psi"),
+            data.new_members.rename(columns=renamed).assign(method="psi_new_members"),
+        ],
+        ignore_index=True,
+    ).assign(threshold=config.moderate_psi, major_threshold=config.major_psi)
     summary = [
         {
             "column_name": "*",
@@ -288,12 +356,8 @@ def drift_report(
         columns = _compared_columns(conn, cohort, reference)
         if not columns:
             raise dg.Failure(f"cohort {cohort:%Y-%m} shares no numeric feature with the reference")
-        stats = psi.feature_psi(
-            conn, cohort, reference, columns, CATEGORICAL_FEATURES, config.max_reference_rows
-        )
-        judged = psi.judge_columns(stats, importance, config.moderate_psi, config.major_psi)
-        weighted = float(judged["weighted_contribution"].sum())
-        data_tier = psi.tier_of(weighted, config.moderate_psi, config.major_psi)
+        data = _data_drift(conn, cohort, reference, columns, importance, config)
+        judged, weighted, data_tier = data.judged, data.weighted, data.tier
 
         # The booster's features both sides have; one it needs and they lack: n/a.
         scored = [c for c in booster.feature_name() if c in columns]
@@ -324,6 +388,11 @@ def drift_report(
         f"from {config.major_psi:g}) against model v{version}'s training cohorts "
         f"{reference_text}; top contributions: {_top(judged)}; {len(drifted)} of "
         f"{len(judged)} columns drifted on their own"
+        + (
+            f"; standing out on their own: {', '.join(data.standing_out())}"
+            if data.standing_out()
+            else ""
+        )
     )
     if prediction["tier"] == "n/a":
         prediction_detail = f"model v{version} cannot score cohort {cohort:%Y-%m}: " + str(
@@ -336,7 +405,7 @@ def drift_report(
             f"{prediction['current_mean']:.3f} vs {prediction['reference_mean']:.3f} on the "
             f"training cohorts"
         )
-    rows = _drift_rows(judged, weighted, data_tier, prediction, config).assign(
+    rows = _drift_rows(data, prediction, config).assign(
         cohort_month=cohort, reference_model_version=version, evaluated_at=datetime.now()
     )
     with warehouse.get_connection() as conn:
@@ -417,6 +486,10 @@ def drift_report(
                     "top_columns": dg.MetadataValue.md(table.round(4).to_markdown(index=False)),
                     "drifted_share": len(drifted) / len(judged),
                     "drifted_columns": ", ".join(drifted) or "none",
+                    "standing_out": ", ".join(data.standing_out()) or "none",
+                    "new_members_compared": int(data.new_members["current_rows"].max())
+                    if len(data.new_members)
+                    else 0,
                 },
             ),
             _check(

@@ -1,8 +1,11 @@
 -- Per-column drift of one cohort, replacing that cohort's rows (DESIGN §5 drift_metrics).
 -- method 'psi': one row per feature column; 'prediction_psi': the champion's score
 -- (column_name 'churn_probability'); 'weighted_psi': the importance-weighted score of all
--- features (column_name '*'). score is the raw PSI (the weighted one for 'weighted_psi'),
--- adjusted_score what is judged: PSI beyond sampling noise; drifted when tier is not 'pass'.
+-- features (column_name '*'); 'psi_new_members': one row per feature column over the members
+-- registered within the new-member window, on both sides. stands_out: the column's shift alone
+-- is major and beyond noise over every column tested (it makes data drift at least a warning).
+-- score is the raw PSI (the weighted one for 'weighted_psi'), adjusted_score what is judged: PSI
+-- beyond sampling noise; drifted when tier is not 'pass'.
 CREATE TABLE IF NOT EXISTS drift_metrics (
     cohort_month DATE NOT NULL,
     column_name VARCHAR NOT NULL,
@@ -24,5 +27,6 @@ ALTER TABLE drift_metrics ADD COLUMN IF NOT EXISTS bins BIGINT;
 ALTER TABLE drift_metrics ADD COLUMN IF NOT EXISTS reference_rows BIGINT;
 ALTER TABLE drift_metrics ADD COLUMN IF NOT EXISTS current_rows BIGINT;
 ALTER TABLE drift_metrics ADD COLUMN IF NOT EXISTS evaluated_at TIMESTAMP;
+ALTER TABLE drift_metrics ADD COLUMN IF NOT EXISTS stands_out BOOLEAN;
 DELETE FROM drift_metrics WHERE cohort_month = $cohort;
 INSERT INTO drift_metrics BY NAME SELECT * FROM drift_rows;

@@ -2,7 +2,8 @@
 -- $columns lists the compared columns in the order of the features table (COLUMNS(...) keeps that
 -- order, so list position i names the column). The reference is the champion's complete training
 -- cohorts, thinned by a hash of msno to about the share $reference_hash_cut keeps; the current side
--- is the whole cohort $cohort. Bins are those of drift_macros.sql: a numeric value's bin is the
+-- is the whole cohort $cohort. Rows are read from the table $source: features, or a slice of it
+-- with the same columns (new_members.sql). Bins are those of drift_macros.sql: a numeric value's bin is the
 -- number of the reference's deciles strictly below it, a category its own bin, a missing value
 -- (NULL or NaN) the bin NULL.
 
@@ -14,7 +15,7 @@ WITH deciles AS (
         COLUMNS(lambda c: list_contains($columns, c))::DOUBLE,
         [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
     )
-    FROM features
+    FROM query_table($source)
     WHERE cohort_month IN (SELECT unnest($reference_cohorts::DATE[]))
       AND hash(msno) <= $edge_hash_cut
 ),
@@ -68,12 +69,14 @@ SET VARIABLE drift_counts_sql = (
     ),
     aggregates AS (SELECT '[' || string_agg(item, ', ' ORDER BY i) || ']' AS list FROM items)
     SELECT
-        'SELECT TRUE AS is_reference, ' || list || ' AS counts FROM features '
+        'SELECT TRUE AS is_reference, ' || list || ' AS counts FROM '
+        || '"' || replace($source, '"', '""') || '" '
         || 'WHERE cohort_month IN (' || (
             SELECT coalesce(string_agg('''' || c::VARCHAR || '''::DATE', ', '), 'NULL')
             FROM (SELECT unnest($reference_cohorts::DATE[]) AS c)
         ) || ') AND hash(msno) <= ' || $reference_hash_cut::UBIGINT || '::UBIGINT '
-        || 'UNION ALL SELECT FALSE, ' || list || ' FROM features '
+        || 'UNION ALL SELECT FALSE, ' || list || ' FROM '
+        || '"' || replace($source, '"', '""') || '" '
         || 'WHERE cohort_month = ''' || $cohort::DATE::VARCHAR || '''::DATE'
     FROM aggregates
 );

@@ -27,6 +27,14 @@ importance-weighted score and to the prediction PSI:
 * **warn**: from 0.1 to below ``MAJOR_PSI`` (0.25), a moderate shift worth a look;
 * **error**: 0.25 and above, a major shift: the model is scoring a population it did not learn.
 
+A column on its own: the weighted score lets a shift of one minor column pass, yet a major shift
+of one column, however little the model uses it, is how a broken feed or a new acquisition
+channel first shows. Such a column **stands out** (``standouts``) when its PSI is beyond what
+noise gives with a family-wise error of ``FAMILY_ALPHA`` over every column tested (the chi-square
+quantile at ``FAMILY_ALPHA`` / columns, Bonferroni) and its adjusted score is major, on sides
+large enough for the chi-square law to hold (``MIN_ROWS_PER_BIN`` rows a bin, Cochran's rule).
+A standout makes data drift at least a warning; it never makes it an error on its own.
+
 Importance weighting: each feature's adjusted PSI is weighted by the champion's normalised gain
 importance (LightGBM ``feature_importance('gain')``, summing to 1 over the model's features; a
 feature the model does not use weighs 0). The weighted score is their sum, a weighted mean of
@@ -45,6 +53,7 @@ from typing import Literal
 import duckdb
 import numpy as np
 import pandas as pd
+from scipy.stats import chi2
 
 from churn_assets.warehouse import run_sql_file
 
@@ -53,11 +62,14 @@ MACROS_SQL = HERE / "drift_macros.sql"
 FEATURE_BINS_SQL = HERE / "feature_bins.sql"
 SCORE_BINS_SQL = HERE / "score_bins.sql"
 PSI_SQL = HERE / "psi.sql"
+NEW_MEMBERS_SQL = HERE / "new_members.sql"
 
 BINS = 10  # deciles; the SQL writes out their nine edges
 MODERATE_PSI = 0.1
 MAJOR_PSI = 0.25
 NOISE_Z = 3.090  # one-sided 99.9 %: about one noise column in a thousand passes the limit
+FAMILY_ALPHA = 0.01  # chance that noise alone makes any column of a cohort stand out
+MIN_ROWS_PER_BIN = 5  # Cochran: the chi-square law of PSI holds from about 5 rows a bin
 MAX_REFERENCE_ROWS = 1_000_000
 EDGE_SAMPLE_ROWS = 100_000
 SCORE_COLUMN = "churn_probability"
@@ -124,10 +136,24 @@ def feature_psi(
     columns: Sequence[str],
     categorical: Sequence[str],
     max_reference_rows: int = MAX_REFERENCE_ROWS,
+    max_registration_days: int | None = None,
 ) -> pd.DataFrame:
-    """PSI, JS distance and noise figures of each of ``columns`` (numeric, in table order)."""
+    """PSI, JS distance and noise figures of each of ``columns`` (numeric, in table order);
+    with ``max_registration_days``, of the members registered at most that long before their
+    cohort's cut-off, on both sides."""
+    source = "features"
+    if max_registration_days is not None:
+        source = "drift_new_members"
+        run_sql_file(
+            conn,
+            NEW_MEMBERS_SQL,
+            {
+                "cohorts": [*reference_cohorts, cohort],
+                "max_registration_days": max_registration_days,
+            },
+        )
     reference_rows = conn.execute(
-        "SELECT count(*) FROM features WHERE cohort_month IN (SELECT unnest(?::DATE[]))",
+        f"SELECT count(*) FROM {source} WHERE cohort_month IN (SELECT unnest(?::DATE[]))",
         [list(reference_cohorts)],
     ).fetchone()[0]
     run_sql_file(conn, MACROS_SQL)
@@ -141,6 +167,7 @@ def feature_psi(
             "categorical": [c for c in categorical if c in columns],
             "reference_hash_cut": hash_cut(reference_rows, max_reference_rows),
             "edge_hash_cut": hash_cut(reference_rows, EDGE_SAMPLE_ROWS),
+            "source": source,
         },
     )
     return _psi_frame(conn)
@@ -192,3 +219,26 @@ def normalised_importance(importance: Mapping[str, float], columns: Sequence[str
         return [gains[c] / total for c in columns]
     used = [c for c in columns if c in importance]
     return [1.0 / len(used) if c in used else 0.0 for c in columns]
+
+
+def standouts(
+    stats: pd.DataFrame,
+    tested: int,
+    major: float = MAJOR_PSI,
+    alpha: float = FAMILY_ALPHA,
+) -> pd.Series:
+    """Per row of ``stats`` (``feature_psi`` output): does this column stand out on its own?
+
+    ``tested`` is how many columns were tested in all (over every population compared), the
+    Bonferroni divisor. Beyond noise means a PSI above the chi-square quantile at ``alpha`` /
+    ``tested`` times 1 / n_eff; major means the PSI less its noise mean reaches ``major``.
+    """
+    if stats.empty:
+        return pd.Series(dtype=bool)
+    degrees = (stats["bins"] - 1).clip(lower=1)
+    inverse_n_eff = 1.0 / stats["reference_rows"] + 1.0 / stats["current_rows"]
+    limit = chi2.isf(alpha / max(tested, 1), degrees) * inverse_n_eff
+    enough = np.minimum(stats["reference_rows"], stats["current_rows"]) >= (
+        MIN_ROWS_PER_BIN * stats["bins"]
+    )
+    return enough & (stats["psi"] > limit) & (stats["psi"] - stats["expected_psi"] >= major)
