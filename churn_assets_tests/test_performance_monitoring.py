@@ -42,7 +42,7 @@ from churn_assets.performance.metrics import classification_metrics
 from churn_assets.resources import default_resources, ensure_experiment
 from churn_assets.settings import CHAMPION_ALIAS, REGISTERED_MODEL_NAME
 from churn_assets.training import assets as training_assets
-from churn_assets.training.assets import churn_model
+from churn_assets.training.assets import TrainingConfig, churn_model, decide_promotion
 from churn_assets.training.model import TunedModel
 
 COHORTS = [date(2016, m, 1) for m in range(1, 8)]
@@ -301,6 +301,46 @@ def test_paired_bootstrap_promotes_a_clearly_better_challenger_never_an_identica
     # Users the challenger was tuned on tilt the comparison its way: recorded, not promoted.
     tilted = compare_scores(y, truth, noisy, **(known | {"seen_by_challenger": True}))
     assert tilted.decide("auc", 0.0)[0] is False
+
+
+def test_a_champion_in_question_gives_way_to_a_challenger_at_least_as_good():
+    rng = np.random.default_rng(12)
+    y, truth = _truth_cohort(rng, n=300)
+    champion_scores = np.clip(truth + rng.normal(0, 0.2, len(truth)), 0.001, 0.999)
+    slightly = np.clip(champion_scores + rng.normal(0, 0.01, len(truth)), 0.001, 0.999)
+    known = {
+        "champion_version": "3",
+        "cohort": date(2016, 6, 1),
+        "basis": "held-out users",
+        "seen_by_challenger": False,
+        "seen_by_champion": "",
+    }
+    even = compare_scores(y, slightly, champion_scores, **known)
+    worse = compare_scores(y, champion_scores * 0 + rng.random(len(y)), champion_scores, **known)
+    assert not even.decide("auc", 0.0)[0]  # not better beyond doubt on 300 users
+    champion = SimpleNamespace(version="3", tags={"cleared_hurdle": "true"})
+
+    def promoted(comparison, *in_question, hurdle=True, incomplete=False, auto=True) -> bool:
+        config = TrainingConfig(champion_in_question=list(in_question), auto_promote=auto)
+        return decide_promotion(config, champion, comparison, hurdle, incomplete).promote
+
+    assert 0 <= even.difference("auc") < 0.01  # as good, or a hair better, on these users
+    # A healthy champion stays unless beaten beyond doubt; one in question gives way to a
+    # challenger at least as good (by the point estimate), never to a worse one.
+    assert not promoted(even)
+    assert promoted(even, "staleness")
+    assert promoted(even, "performance", "drift")
+    assert not promoted(worse, "staleness")
+    assert not promoted(even, "provisional")  # handled by its own rule, not this one
+    assert not promoted(even, "staleness", hurdle=False)
+    assert not promoted(even, "staleness", incomplete=True)
+    assert not promoted(even, "staleness", auto=False)
+    tilted = compare_scores(y, slightly, champion_scores, **(known | {"seen_by_challenger": True}))
+    assert not promoted(tilted, "staleness")
+    reason = decide_promotion(
+        TrainingConfig(champion_in_question=["staleness"]), champion, even, True, False
+    ).reason
+    assert "in question (staleness)" in reason and "at least as good" in reason
 
 
 def test_who_has_seen_the_comparison_users():

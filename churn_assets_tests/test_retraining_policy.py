@@ -167,6 +167,9 @@ def test_a_stale_champion_is_retrained(world):
     requests, _ = _tick(world)  # newest labels 2016-06: five cohorts newer than the champion's
     assert len(requests) == 1
     assert _decisions(world)[0][:2] == ("staleness", "retrain")
+    # The run is told the champion is in question: a candidate need not prove itself better.
+    config = requests[0].run_config["ops"]["churn_model"]["config"]
+    assert config["champion_in_question"] == ["staleness"]
 
 
 def test_manual_promotion_mode_leaves_the_challenger_to_a_person(world, monkeypatch):

@@ -55,9 +55,10 @@ SEVERITY_RANK = {dg.AssetCheckSeverity.WARN: 1, dg.AssetCheckSeverity.ERROR: 2}
 
 @dataclass(frozen=True)
 class Trigger:
-    kind: str  # drift, performance, staleness, first_model
+    kind: str  # drift, performance, staleness, provisional
     cohort: str  # the cohort (partition) the evidence was observed on
     evidence: str
+    kinds: tuple[str, ...] = ()  # every trigger in force with it, itself first
 
 
 @dataclass
@@ -196,7 +197,7 @@ def decide(
         return None
     trigger = found[0]  # the most urgent: drift, then performance, then staleness
     evidence = "; ".join(f"{t.kind}: {t.evidence}" for t in found)
-    trigger = Trigger(trigger.kind, trigger.cohort, evidence)
+    trigger = Trigger(trigger.kind, trigger.cohort, evidence, tuple(t.kind for t in found))
     runs = _training_runs(instance)
     if any(not r.is_finished for r in runs):
         return Decision(trigger, "hold", "a training is running", newest)

@@ -245,7 +245,12 @@ def cohort_sensor(
 
 
 def _training_request(
-    instance: dg.DagsterInstance, cohort: str, request_id: str, reason: str, labels: str
+    instance: dg.DagsterInstance,
+    cohort: str,
+    request_id: str,
+    reason: str,
+    labels: str,
+    in_question: tuple[str, ...] = (),
 ) -> dg.RunRequest | None:
     return keyed_request(
         instance,
@@ -258,6 +263,7 @@ def _training_request(
                         "as_of_month": cohort[:7],
                         "time_budget_s": training_budget_s(),
                         "auto_promote": auto_promote(),
+                        "champion_in_question": list(in_question),
                     }
                 }
             }
@@ -341,6 +347,7 @@ def training_sensor(
             f"retrain-labels-{decision.newest_labels}",
             f"{decision.trigger.kind}: {decision.trigger.evidence}"[:500],
             decision.newest_labels,
+            decision.trigger.kinds,
         )
         if request is None:  # every attempt failed: retrying further will not help
             decision.action = "escalate"

@@ -6,7 +6,6 @@ with its rate among the control group (held out of actions, see :mod:`.control`)
 difference of two proportions; a bucket whose control group is too small for an interval says so.
 """
 
-
 import math
 from datetime import datetime
 from pathlib import Path

@@ -112,6 +112,19 @@ class ChampionComparison:
             rule = f"upper bound {'<' if beats else '>='} -margin {-margin:g}"
         return beats, f"{shown}: {rule}"
 
+    def holds_up(self, metric: PromotionMetric) -> tuple[bool, str]:
+        """Is the challenger at least as good as the champion on these users (the point
+        estimate of the paired difference), and the one-line reason. Only for a champion in
+        question; never on users the challenger was tuned on."""
+        difference = self.difference(metric)
+        shown = f"{metric} difference {difference:+.4f} on {self.users} {self.basis}"
+        if self.champion_unscorable:
+            return True, f"champion v{self.champion_version} cannot score"
+        if self.seen_by_challenger or math.isnan(difference):
+            return False, f"cannot be compared fairly ({shown})"
+        holds = difference >= 0 if metric == "auc" else difference <= 0
+        return holds, f"is {'at least as good' if holds else 'worse'} ({shown})"
+
     def tags(self) -> dict[str, str]:
         auc_low, auc_high = self.intervals.get("auc", _NAN)
         ll_low, ll_high = self.intervals.get("log_loss", _NAN)

@@ -153,6 +153,12 @@ class TrainingConfig(dg.Config):
         "of the search, where challenger and champion are compared; 0 compares on the whole "
         "validation cohort, which the challenger was tuned on, so it is never auto-promoted.",
     )
+    champion_in_question: list[str] = Field(
+        default_factory=list,
+        description="The triggers in force when the retraining sensor launched this run (drift, "
+        "performance, staleness): with any of them the champion is replaced by a candidate at "
+        "least as good on the users neither was tuned on, not only by one better beyond doubt.",
+    )
     include_incomplete_cohorts: bool = Field(
         default=False,
         description="Train on cohorts built with a hole in their windows too. By default they "
@@ -234,6 +240,64 @@ def compare_with_champion(
         seed=config.seed,
         **known,
     )
+
+
+# Triggers that put the champion in question: with one in force, the burden of proof turns.
+CHAMPION_IN_QUESTION = ("drift", "performance", "staleness")
+
+
+@dataclass(frozen=True)
+class Promotion:
+    promote: bool
+    beats_champion: bool
+    reason: str
+
+
+def decide_promotion(
+    config: TrainingConfig,
+    champion: ModelVersion | None,
+    comparison: ChampionComparison | None,
+    clears_hurdle: bool,
+    used_incomplete: bool,
+) -> Promotion:
+    """Does a registered candidate become champion, and why.
+
+    A healthy champion is replaced only by a challenger better beyond doubt (the paired
+    bootstrap's bound). Two champions need less: a provisional one (registered below the hurdle
+    or from cohorts with holes) gives way to the first candidate that clears the hurdle on
+    complete cohorts; one in question (the retraining was triggered by drift, a persistent
+    performance failure or staleness) gives way to a candidate that clears the hurdle and is at
+    least as good on the users neither was tuned on: on a few hundred users "better beyond doubt"
+    is rarely provable, and a champion that has lost its footing should not win on that.
+    """
+    if comparison is None:
+        return Promotion(champion is None, False, "no champion to compare with")
+    beats, reason = comparison.decide(config.promotion_metric, config.promotion_margin)
+    version = comparison.champion_version
+    provisional = champion is not None and (
+        champion.tags.get("cleared_hurdle") == "false"
+        or champion.tags.get("trained_on_incomplete_cohorts") == "true"
+    )
+    fit = clears_hurdle and not used_incomplete
+    in_question = [t for t in config.champion_in_question if t in CHAMPION_IN_QUESTION]
+    holds_up, holds_reason = comparison.holds_up(config.promotion_metric)
+    if beats:
+        replaces = True
+    elif provisional and fit:
+        replaces = True
+        reason = (
+            f"replaces provisional champion v{version} (registered below the hurdle or from "
+            f"incomplete cohorts); this candidate cleared the hurdle on complete cohorts ({reason})"
+        )
+    elif in_question and fit and holds_up:
+        replaces = True
+        reason = (
+            f"replaces champion v{version}, in question ({', '.join(in_question)}): this "
+            f"candidate cleared the hurdle and {holds_reason}"
+        )
+    else:
+        replaces = False
+    return Promotion(config.auto_promote and replaces, beats, reason)
 
 
 def champion_starting_config(champion: ModelVersion | None) -> dict | None:
@@ -482,27 +546,11 @@ def _train_candidate(
         )
 
     version = str(model_info.registered_model_version)
-    beats_champion, comparison_reason = (
-        comparison.decide(config.promotion_metric, config.promotion_margin)
-        if comparison is not None
-        else (False, "no champion to compare with")
-    )
-    # A champion registered only so that something scores (below the hurdle, or learnt from
-    # cohorts with holes) is provisional: the first candidate that clears the hurdle on complete
-    # cohorts replaces it, without having to prove itself significantly better on a few users.
-    provisional = champion is not None and (
-        champion.tags.get("cleared_hurdle") == "false"
-        or champion.tags.get("trained_on_incomplete_cohorts") == "true"
-    )
-    replaces_provisional = provisional and clears_hurdle and not window.used_incomplete
-    if replaces_provisional and not beats_champion:
-        comparison_reason = (
-            f"replaces provisional champion v{champion_version} (registered below the hurdle or "
-            f"from incomplete cohorts); this candidate cleared the hurdle on complete cohorts "
-            f"({comparison_reason})"
-        )
-    promote = champion_version is None or (
-        config.auto_promote and (beats_champion or replaces_provisional)
+    decision = decide_promotion(config, champion, comparison, clears_hurdle, window.used_incomplete)
+    beats_champion, comparison_reason, promote = (
+        decision.beats_champion,
+        decision.reason,
+        decision.promote,
     )
     client = registry.client
     tags = {
