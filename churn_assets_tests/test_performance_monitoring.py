@@ -26,6 +26,7 @@ from churn_assets.partitions import register_months
 from churn_assets.performance.assets import (
     CHAMPION_PERFORMANCE_CHECK,
     PERFORMANCE_CHECK,
+    judge_against_rule,
     model_performance,
 )
 from churn_assets.performance.bootstrap import bootstrap_intervals
@@ -271,6 +272,18 @@ def test_model_performance_says_na_then_warns_then_errors_on_a_persistent_shift(
         ("2016-06", "error"),
     ]
     assert judged == 5
+
+
+def test_below_the_rule_is_an_error_only_beyond_doubt():
+    champion = {"auc": 0.80, "model_version": "2"}
+    beyond = judge_against_rule(champion, 0.86, None, (-0.11, -0.01))
+    luck = judge_against_rule(champion, 0.82, None, (-0.09, 0.05))
+    above = judge_against_rule(champion, 0.75, None, (0.01, 0.09))
+    assert (beyond.severity, luck.severity, above.severity) == ("error", "warn", "pass")
+    assert "the rule ranks churners better" in beyond.detail
+    assert "[-0.0900, +0.0500]" in luck.detail
+    assert judge_against_rule(None, 0.8).severity == "n/a"
+    assert judge_against_rule(champion, 0.8, "cannot score: x").severity == "error"
 
 
 # -- a fair challenger ----------------------------------------------------------------------------

@@ -13,7 +13,8 @@ their reasons):
   is a WARN; a metric failing in 2 of the last 3 cohorts judged is an ERROR, the signal for
   retraining. Only severity ERROR means "act".
 * ``champion_beats_rule``: a model that ranks churners worse than "auto-renew off or cancelled"
-  is worse than no model, an ERROR at once.
+  beyond doubt (the paired bootstrap interval of the AUC difference on this cohort's users lies
+  below 0) is worse than no model, an ERROR at once; worse on the point estimate only, a WARN.
 
 Where there is nothing to judge (no champion yet, no labelled rows, a single-class cohort) both
 checks pass saying n/a, and the ``performance`` verdict is ``n/a``, not an alarm. The verdict
@@ -36,7 +37,11 @@ from pydantic import Field
 from churn_assets.features.feature_sets import keep_common_features
 from churn_assets.monitoring.verdicts import record_verdict
 from churn_assets.partitions import month_start, monthly_partitions
-from churn_assets.performance.bootstrap import DEFAULT_RESAMPLES, bootstrap_intervals
+from churn_assets.performance.bootstrap import (
+    DEFAULT_RESAMPLES,
+    bootstrap_intervals,
+    paired_differences,
+)
 from churn_assets.performance.judging import (
     DEFAULT_CONFIDENCE,
     DEFAULT_EXPECTED_COHORTS,
@@ -138,9 +143,19 @@ def _worse(*verdicts: PerformanceVerdict) -> PerformanceVerdict:
 
 
 def judge_against_rule(
-    champion: dict | None, rule_auc: float, unscorable: str | None = None
+    champion: dict | None,
+    rule_auc: float,
+    unscorable: str | None = None,
+    difference_interval: tuple[float, float] = (float("nan"), float("nan")),
+    confidence: float = DEFAULT_CONFIDENCE,
 ) -> PerformanceVerdict:
-    """``champion_beats_rule``: the champion ranks churners at least as well as the as-is rule."""
+    """``champion_beats_rule``: the champion ranks churners at least as well as the as-is rule.
+
+    ``difference_interval`` is the paired bootstrap interval of champion AUC minus rule AUC on
+    this cohort's users. The rule ranking better beyond doubt (the whole interval below 0) is an
+    error; better on this cohort's point estimate only, a warning: on a few dozen churners the
+    two AUCs trade places by luck alone.
+    """
     if unscorable is not None:
         return PerformanceVerdict("error", unscorable)
     if champion is None:
@@ -150,13 +165,16 @@ def judge_against_rule(
         return PerformanceVerdict(
             "n/a", f"n/a: champion v{version} AUC undefined (a single-class cohort)"
         )
-    if auc < rule_auc:
-        return PerformanceVerdict(
-            "error", f"champion v{version} AUC {auc:.4f} is below the as-is rule's {rule_auc:.4f}"
-        )
-    return PerformanceVerdict(
-        "pass", f"champion v{version} AUC {auc:.4f} (as-is rule {rule_auc:.4f})"
+    low, high = difference_interval
+    shown = (
+        f"champion v{version} AUC {auc:.4f} vs the as-is rule's {rule_auc:.4f} (difference "
+        f"{auc - rule_auc:+.4f}, {confidence:.0%} interval [{low:+.4f}, {high:+.4f}])"
     )
+    if high < 0:
+        return PerformanceVerdict("error", f"{shown}: the rule ranks churners better")
+    if auc < rule_auc:
+        return PerformanceVerdict("warn", f"{shown}: below the rule on this cohort only")
+    return PerformanceVerdict("pass", shown)
 
 
 def validation_metrics(registry: ModelRegistryResource, version: ModelVersion) -> dict[str, float]:
@@ -432,7 +450,23 @@ def model_performance(
         if champion_version in unscorable
         else None
     )
-    rule_verdict = judge_against_rule(champion_row, rule_auc, cannot_score)
+    rule_verdict = judge_against_rule(
+        champion_row,
+        rule_auc,
+        cannot_score,
+        paired_differences(
+            y,
+            champion_probability,
+            rule_scores,
+            ("auc",),
+            resamples=config.bootstrap_resamples,
+            confidence=config.confidence,
+            seed=config.seed,
+        )["auc"]
+        if champion_row is not None and len(np.unique(y)) == 2
+        else (float("nan"), float("nan")),
+        config.confidence,
+    )
 
     # The champion against its expected level.
     judgements: list[MetricJudgement] = []
