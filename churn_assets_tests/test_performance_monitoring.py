@@ -166,9 +166,31 @@ def test_a_cohort_scored_by_the_truth_passes_and_a_degraded_score_fails():
         expected,
     )
     failed = {j.metric for j in bad if j.failed}
-    assert {"auc", "log_loss"} <= failed
+    assert {"auc", "normalized_log_loss"} <= failed
     # Seeded: the same cohort gives the same interval.
     assert bootstrap_intervals(y, truth, seed=1) == intervals
+
+
+def test_a_higher_churn_rate_alone_fails_raw_log_loss_not_the_normalized_one():
+    rng = np.random.default_rng(3)
+
+    def cohort(intercept: float) -> tuple[np.ndarray, np.ndarray]:
+        truth = 1 / (1 + np.exp(-(intercept + 1.5 * rng.normal(size=3000))))
+        return (rng.random(3000) < truth).astype(int), truth
+
+    y_before, truth_before = cohort(-3.2)  # about 8 % churn
+    y, truth = cohort(-2.6)  # about 13 %: more churners, every one scored by the truth
+    metrics = ["log_loss", "normalized_log_loss"]
+    judged = judge_metrics(
+        classification_metrics(y, truth),
+        bootstrap_intervals(y, truth, metrics, seed=1, confidence=0.99),
+        classification_metrics(y_before, truth_before),
+        metrics,
+    )
+    assert {j.metric: j.failed for j in judged} == {
+        "log_loss": True,
+        "normalized_log_loss": False,
+    }
 
 
 def _judged(metric: str, failed: bool) -> MetricJudgement:

@@ -7,11 +7,11 @@ after the one it was validated on is ``out_of_time`` (an honest backtest).
 Two checks judge the champion (see :mod:`churn_assets.performance.judging` for the defaults and
 their reasons):
 
-* ``champion_performance``: its AUC, log loss, lift at 10 %, F2 and top-to-second decile churn
-  ratio against its expected level (its first out-of-time backtests, else its validation
-  metrics), with the tolerance from a bootstrap interval of this cohort. A failure on one cohort
-  is a WARN; a metric failing in 2 of the last 3 cohorts judged is an ERROR, the signal for
-  retraining. Only severity ERROR means "act".
+* ``champion_performance``: its AUC, normalized log loss, lift at 10 %, F2 and top-to-second
+  decile churn ratio against its expected level (its first out-of-time backtests, else its
+  validation metrics), with the tolerance from a bootstrap interval of this cohort. A failure on
+  one cohort is a WARN; a metric failing in 2 of the last 3 cohorts judged is an ERROR, the
+  signal for retraining. Only severity ERROR means "act".
 * ``champion_beats_rule``: a model that ranks churners worse than "auto-renew off or cancelled"
   beyond doubt (the paired bootstrap interval of the AUC difference on this cohort's users lies
   below 0) is worse than no model, an ERROR at once; worse on the point estimate only, a WARN.
@@ -47,6 +47,7 @@ from churn_assets.performance.judging import (
     DEFAULT_EXPECTED_COHORTS,
     DEFAULT_FAILURES,
     DEFAULT_WINDOW,
+    JUDGEABLE_METRICS,
     JUDGED_METRICS,
     ExpectedLevel,
     MetricJudgement,
@@ -78,6 +79,7 @@ MONITOR = "performance"
 METRIC_COLUMNS = (
     "auc",
     "log_loss",
+    "normalized_log_loss",
     "f2",
     "ks",
     "lift_top_decile",
@@ -132,7 +134,7 @@ class PerformanceConfig(dg.Config):
     )
     judged_metrics: list[str] = Field(
         default=list(JUDGED_METRICS),
-        description=f"Metrics judged, among {', '.join(JUDGED_METRICS)}.",
+        description=f"Metrics judged, among {', '.join(JUDGEABLE_METRICS)}.",
     )
 
 
@@ -372,7 +374,7 @@ def model_performance(
     registry: ModelRegistryResource,
 ) -> dg.MaterializeResult:
     """Every registered version's metrics on the cohort whose labels just landed."""
-    unknown = sorted(set(config.judged_metrics) - set(JUDGED_METRICS))
+    unknown = sorted(set(config.judged_metrics) - set(JUDGEABLE_METRICS))
     if unknown:
         raise dg.Failure(f"judged_metrics: unknown metric(s) {', '.join(unknown)}")
     cohort = month_start(context.partition_key)

@@ -18,10 +18,15 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from churn_assets.performance.metrics import base_rate_entropy
+
 # The metrics the monitor can judge, and which way is better.
 HIGHER_IS_BETTER = {
     "auc": True,
     "log_loss": False,
+    # Log loss over the entropy of the cohort's churn rate: comparable across cohorts whose
+    # churn rates differ (see metrics.normalized_log_loss).
+    "normalized_log_loss": False,
     "lift_top_decile": True,
     "f2": True,
     # Churn rate of the top-scored decile over that of the second decile: how sharply the
@@ -111,8 +116,12 @@ class _Scored:
         out: dict[str, np.ndarray] = {}
         if "auc" in names:
             out["auc"] = self.auc(w)
-        if "log_loss" in names:
-            out["log_loss"] = w @ self.loss / self.n
+        if "log_loss" in names or "normalized_log_loss" in names:
+            loss = w @ self.loss / self.n
+            if "log_loss" in names:
+                out["log_loss"] = loss
+            if "normalized_log_loss" in names:
+                out["normalized_log_loss"] = loss / base_rate_entropy(w @ self.y / self.n)
         if "f2" in names:
             tp, fn, fp = (w @ self.f2_terms).T
             denominator = 5 * tp + 4 * fn + fp

@@ -2,6 +2,9 @@
 
 Three ideas, each with a default and its reason:
 
+* **Metrics judged:** AUC, normalized log loss (log loss over the entropy of the cohort's churn
+  rate: raw log loss rises and falls with the churn rate, which made a stable model fail in a
+  world without drift), lift at 10 %, F2 and the top-to-second decile churn ratio.
 * **Expected level, out of time.** What the champion should reach is what it reached on the first
   labelled cohorts after its validation cohort (its first ``expected_cohorts`` out-of-time
   backtests, averaged; default 2). Its validation metrics are optimistic: FLAML chose the model
@@ -34,7 +37,10 @@ from datetime import date
 
 from churn_assets.performance.bootstrap import HIGHER_IS_BETTER
 
-JUDGED_METRICS = tuple(HIGHER_IS_BETTER)
+# What can be judged, and what is by default: raw log loss moves with each cohort's churn rate,
+# so its normalized form is judged in its place.
+JUDGEABLE_METRICS = tuple(HIGHER_IS_BETTER)
+JUDGED_METRICS = tuple(m for m in HIGHER_IS_BETTER if m != "log_loss")
 DEFAULT_CONFIDENCE = 0.99
 DEFAULT_FAILURES = 2
 DEFAULT_WINDOW = 3

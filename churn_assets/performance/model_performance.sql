@@ -20,5 +20,6 @@ CREATE TABLE IF NOT EXISTS model_performance (
     out_of_time BOOLEAN NOT NULL,
     evaluated_at TIMESTAMP NOT NULL
 );
+ALTER TABLE model_performance ADD COLUMN IF NOT EXISTS normalized_log_loss DOUBLE;
 DELETE FROM model_performance WHERE cohort_month = $cohort;
 INSERT INTO model_performance BY NAME SELECT * FROM performance_rows;
