@@ -299,7 +299,7 @@ def _count(mask: pd.Series) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--users", type=int, default=1000)
+    parser.add_argument("--users", type=int, default=5000)
     parser.add_argument("--start", default="2016-01")
     parser.add_argument("--months", type=int, default=13)
     parser.add_argument("--drift-month", type=int, default=7, help="1-based month of the world")
