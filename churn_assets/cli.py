@@ -207,6 +207,7 @@ def _run_lifecycle_job(job_name: str, op_name: str, config: dict) -> int:
     import dagster as dg
 
     from churn_assets.definitions import build_definitions
+    from churn_assets.run_failures import first_step_failure
 
     _prepare_environment()
     with home_lock(churn_paths().home, job_name), _dagster_log(verbose=False):
@@ -222,14 +223,11 @@ def _run_lifecycle_job(job_name: str, op_name: str, config: dict) -> int:
             )
     if result.success:
         return EXIT_OK
-    failure = next(
-        (e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE), None
-    )
-    refused = failure.step_failure_data.user_failure_data if failure else None
-    if refused is not None:  # the job said no (unknown version, nothing to roll back to, ...)
-        print(f"churn-assets: {refused.description}", file=sys.stderr)
+    failure = first_step_failure(result.all_events)
+    if failure is not None and failure.refused:  # the job said no (unknown version, ...)
+        print(f"churn-assets: {failure.message}", file=sys.stderr)
         return EXIT_REFUSED
-    detail = failure.step_failure_data.error.message.strip() if failure else "run failed"
+    detail = failure.message if failure else "run failed"
     print(f"churn-assets: {detail} (run {result.run_id})", file=sys.stderr)
     return EXIT_RUN_FAILED
 

@@ -39,6 +39,7 @@ from churn_assets.dagster_internals import (
 from churn_assets.partitions import add_months, month_start, partition_key
 from churn_assets.raw.catalog import LandingCatalog
 from churn_assets.resources import ClockResource
+from churn_assets.run_failures import first_step_failure
 from churn_assets.simulator.arrivals import stage_arrivals
 
 # A sensor keeps asking while new runs produce new events; this bounds one month's chain.
@@ -106,19 +107,11 @@ def _failed_blocking_checks(result: dg.ExecuteInProcessResult, step_key: str) ->
 
 
 def failure_reason(result: dg.ExecuteInProcessResult) -> str:
-    """The first failed step's own message, in one line."""
-    for event in result.all_events:
-        if event.event_type == dg.DagsterEventType.STEP_FAILURE:
-            data = event.step_failure_data
-            if data.user_failure_data is not None and data.user_failure_data.description:
-                text = data.user_failure_data.description
-            elif data.error and data.error.cls_name == "DagsterAssetCheckFailedError":
-                text = _failed_blocking_checks(result, event.step_key) or data.error.message
-            else:
-                text = (data.error.cause or data.error).message if data.error else "failed"
-            # The first line: an error's own (DuckDB's next lines point at the SQL with carets).
-            return f"{event.step_key}: {text.strip().splitlines()[0]}"
-    return "run failed"
+    """The first failed step's own message, in one line (blocking checks say what they found)."""
+    failure = first_step_failure(
+        result.all_events, lambda step: _failed_blocking_checks(result, step)
+    )
+    return failure.line() if failure else "run failed"
 
 
 class Replayer:

@@ -36,3 +36,13 @@ def test_simulating_over_an_existing_world_is_refused(tmp_path: Path, capsys):
     assert main(args) == 0
     assert main(args) == 2
     assert "landing" in capsys.readouterr().err
+
+
+def test_a_lifecycle_job_that_says_no_exits_2_with_its_own_words(capsys, churn_env):
+    # A fresh home: no version 7 to promote, nothing to roll back to. The job refuses (a
+    # dg.Failure, read from its step-failure event), which is not a crash: exit 2, not 1.
+    assert main(["promote", "7", "--reason", "try"]) == 2
+    said = capsys.readouterr().err
+    assert said.startswith("churn-assets: ") and "7" in said and "(run " not in said
+    assert main(["rollback"]) == 2
+    assert "roll back" in capsys.readouterr().err

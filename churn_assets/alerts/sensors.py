@@ -22,6 +22,7 @@ from churn_assets.alerts.channels import AlertsResource
 from churn_assets.alerts.events import CHECK_FAILED, ERROR, RUN_FAILED, RUN_SLOW, WARNING, Alert
 from churn_assets.alerts.events import one_line as _one_line
 from churn_assets.dagster_internals import AssetCheckExecutionRecordStatus
+from churn_assets.run_failures import first_step_failure
 
 ALERTED_TAG_PREFIX = "churn/alerted/"
 PARTITION_TAG = "dagster/partition"
@@ -144,16 +145,8 @@ def check_failure_alerts(
 
 def step_failure_line(events: Sequence[dg.DagsterEvent]) -> str | None:
     """The first failed step's own message, folded into one line (``step: message``)."""
-    for event in events:
-        if event.event_type != dg.DagsterEventType.STEP_FAILURE:
-            continue
-        data = event.step_failure_data
-        if data.user_failure_data is not None and data.user_failure_data.description:
-            text = data.user_failure_data.description
-        else:
-            text = (data.error.cause or data.error).message if data.error else "failed"
-        return _short(f"{event.step_key}: {text}")
-    return None
+    failure = first_step_failure(events)
+    return _short(f"{failure.step_key}: {failure.text}") if failure else None
 
 
 def _already_alerted(instance: dg.DagsterInstance, run_id: str, event: str) -> bool:
