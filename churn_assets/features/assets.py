@@ -21,10 +21,11 @@ STORE_SQL = Path(__file__).parent / "store_features.sql"
 SUMMARY_SQL = Path(__file__).parent / "feature_summary.sql"
 # Feature columns that hold codes, not quantities (drift and reasons treat them as categories).
 CATEGORICAL_FEATURES = ("city", "gender_code", "registered_via", "last_payment_method_id")
-# Feature columns that grow with the calendar for every member (a member's registration ages a
-# month each month): their shift is mostly time passing, so drift weighs them by importance but
-# never lets one stand out on its own.
-CALENDAR_TRENDING_FEATURES = ("registration_age_days",)
+# Feature columns whose distribution the calendar shapes: a member's registration ages a month
+# each month, and the days to expiry of a cohort span its month's 28 to 31 days (February's
+# cohort shifts every decile of it). Their shift is mostly the calendar, so drift weighs them by
+# importance but never lets one stand out on its own.
+CALENDAR_SHAPED_FEATURES = ("registration_age_days", "days_to_expiry")
 
 # A cohort reads every payment before its cut-off and 90 days of listening: all earlier months
 # of both tables (rows of later months are filtered out by the feature SQL, DESIGN §3).

@@ -35,7 +35,7 @@ from dagster_duckdb import DuckDBResource
 from mlflow.exceptions import MlflowException
 from pydantic import Field
 
-from churn_assets.features.assets import CALENDAR_TRENDING_FEATURES, CATEGORICAL_FEATURES
+from churn_assets.features.assets import CALENDAR_SHAPED_FEATURES, CATEGORICAL_FEATURES
 from churn_assets.features.feature_sets import (
     complete_cohorts,
     feature_columns_of,
@@ -172,7 +172,7 @@ def _data_drift(
     tested = len(whole) + len(new_members)
     for frame in (whole, new_members):
         frame["stands_out"] = psi.standouts(frame, tested, config.major_psi).astype(bool) & (
-            ~frame["column_name"].isin(CALENDAR_TRENDING_FEATURES)
+            ~frame["column_name"].isin(CALENDAR_SHAPED_FEATURES)
         )
     weighted = float(whole["weighted_contribution"].sum())
     tier = psi.tier_of(weighted, config.moderate_psi, config.major_psi)
