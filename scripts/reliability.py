@@ -322,7 +322,11 @@ def main(argv: list[str] | None = None) -> int:
                 [str(Path(__file__).parent), str(ROOT), os.environ.get("PYTHONPATH", "")]
             ),
         }
-        pytest_args = [sys.executable, "-m", "pytest", "-p", PLUGIN, "-q", "-p", "no:cacheprovider"]
+        # In one process (-n 0): the plugin records what this process's tests store.
+        pytest_args = [
+            *(sys.executable, "-m", "pytest", "-p", PLUGIN, "-q", "-p", "no:cacheprovider"),
+            *("-n", "0"),
+        ]
         if args.keyword:
             pytest_args += ["-k", args.keyword]
         done = subprocess.run([*pytest_args, *args.tests], cwd=ROOT, env=env)
