@@ -6,14 +6,15 @@ For each size (cohort users):
    60 days of listening each), loaded through the raw assets and built through the ``features``
    asset, timed by ``features.py`` itself in a process of its own. Its stored cohort size is the
    size the drift run uses.
-2. **drift**: in a fresh warehouse, a ``features`` table of 54 columns (20 continuous, 15 counts
-   with ties, 10 with a tenth missing, 5 binary or ratio, the 4 categorical features) holding a
+2. **drift**: in a fresh warehouse, a ``features`` table of 55 columns (20 continuous, 15 counts
+   with ties, 10 with a tenth missing, 5 binary or ratio, the 4 categorical features, a
+   registration age putting about 12 % in the new-member slice) holding a
    reference cohort and a current cohort of that many users each, a few columns shifted in the
    current one; a LightGBM champion (trained on 20,000 reference rows) registered in MLflow. Then,
    in a fresh process so that peak RSS is its own: the PSI statistics alone (the asset's SQL
    files, median of 3), a bare ``GROUP BY`` scan of the same rows and columns (the floor of one
    pass over both sides), and the whole ``drift_report`` asset through ``dg.materialize``
-   (statistics, scoring 200,000 rows a side, Evidently's HTML on about 5,000 rows a side, the
+   (statistics over the cohort and its new members, scoring 200,000 rows a side, Evidently's HTML on about 5,000 rows a side, the
    tables, the MLflow run).
 
 Prints the ratios and writes the ``## Drift report`` section of BENCHMARKS.md. Target: on a
@@ -80,7 +81,7 @@ def features_cost(folder: Path, users: int) -> dict:
 
 
 def _columns() -> list[tuple[str, str]]:
-    """(name, SQL of a reference value) for the 54 synthetic feature columns."""
+    """(name, SQL of a reference value) for the 55 synthetic feature columns."""
     columns = []
     for i in range(20):
         columns.append((f"amount_{i:02d}", f"-ln(random()) * {10 * (i + 1)}"))
@@ -97,6 +98,8 @@ def _columns() -> list[tuple[str, str]]:
         ("gender_code", "(floor(random() * 3))::INTEGER"),
         ("registered_via", "([3, 4, 7, 9, 11, 13])[1 + floor(random() * 6)::INTEGER]"),
         ("last_payment_method_id", "(floor(-ln(random()) * 6) % 40 + 1)::INTEGER"),
+        # About 12 % registered within 90 days: the new-member slice drift also compares.
+        ("registration_age_days", "floor(-ln(random()) * 700)::INTEGER"),
     ]
     return columns
 
@@ -245,7 +248,7 @@ def render(results: dict[str, dict]) -> str:
         f"{os.environ.get('CHURN_DUCKDB_MEMORY_LIMIT', '3GB')}. *Features asset* is the "
         "`features` asset building the cohort from a KKBox-format landing folder with that many "
         "users (timed by `features.py`, loads not counted); the drift run then uses a cohort of "
-        "the same size and a reference cohort as large, 54 columns. *PSI SQL* is the per-column "
+        "the same size and a reference cohort as large, 55 columns. *PSI SQL* is the per-column "
         f"statistics alone (the asset's SQL files, median of {REPEATS}); *bare scan* one "
         "`GROUP BY` averaging every column of both cohorts, the floor of one pass over them; "
         "*drift_report* the whole asset through `dg.materialize` (statistics, the champion "
