@@ -14,8 +14,8 @@ For each size (cohort users):
    in a fresh process so that peak RSS is its own: the PSI statistics alone (the asset's SQL
    files, median of 3), a bare ``GROUP BY`` scan of the same rows and columns (the floor of one
    pass over both sides), and the whole ``drift_report`` asset through ``dg.materialize``
-   (statistics over the cohort and its new members, scoring 200,000 rows a side, Evidently's HTML on about 5,000 rows a side, the
-   tables, the MLflow run).
+   (statistics over the cohort and its new members, scoring 200,000 rows a side, Evidently's
+   HTML on about 5,000 rows a side, the tables, the MLflow run).
 
 Prints the ratios and writes the ``## Drift report`` section of BENCHMARKS.md. Target: on a
 1M-user cohort, the drift report costs no more than the features asset of the same cohort.
