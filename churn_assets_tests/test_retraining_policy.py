@@ -207,3 +207,54 @@ def test_a_provisional_champion_is_retrained_once_newer_labels_exist(world):
     assert _decisions(world)[0][:2] == ("provisional", "retrain")
     _run(world, requests[0], promoted=True)
     assert _tick(world, cursor)[0] == []  # once per newest labelled cohort, as any trigger
+
+
+def _performance_failure(world, failed_cohorts: list[str], judged: list[str]) -> None:
+    """The champion judged on ``judged`` cohorts, failing on ``failed_cohorts``, the newest one
+    persistently: its champion_performance check fails with severity ERROR."""
+    with duckdb.connect(str(world["warehouse"])) as conn:
+        conn.execute(
+            "CREATE TABLE performance_judgements (cohort_month DATE, model_version VARCHAR, "
+            "metric VARCHAR, failed BOOLEAN)"
+        )
+        for cohort in judged:
+            conn.execute(
+                "INSERT INTO performance_judgements VALUES (?, '1', 'auc', ?)",
+                [cohort, cohort in failed_cohorts],
+            )
+
+    @dg.asset(
+        name="model_performance",
+        partitions_def=monthly_partitions,
+        check_specs=[dg.AssetCheckSpec("champion_performance", asset="model_performance")],
+    )
+    def model_performance() -> dg.MaterializeResult:
+        return dg.MaterializeResult(
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name="champion_performance",
+                    passed=False,
+                    severity=dg.AssetCheckSeverity.ERROR,
+                    description="auc persistently below its expected level",
+                )
+            ]
+        )
+
+    dg.materialize([model_performance], partition_key=judged[-1], instance=world["instance"])
+
+
+def test_a_persistent_performance_failure_retrains_from_where_it_began(world):
+    # Judged on 2016-04..2016-06; failing on 05 and 06: the relationship broke at 2016-05.
+    _performance_failure(world, ["2016-05-01", "2016-06-01"], MONTHS[3:6])
+    requests, _ = _tick(world)
+    assert len(requests) == 1
+    config = requests[0].run_config["ops"]["churn_model"]["config"]
+    assert config["learn_from"] == "2016-05"
+    assert "performance" in config["champion_in_question"]
+    assert _decisions(world)[0][:2] == ("performance", "retrain")
+
+
+def test_only_a_performance_failure_sets_a_change_point(world):
+    _drift(world)
+    config = _tick(world)[0][0].run_config["ops"]["churn_model"]["config"]
+    assert config["learn_from"] == "" and config["champion_in_question"] == ["drift"]
