@@ -317,7 +317,7 @@ released = threading.Event()
 
 @dg.op
 def wait_for_release() -> None:
-    released.wait(timeout=10)
+    released.wait(timeout=120)  # released by the test; the timeout only bounds a broken one
 
 
 @dg.job
@@ -350,13 +350,15 @@ def test_slow_runs_alert_once_finished_or_still_running(tmp_path, webhook):
         )
         runner.start()
         try:
-            deadline = time.monotonic() + 10
+            # Generous bounds: on a loaded machine a run takes seconds to start and to end; both
+            # waits return as soon as their event happens.
+            deadline = time.monotonic() + 60
             while len(received) < 2 and time.monotonic() < deadline:
                 time.sleep(0.3)
                 cursor = _tick(slow_run_alerts, instance, alerts, cursor)
         finally:
             released.set()
-            runner.join(15)
+            runner.join(120)
         assert not runner.is_alive() and outcome["result"].success
         hanging = outcome["result"].run_id
         assert received[1]["run_id"] == hanging
