@@ -311,17 +311,22 @@ def test_below_the_rule_is_an_error_only_beyond_doubt():
 # -- a fair challenger ----------------------------------------------------------------------------
 
 
-def test_paired_bootstrap_promotes_a_clearly_better_challenger_never_an_identical_one():
-    rng = np.random.default_rng(11)
-    y, truth = _truth_cohort(rng, n=1500)
-    noisy = np.clip(truth + rng.normal(0, 0.25, len(truth)), 0.001, 0.999)
-    known = {
-        "champion_version": "1",
-        "cohort": date(2016, 4, 1),
+def _held_out_comparison(champion_version: str, cohort: date) -> dict:
+    """What compare_scores is told of a comparison on users neither model was tuned on."""
+    return {
+        "champion_version": champion_version,
+        "cohort": cohort,
         "basis": "held-out users",
         "seen_by_challenger": False,
         "seen_by_champion": "",
     }
+
+
+def test_paired_bootstrap_promotes_a_clearly_better_challenger_never_an_identical_one():
+    rng = np.random.default_rng(11)
+    y, truth = _truth_cohort(rng, n=1500)
+    noisy = np.clip(truth + rng.normal(0, 0.25, len(truth)), 0.001, 0.999)
+    known = _held_out_comparison("1", date(2016, 4, 1))
     same = compare_scores(y, noisy, noisy.copy(), **known)
     assert same.intervals["auc"] == (0.0, 0.0)
     assert same.decide("auc", 0.0)[0] is False
@@ -343,13 +348,7 @@ def test_a_champion_in_question_gives_way_to_a_challenger_at_least_as_good():
     y, truth = _truth_cohort(rng, n=300)
     champion_scores = np.clip(truth + rng.normal(0, 0.2, len(truth)), 0.001, 0.999)
     slightly = np.clip(champion_scores + rng.normal(0, 0.01, len(truth)), 0.001, 0.999)
-    known = {
-        "champion_version": "3",
-        "cohort": date(2016, 6, 1),
-        "basis": "held-out users",
-        "seen_by_challenger": False,
-        "seen_by_champion": "",
-    }
+    known = _held_out_comparison("3", date(2016, 6, 1))
     even = compare_scores(y, slightly, champion_scores, **known)
     worse = compare_scores(y, champion_scores * 0 + rng.random(len(y)), champion_scores, **known)
     assert not even.decide("auc", 0.0)[0]  # not better beyond doubt on 300 users
