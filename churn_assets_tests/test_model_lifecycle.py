@@ -378,15 +378,3 @@ def test_schema_change_retrains_and_old_version_names_the_missing_column(lifecyc
     meta = _metadata(backtest)
     assert "plays_7d" in meta["versions_unscorable"]["1"]
     assert meta["champion_version"] == "1"
-
-
-def test_a_change_point_narrows_the_window_when_two_cohorts_remain(lifecycle_home):
-    # Labelled cohorts 2016-01..2016-04: from 2016-03 on, one to fit and one to validate.
-    narrowed = _metadata(_train(learn_from="2016-03"))
-    assert narrowed["training_cohorts"] == "2016-03"
-    assert narrowed["validation_cohort"] == "2016-04"
-    assert narrowed["learnt_from_change_point"] == "2016-03"
-    # From 2016-04 on only one cohort remains: the usual window, and the metadata says so.
-    usual = _metadata(_train(learn_from="2016-04"))
-    assert usual["training_cohorts"] == "2016-01, 2016-02, 2016-03"
-    assert usual["learnt_from_change_point"] == "none"

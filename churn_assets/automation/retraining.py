@@ -38,9 +38,8 @@ from mlflow.entities.model_registry import ModelVersion
 
 from churn_assets.dagster_internals import AssetCheckExecutionRecordStatus
 from churn_assets.partitions import latest_labeled_cohort, month_start, partition_key
-from churn_assets.performance.judging import DEFAULT_WINDOW
 from churn_assets.settings import retraining_settings
-from churn_assets.warehouse import run_sql_file, table_exists, transaction
+from churn_assets.warehouse import run_sql_file, transaction
 
 SQL = Path(__file__).parent / "retraining_decisions.sql"
 DRIFT_CHECK_KEY = dg.AssetCheckKey(dg.AssetKey("drift_report"), "feature_drift")
@@ -242,25 +241,6 @@ def decide(
     return Decision(trigger, "retrain", f"{trigger.kind} with labels up to {newest[:7]}", newest)
 
 
-def change_point(warehouse: DuckDBResource, version: str, window: int = DEFAULT_WINDOW) -> str:
-    """Where the champion's persistent performance failure began (YYYY-MM), or ''.
-
-    The earliest cohort with a failed metric among the champion's last ``window`` judged cohorts
-    (the persistence rule's window): from there on, the relationship it learnt no longer held,
-    so a retrain on that failure learns from there on.
-    """
-    with warehouse.get_connection() as conn:
-        if not table_exists(conn, "performance_judgements"):
-            return ""
-        rows = conn.execute(
-            "SELECT cohort_month, bool_or(failed) FROM performance_judgements "
-            "WHERE model_version = ? GROUP BY cohort_month ORDER BY cohort_month DESC LIMIT ?",
-            [version, window],
-        ).fetchall()
-    failed = [cohort for cohort, any_failed in rows if any_failed]
-    return f"{min(failed):%Y-%m}" if failed else ""
-
-
 def record_decisions(warehouse: DuckDBResource, decisions: list[Decision]) -> None:
     """Append decisions to ``retraining_decisions`` in one transaction."""
     if not decisions:
@@ -310,7 +290,6 @@ __all__ = [
     "Decision",
     "RetrainingPolicy",
     "Trigger",
-    "change_point",
     "decide",
     "newest_labels_known",
     "observation",

@@ -27,7 +27,6 @@ from churn_assets.automation.retraining import (
     LABELS_TAG,
     TRIGGER_TAG,
     RetrainingPolicy,
-    change_point,
     decide,
     observation,
     record_decisions,
@@ -252,7 +251,6 @@ def _training_request(
     reason: str,
     labels: str,
     in_question: tuple[str, ...] = (),
-    learn_from: str = "",
 ) -> dg.RunRequest | None:
     return keyed_request(
         instance,
@@ -266,7 +264,6 @@ def _training_request(
                         "time_budget_s": training_budget_s(),
                         "auto_promote": auto_promote(),
                         "champion_in_question": list(in_question),
-                        "learn_from": learn_from,
                     }
                 }
             }
@@ -351,10 +348,6 @@ def training_sensor(
             f"{decision.trigger.kind}: {decision.trigger.evidence}"[:500],
             decision.newest_labels,
             decision.trigger.kinds,
-            # After a persistent performance failure, learn from where it began.
-            change_point(warehouse, str(champion.version))
-            if "performance" in decision.trigger.kinds
-            else "",
         )
         if request is None:  # every attempt failed: retrying further will not help
             decision.action = "escalate"

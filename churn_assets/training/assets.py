@@ -159,14 +159,6 @@ class TrainingConfig(dg.Config):
         "performance, staleness): with any of them the champion is replaced by a candidate at "
         "least as good on the users neither was tuned on, not only by one better beyond doubt.",
     )
-    learn_from: str = Field(
-        default="",
-        description="A change point (YYYY-MM): learn only from the window's labelled cohorts "
-        "from this month on, when at least two remain (one to fit, one to validate), else "
-        "from the usual window. The retraining sensor sets it after a persistent performance "
-        "failure, to where the failure began: cohorts before it teach a relationship that no "
-        "longer holds.",
-    )
     include_incomplete_cohorts: bool = Field(
         default=False,
         description="Train on cohorts built with a hole in their windows too. By default they "
@@ -208,18 +200,6 @@ def load_labeled_window(
         # A model learns only the features every cohort of its window has.
         frame = keep_common_features(conn, frame)
     return LabeledWindow(frame, incomplete, use_all and bool(incomplete))
-
-
-def after_change_point(window: LabeledWindow, learn_from: str) -> LabeledWindow:
-    """The window's cohorts from ``learn_from`` (YYYY-MM) on, when at least two remain (the
-    window holds only the cohorts training may use); otherwise the window as it is."""
-    if not learn_from:
-        return window
-    start = month_start(learn_from)
-    cohorts = pd.to_datetime(window.frame["cohort_month"]).dt.date
-    if len({c for c in cohorts.unique() if c >= start}) < MIN_COMPLETE_COHORTS:
-        return window
-    return replace(window, frame=window.frame[(cohorts >= start).to_numpy()])
 
 
 def compare_with_champion(
@@ -400,17 +380,6 @@ def _train_candidate(
     frame = window.frame
     if frame.empty:
         raise dg.Failure(f"no labelled feature rows with labels known by {as_of:%Y-%m}")
-    learnt_from = ""
-    if config.learn_from:
-        narrowed = after_change_point(window, config.learn_from)
-        if narrowed is window:
-            context.log.info(
-                f"fewer than two complete labelled cohorts from the change point "
-                f"{config.learn_from}: learning from the usual window"
-            )
-        else:
-            learnt_from = config.learn_from
-        window, frame = narrowed, narrowed.frame
     if window.used_incomplete:
         context.log.warning(
             "fewer than two complete labelled cohorts: training on incomplete ones too ("
@@ -551,7 +520,6 @@ def _train_candidate(
         "features_used": len(booster.feature_name()),
         "features_dropped_uninformative": dg.MetadataValue.json(dropped),
         "trained_on_incomplete_cohorts": window.used_incomplete,
-        "learnt_from_change_point": learnt_from or "none",
         "incomplete_cohorts": ", ".join(f"{c:%Y-%m}" for c in window.incomplete_cohorts) or "none",
         "warm_started": tuned.warm_started,
         "search_budget_s": budget_s,
@@ -594,7 +562,6 @@ def _train_candidate(
         "baseline_logistic_regression_auc": f"{baselines['logistic_regression']['auc']:.6f}",
         "feature_columns": json.dumps(list(booster.feature_name())),
         "trained_on_incomplete_cohorts": str(window.used_incomplete).lower(),
-        "learnt_from_change_point": learnt_from or "none",
         BEST_CONFIG_TAG: json.dumps(best_config),
         HELD_OUT_TAG: f"{split.held_out_share:g}",
         "compared_with_champion": str(champion_version or "none"),
