@@ -297,7 +297,8 @@ def _check(name: str, tier: str, description: str, metadata: dict) -> dg.AssetCh
             asset="drift_report",
             partitions_def=monthly_partitions,
             description="Importance-weighted PSI of the features against the champion's "
-            "training data: fails WARN from 0.1, ERROR from 0.25.",
+            "training data: fails WARN from 0.1, ERROR from 0.25; WARN too when one column, in "
+            "the cohort or among its new members, stands out on its own.",
         ),
         dg.AssetCheckSpec(
             PREDICTION_CHECK,
