@@ -39,6 +39,7 @@ from mlflow.entities.model_registry import ModelVersion
 from churn_assets.dagster_internals import AssetCheckExecutionRecordStatus
 from churn_assets.partitions import latest_labeled_cohort, month_start, partition_key
 from churn_assets.settings import retraining_settings
+from churn_assets.training.lifecycle import is_provisional
 from churn_assets.warehouse import run_sql_file, transaction
 
 SQL = Path(__file__).parent / "retraining_decisions.sql"
@@ -133,10 +134,7 @@ def triggers(
                 )
             )
             break
-    if (
-        champion.tags.get("trained_on_incomplete_cohorts") == "true"
-        or champion.tags.get("cleared_hurdle") == "false"
-    ):
+    if is_provisional(champion):
         found.append(
             Trigger(
                 "provisional",

@@ -383,17 +383,14 @@ def drift_report(
         )
 
     drifted = judged[judged["drifted"]]["column_name"].tolist()
+    standing_out = data.standing_out()
     reference_text = ", ".join(f"{c:%Y-%m}" for c in reference)
     data_detail = (
         f"weighted PSI {weighted:.3f} ({data_tier}; warn from {config.moderate_psi:g}, error "
         f"from {config.major_psi:g}) against model v{version}'s training cohorts "
         f"{reference_text}; top contributions: {_top(judged)}; {len(drifted)} of "
         f"{len(judged)} columns drifted on their own"
-        + (
-            f"; standing out on their own: {', '.join(data.standing_out())}"
-            if data.standing_out()
-            else ""
-        )
+        + (f"; standing out on their own: {', '.join(standing_out)}" if standing_out else "")
     )
     if prediction["tier"] == "n/a":
         prediction_detail = f"model v{version} cannot score cohort {cohort:%Y-%m}: " + str(
@@ -487,7 +484,7 @@ def drift_report(
                     "top_columns": dg.MetadataValue.md(table.round(4).to_markdown(index=False)),
                     "drifted_share": len(drifted) / len(judged),
                     "drifted_columns": ", ".join(drifted) or "none",
-                    "standing_out": ", ".join(data.standing_out()) or "none",
+                    "standing_out": ", ".join(standing_out) or "none",
                     "new_members_compared": int(data.new_members["current_rows"].max())
                     if len(data.new_members)
                     else 0,

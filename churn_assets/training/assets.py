@@ -52,7 +52,7 @@ from churn_assets.performance.comparison import (
 from churn_assets.resources import ModelRegistryResource
 from churn_assets.settings import CHALLENGER_ALIAS, REGISTERED_MODEL_NAME
 from churn_assets.training.baselines import baseline_metrics
-from churn_assets.training.lifecycle import change_champion
+from churn_assets.training.lifecycle import change_champion, is_provisional
 from churn_assets.training.model import (
     LABEL,
     LabeledSplit,
@@ -274,10 +274,7 @@ def decide_promotion(
         return Promotion(champion is None, False, "no champion to compare with")
     beats, reason = comparison.decide(config.promotion_metric, config.promotion_margin)
     version = comparison.champion_version
-    provisional = champion is not None and (
-        champion.tags.get("cleared_hurdle") == "false"
-        or champion.tags.get("trained_on_incomplete_cohorts") == "true"
-    )
+    provisional = champion is not None and is_provisional(champion)
     fit = clears_hurdle and not used_incomplete
     in_question = [t for t in config.champion_in_question if t in CHAMPION_IN_QUESTION]
     holds_up, holds_reason = comparison.holds_up(config.promotion_metric)

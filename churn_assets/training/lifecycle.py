@@ -15,6 +15,7 @@ from typing import Literal
 
 import pandas as pd
 from dagster_duckdb import DuckDBResource
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from churn_assets.resources import ModelRegistryResource
@@ -36,6 +37,16 @@ class ChampionChange:
     action: str
     reason: str
     changed_at: datetime
+
+
+def is_provisional(version: ModelVersion) -> bool:
+    """A version registered only so that something scores: below the hurdle, or learnt from
+    cohorts with holes in their windows. The retraining policy replaces it as soon as newer
+    labels allow, and the first candidate that clears the hurdle on complete cohorts does."""
+    return (
+        version.tags.get("cleared_hurdle") == "false"
+        or version.tags.get("trained_on_incomplete_cohorts") == "true"
+    )
 
 
 def _promotion_row(change: ChampionChange) -> pd.DataFrame:
