@@ -200,6 +200,25 @@ def test_training_registers_first_champion_warm_starts_and_backtests(lifecycle_h
     assert cohort == date(2016, 5, 1) and severity in ("pass", "warn")
 
 
+def test_a_search_that_runs_out_of_time_before_any_trial_still_trains(lifecycle_home):
+    """A loaded machine can end FLAML's budget before its first trial: that is no failed run."""
+    first = _train(time_budget_s=1e-6)
+    assert first.success
+    meta = _metadata(first)
+    assert meta["search_out_of_time"] is True and meta["registered"] is True
+    # No trial was scored by the search: one configuration was fitted directly.
+    assert meta["search_trials"] == 0 and 0.5 < meta["val_auc"] <= 1.0
+    # Warm-started from the champion, the one unclocked trial is the champion's configuration.
+    champion_config = json.loads(
+        _client(lifecycle_home).get_model_version(REGISTERED_MODEL_NAME, "1").tags["best_config"]
+    )
+    again = _metadata(_train(time_budget_s=1e-6, auto_promote=False))
+    assert again["search_out_of_time"] is True and again["warm_started"] is True
+    assert again["best_config"]["n_estimators"] == champion_config["n_estimators"]
+    # With a budget that fits a trial, nothing is out of time.
+    assert _metadata(_train(auto_promote=False))["search_out_of_time"] is False
+
+
 def test_candidate_below_the_hurdle_is_recorded_but_not_registered(lifecycle_home):
     # Nothing beats the best baseline's AUC by 1.0.
     result = _train(hurdle_margin=1.0, first_model_skips_hurdle=False)

@@ -408,6 +408,11 @@ def _train_candidate(
             metric=config.search_metric,
         )
         history = search_history(log_file)
+    if tuned.out_of_time:
+        context.log.warning(
+            f"no FLAML trial finished within {budget_s:g} s: fitted one configuration without a "
+            "time limit instead (raise time_budget_s on a machine this loaded)"
+        )
     booster, best_config, automl = tuned.booster, tuned.best_config, tuned.automl
     y_val = split.validation[LABEL].to_numpy()
     probability = predict_probability(booster, split.validation)
@@ -520,6 +525,7 @@ def _train_candidate(
         "incomplete_cohorts": ", ".join(f"{c:%Y-%m}" for c in window.incomplete_cohorts) or "none",
         "warm_started": tuned.warm_started,
         "search_budget_s": budget_s,
+        "search_out_of_time": tuned.out_of_time,
         "search_trials": len(history),
         "mlflow_run_id": model_info.run_id,
         "best_config": dg.MetadataValue.json(best_config),

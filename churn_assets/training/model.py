@@ -171,6 +171,8 @@ class TunedModel:
     best_config: dict[str, Any]
     automl: AutoML
     warm_started: bool  # False also when FLAML rejected the starting configuration
+    # True when no trial finished inside the budget and one configuration was fitted unclocked
+    out_of_time: bool = False
 
 
 def fit_lightgbm_automl(
@@ -212,20 +214,32 @@ def fit_lightgbm_automl(
         settings["sample_weight"] = weights
     if log_file is not None:
         settings["log_file_name"] = str(log_file)
-    automl = AutoML()
-    warm_started = bool(starting_config)
-    if warm_started:
+    automl, warm_started = _search(settings, starting_config)
+    out_of_time = automl.model is None
+    if out_of_time:
+        # On a loaded machine the budget can end before the first trial does, and FLAML then
+        # returns no model at all. One trial without a clock still gives a real model.
+        automl, warm_started = _search(
+            settings | {"time_budget": -1, "max_iter": 1}, starting_config
+        )
+    booster = automl.model.estimator.booster_
+    return TunedModel(booster, dict(automl.best_config), automl, warm_started, out_of_time)
+
+
+def _search(
+    settings: dict[str, Any], starting_config: dict[str, Any] | None
+) -> tuple[AutoML, bool]:
+    """One FLAML search, from the starting configuration when FLAML accepts it."""
+    if starting_config:
+        automl = AutoML()
         try:
             automl.fit(**settings, starting_points={"lgbm": dict(starting_config)})
+            return automl, True
         except (ValueError, KeyError, AssertionError, TypeError):
-            # A stale configuration FLAML rejects for today's data: search from cold instead.
-            warm_started = False
-            automl = AutoML()
-            automl.fit(**settings)
-    else:
-        automl.fit(**settings)
-    booster = automl.model.estimator.booster_
-    return TunedModel(booster, dict(automl.best_config), automl, warm_started)
+            pass  # a stale configuration FLAML rejects for today's data: search from cold instead
+    automl = AutoML()
+    automl.fit(**settings)
+    return automl, False
 
 
 def search_history(log_file: Path) -> pd.DataFrame:
