@@ -438,16 +438,34 @@ def test_target_drift_compares_the_newest_labelled_cohort(world):
     assert doubled.rate_ratio > 1.5
 
 
-def test_a_champion_that_learnt_only_from_incomplete_cohorts_has_no_fair_reference(world):
-    """Comparing with cohorts whose windows had holes would measure the holes, not drift."""
+def test_a_champion_that_learnt_only_from_incomplete_cohorts_is_judged_through_a_stand_in(world):
+    """Comparing with cohorts whose windows had holes would measure the holes, not drift; but a
+    provisional champion must not leave drift blind: complete cohorts before stand in."""
     with duckdb.connect(str(world["home"] / "warehouse.duckdb")) as conn:
         conn.execute(
             "UPDATE cohort_coverage SET complete = false WHERE cohort_month < '2016-04-01'"
         )
     try:
-        result = _drift(world, MINOR_SHIFT, log_to_mlflow=False)
-        check = _checks(result)[DRIFT_CHECK]
-        assert result.success and check.passed and "no fair reference" in check.description
+        # 2016-04 has no complete cohort before it: nothing fair to compare with, and no alarm.
+        first = _drift(world, UNDRIFTED, log_to_mlflow=False)
+        check = _checks(first)[DRIFT_CHECK]
+        assert first.success and check.passed and "no fair reference" in check.description
+        # 2016-05 is compared with 2016-04, the complete cohort nearest the champion's own: the
+        # decisive shift is caught as it is against the champion's training cohorts.
+        shifted = _drift(world, DECISIVE_SHIFT, log_to_mlflow=False)
+        check = _checks(shifted)[DRIFT_CHECK]
+        [event] = shifted.get_asset_materialization_events()
+        meta = {k: v.value for k, v in event.materialization.metadata.items()}
+        assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+        assert meta["reference_cohorts"] == "2016-04" and meta["reference_stands_in"] is True
+        assert "standing in for model v1's training cohorts 2016-01, 2016-02, 2016-03" in (
+            check.description
+        )
+        # The stand-in grows with the complete cohorts there are, up to as many as the champion
+        # learnt from, nearest its own first; it never holds the cohort judged.
+        later = _drift(world, MINOR_SHIFT, log_to_mlflow=False)
+        [event] = later.get_asset_materialization_events()
+        assert event.materialization.metadata["reference_cohorts"].value == "2016-04, 2016-05"
     finally:
         with duckdb.connect(str(world["home"] / "warehouse.duckdb")) as conn:
             conn.execute("UPDATE cohort_coverage SET complete = true")

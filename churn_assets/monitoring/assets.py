@@ -1,7 +1,8 @@
 """The ``drift_report`` asset and its ``feature_drift`` and ``prediction_drift`` checks.
 
-The reference is what the champion learnt from: the features of its training cohorts (and the
-cohort it was validated on), the complete ones when there are any. Against it, for the whole
+The reference is what the champion learnt from: the features of its complete training cohorts
+(and the cohort it was validated on); for a champion that learnt only from incomplete ones, as
+many complete cohorts before this one stand in (:func:`_reference`). Against it, for the whole
 cohort (statistics and tiers in :mod:`churn_assets.monitoring.psi`):
 
 * **data drift** (check ``feature_drift``, verdict ``data_drift``): every feature's PSI, beyond
@@ -97,14 +98,55 @@ class DriftConfig(dg.Config):
     )
 
 
-def _reference_cohorts(conn, champion) -> list[date]:
+@dataclass(frozen=True)
+class Reference:
+    """The cohorts a cohort is compared with, and why those."""
+
+    cohorts: list[date]
+    learnt_from: list[date]  # what the champion learnt from
+    stand_in: bool  # True: complete cohorts standing in for a champion that learnt from holes
+
+    @property
+    def fair(self) -> bool:
+        return bool(self.cohorts)
+
+    def describe(self, version: str) -> str:
+        text = ", ".join(f"{c:%Y-%m}" for c in self.cohorts)
+        if not self.stand_in:
+            return f"model v{version}'s training cohorts {text}"
+        learnt = ", ".join(f"{c:%Y-%m}" for c in self.learnt_from)
+        return (
+            f"complete cohorts {text}, standing in for model v{version}'s training cohorts "
+            f"{learnt} (incomplete windows)"
+        )
+
+
+def _reference(conn, champion, cohort: date) -> Reference:
     """Everything the champion learnt from: its training cohorts and the one it validated on;
-    only the complete ones when there are any (a hole in a window would make every later cohort
-    look drifted)."""
-    learnt_from = json.loads(champion.tags.get("training_cohorts", "[]"))
-    learnt_from.append(champion.tags.get("validation_cohort", ""))
-    cohorts = sorted({month_start(c) for c in learnt_from if c})
-    return complete_cohorts(conn, cohorts) or cohorts
+    only the complete ones (a hole in a window would make every later cohort look drifted).
+
+    A champion that learnt only from incomplete cohorts (the first model of a short history) is
+    compared through as many complete cohorts before this one, the nearest to its validation
+    cohort: otherwise drift would be blind exactly while that provisional model is in charge.
+    With none, the reference is empty: nothing fair to compare with.
+    """
+    learnt_tags = json.loads(champion.tags.get("training_cohorts", "[]"))
+    learnt_tags.append(champion.tags.get("validation_cohort", ""))
+    learnt_from = sorted({month_start(c) for c in learnt_tags if c})
+    complete = complete_cohorts(conn, learnt_from)
+    if complete:
+        return Reference(complete, learnt_from, stand_in=False)
+    earlier = complete_cohorts(conn, _cohorts_before(conn, cohort))
+    anchor = max(learnt_from, default=cohort)
+    nearest = sorted(earlier, key=lambda c: (abs((c - anchor).days), c))
+    return Reference(sorted(nearest[: max(len(learnt_from), 1)]), learnt_from, stand_in=True)
+
+
+def _cohorts_before(conn, cohort: date) -> list[date]:
+    rows = conn.execute(
+        "SELECT DISTINCT cohort_month FROM features WHERE cohort_month < ? ORDER BY 1", [cohort]
+    ).fetchall()
+    return [r[0] for r in rows]
 
 
 def _compared_columns(conn, cohort: date, reference: list[date]) -> list[str]:
@@ -325,18 +367,20 @@ def drift_report(
     booster = registry.load_model(version)
     importance = dict(zip(booster.feature_name(), booster.feature_importance("gain"), strict=True))
     with warehouse.get_connection() as conn:
-        reference = _reference_cohorts(conn, champion)
+        basis = _reference(conn, champion, cohort)
+        reference = basis.cohorts
         reference_rows, current_rows = _rows(conn, reference), _rows(conn, [cohort])
-        fair = bool(complete_cohorts(conn, reference))
-        if reference_rows and (not current_rows or not fair):
+        if (reference_rows and not current_rows) or not basis.fair:
             # A cohort emptied by a hole in the data (its coverage check says which month), or a
-            # champion that learnt only from cohorts with holes in their windows: comparing with
-            # those would measure the holes, not drift. Nothing to judge is not an alarm.
+            # champion that learnt only from cohorts with holes in their windows and no complete
+            # cohort to stand in: comparing would measure the holes, not drift. Nothing to judge
+            # is not an alarm.
             detail = (
                 f"n/a: cohort {cohort:%Y-%m} has no users"
-                if not current_rows
+                if basis.fair
                 else f"n/a: champion v{champion.version} learnt only from cohorts with incomplete "
-                f"windows ({', '.join(f'{c:%Y-%m}' for c in reference)}): no fair reference"
+                f"windows ({', '.join(f'{c:%Y-%m}' for c in basis.learnt_from)}) and no complete "
+                f"cohort before {cohort:%Y-%m} stands in: no fair reference"
             )
             with transaction(conn):
                 for monitor in ("data_drift", "prediction_drift"):
@@ -387,9 +431,8 @@ def drift_report(
     reference_text = ", ".join(f"{c:%Y-%m}" for c in reference)
     data_detail = (
         f"weighted PSI {weighted:.3f} ({data_tier}; warn from {config.moderate_psi:g}, error "
-        f"from {config.major_psi:g}) against model v{version}'s training cohorts "
-        f"{reference_text}; top contributions: {_top(judged)}; {len(drifted)} of "
-        f"{len(judged)} columns drifted on their own"
+        f"from {config.major_psi:g}) against {basis.describe(version)}; top contributions: "
+        f"{_top(judged)}; {len(drifted)} of {len(judged)} columns drifted on their own"
         + (f"; standing out on their own: {', '.join(standing_out)}" if standing_out else "")
     )
     if prediction["tier"] == "n/a":
@@ -401,7 +444,7 @@ def drift_report(
             f"PSI of model v{version}'s scores {prediction['psi']:.3f}, "
             f"{prediction['adjusted']:.3f} beyond noise ({prediction['tier']}); mean score "
             f"{prediction['current_mean']:.3f} vs {prediction['reference_mean']:.3f} on the "
-            f"training cohorts"
+            f"reference"
         )
     rows = _drift_rows(data, prediction, config).assign(
         cohort_month=cohort, reference_model_version=version, evaluated_at=datetime.now()
@@ -445,6 +488,7 @@ def drift_report(
         "cohort_month": cohort.isoformat(),
         "reference_model_version": version,
         "reference_cohorts": reference_text,
+        "reference_stands_in": basis.stand_in,
     }
     table = judged.head(15)[
         ["column_name", "psi", "adjusted_score", "importance", "weighted_contribution", "tier"]
