@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import datetime
 from pathlib import Path
 
@@ -177,6 +178,43 @@ def test_cohort_sensor_waits_for_both_tables_then_asks_once(world, tmp_path: Pat
 
         requests, _ = _sensor_tick(cohort_sensor, instance, repository, sensor_resources, cursor)
         assert requests == []
+
+
+def test_a_column_the_contract_does_not_name_warns_but_does_not_stop_the_cohort(
+    world, tmp_path: Path
+):
+    """Dagster blocks on a blocking check's ERROR only; the cohort sensor reads it the same way."""
+    landing = tmp_path / "landing"
+    shutil.copytree(world.landing_dir, landing)
+    source = next(landing.glob("user_logs_201601*"))
+    lines = source.read_text().splitlines()
+    source.write_text("\n".join([lines[0] + ",num_skip", *(f"{r},3" for r in lines[1:])]) + "\n")
+    resources = resources_for(tmp_path / "home", landing)
+    sensor_resources = {
+        "registry": ModelRegistryResource(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}"),
+        "landing": resources["landing"],
+        "clock": ClockResource(today="2016-02-01"),
+    }
+    repository = _repository(tmp_path, landing)
+    with dg.instance_for_test() as instance:
+        register_months(instance, [f"2015-{m:02d}-01" for m in range(1, 13)])
+        register_months(instance, ["2016-01-01", "2016-02-01"])
+        history = {
+            "dagster/asset_partition_range_start": "2015-01-01",
+            "dagster/asset_partition_range_end": "2015-12-01",
+        }
+        dg.materialize([transactions], resources=resources, instance=instance, tags=history)
+        dg.materialize(
+            [transactions], partition_key="2016-01-01", resources=resources, instance=instance
+        )
+        loaded = dg.materialize(
+            [user_logs], partition_key="2016-01-01", resources=resources, instance=instance
+        )
+        [schema] = [c for c in loaded.get_asset_check_evaluations() if c.check_name == "schema"]
+        assert loaded.success and not schema.passed
+        assert schema.severity == dg.AssetCheckSeverity.WARN and "num_skip" in schema.description
+        requests, _ = _sensor_tick(cohort_sensor, instance, repository, sensor_resources)
+        assert [r.partition_key for r in requests] == ["2016-02-01"]
 
 
 def test_training_sensor_needs_two_labelled_cohorts_for_the_first_model(world, tmp_path: Path):

@@ -91,14 +91,22 @@ def _latest_materialization(
 
 
 def _blocking_checks_passed(instance: dg.DagsterInstance, record: dg.EventLogRecord) -> bool:
-    """Did the materialization's own blocking ``schema`` check pass in its run?"""
+    """Did the materialization's own blocking ``schema`` check pass in its run (or only warn, as
+    Dagster's blocking does: a warning never blocks)?"""
     check_key = dg.AssetCheckKey(record.asset_key, "schema")
     for execution in instance.event_log_storage.get_asset_check_execution_history(
         check_key, limit=50
     ):
         # A ranged run records one result per month: match the month too.
         if execution.run_id == record.run_id and execution.partition == record.partition_key:
-            return execution.status == AssetCheckExecutionRecordStatus.SUCCEEDED
+            if execution.status == AssetCheckExecutionRecordStatus.SUCCEEDED:
+                return True
+            evaluation = execution.event.asset_check_evaluation if execution.event else None
+            return (
+                execution.status == AssetCheckExecutionRecordStatus.FAILED
+                and evaluation is not None
+                and evaluation.severity == dg.AssetCheckSeverity.WARN
+            )
     return False
 
 

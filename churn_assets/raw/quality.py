@@ -63,7 +63,10 @@ TABLE_CHECKS: dict[str, tuple[str, ...]] = {
 }
 
 DESCRIPTIONS = {
-    SCHEMA: "Rows were loaded and their keys (user, dates) parse; blocks downstream.",
+    SCHEMA: (
+        "Rows were loaded and their keys (user, dates) parse; blocks downstream (ERROR). Columns "
+        "the contract does not name are ignored and warn (WARN, not blocking)."
+    ),
     NULLS: f"Columns features use are null in at most {MAX_NULL_SHARE:.0%} of rows.",
     RANGES: "Out-of-range values (ages, seconds, plan days, prices, flags) within their limits.",
     DUPLICATES: (
@@ -130,9 +133,14 @@ def _schema(
         text = f"no {table} rows for {where} in the landing folder"
     else:
         text = f"{invalid} of {rows} rows with unparseable keys ({share:.2%})"
+    loadable = (rows > 0 or allow_empty) and share <= MAX_INVALID_KEY_SHARE
+    if loadable and extra:
+        # Loaded without them, so nothing downstream breaks; but the producer changed its format,
+        # and a person should hear of it (a warning never blocks).
+        text += f"; columns not in the contract, ignored: {', '.join(extra)}"
     return Outcome(
         SCHEMA,
-        (rows > 0 or allow_empty) and share <= MAX_INVALID_KEY_SHARE,
+        loadable and not extra,
         text,
         {
             "rows": rows,
@@ -142,7 +150,7 @@ def _schema(
             # Rows of the month's files whose date is not a real YYYYMMDD day: left out, counted.
             "rows_without_valid_date": int(q.get("undated_rows_in_files") or 0),
         },
-        dg.AssetCheckSeverity.ERROR,
+        dg.AssetCheckSeverity.ERROR if not loadable else dg.AssetCheckSeverity.WARN,
     )
 
 
