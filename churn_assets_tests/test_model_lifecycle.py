@@ -10,9 +10,11 @@ import itertools
 import json
 from datetime import date, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import dagster as dg
 import duckdb
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
@@ -27,6 +29,7 @@ from churn_assets.settings import CHALLENGER_ALIAS, CHAMPION_ALIAS, REGISTERED_M
 from churn_assets.training import assets as training_assets
 from churn_assets.training import lifecycle
 from churn_assets.training.assets import churn_model
+from churn_assets.training.model import TunedModel
 from churn_assets_tests.helpers import materialize
 
 COHORTS = [date(2016, m, 1) for m in range(1, 6)]
@@ -241,6 +244,56 @@ def test_candidate_below_the_hurdle_is_recorded_but_not_registered(lifecycle_hom
     later = _metadata(_train(hurdle_margin=1.0))
     assert later["registered"] is False
     assert _alias(lifecycle_home, CHALLENGER_ALIAS) == "1"
+
+
+def test_a_tie_with_the_baseline_replaces_only_a_champion_in_question(lifecycle_home, monkeypatch):
+    """Below the best baseline but not beyond doubt is a tie: enough to stand in for a champion
+    that lost its footing, never enough to challenge a healthy one."""
+    with duckdb.connect(str(lifecycle_home / "warehouse.duckdb")) as conn:
+        # Complete windows, so that nothing is provisional for holes in them.
+        conn.execute(
+            "CREATE TABLE cohort_coverage AS SELECT DISTINCT cohort_month, true AS complete "
+            "FROM features"
+        )
+        train = conn.execute(
+            "SELECT * FROM features JOIN labels USING (msno, cohort_month) "
+            "WHERE cohort_month < '2016-04-01'"
+        ).df()
+    columns = [c for c in train.columns if c not in ("msno", "cohort_month", "is_churn")]
+    booster = lgb.train(
+        {"objective": "binary", "verbose": -1, "num_leaves": 4, "seed": 1},
+        lgb.Dataset(train[columns].astype(float), train["is_churn"]),
+        num_boost_round=30,
+    )
+    # One fixed candidate, so every run below judges the same scores against the same baselines.
+    monkeypatch.setattr(
+        training_assets,
+        "fit_lightgbm_automl",
+        lambda *a, **k: TunedModel(booster, {}, SimpleNamespace(best_loss=0.5), False),
+    )
+    first = _metadata(_train(first_model_skips_hurdle=False))
+    difference = first["val_auc"] - first[f"baseline_{first['hurdle_baseline']}_auc"]
+    low, high = first["hurdle_auc_diff_low"], first["hurdle_auc_diff_high"]
+    assert low < difference < high
+    if first["hurdle_outcome"] != "cleared":  # a healthy champion to start from
+        first = _metadata(_train(hurdle_margin=low - 0.01))
+    assert first["registered"] is True and first["hurdle_outcome"] == "cleared"
+    # A margin above the point estimate, but inside its interval: a tie.
+    tie = (difference + high) / 2
+    healthy = _metadata(_train(hurdle_margin=tie))
+    assert healthy["hurdle_outcome"] == "tied" and healthy["registered"] is False
+    in_question = _metadata(_train(hurdle_margin=tie, champion_in_question=["staleness"]))
+    assert in_question["hurdle_outcome"] == "tied" and in_question["registered"] is True
+    version = in_question["model_version"]
+    tags = _client(lifecycle_home).get_model_version(REGISTERED_MODEL_NAME, version).tags
+    assert tags["cleared_hurdle"] == "tied" and "tied" in tags["hurdle"]
+    # A tie is not provisional: it does not keep the retraining sensor busy.
+    assert not lifecycle.is_provisional(
+        _client(lifecycle_home).get_model_version(REGISTERED_MODEL_NAME, version)
+    )
+    # Beyond doubt below the margin fails, in question or not.
+    failed = _metadata(_train(hurdle_margin=high + 0.01, champion_in_question=["drift"]))
+    assert failed["hurdle_outcome"] == "failed" and failed["registered"] is False
 
 
 def _mean_score_on_validation(home: Path, version: str) -> tuple[float, float]:

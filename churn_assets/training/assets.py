@@ -1,8 +1,10 @@
 """The ``churn_model`` asset: train, judge against baselines, register, and decide the champion.
 
 A candidate is registered only when it clears the hurdle: its validation AUC beats the best
-baseline (the as-is rule, a logistic regression) by ``hurdle_margin``. A rejected candidate keeps
-its MLflow run (metrics, model, reason) for the record. The one exception is the very first model
+baseline (the as-is rule, a logistic regression) by ``hurdle_margin``; or, when the champion is
+provisional or in question, when it ties it (below, but not beyond doubt:
+:mod:`churn_assets.training.hurdle`). A rejected candidate keeps its MLflow run (metrics, model,
+reason) for the record. The one exception is the very first model
 (``first_model_skips_hurdle``): with no champion nothing is scored at all, so it is registered,
 tagged ``cleared_hurdle=false``, and the monthly backtests hold it against the rule from then on.
 
@@ -51,11 +53,13 @@ from churn_assets.performance.comparison import (
 )
 from churn_assets.resources import ModelRegistryResource
 from churn_assets.settings import CHALLENGER_ALIAS, REGISTERED_MODEL_NAME
-from churn_assets.training.baselines import baseline_metrics
+from churn_assets.training.baselines import baseline_scores
+from churn_assets.training.hurdle import Hurdle, judge_hurdle
 from churn_assets.training.lifecycle import change_champion, is_provisional
 from churn_assets.training.model import (
     LABEL,
     LabeledSplit,
+    TunedModel,
     as_matrix,
     classification_metrics,
     fit_lightgbm_automl,
@@ -257,25 +261,26 @@ def decide_promotion(
     config: TrainingConfig,
     champion: ModelVersion | None,
     comparison: ChampionComparison | None,
-    clears_hurdle: bool,
+    hurdle_ok: bool,
     used_incomplete: bool,
 ) -> Promotion:
     """Does a registered candidate become champion, and why.
 
     A healthy champion is replaced only by a challenger better beyond doubt (the paired
     bootstrap's bound). Two champions need less: a provisional one (registered below the hurdle
-    or from cohorts with holes) gives way to the first candidate that clears the hurdle on
-    complete cohorts; one in question (the retraining was triggered by drift, a persistent
-    performance failure or staleness) gives way to a candidate that clears the hurdle and is at
-    least as good on the users neither was tuned on: on a few hundred users "better beyond doubt"
-    is rarely provable, and a champion that has lost its footing should not win on that.
+    or from cohorts with holes) gives way to the first candidate that clears or ties the hurdle
+    (``hurdle_ok``, :mod:`churn_assets.training.hurdle`) on complete cohorts; one in question (the
+    retraining was triggered by drift, a persistent performance failure or staleness) gives way
+    to such a candidate that is at least as good on the users neither was tuned on: on a few
+    hundred users "better beyond doubt" is rarely provable, and a champion that has lost its
+    footing should not win on that.
     """
     if comparison is None:
         return Promotion(champion is None, False, "no champion to compare with")
     beats, reason = comparison.decide(config.promotion_metric, config.promotion_margin)
     version = comparison.champion_version
     provisional = champion is not None and is_provisional(champion)
-    fit = clears_hurdle and not used_incomplete
+    fit = hurdle_ok and not used_incomplete
     in_question = [t for t in config.champion_in_question if t in CHAMPION_IN_QUESTION]
     holds_up, holds_reason = comparison.holds_up(config.promotion_metric)
     if beats:
@@ -284,13 +289,13 @@ def decide_promotion(
         replaces = True
         reason = (
             f"replaces provisional champion v{version} (registered below the hurdle or from "
-            f"incomplete cohorts); this candidate cleared the hurdle on complete cohorts ({reason})"
+            f"incomplete cohorts); this candidate passed the hurdle on complete cohorts ({reason})"
         )
     elif in_question and fit and holds_up:
         replaces = True
         reason = (
             f"replaces champion v{version}, in question ({', '.join(in_question)}): this "
-            f"candidate cleared the hurdle and {holds_reason}"
+            f"candidate passed the hurdle and {holds_reason}"
         )
     else:
         replaces = False
@@ -364,18 +369,117 @@ def _not_trained(context: dg.AssetExecutionContext, reason: str) -> dg.Materiali
     )
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """A tuned candidate and everything judged about it before anything is registered."""
+
+    split: LabeledSplit
+    window: LabeledWindow
+    dropped: list[str]  # columns left out as uninformative
+    tuned: TunedModel
+    history: pd.DataFrame  # FLAML's trials
+    budget_s: float
+    metrics: dict[str, float]  # on the validation cohort
+    baselines: dict[str, dict[str, float]]
+    hurdle: Hurdle
+
+    @property
+    def booster(self) -> lgb.Booster:
+        return self.tuned.booster
+
+    def importance(self) -> pd.Series:
+        return (
+            pd.Series(self.booster.feature_importance("gain"), index=self.booster.feature_name())
+            .sort_values(ascending=False)
+            .round(1)
+        )
+
+
 def _train_candidate(
     context: dg.AssetExecutionContext, config: TrainingConfig
 ) -> dg.MaterializeResult:
     """Train, judge against the baselines and the champion, log, and register if it clears."""
-    warehouse: DuckDBResource = context.resources.warehouse
     registry: ModelRegistryResource = context.resources.registry
     as_of = month_start(config.as_of_month) if config.as_of_month else month_start(date.today())
-    window = load_labeled_window(
-        warehouse, as_of, config.window_cohorts, config.include_incomplete_cohorts
+    window = _labelled_window(context, config, as_of)
+    try:
+        split = split_by_time(
+            window.frame,
+            feature_columns_of([c for c in window.frame.columns if c != LABEL]),
+            config.comparison_held_out_share,
+        )
+    except ValueError as exc:
+        return _not_trained(context, str(exc))
+    # One look at the registry: warm start, hurdle and comparison judge the same champion.
+    champion = registry.champion()
+    candidate = _tune_and_judge(context, config, window, split, champion)
+    register = _registers(config, champion, candidate.hurdle)
+    _log_candidate_run(context.resources.mlflow, config, as_of, candidate, register)
+    # Compared before anything is registered, so a champion that cannot be loaded leaves no
+    # half-registered version behind.
+    comparison = (
+        compare_with_champion(registry, champion, candidate.booster, candidate.split, config)
+        if register and champion is not None
+        else None
     )
-    frame = window.frame
-    if frame.empty:
+    if comparison is not None and not comparison.champion_unscorable:
+        context.resources.mlflow.log_metrics(
+            {
+                k: float(v)
+                for k, v in comparison.metadata().items()
+                if isinstance(v, float) and not math.isnan(v)
+            }
+        )
+    model_info = _log_booster(candidate, register)
+    common = _candidate_metadata(as_of, candidate, register, model_info.run_id)
+    if not register:
+        verdict = candidate.hurdle.verdict()
+        context.log.warning(f"candidate not registered: it does not beat the baseline ({verdict})")
+        context.resources.mlflow.end_run()
+        return dg.MaterializeResult(
+            metadata={
+                **common,
+                "model_version": "",
+                "champion_version": str(champion.version) if champion else "",
+                "promoted_to_champion": False,
+            }
+        )
+    version = str(model_info.registered_model_version)
+    decision = decide_promotion(
+        config,
+        champion,
+        comparison,
+        candidate.hurdle.good_enough_for_a_doubtful_champion,
+        window.used_incomplete,
+    )
+    _tag_and_promote(context, as_of, candidate, version, comparison, decision)
+    champion_version = comparison.champion_version if comparison is not None else None
+    context.log.info(
+        f"registered {REGISTERED_MODEL_NAME} v{version} (val AUC {candidate.metrics['auc']:.4f}); "
+        f"champion is now v{version if decision.promote else champion_version}"
+    )
+    context.resources.mlflow.end_run()
+    return dg.MaterializeResult(
+        metadata={
+            **common,
+            "model_version": version,
+            "champion_version": version if decision.promote else str(champion_version),
+            "promoted_to_champion": decision.promote,
+            "beats_champion": decision.beats_champion,
+            "comparison": decision.reason,
+            **(comparison.metadata() if comparison is not None else {}),
+            "model_uri": f"models:/{REGISTERED_MODEL_NAME}/{version}",
+        }
+    )
+
+
+def _labelled_window(
+    context: dg.AssetExecutionContext, config: TrainingConfig, as_of: date
+) -> LabeledWindow:
+    window = load_labeled_window(
+        context.resources.warehouse, as_of, config.window_cohorts, config.include_incomplete_cohorts
+    )
+    if window.frame.empty:
         raise dg.Failure(f"no labelled feature rows with labels known by {as_of:%Y-%m}")
     if window.used_incomplete:
         context.log.warning(
@@ -383,21 +487,26 @@ def _train_candidate(
             + ", ".join(f"{c:%Y-%m}" for c in window.incomplete_cohorts)
             + ")"
         )
-    candidates = feature_columns_of([c for c in frame.columns if c != LABEL])
-    try:
-        split = split_by_time(frame, candidates, config.comparison_held_out_share)
-    except ValueError as exc:
-        return _not_trained(context, str(exc))
-    informative = informative_columns(pd.concat([split.train, split.validation]), candidates)
-    dropped = sorted(set(candidates) - set(informative))
-    split = replace(split, feature_columns=informative)
+    return window
 
-    # One look at the registry: warm start, hurdle exemption and comparison judge the same champion.
-    champion = registry.champion()
+
+def _tune_and_judge(
+    context: dg.AssetExecutionContext,
+    config: TrainingConfig,
+    window: LabeledWindow,
+    split: LabeledSplit,
+    champion: ModelVersion | None,
+) -> Candidate:
+    """FLAML's search on the informative columns, then the candidate against the baselines."""
+    informative = informative_columns(
+        pd.concat([split.train, split.validation]), split.feature_columns
+    )
+    dropped = sorted(set(split.feature_columns) - set(informative))
+    split = replace(split, feature_columns=informative)
     starting_config = champion_starting_config(champion) if config.warm_start else None
+    budget_s = config.time_budget_s * (config.warm_budget_share if starting_config else 1.0)
     with tempfile.TemporaryDirectory() as folder:
         log_file = Path(folder) / "flaml.log"
-        budget_s = config.time_budget_s * (config.warm_budget_share if starting_config else 1.0)
         tuned = fit_lightgbm_automl(
             split,
             budget_s,
@@ -413,30 +522,53 @@ def _train_candidate(
             f"no FLAML trial finished within {budget_s:g} s: fitted one configuration without a "
             "time limit instead (raise time_budget_s on a machine this loaded)"
         )
-    booster, best_config, automl = tuned.booster, tuned.best_config, tuned.automl
     y_val = split.validation[LABEL].to_numpy()
-    probability = predict_probability(booster, split.validation)
-    metrics = classification_metrics(y_val, probability)
-    baselines = baseline_metrics(split, config.seed)
-    best_baseline = max(baselines, key=lambda k: baselines[k]["auc"])
-    hurdle_auc = baselines[best_baseline]["auc"] + config.hurdle_margin
-    candidate_auc = metrics["auc"]
-    clears_hurdle = not math.isnan(candidate_auc) and candidate_auc > hurdle_auc
-    first_model = champion is None
-    register = clears_hurdle or (first_model and config.first_model_skips_hurdle)
-    importance = (
-        pd.Series(booster.feature_importance("gain"), index=booster.feature_name())
-        .sort_values(ascending=False)
-        .round(1)
+    probability = predict_probability(tuned.booster, split.validation)
+    scores = baseline_scores(split, config.seed)
+    hurdle = judge_hurdle(
+        y_val,
+        probability,
+        scores,
+        config.hurdle_margin,
+        resamples=config.promotion_resamples,
+        confidence=config.promotion_confidence,
+        seed=config.seed,
+    )
+    return Candidate(
+        split=split,
+        window=window,
+        dropped=dropped,
+        tuned=tuned,
+        history=history,
+        budget_s=budget_s,
+        metrics=classification_metrics(y_val, probability),
+        baselines={name: classification_metrics(y_val, s) for name, s in scores.items()},
+        hurdle=hurdle,
     )
 
-    mlf = context.resources.mlflow
+
+def _registers(config: TrainingConfig, champion: ModelVersion | None, hurdle: Hurdle) -> bool:
+    """A cleared hurdle registers; a tie does when the champion is provisional or in question;
+    the very first model is registered whatever its hurdle (``first_model_skips_hurdle``)."""
+    if champion is None:
+        return hurdle.cleared or config.first_model_skips_hurdle
+    doubtful = is_provisional(champion) or any(
+        t in CHAMPION_IN_QUESTION for t in config.champion_in_question
+    )
+    return hurdle.cleared or (doubtful and hurdle.good_enough_for_a_doubtful_champion)
+
+
+def _log_candidate_run(
+    mlf, config: TrainingConfig, as_of: date, candidate: Candidate, register: bool
+) -> None:
+    """Parameters, metrics, the search and the hurdle on the candidate's MLflow run."""
+    split, tuned, hurdle = candidate.split, candidate.tuned, candidate.hurdle
     mlf.log_params(
         {
             "as_of_month": f"{as_of:%Y-%m}",
             "training_cohorts": ",".join(f"{c:%Y-%m}" for c in split.training_cohorts),
             "validation_cohort": f"{split.validation_cohort:%Y-%m}",
-            "time_budget_s": budget_s,
+            "time_budget_s": candidate.budget_s,
             "seed": config.seed,
             "class_weight": config.class_weight,
             "search_metric": config.search_metric,
@@ -445,53 +577,44 @@ def _train_candidate(
             "train_rows": len(split.train),
             "validation_rows": len(split.validation),
             "held_out_rows": len(split.held_out),
-            **{f"lgbm_{k}": v for k, v in best_config.items()},
+            **{f"lgbm_{k}": v for k, v in tuned.best_config.items()},
         }
     )
     mlf.log_metrics(
-        {f"val_{k}": v for k, v in metrics.items() if not math.isnan(v)}
+        {f"val_{k}": v for k, v in candidate.metrics.items() if not math.isnan(v)}
         | {
             f"baseline_{name}_{k}": v
-            for name, values in baselines.items()
+            for name, values in candidate.baselines.items()
             for k, v in values.items()
             if not math.isnan(v)
         }
-        | {"flaml_best_loss": float(automl.best_loss), "flaml_trials": float(len(history))}
+        | {
+            "flaml_best_loss": float(tuned.automl.best_loss),
+            "flaml_trials": float(len(candidate.history)),
+            "hurdle_auc_diff_low": hurdle.difference_low,
+            "hurdle_auc_diff_high": hurdle.difference_high,
+        }
     )
-    _log_search_history(mlf, history, config.search_metric)
-    mlf.log_dict(importance.to_dict(), "feature_importance_gain.json")
-    mlf.log_dict(best_config, "flaml_best_config.json")
-    verdict = (
-        f"val AUC {candidate_auc:.4f} vs best baseline {best_baseline} "
-        f"{baselines[best_baseline]['auc']:.4f} + margin {config.hurdle_margin:g}"
-    )
+    _log_search_history(mlf, candidate.history, config.search_metric)
+    mlf.log_dict(candidate.importance().to_dict(), "feature_importance_gain.json")
+    mlf.log_dict(tuned.best_config, "flaml_best_config.json")
+    verdict = hurdle.verdict()
     mlf.set_tags(
         {
             "candidate_status": "registered" if register else "rejected",
-            "cleared_hurdle": str(clears_hurdle).lower(),
+            "cleared_hurdle": hurdle.tag,
             "hurdle": verdict,
             **({} if register else {"rejection_reason": f"does not beat the baseline: {verdict}"}),
         }
     )
-    # Compared before anything is registered, so a champion that cannot be loaded leaves no
-    # half-registered version behind.
-    comparison = (
-        compare_with_champion(registry, champion, booster, split, config)
-        if register and champion is not None
-        else None
-    )
-    champion_version = comparison.champion_version if comparison is not None else None
-    if comparison is not None and not comparison.champion_unscorable:
-        mlf.log_metrics(
-            {
-                k: float(v)
-                for k, v in comparison.metadata().items()
-                if isinstance(v, float) and not math.isnan(v)
-            }
-        )
+
+
+def _log_booster(candidate: Candidate, register: bool):
+    """The booster as an MLflow model, registered as a new version when it is to be."""
+    booster = candidate.booster
     # The booster's own feature list is what scoring, drift and reasons use.
-    example = as_matrix(split.validation, list(booster.feature_name())).head(5)
-    model_info = mlflow.lightgbm.log_model(
+    example = as_matrix(candidate.split.validation, list(booster.feature_name())).head(5)
+    return mlflow.lightgbm.log_model(
         booster,
         name="model",
         signature=infer_signature(example, booster.predict(example)),
@@ -501,94 +624,108 @@ def _train_candidate(
         # modules it touches, seconds per training for a list that is known.
         pip_requirements=MODEL_REQUIREMENTS,
     )
-    common = {
+
+
+def _candidate_metadata(
+    as_of: date, candidate: Candidate, register: bool, run_id: str
+) -> dict[str, object]:
+    """What the materialization shows of every candidate, registered or not."""
+    split, window, tuned, metrics = (
+        candidate.split,
+        candidate.window,
+        candidate.tuned,
+        candidate.metrics,
+    )
+    return {
         "registered": register,
-        "cleared_hurdle": clears_hurdle,
-        "val_auc": candidate_auc,
+        "cleared_hurdle": candidate.hurdle.cleared,
+        "hurdle_outcome": candidate.hurdle.outcome,
+        "val_auc": metrics["auc"],
         "val_log_loss": metrics["log_loss"],
         "val_brier": metrics["brier"],
         "val_ks": metrics["ks"],
         "val_lift_top_decile": metrics["lift_top_decile"],
         "val_churn_rate": metrics["churn_rate"],
-        "baseline_rule_auc": baselines["rule"]["auc"],
-        "baseline_logistic_regression_auc": baselines["logistic_regression"]["auc"],
-        "hurdle": verdict,
+        "baseline_rule_auc": candidate.baselines["rule"]["auc"],
+        "baseline_logistic_regression_auc": candidate.baselines["logistic_regression"]["auc"],
+        "hurdle": candidate.hurdle.verdict(),
+        "hurdle_baseline": candidate.hurdle.baseline,
+        "hurdle_auc_diff_low": candidate.hurdle.difference_low,
+        "hurdle_auc_diff_high": candidate.hurdle.difference_high,
         "as_of_month": f"{as_of:%Y-%m}",
         "training_cohorts": ", ".join(f"{c:%Y-%m}" for c in split.training_cohorts),
         "validation_cohort": f"{split.validation_cohort:%Y-%m}",
         "train_rows": len(split.train),
         "validation_rows": len(split.validation),
         "held_out_rows": len(split.held_out),
-        "features_used": len(booster.feature_name()),
-        "features_dropped_uninformative": dg.MetadataValue.json(dropped),
+        "features_used": len(candidate.booster.feature_name()),
+        "features_dropped_uninformative": dg.MetadataValue.json(candidate.dropped),
         "trained_on_incomplete_cohorts": window.used_incomplete,
         "incomplete_cohorts": ", ".join(f"{c:%Y-%m}" for c in window.incomplete_cohorts) or "none",
         "warm_started": tuned.warm_started,
-        "search_budget_s": budget_s,
+        "search_budget_s": candidate.budget_s,
         "search_out_of_time": tuned.out_of_time,
-        "search_trials": len(history),
-        "mlflow_run_id": model_info.run_id,
-        "best_config": dg.MetadataValue.json(best_config),
+        "search_trials": len(candidate.history),
+        "mlflow_run_id": run_id,
+        "best_config": dg.MetadataValue.json(tuned.best_config),
         "candidate_vs_baselines": dg.MetadataValue.md(
-            _markdown_metrics({"candidate": metrics, **baselines})
+            _markdown_metrics({"candidate": metrics, **candidate.baselines})
         ),
         "feature_importance_gain": dg.MetadataValue.md(
-            importance.head(15).to_frame("gain").to_markdown()
+            candidate.importance().head(15).to_frame("gain").to_markdown()
         ),
     }
-    if not register:
-        context.log.warning(f"candidate not registered: it does not beat the baseline ({verdict})")
-        mlf.end_run()
-        return dg.MaterializeResult(
-            metadata={
-                **common,
-                "model_version": "",
-                "champion_version": str(champion.version) if champion else "",
-                "promoted_to_champion": False,
-            }
-        )
 
-    version = str(model_info.registered_model_version)
-    decision = decide_promotion(config, champion, comparison, clears_hurdle, window.used_incomplete)
-    beats_champion, comparison_reason, promote = (
-        decision.beats_champion,
-        decision.reason,
-        decision.promote,
-    )
-    client = registry.client
+
+def _tag_and_promote(
+    context: dg.AssetExecutionContext,
+    as_of: date,
+    candidate: Candidate,
+    version: str,
+    comparison: ChampionComparison | None,
+    decision: Promotion,
+) -> None:
+    """Tag the new version, make it challenger, and champion when decided; all or nothing."""
+    registry: ModelRegistryResource = context.resources.registry
+    split, hurdle = candidate.split, candidate.hurdle
+    champion_version = comparison.champion_version if comparison is not None else None
     tags = {
         "as_of_month": f"{as_of:%Y-%m}",
         "training_cohorts": json.dumps([f"{c:%Y-%m-01}" for c in split.training_cohorts]),
         "validation_cohort": f"{split.validation_cohort:%Y-%m-01}",
-        "val_auc": f"{candidate_auc:.6f}",
-        "baseline_rule_auc": f"{baselines['rule']['auc']:.6f}",
-        "baseline_logistic_regression_auc": f"{baselines['logistic_regression']['auc']:.6f}",
-        "feature_columns": json.dumps(list(booster.feature_name())),
-        "trained_on_incomplete_cohorts": str(window.used_incomplete).lower(),
-        BEST_CONFIG_TAG: json.dumps(best_config),
+        "val_auc": f"{candidate.metrics['auc']:.6f}",
+        "baseline_rule_auc": f"{candidate.baselines['rule']['auc']:.6f}",
+        "baseline_logistic_regression_auc": (
+            f"{candidate.baselines['logistic_regression']['auc']:.6f}"
+        ),
+        "feature_columns": json.dumps(list(candidate.booster.feature_name())),
+        "trained_on_incomplete_cohorts": str(candidate.window.used_incomplete).lower(),
+        BEST_CONFIG_TAG: json.dumps(candidate.tuned.best_config),
         HELD_OUT_TAG: f"{split.held_out_share:g}",
         "compared_with_champion": str(champion_version or "none"),
         **(comparison.tags() if comparison is not None else {}),
-        "comparison": comparison_reason,
-        "beats_champion": str(beats_champion).lower(),
-        "cleared_hurdle": str(clears_hurdle).lower(),
+        "comparison": decision.reason,
+        "beats_champion": str(decision.beats_champion).lower(),
+        "cleared_hurdle": hurdle.tag,
+        "hurdle": hurdle.verdict(),
         "promoted": "false",
     }
+    client = registry.client
     previous_challenger = registry.version_by_alias(CHALLENGER_ALIAS)
     try:
         for key, value in tags.items():
             client.set_model_version_tag(REGISTERED_MODEL_NAME, version, key, value)
         registry.set_alias(CHALLENGER_ALIAS, version)
-        if promote:
+        if decision.promote:
             change_champion(
                 registry,
-                warehouse,
+                context.resources.warehouse,
                 version,
                 "initial" if champion_version is None else "auto_promote",
                 "first registered version"
-                + ("" if clears_hurdle else f" (below the hurdle: {verdict})")
+                + ("" if hurdle.cleared else f" (hurdle {hurdle.outcome}: {hurdle.verdict()})")
                 if champion_version is None
-                else f"beats champion v{champion_version}: {comparison_reason}",
+                else f"beats champion v{champion_version}: {decision.reason}",
             )
     except Exception:
         # A version without its tags, alias or champion record would mislead every later step:
@@ -598,21 +735,3 @@ def _train_candidate(
         if previous_challenger is not None:
             registry.set_alias(CHALLENGER_ALIAS, str(previous_challenger.version))
         raise
-    context.log.info(
-        f"registered {REGISTERED_MODEL_NAME} v{version} (val AUC {candidate_auc:.4f}); "
-        f"champion is now v{version if promote else champion_version}"
-    )
-    mlf.end_run()
-
-    return dg.MaterializeResult(
-        metadata={
-            **common,
-            "model_version": version,
-            "champion_version": version if promote else str(champion_version),
-            "promoted_to_champion": promote,
-            "beats_champion": beats_champion,
-            "comparison": comparison_reason,
-            **(comparison.metadata() if comparison is not None else {}),
-            "model_uri": f"models:/{REGISTERED_MODEL_NAME}/{version}",
-        }
-    )

@@ -82,10 +82,15 @@ def fit_baselines(
     }
 
 
+def baseline_scores(split: LabeledSplit, seed: int) -> dict[str, np.ndarray]:
+    """Both baselines fitted on the training cohorts; their scores of the validation cohort."""
+    return {name: score(split.validation) for name, score in fit_baselines(split, seed).items()}
+
+
 def baseline_metrics(split: LabeledSplit, seed: int) -> dict[str, dict[str, float]]:
     """Both baselines fitted on the training cohorts and scored on the validation cohort."""
     y_val = split.validation[LABEL].to_numpy()
     return {
-        name: classification_metrics(y_val, score(split.validation))
-        for name, score in fit_baselines(split, seed).items()
+        name: classification_metrics(y_val, scores)
+        for name, scores in baseline_scores(split, seed).items()
     }
