@@ -725,7 +725,11 @@ def _tag_and_promote(
                 "first registered version"
                 + ("" if hurdle.cleared else f" (hurdle {hurdle.outcome}: {hurdle.verdict()})")
                 if champion_version is None
-                else f"beats champion v{champion_version}: {decision.reason}",
+                else (
+                    f"beats champion v{champion_version}: {decision.reason}"
+                    if decision.beats_champion
+                    else decision.reason  # says which champion it replaces, and why
+                ),
             )
     except Exception:
         # A version without its tags, alias or champion record would mislead every later step:
