@@ -30,6 +30,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 import dagster as dg
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from dagster_duckdb import DuckDBResource
@@ -365,106 +366,36 @@ def drift_report(
         raise dg.Failure("no champion model: drift is measured against its training data")
     version = str(champion.version)
     booster = registry.load_model(version)
-    importance = dict(zip(booster.feature_name(), booster.feature_importance("gain"), strict=True))
     with warehouse.get_connection() as conn:
         basis = _reference(conn, champion, cohort)
-        reference = basis.cohorts
-        reference_rows, current_rows = _rows(conn, reference), _rows(conn, [cohort])
-        if (reference_rows and not current_rows) or not basis.fair:
-            # A cohort emptied by a hole in the data (its coverage check says which month), or a
-            # champion that learnt only from cohorts with holes in their windows and no complete
-            # cohort to stand in: comparing would measure the holes, not drift. Nothing to judge
-            # is not an alarm.
-            detail = (
-                f"n/a: cohort {cohort:%Y-%m} has no users"
-                if basis.fair
-                else f"n/a: champion v{champion.version} learnt only from cohorts with incomplete "
-                f"windows ({', '.join(f'{c:%Y-%m}' for c in basis.learnt_from)}) and no complete "
-                f"cohort before {cohort:%Y-%m} stands in: no fair reference"
-            )
-            with transaction(conn):
-                for monitor in ("data_drift", "prediction_drift"):
-                    record_verdict(conn, cohort, monitor, "n/a", detail)
-            return dg.MaterializeResult(
-                metadata={"cohort_month": cohort.isoformat(), "status": detail},
-                check_results=[
-                    _check(DRIFT_CHECK, "n/a", detail, {}),
-                    _check(PREDICTION_CHECK, "n/a", detail, {}),
-                ],
-            )
-        if not reference_rows:
-            raise dg.Failure(
-                f"drift needs both sides: {current_rows} current rows for {cohort:%Y-%m}, "
-                f"{reference_rows} reference rows from cohorts "
-                f"{', '.join(f'{c:%Y-%m}' for c in reference) or 'none'}"
-            )
-        columns = _compared_columns(conn, cohort, reference)
-        if not columns:
-            raise dg.Failure(f"cohort {cohort:%Y-%m} shares no numeric feature with the reference")
-        data = _data_drift(conn, cohort, reference, columns, importance, config)
-        judged, weighted, data_tier = data.judged, data.weighted, data.tier
-
-        # The booster's features both sides have; one it needs and they lack: n/a.
-        scored = [c for c in booster.feature_name() if c in columns]
-        prediction = (
-            _prediction_drift(
-                conn,
-                booster,
-                _sample(conn, reference, scored, reference_rows, config.max_scored_rows),
-                _sample(conn, [cohort], scored, current_rows, config.max_scored_rows),
-                config,
-            )
-            if scored
-            else {"tier": "n/a", "reason": "no feature of the model in both sides"}
-        )
-        target = target_drift(conn, cohort, reference)
-        numerical, categorical = _html_columns(judged, config.html_columns)
-        html_reference = _sample(
-            conn, reference, numerical + categorical, reference_rows, config.html_rows
-        )
-        html_current = _sample(
-            conn, [cohort], numerical + categorical, current_rows, config.html_rows
-        )
-
-    drifted = judged[judged["drifted"]]["column_name"].tolist()
-    standing_out = data.standing_out()
-    reference_text = ", ".join(f"{c:%Y-%m}" for c in reference)
-    data_detail = (
-        f"weighted PSI {weighted:.3f} ({data_tier}; warn from {config.moderate_psi:g}, error "
-        f"from {config.major_psi:g}) against {basis.describe(version)}; top contributions: "
-        f"{_top(judged)}; {len(drifted)} of {len(judged)} columns drifted on their own"
-        + (f"; standing out on their own: {', '.join(standing_out)}" if standing_out else "")
-    )
-    if prediction["tier"] == "n/a":
-        prediction_detail = f"model v{version} cannot score cohort {cohort:%Y-%m}: " + str(
-            prediction["reason"]
-        )
-    else:
-        prediction_detail = (
-            f"PSI of model v{version}'s scores {prediction['psi']:.3f}, "
-            f"{prediction['adjusted']:.3f} beyond noise ({prediction['tier']}); mean score "
-            f"{prediction['current_mean']:.3f} vs {prediction['reference_mean']:.3f} on the "
-            f"reference"
-        )
-    rows = _drift_rows(data, prediction, config).assign(
+        current_rows = _rows(conn, [cohort])
+        if not basis.fair or (_rows(conn, basis.cohorts) and not current_rows):
+            return _nothing_to_judge(conn, cohort, version, basis)
+        measured = _measure(conn, cohort, basis, booster, config)
+    data_detail = _data_detail(measured, basis, version, config)
+    prediction_detail = _prediction_detail(measured, version, cohort)
+    rows = _drift_rows(measured.data, measured.prediction, config).assign(
         cohort_month=cohort, reference_model_version=version, evaluated_at=datetime.now()
     )
     with warehouse.get_connection() as conn:
         conn.register("drift_rows", rows)
         with transaction(conn):
             run_sql_file(conn, SQL, {"cohort": cohort})
-            record_verdict(conn, cohort, "data_drift", data_tier, data_detail)
-            record_verdict(conn, cohort, "prediction_drift", prediction["tier"], prediction_detail)
-            record_verdict(conn, cohort, "target_drift", target.severity, target.detail)
-
+            record_verdict(conn, cohort, "data_drift", measured.data.tier, data_detail)
+            record_verdict(
+                conn, cohort, "prediction_drift", measured.prediction["tier"], prediction_detail
+            )
+            record_verdict(
+                conn, cohort, "target_drift", measured.target.severity, measured.target.detail
+            )
     html_path = (
         _html_report(
             context,
             html_report_path(reports.folder, cohort, version),
-            html_reference,
-            html_current,
-            numerical,
-            categorical,
+            measured.html_reference,
+            measured.html_current,
+            measured.numerical,
+            measured.categorical,
         )
         if config.html_report
         else None
@@ -477,58 +408,186 @@ def drift_report(
         version,
         html_path,
         rows,
-        target,
+        measured.target,
         {
-            "weighted_psi": weighted,
-            "prediction_psi": prediction.get("psi", math.nan),
-            "drifted_columns": float(len(drifted)),
+            "weighted_psi": measured.data.weighted,
+            "prediction_psi": measured.prediction.get("psi", math.nan),
+            "drifted_columns": float(len(measured.drifted)),
         },
     )
+    return _drift_result(
+        cohort, version, basis, measured, (data_detail, prediction_detail), html_path, run_id
+    )
+
+
+@dataclass(frozen=True)
+class Measured:
+    """Everything measured of one cohort against its reference."""
+
+    data: DataDrift
+    prediction: dict  # tier, and the score PSI when the champion could score both sides
+    target: TargetDrift
+    reference_rows: int
+    current_rows: int
+    numerical: list[str]  # the HTML report's columns
+    categorical: list[str]
+    html_reference: pd.DataFrame
+    html_current: pd.DataFrame
+
+    @property
+    def drifted(self) -> list[str]:
+        return self.data.judged[self.data.judged["drifted"]]["column_name"].tolist()
+
+
+def _nothing_to_judge(conn, cohort: date, version: str, basis: Reference) -> dg.MaterializeResult:
+    """A cohort emptied by a hole in the data (its coverage check says which month), or a
+    champion that learnt only from cohorts with holes in their windows and no complete cohort to
+    stand in: comparing would measure the holes, not drift. Nothing to judge is not an alarm."""
+    detail = (
+        f"n/a: cohort {cohort:%Y-%m} has no users"
+        if basis.fair
+        else f"n/a: champion v{version} learnt only from cohorts with incomplete "
+        f"windows ({', '.join(f'{c:%Y-%m}' for c in basis.learnt_from)}) and no complete "
+        f"cohort before {cohort:%Y-%m} stands in: no fair reference"
+    )
+    with transaction(conn):
+        for monitor in ("data_drift", "prediction_drift"):
+            record_verdict(conn, cohort, monitor, "n/a", detail)
+    return dg.MaterializeResult(
+        metadata={"cohort_month": cohort.isoformat(), "status": detail},
+        check_results=[
+            _check(DRIFT_CHECK, "n/a", detail, {}),
+            _check(PREDICTION_CHECK, "n/a", detail, {}),
+        ],
+    )
+
+
+def _measure(
+    conn, cohort: date, basis: Reference, booster: lgb.Booster, config: DriftConfig
+) -> Measured:
+    """Data drift over the whole cohort, prediction drift and the report's samples."""
+    reference = basis.cohorts
+    reference_rows, current_rows = _rows(conn, reference), _rows(conn, [cohort])
+    if not reference_rows:
+        raise dg.Failure(
+            f"drift needs both sides: {current_rows} current rows for {cohort:%Y-%m}, "
+            f"{reference_rows} reference rows from cohorts "
+            f"{', '.join(f'{c:%Y-%m}' for c in reference) or 'none'}"
+        )
+    columns = _compared_columns(conn, cohort, reference)
+    if not columns:
+        raise dg.Failure(f"cohort {cohort:%Y-%m} shares no numeric feature with the reference")
+    importance = dict(zip(booster.feature_name(), booster.feature_importance("gain"), strict=True))
+    data = _data_drift(conn, cohort, reference, columns, importance, config)
+    # The booster's features both sides have; one it needs and they lack: n/a.
+    scored = [c for c in booster.feature_name() if c in columns]
+    prediction = (
+        _prediction_drift(
+            conn,
+            booster,
+            _sample(conn, reference, scored, reference_rows, config.max_scored_rows),
+            _sample(conn, [cohort], scored, current_rows, config.max_scored_rows),
+            config,
+        )
+        if scored
+        else {"tier": "n/a", "reason": "no feature of the model in both sides"}
+    )
+    numerical, categorical = _html_columns(data.judged, config.html_columns)
+    shown = numerical + categorical
+    return Measured(
+        data=data,
+        prediction=prediction,
+        target=target_drift(conn, cohort, reference),
+        reference_rows=reference_rows,
+        current_rows=current_rows,
+        numerical=numerical,
+        categorical=categorical,
+        html_reference=_sample(conn, reference, shown, reference_rows, config.html_rows),
+        html_current=_sample(conn, [cohort], shown, current_rows, config.html_rows),
+    )
+
+
+def _data_detail(measured: Measured, basis: Reference, version: str, config: DriftConfig) -> str:
+    data, drifted, standing_out = measured.data, measured.drifted, measured.data.standing_out()
+    return (
+        f"weighted PSI {data.weighted:.3f} ({data.tier}; warn from {config.moderate_psi:g}, "
+        f"error from {config.major_psi:g}) against {basis.describe(version)}; top "
+        f"contributions: {_top(data.judged)}; {len(drifted)} of {len(data.judged)} columns "
+        "drifted on their own"
+        + (f"; standing out on their own: {', '.join(standing_out)}" if standing_out else "")
+    )
+
+
+def _prediction_detail(measured: Measured, version: str, cohort: date) -> str:
+    prediction = measured.prediction
+    if prediction["tier"] == "n/a":
+        return f"model v{version} cannot score cohort {cohort:%Y-%m}: {prediction['reason']}"
+    return (
+        f"PSI of model v{version}'s scores {prediction['psi']:.3f}, "
+        f"{prediction['adjusted']:.3f} beyond noise ({prediction['tier']}); mean score "
+        f"{prediction['current_mean']:.3f} vs {prediction['reference_mean']:.3f} on the reference"
+    )
+
+
+def _drift_result(
+    cohort: date,
+    version: str,
+    basis: Reference,
+    measured: Measured,
+    details: tuple[str, str],
+    html_path: Path | None,
+    run_id: str | None,
+) -> dg.MaterializeResult:
+    """The materialization's metadata and both checks' results."""
+    data, prediction, drifted = measured.data, measured.prediction, measured.drifted
     evidence = {
         "cohort_month": cohort.isoformat(),
         "reference_model_version": version,
-        "reference_cohorts": reference_text,
+        "reference_cohorts": ", ".join(f"{c:%Y-%m}" for c in basis.cohorts),
         "reference_stands_in": basis.stand_in,
     }
-    table = judged.head(15)[
+    table = data.judged.head(15)[
         ["column_name", "psi", "adjusted_score", "importance", "weighted_contribution", "tier"]
     ]
+    top_columns = dg.MetadataValue.md(table.round(4).to_markdown(index=False))
+    prediction_psi = prediction.get("psi", math.nan)
+    report = (
+        {
+            "report_path": dg.MetadataValue.path(str(html_path)),
+            "report_url": dg.MetadataValue.url(html_path.resolve().as_uri()),
+        }
+        if html_path
+        else {}
+    )
     return dg.MaterializeResult(
         metadata={
             **evidence,
-            **(
-                {
-                    "report_path": dg.MetadataValue.path(str(html_path)),
-                    "report_url": dg.MetadataValue.url(html_path.resolve().as_uri()),
-                }
-                if html_path
-                else {}
-            ),
+            **report,
             "mlflow_run_id": run_id,
-            "reference_rows": reference_rows,
-            "current_rows": current_rows,
-            "weighted_psi": weighted,
-            "data_drift": data_tier,
+            "reference_rows": measured.reference_rows,
+            "current_rows": measured.current_rows,
+            "weighted_psi": data.weighted,
+            "data_drift": data.tier,
             "prediction_drift": prediction["tier"],
-            "prediction_psi": prediction.get("psi", math.nan),
-            "target_drift": target.severity,
-            "target_drift_detail": target.detail,
+            "prediction_psi": prediction_psi,
+            "target_drift": measured.target.severity,
+            "target_drift_detail": measured.target.detail,
             "drifted_columns": dg.MetadataValue.json(drifted),
-            "columns": dg.MetadataValue.md(table.round(4).to_markdown(index=False)),
+            "columns": top_columns,
         },
         check_results=[
             _check(
                 DRIFT_CHECK,
-                data_tier,
-                data_detail,
+                data.tier,
+                details[0],
                 {
                     **evidence,
-                    "weighted_psi": weighted,
-                    "prediction_psi": prediction.get("psi", math.nan),
-                    "top_columns": dg.MetadataValue.md(table.round(4).to_markdown(index=False)),
-                    "drifted_share": len(drifted) / len(judged),
+                    "weighted_psi": data.weighted,
+                    "prediction_psi": prediction_psi,
+                    "top_columns": top_columns,
+                    "drifted_share": len(drifted) / len(data.judged),
                     "drifted_columns": ", ".join(drifted) or "none",
-                    "standing_out": ", ".join(standing_out) or "none",
+                    "standing_out": ", ".join(data.standing_out()) or "none",
                     "new_members_compared": int(data.new_members["current_rows"].max())
                     if len(data.new_members)
                     else 0,
@@ -537,7 +596,7 @@ def drift_report(
             _check(
                 PREDICTION_CHECK,
                 prediction["tier"],
-                prediction_detail,
+                details[1],
                 {
                     **evidence,
                     **{
@@ -545,7 +604,7 @@ def drift_report(
                         for k, v in prediction.items()
                         if k not in ("tier", "reason") and isinstance(v, int | float)
                     },
-                    "weighted_psi": weighted,
+                    "weighted_psi": data.weighted,
                 },
             ),
         ],
