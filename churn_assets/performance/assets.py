@@ -23,6 +23,7 @@ written to ``monitor_verdicts`` is the worse of the two checks.
 
 import json
 import math
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
@@ -378,38 +379,135 @@ def model_performance(
     if unknown:
         raise dg.Failure(f"judged_metrics: unknown metric(s) {', '.join(unknown)}")
     cohort = month_start(context.partition_key)
-    with warehouse.get_connection() as conn:
-        frame = (
-            run_sql_file(conn, COHORT_SQL, {"cohort": cohort}).df()
-            if table_exists(conn, "features") and table_exists(conn, "labels")
-            else pd.DataFrame()
-        )
-        if not frame.empty:
-            frame = keep_common_features(conn, frame, [cohort])
+    frame = _labelled_cohort(warehouse, cohort)
     if frame.empty:
-        # Labels of a cohort that was never scored (e.g. before the first features): nothing to
-        # backtest, which is not a failure of the load it runs with.
-        detail = f"n/a: no labelled feature rows for cohort {cohort:%Y-%m}, nothing to backtest"
-        context.log.info(detail)
-        nothing = PerformanceVerdict("n/a", detail)
-        with warehouse.get_connection() as conn, transaction(conn):
-            record_verdict(conn, cohort, MONITOR, "n/a", detail)
-        return dg.MaterializeResult(
-            metadata={"dagster/row_count": 0, "users": 0, "verdict": detail},
-            check_results=[
-                _check_result(PERFORMANCE_CHECK, nothing),
-                _check_result(CHAMPION_PERFORMANCE_CHECK, nothing),
-            ],
-        )
+        return _nothing_to_backtest(context, warehouse, cohort)
     y = frame[LABEL].to_numpy()
     rule_scores = rule_flags(frame).astype(float)
     rule_auc = classification_metrics(y, rule_scores)["auc"]
-
-    client = registry.client
     champion = registry.champion()
+    scored = _score_versions(registry, frame, cohort, config, champion)
+    rule_verdict = judge_against_rule(
+        scored.champion_row,
+        rule_auc,
+        scored.cannot_score,
+        paired_differences(
+            y,
+            scored.champion_probability,
+            rule_scores,
+            ("auc",),
+            resamples=config.bootstrap_resamples,
+            confidence=config.confidence,
+            seed=config.seed,
+        )["auc"]
+        if scored.champion_row is not None and len(np.unique(y)) == 2
+        else (float("nan"), float("nan")),
+        config.confidence,
+    )
+    judged = _judge_champion(warehouse, registry, champion, scored, y, cohort, config)
+    verdict = _worse(judged.verdict, rule_verdict)
+    if verdict.severity in ("warn", "error"):
+        context.log.warning(f"performance {verdict.severity}: {verdict.detail}")
+    judgement_rows = _judgement_rows(
+        cohort,
+        scored.champion_version or "",
+        judged.judgements,
+        judged.expected,
+        config.confidence,
+        scored.evaluated_at,
+    )
+    with warehouse.get_connection() as conn:
+        conn.register("performance_rows", scored.performance)
+        conn.register("judgement_rows", judgement_rows)
+        with transaction(conn):
+            run_sql_file(conn, SQL, {"cohort": cohort})
+            run_sql_file(conn, JUDGEMENTS_SQL, {"cohort": cohort})
+            record_verdict(conn, cohort, MONITOR, verdict.severity, verdict.detail)
+        history_md = _history_markdown(conn, cohort)
+    return _performance_result(
+        frame, scored, judged, rule_verdict, verdict, rule_auc, history_md, config
+    )
+
+
+def _labelled_cohort(warehouse: DuckDBResource, cohort: date) -> pd.DataFrame:
+    """The cohort's features joined to its labels, in the columns it was built with."""
+    with warehouse.get_connection() as conn:
+        if not (table_exists(conn, "features") and table_exists(conn, "labels")):
+            return pd.DataFrame()
+        frame = run_sql_file(conn, COHORT_SQL, {"cohort": cohort}).df()
+        return keep_common_features(conn, frame, [cohort]) if not frame.empty else frame
+
+
+def _nothing_to_backtest(
+    context: dg.AssetExecutionContext, warehouse: DuckDBResource, cohort: date
+) -> dg.MaterializeResult:
+    """Labels of a cohort that was never scored (e.g. before the first features): nothing to
+    backtest, which is not a failure of the load it runs with."""
+    detail = f"n/a: no labelled feature rows for cohort {cohort:%Y-%m}, nothing to backtest"
+    context.log.info(detail)
+    nothing = PerformanceVerdict("n/a", detail)
+    with warehouse.get_connection() as conn, transaction(conn):
+        record_verdict(conn, cohort, MONITOR, "n/a", detail)
+    return dg.MaterializeResult(
+        metadata={"dagster/row_count": 0, "users": 0, "verdict": detail},
+        check_results=[
+            _check_result(PERFORMANCE_CHECK, nothing),
+            _check_result(CHAMPION_PERFORMANCE_CHECK, nothing),
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class ScoredVersions:
+    """Every registered version's metrics on the cohort, and the champion's scores."""
+
+    rows: list[dict]  # one per version that could score the cohort
+    unscorable: dict[str, str]  # version -> why it cannot score the cohort
+    champion_version: str | None
+    champion_probability: np.ndarray | None
+    evaluated_at: datetime
+
+    @property
+    def performance(self) -> pd.DataFrame:
+        """The rows as the ``model_performance`` table's columns."""
+        return pd.DataFrame(
+            self.rows,
+            columns=[
+                "model_version",
+                "cohort_month",
+                *METRIC_COLUMNS,
+                "users",
+                "is_champion",
+                "out_of_time",
+                "evaluated_at",
+            ],
+        )
+
+    @property
+    def champion_row(self) -> dict | None:
+        return next((r for r in self.rows if r["is_champion"]), None)
+
+    @property
+    def cannot_score(self) -> str | None:
+        if self.champion_version in self.unscorable:
+            return (
+                f"champion v{self.champion_version} cannot score: "
+                f"{self.unscorable[self.champion_version]}"
+            )
+        return None
+
+
+def _score_versions(
+    registry: ModelRegistryResource,
+    frame: pd.DataFrame,
+    cohort: date,
+    config: PerformanceConfig,
+    champion: ModelVersion | None,
+) -> ScoredVersions:
+    y = frame[LABEL].to_numpy()
     champion_version = str(champion.version) if champion is not None else None
     versions = sorted(
-        client.search_model_versions(f"name = '{registry.model_name}'"),
+        registry.client.search_model_versions(f"name = '{registry.model_name}'"),
         key=lambda v: int(v.version),
     )
     now = datetime.now()
@@ -434,113 +532,97 @@ def model_performance(
                 "evaluated_at": now,
             }
         )
-    performance = pd.DataFrame(
-        rows,
-        columns=[
-            "model_version",
-            "cohort_month",
-            *METRIC_COLUMNS,
-            "users",
-            "is_champion",
-            "out_of_time",
-            "evaluated_at",
-        ],
-    )
-    champion_row = next((r for r in rows if r["is_champion"]), None)
-    cannot_score = (
-        f"champion v{champion_version} cannot score: {unscorable[champion_version]}"
-        if champion_version in unscorable
-        else None
-    )
-    rule_verdict = judge_against_rule(
-        champion_row,
-        rule_auc,
-        cannot_score,
-        paired_differences(
-            y,
-            champion_probability,
-            rule_scores,
-            ("auc",),
-            resamples=config.bootstrap_resamples,
-            confidence=config.confidence,
-            seed=config.seed,
-        )["auc"]
-        if champion_row is not None and len(np.unique(y)) == 2
-        else (float("nan"), float("nan")),
-        config.confidence,
-    )
+    return ScoredVersions(rows, unscorable, champion_version, champion_probability, now)
 
-    # The champion against its expected level.
-    judgements: list[MetricJudgement] = []
+
+@dataclass(frozen=True)
+class ChampionJudgement:
+    verdict: PerformanceVerdict
+    judgements: list[MetricJudgement] = field(default_factory=list)
     expected: ExpectedLevel | None = None
-    found = Persistence()
-    if cannot_score is not None:
-        performance_verdict = PerformanceVerdict("error", cannot_score)
-    elif champion is None or champion_row is None:
-        performance_verdict = PerformanceVerdict(
-            "n/a", "n/a: no champion model yet, nothing to judge"
+    found: Persistence = field(default_factory=Persistence)
+
+
+def _judge_champion(
+    warehouse: DuckDBResource,
+    registry: ModelRegistryResource,
+    champion: ModelVersion | None,
+    scored: ScoredVersions,
+    y: np.ndarray,
+    cohort: date,
+    config: PerformanceConfig,
+) -> ChampionJudgement:
+    """The champion against its expected level, with the persistence rule; n/a when nothing
+    can be judged."""
+    champion_row, version = scored.champion_row, scored.champion_version
+    if scored.cannot_score is not None:
+        return ChampionJudgement(PerformanceVerdict("error", scored.cannot_score))
+    if champion is None or champion_row is None:
+        return ChampionJudgement(
+            PerformanceVerdict("n/a", "n/a: no champion model yet, nothing to judge")
         )
-    elif len(np.unique(y)) < 2:
-        performance_verdict = PerformanceVerdict(
-            "n/a", f"n/a: cohort {cohort:%Y-%m} holds a single class, no metric can be judged"
+    if len(np.unique(y)) < 2:
+        return ChampionJudgement(
+            PerformanceVerdict(
+                "n/a", f"n/a: cohort {cohort:%Y-%m} holds a single class, no metric can be judged"
+            )
         )
-    else:
-        with warehouse.get_connection() as conn:
-            out_of_time = _out_of_time_rows(conn, champion_version, cohort)
-            history = _judgement_history(conn, champion_version, cohort)
-        expected = expected_level(
-            out_of_time,
-            validation_metrics(registry, champion),
-            champion.tags.get("validation_cohort", ""),
-            failed=[(c, m) for c, m, failed in history if failed],
-            cohorts=config.expected_cohorts,
-            metrics=config.judged_metrics,
-        )
-        if expected is None:
-            performance_verdict = PerformanceVerdict(
+    with warehouse.get_connection() as conn:
+        out_of_time = _out_of_time_rows(conn, version, cohort)
+        history = _judgement_history(conn, version, cohort)
+    expected = expected_level(
+        out_of_time,
+        validation_metrics(registry, champion),
+        champion.tags.get("validation_cohort", ""),
+        failed=[(c, m) for c, m, failed in history if failed],
+        cohorts=config.expected_cohorts,
+        metrics=config.judged_metrics,
+    )
+    if expected is None:
+        return ChampionJudgement(
+            PerformanceVerdict(
                 "n/a",
-                f"n/a: champion v{champion_version} has neither an out-of-time backtest nor "
+                f"n/a: champion v{version} has neither an out-of-time backtest nor "
                 "validation metrics to expect a level from",
             )
-        else:
-            intervals = bootstrap_intervals(
-                y,
-                champion_probability,
-                config.judged_metrics,
-                resamples=config.bootstrap_resamples,
-                confidence=config.confidence,
-                seed=config.seed,
-                bucket_a_min=config.bucket_a_min_probability,
-            )
-            judgements = judge_metrics(
-                with_decile_ratio(champion_row), intervals, expected.values, config.judged_metrics
-            )
-            found = persistence(cohort, judgements, history, config.persistence_window)
-            performance_verdict = verdict_of(
-                champion_version,
-                judgements,
-                expected,
-                found,
-                config.persistence_failures,
-                config.persistence_window,
-            )
-    verdict = _worse(performance_verdict, rule_verdict)
-    if verdict.severity in ("warn", "error"):
-        context.log.warning(f"performance {verdict.severity}: {verdict.detail}")
-
-    judgement_rows = _judgement_rows(
-        cohort, champion_version or "", judgements, expected, config.confidence, now
+        )
+    intervals = bootstrap_intervals(
+        y,
+        scored.champion_probability,
+        config.judged_metrics,
+        resamples=config.bootstrap_resamples,
+        confidence=config.confidence,
+        seed=config.seed,
+        bucket_a_min=config.bucket_a_min_probability,
     )
-    with warehouse.get_connection() as conn:
-        conn.register("performance_rows", performance)
-        conn.register("judgement_rows", judgement_rows)
-        with transaction(conn):
-            run_sql_file(conn, SQL, {"cohort": cohort})
-            run_sql_file(conn, JUDGEMENTS_SQL, {"cohort": cohort})
-            record_verdict(conn, cohort, MONITOR, verdict.severity, verdict.detail)
-        history_md = _history_markdown(conn, cohort)
+    judgements = judge_metrics(
+        with_decile_ratio(champion_row), intervals, expected.values, config.judged_metrics
+    )
+    found = persistence(cohort, judgements, history, config.persistence_window)
+    verdict = verdict_of(
+        version,
+        judgements,
+        expected,
+        found,
+        config.persistence_failures,
+        config.persistence_window,
+    )
+    return ChampionJudgement(verdict, judgements, expected, found)
 
-    champion_metrics = champion_row or dict.fromkeys(METRIC_COLUMNS, float("nan"))
+
+def _performance_result(
+    frame: pd.DataFrame,
+    scored: ScoredVersions,
+    judged: ChampionJudgement,
+    rule_verdict: PerformanceVerdict,
+    verdict: PerformanceVerdict,
+    rule_auc: float,
+    history_md: str,
+    config: PerformanceConfig,
+) -> dg.MaterializeResult:
+    """The materialization's metadata and both checks' results."""
+    performance = scored.performance
+    champion_metrics = scored.champion_row or dict.fromkeys(METRIC_COLUMNS, float("nan"))
     this_cohort = (
         performance.set_index("model_version")[["auc", "log_loss", "ks", "lift_top_decile"]]
         .round(4)
@@ -548,13 +630,13 @@ def model_performance(
         if not performance.empty
         else "_no registered version could score this cohort_"
     )
-    evidence = _evidence(judgements, expected, found, config)
+    evidence = _evidence(judged.judgements, judged.expected, judged.found, config)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(performance),
             "users": len(frame),
-            "churn_rate": float(np.mean(y)),
-            "champion_version": champion_version or "",
+            "churn_rate": float(np.mean(frame[LABEL].to_numpy())),
+            "champion_version": scored.champion_version or "",
             "champion_auc": champion_metrics["auc"],
             "champion_log_loss": champion_metrics["log_loss"],
             "champion_brier": champion_metrics["brier"],
@@ -565,7 +647,7 @@ def model_performance(
             "verdict": f"{verdict.severity}: {verdict.detail}",
             "expected_level_from": evidence.get("expected_level_from", ""),
             "versions_evaluated": len(performance),
-            "versions_unscorable": dg.MetadataValue.json(unscorable),
+            "versions_unscorable": dg.MetadataValue.json(scored.unscorable),
             "this_cohort": dg.MetadataValue.md(this_cohort),
             "auc_history": dg.MetadataValue.md(history_md),
         },
@@ -576,13 +658,13 @@ def model_performance(
                 {
                     "champion_auc": champion_metrics["auc"],
                     "rule_auc": rule_auc,
-                    "versions": json.dumps(sorted(r["model_version"] for r in rows)),
+                    "versions": json.dumps(sorted(r["model_version"] for r in scored.rows)),
                 },
             ),
             _check_result(
                 CHAMPION_PERFORMANCE_CHECK,
-                performance_verdict,
-                {"champion_version": champion_version or "", **evidence},
+                judged.verdict,
+                {"champion_version": scored.champion_version or "", **evidence},
             ),
         ],
     )
