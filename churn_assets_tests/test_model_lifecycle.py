@@ -143,14 +143,15 @@ def _promotions(home: Path) -> list[tuple]:
 
 
 def test_training_registers_first_champion_warm_starts_and_backtests(lifecycle_home):
-    result = _train()
+    # Budgets with room for a trial on a loaded machine: the search history is checked below.
+    result = _train(time_budget_s=2.0)
     assert result.success
     meta = _metadata(result)
     assert meta["registered"] is True and meta["model_version"] == "1"
     assert meta["validation_cohort"] == "2016-04"
     assert meta["training_cohorts"] == "2016-01, 2016-02, 2016-03"
     assert meta["search_trials"] >= 1 and meta["warm_started"] is False
-    assert meta["search_budget_s"] == 1.0
+    assert meta["search_budget_s"] == 2.0
     assert 0.5 < meta["val_auc"] <= 1.0
     assert 0.5 <= meta["baseline_rule_auc"] < 1.0
     assert _alias(lifecycle_home, CHAMPION_ALIAS) == _alias(lifecycle_home, CHALLENGER_ALIAS) == "1"
@@ -169,10 +170,10 @@ def test_training_registers_first_champion_warm_starts_and_backtests(lifecycle_h
     assert _promotions(lifecycle_home) == [("1", None, "initial")]
 
     # A retrain starts from the champion's best configuration.
-    again = _train(auto_promote=False)
+    again = _train(auto_promote=False, time_budget_s=2.0)
     meta = _metadata(again)
     assert meta["warm_started"] is True and meta["model_version"] == "2"
-    assert meta["search_budget_s"] == 0.5, "a warm retrain searches half the budget"
+    assert meta["search_budget_s"] == 1.0, "a warm retrain searches half the budget"
     assert _alias(lifecycle_home, CHALLENGER_ALIAS) == "2"
     assert _alias(lifecycle_home, CHAMPION_ALIAS) == "1", "manual mode: no automatic promotion"
 
@@ -219,7 +220,7 @@ def test_a_search_that_runs_out_of_time_before_any_trial_still_trains(lifecycle_
     assert again["search_out_of_time"] is True and again["warm_started"] is True
     assert again["best_config"]["n_estimators"] == champion_config["n_estimators"]
     # With a budget that fits a trial, nothing is out of time.
-    assert _metadata(_train(auto_promote=False))["search_out_of_time"] is False
+    assert _metadata(_train(auto_promote=False, time_budget_s=4.0))["search_out_of_time"] is False
 
 
 def test_candidate_below_the_hurdle_is_recorded_but_not_registered(lifecycle_home):
