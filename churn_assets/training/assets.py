@@ -524,11 +524,14 @@ def _tune_and_judge(
         )
     y_val = split.validation[LABEL].to_numpy()
     probability = predict_probability(tuned.booster, split.validation)
+    metrics = classification_metrics(y_val, probability)
     scores = baseline_scores(split, config.seed)
+    baselines = {name: classification_metrics(y_val, s) for name, s in scores.items()}
     hurdle = judge_hurdle(
         y_val,
         probability,
         scores,
+        {"candidate": metrics["auc"]} | {name: m["auc"] for name, m in baselines.items()},
         config.hurdle_margin,
         resamples=config.promotion_resamples,
         confidence=config.promotion_confidence,
@@ -541,8 +544,8 @@ def _tune_and_judge(
         tuned=tuned,
         history=history,
         budget_s=budget_s,
-        metrics=classification_metrics(y_val, probability),
-        baselines={name: classification_metrics(y_val, s) for name, s in scores.items()},
+        metrics=metrics,
+        baselines=baselines,
         hurdle=hurdle,
     )
 

@@ -22,7 +22,6 @@ from typing import Literal
 import numpy as np
 
 from churn_assets.performance.bootstrap import paired_differences
-from churn_assets.training.model import classification_metrics
 
 HurdleOutcome = Literal["cleared", "tied", "failed"]
 
@@ -71,15 +70,19 @@ def judge_hurdle(
     y_true: np.ndarray,
     candidate: np.ndarray,
     baselines: dict[str, np.ndarray],
+    aucs: dict[str, float],
     margin: float,
     *,
     resamples: int,
     confidence: float,
     seed: int,
 ) -> Hurdle:
-    """The candidate's scores against the best of the baselines' on the same users."""
-    aucs = {name: _auc(y_true, scores) for name, scores in baselines.items()}
-    best = max(aucs, key=lambda name: -math.inf if math.isnan(aucs[name]) else aucs[name])
+    """The candidate's scores against the best of the baselines' on the same users.
+
+    ``aucs`` holds the AUC of the candidate (key ``candidate``) and of each baseline, as
+    measured already on these users.
+    """
+    best = max(baselines, key=lambda name: -math.inf if math.isnan(aucs[name]) else aucs[name])
     low, high = paired_differences(
         y_true,
         candidate,
@@ -89,8 +92,4 @@ def judge_hurdle(
         confidence=confidence,
         seed=seed,
     )["auc"]
-    return Hurdle(best, aucs[best], _auc(y_true, candidate), margin, low, high, confidence)
-
-
-def _auc(y_true: np.ndarray, scores: np.ndarray) -> float:
-    return classification_metrics(y_true, scores)["auc"]
+    return Hurdle(best, aucs[best], aucs["candidate"], margin, low, high, confidence)
