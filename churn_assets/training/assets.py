@@ -250,6 +250,11 @@ def compare_with_champion(
 CHAMPION_IN_QUESTION = ("drift", "performance", "staleness")
 
 
+def _in_question(config: TrainingConfig) -> list[str]:
+    """The triggers in force for this run that put the champion in question."""
+    return [t for t in config.champion_in_question if t in CHAMPION_IN_QUESTION]
+
+
 @dataclass(frozen=True)
 class Promotion:
     promote: bool
@@ -281,7 +286,7 @@ def decide_promotion(
     version = comparison.champion_version
     provisional = champion is not None and is_provisional(champion)
     fit = hurdle_ok and not used_incomplete
-    in_question = [t for t in config.champion_in_question if t in CHAMPION_IN_QUESTION]
+    in_question = _in_question(config)
     holds_up, holds_reason = comparison.holds_up(config.promotion_metric)
     if beats:
         replaces = True
@@ -555,9 +560,7 @@ def _registers(config: TrainingConfig, champion: ModelVersion | None, hurdle: Hu
     the very first model is registered whatever its hurdle (``first_model_skips_hurdle``)."""
     if champion is None:
         return hurdle.cleared or config.first_model_skips_hurdle
-    doubtful = is_provisional(champion) or any(
-        t in CHAMPION_IN_QUESTION for t in config.champion_in_question
-    )
+    doubtful = is_provisional(champion) or bool(_in_question(config))
     return hurdle.cleared or (doubtful and hurdle.good_enough_for_a_doubtful_champion)
 
 

@@ -18,7 +18,6 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from churn_assets.performance.metrics import classification_metrics
 from churn_assets.training.model import LABEL, LabeledSplit, as_matrix
 
 RULE_COLUMNS = ("last_is_auto_renew", "last_is_cancel")
@@ -86,11 +85,3 @@ def baseline_scores(split: LabeledSplit, seed: int) -> dict[str, np.ndarray]:
     """Both baselines fitted on the training cohorts; their scores of the validation cohort."""
     return {name: score(split.validation) for name, score in fit_baselines(split, seed).items()}
 
-
-def baseline_metrics(split: LabeledSplit, seed: int) -> dict[str, dict[str, float]]:
-    """Both baselines fitted on the training cohorts and scored on the validation cohort."""
-    y_val = split.validation[LABEL].to_numpy()
-    return {
-        name: classification_metrics(y_val, scores)
-        for name, scores in baseline_scores(split, seed).items()
-    }

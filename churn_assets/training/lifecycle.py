@@ -42,7 +42,8 @@ class ChampionChange:
 def is_provisional(version: ModelVersion) -> bool:
     """A version registered only so that something scores: below the hurdle, or learnt from
     cohorts with holes in their windows. The retraining policy replaces it as soon as newer
-    labels allow, and the first candidate that clears the hurdle on complete cohorts does."""
+    labels allow, and the first candidate that clears or ties the hurdle on complete cohorts
+    does."""
     return (
         version.tags.get("cleared_hurdle") == "false"
         or version.tags.get("trained_on_incomplete_cohorts") == "true"
