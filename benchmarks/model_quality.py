@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from benchmarks_md import parse_args, write_section
 
-from churn_assets.performance.metrics import classification_metrics
+from churn_assets.modeling.metrics import classification_metrics
 
 SECTION = "## Model quality"
 SMOKE = {
@@ -106,20 +106,18 @@ def evaluate_seed(
     seed: int, users: int, months: int, budget: float, folder: Path, metric: str = "log_loss"
 ) -> dict:
     from churn_assets.features.feature_sets import feature_columns_of
+    from churn_assets.modeling.frame import LABEL, informative_columns, predict_probability
     from churn_assets.partitions import add_months
     from churn_assets.resources import WarehouseResource
     from churn_assets.simulator import simulate
-    from churn_assets.training.assets import load_labeled_window
     from churn_assets.training.baselines import fit_baselines
-    from churn_assets.training.model import (
-        LABEL,
+    from churn_assets.training.search import (
         fit_default_lightgbm,
         fit_lightgbm_automl,
-        informative_columns,
-        predict_probability,
         search_history,
-        split_by_time,
     )
+    from churn_assets.training.split import split_by_time
+    from churn_assets.training.window import load_labeled_window
 
     started = time.monotonic()
     world = simulate(folder, users=users, months=months, seed=seed)

@@ -54,9 +54,9 @@ def _champion_auc(home: Path, truth_dir: Path) -> dict:
     from sklearn.metrics import roc_auc_score
 
     from churn_assets.features.feature_sets import read_cohort_features
+    from churn_assets.modeling.frame import predict_probability
     from churn_assets.resources import ModelRegistryResource
     from churn_assets.settings import CHAMPION_ALIAS, REGISTERED_MODEL_NAME
-    from churn_assets.training.model import predict_probability
 
     registry = ModelRegistryResource(tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
     try:

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from churn_assets.home_lock import HomeBusyError, home_lock
+from churn_assets.keys import PROMOTION_JOB
 from churn_assets.partitions import month_start
 from churn_assets.settings import churn_paths
 
@@ -234,7 +235,7 @@ def _run_lifecycle_job(job_name: str, op_name: str, config: dict) -> int:
 
 def _champion_change(action: str, version: str, reason: str) -> int:
     code = _run_lifecycle_job(
-        "promotion_job",
+        PROMOTION_JOB,
         "change_champion_op",
         {"action": action, "version": version, "reason": reason},
     )

@@ -6,8 +6,8 @@ import dagster as dg
 import duckdb
 from mlflow.tracking import MlflowClient
 
-from churn_assets.automation.sensors import DRIFT_CHECK_KEY
 from churn_assets.dagster_internals import AssetCheckExecutionRecordStatus
+from churn_assets.keys import DRIFT_CHECK_KEY
 from churn_assets.replay import ReplaySummary
 from churn_assets.settings import CHAMPION_ALIAS, REGISTERED_MODEL_NAME, ChurnPaths
 

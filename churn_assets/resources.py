@@ -1,17 +1,22 @@
 """Resources and their wiring, chosen per environment from one mapping.
 
 Assets ask for ``warehouse`` (DuckDB), ``landing`` (the raw-file folder), ``registry`` (the MLflow
-model registry) and ``mlflow`` (dagster-mlflow's tracking resource, one MLflow run per Dagster run);
-sensors ask for ``alerts`` (log file, mail, webhook).
+model registry), ``mlflow`` (dagster-mlflow's tracking resource, one MLflow run per Dagster run),
+``reports`` (where HTML goes) and ``control`` (the control group); sensors ask for ``clock``,
+``retraining`` (the retraining policy) and ``alerts`` (log file, mail, webhook).
+
+Every deployment knob is a typed field here with its one default;
+:func:`default_resources` reads the environment once (:mod:`churn_assets.settings`), when the
+definitions load, and sets only the fields whose variables are set.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import dagster as dg
 import duckdb
@@ -30,33 +35,46 @@ from churn_assets.raw.catalog import LandingCatalog
 from churn_assets.settings import (
     CHALLENGER_ALIAS,
     CHAMPION_ALIAS,
+    CONTROL_VARIABLES,
     EXPERIMENT_NAME,
     REGISTERED_MODEL_NAME,
+    REPORTS_VARIABLES,
+    RETRAINING_VARIABLES,
     churn_paths,
+    read_variables,
 )
 
 
-def ensure_experiment(tracking_uri: str, artifact_root: Path, name: str = EXPERIMENT_NAME) -> str:
-    """Create the experiment with its artifacts under CHURN_HOME (MLflow would pick ./mlruns)."""
+def ensure_experiment(
+    tracking_uri: str, artifact_root: Path | None, name: str = EXPERIMENT_NAME
+) -> str:
+    """Create the experiment with its artifacts under CHURN_HOME (MLflow would pick ./mlruns);
+    with no ``artifact_root``, where the tracking server keeps them."""
     client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
-    artifact_root.mkdir(parents=True, exist_ok=True)
+    location = None
+    if artifact_root is not None:
+        artifact_root.mkdir(parents=True, exist_ok=True)
+        location = artifact_root.as_uri()
     try:
-        return client.create_experiment(name, artifact_location=artifact_root.as_uri())
+        return client.create_experiment(name, artifact_location=location)
     except MlflowException:  # created meanwhile by another process
         return client.get_experiment_by_name(name).experiment_id
 
 
 @dg.resource(
-    config_schema=MLFLOW_CONFIG_SCHEMA,
+    config_schema={
+        **MLFLOW_CONFIG_SCHEMA,
+        "artifact_root": dg.Field(str, description="Folder of the experiment's artifacts."),
+    },
     description="dagster-mlflow tracking, with the experiment's artifacts kept under CHURN_HOME.",
 )
 def mlflow_tracking(context: dg.InitResourceContext) -> MlFlow:
-    uri = context.resource_config.get("mlflow_tracking_uri") or churn_paths().mlflow_tracking_uri
+    config = context.resource_config
     ensure_experiment(
-        uri, churn_paths().mlflow_artifacts, context.resource_config["experiment_name"]
+        config["mlflow_tracking_uri"], Path(config["artifact_root"]), config["experiment_name"]
     )
     return MlFlow(context)
 
@@ -123,10 +141,17 @@ class ModelRegistryResource(dg.ConfigurableResource):
 
     tracking_uri: str
     model_name: str = REGISTERED_MODEL_NAME
+    artifact_root: str = Field(
+        default="", description="Folder of new experiments' artifacts (empty: MLflow's choice)."
+    )
 
     @property
     def client(self) -> MlflowClient:
         return MlflowClient(self.tracking_uri)
+
+    @property
+    def artifact_folder(self) -> Path | None:
+        return Path(self.artifact_root) if self.artifact_root else None
 
     def version_by_alias(self, alias: str) -> ModelVersion | None:
         try:
@@ -149,8 +174,76 @@ class ModelRegistryResource(dg.ConfigurableResource):
         return mlflow.lightgbm.load_model(f"models:/{self.model_name}/{version}")
 
 
-def default_resources(environ: dict[str, str] | None = None) -> dict[str, Any]:
-    """The embedded configuration: DuckDB file, SQLite MLflow, local folders; no service needed."""
+class ReportsResource(dg.ConfigurableResource):
+    """Where HTML reports (drift, at-risk lists) are written, under CHURN_HOME by default."""
+
+    path: str
+    drift_html: bool = Field(
+        default=True,
+        description="Whether drift_report builds Evidently's HTML (CHURN_DRIFT_HTML): about 10 s "
+        "a cohort whatever its size.",
+    )
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.path)
+
+
+class ControlGroupResource(dg.ConfigurableResource):
+    """The control group: users held out of retention actions, stable per user, to measure
+    what acting on a score achieves (:mod:`churn_assets.outcomes`)."""
+
+    share: float = Field(
+        default=0.1,
+        ge=0.0,
+        lt=1.0,
+        description="Share of users held out of actions (CHURN_CONTROL_SHARE).",
+    )
+
+
+class RetrainingPolicy(dg.ConfigurableResource):
+    """How eagerly the training sensor retrains, and what it asks of the runs it launches
+    (:mod:`churn_assets.automation.retraining` says why each default is what it is)."""
+
+    drift_tier: Literal["WARN", "ERROR"] = Field(
+        default="WARN",
+        description="The feature_drift check severity that retrains (CHURN_RETRAIN_DRIFT_TIER).",
+    )
+    stale_after_cohorts: int = Field(
+        default=3,
+        description="Labelled cohorts the champion's newest labels may lag the newest ones by "
+        "before it is retrained (CHURN_RETRAIN_STALE_COHORTS).",
+    )
+    cooldown_months: int = Field(
+        default=1, description="Months between two trainings (CHURN_RETRAIN_COOLDOWN_MONTHS)."
+    )
+    training_budget_s: float | None = Field(
+        default=None,
+        description="FLAML budget of the trainings it launches (CHURN_TRAINING_BUDGET_S); unset: "
+        "churn_model's own time_budget_s.",
+    )
+    auto_promote: bool | None = Field(
+        default=None,
+        description="Whether those trainings may promote (CHURN_AUTO_PROMOTE); unset: "
+        "churn_model's own auto_promote.",
+    )
+
+    @property
+    def drift_severity(self) -> dg.AssetCheckSeverity:
+        return dg.AssetCheckSeverity[self.drift_tier]
+
+    def training_overrides(self) -> dict[str, Any]:
+        """The churn_model config fields this policy sets for the runs it launches."""
+        overrides = {"time_budget_s": self.training_budget_s, "auto_promote": self.auto_promote}
+        return {k: v for k, v in overrides.items() if v is not None}
+
+
+def default_resources(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The embedded configuration: DuckDB file, SQLite MLflow, local folders; no service needed.
+
+    The environment is read here, once; a variable with a value that cannot be used raises
+    :class:`churn_assets.settings.SettingsError` naming it.
+    """
     paths = churn_paths(environ)
     return {
         "warehouse": WarehouseResource(
@@ -163,21 +256,21 @@ def default_resources(environ: dict[str, str] | None = None) -> dict[str, Any]:
         "landing": LandingResource(
             path=str(paths.landing), catalog_cache=str(paths.home / "landing_catalog.json")
         ),
-        "reports": ReportsResource(path=str(paths.reports)),
+        "reports": ReportsResource(
+            path=str(paths.reports), **read_variables(REPORTS_VARIABLES, environ)
+        ),
+        "control": ControlGroupResource(**read_variables(CONTROL_VARIABLES, environ)),
         "clock": ClockResource(),
-        "registry": ModelRegistryResource(tracking_uri=paths.mlflow_tracking_uri),
+        "retraining": RetrainingPolicy(**read_variables(RETRAINING_VARIABLES, environ)),
+        "registry": ModelRegistryResource(
+            tracking_uri=paths.mlflow_tracking_uri, artifact_root=str(paths.mlflow_artifacts)
+        ),
         "mlflow": mlflow_tracking.configured(
-            {"experiment_name": EXPERIMENT_NAME, "mlflow_tracking_uri": paths.mlflow_tracking_uri}
+            {
+                "experiment_name": EXPERIMENT_NAME,
+                "mlflow_tracking_uri": paths.mlflow_tracking_uri,
+                "artifact_root": str(paths.mlflow_artifacts),
+            }
         ),
         "alerts": alerts_resource(environ),
     }
-
-
-class ReportsResource(dg.ConfigurableResource):
-    """Where HTML reports (drift, at-risk lists) are written, under CHURN_HOME by default."""
-
-    path: str
-
-    @property
-    def folder(self) -> Path:
-        return Path(self.path)

@@ -1,4 +1,10 @@
-"""Every knob of the project in one place: paths from the environment, names other tools rely on.
+"""The environment, read once: where local state lives, and the deployment's knobs.
+
+DESIGN §1 names every variable. Paths resolve here; every other knob is a field of a typed
+resource (:mod:`churn_assets.resources`) or a ``dg.Config`` and keeps its one default there: this
+module only reads the variables that are set, parses them, and names the variable when a value
+cannot be used. :func:`churn_assets.resources.default_resources` calls it once, when the
+definitions load, so a sensor tick or a run never reads the environment itself.
 
 The defaults need no running service: a DuckDB file, a SQLite MLflow store and a local Dagster
 home, all under ``CHURN_HOME``.
@@ -7,8 +13,10 @@ home, all under ``CHURN_HOME``.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 EXPERIMENT_NAME = "churn"
 REGISTERED_MODEL_NAME = "churn-model"
@@ -21,9 +29,13 @@ BUCKET_A_MIN_PROBABILITY = 0.3
 BUCKET_B_MIN_PROBABILITY = 0.1
 
 
+class SettingsError(ValueError):
+    """An environment variable whose value cannot be used; the message names the variable."""
+
+
 @dataclass(frozen=True)
 class ChurnPaths:
-    """Where local state lives, resolved from the environment at call time."""
+    """Where local state lives, resolved from the environment."""
 
     home: Path
     landing: Path
@@ -36,7 +48,7 @@ class ChurnPaths:
     duckdb_spill_dir: Path
 
 
-def churn_paths(environ: dict[str, str] | None = None) -> ChurnPaths:
+def churn_paths(environ: Mapping[str, str] | None = None) -> ChurnPaths:
     """Resolve the DESIGN §1 variables (``CHURN_HOME`` and friends) into absolute paths."""
     env = os.environ if environ is None else environ
     home = Path(env.get("CHURN_HOME", ".churn")).expanduser().resolve()
@@ -57,87 +69,75 @@ def churn_paths(environ: dict[str, str] | None = None) -> ChurnPaths:
     )
 
 
-def training_budget_s(environ: dict[str, str] | None = None) -> float:
-    """FLAML's search budget for automated retraining (``CHURN_TRAINING_BUDGET_S``, default 30)."""
-    env = os.environ if environ is None else environ
-    return float(env.get("CHURN_TRAINING_BUDGET_S", "30"))
+def yes_no(value: str) -> bool:
+    """A switch: ``0``, ``false`` and ``no`` (any case) are off, anything else on."""
+    return value.strip().lower() not in {"0", "false", "no"}
 
 
-def auto_promote(environ: dict[str, str] | None = None) -> bool:
-    """Whether automated training may promote a better challenger (``CHURN_AUTO_PROMOTE``).
-
-    ``false`` leaves every champion change after the first to ``promotion_job`` (or the CLI).
-    """
-    env = os.environ if environ is None else environ
-    return env.get("CHURN_AUTO_PROMOTE", "true").strip().lower() not in {"0", "false", "no"}
+def opt_in(value: str) -> bool:
+    """A switch that is off unless set to ``1``, ``true`` or ``yes`` (any case)."""
+    return value.strip().lower() in {"1", "true", "yes"}
 
 
-@dataclass(frozen=True)
-class AlertSettings:
-    """Where alerts go: always a log file; mail and a webhook when configured."""
-
-    log_path: Path
-    smtp_host: str
-    smtp_port: int
-    smtp_from: str
-    email_to: tuple[str, ...]
-    smtp_user: str
-    smtp_password: str
-    smtp_starttls: bool
-    webhook_url: str
-    slow_run_s: float
-    dagster_url: str
-
-
-def alert_settings(environ: dict[str, str] | None = None) -> AlertSettings:
-    """Resolve the ``CHURN_ALERT_*`` variables (README, Alerts)."""
-    env = os.environ if environ is None else environ
-    recipients = env.get("CHURN_ALERT_EMAIL_TO", "").split(",")
-    starttls = env.get("CHURN_ALERT_SMTP_STARTTLS", "").strip().lower()
-    return AlertSettings(
-        log_path=churn_paths(env).home / "logs" / "alerts.log",
-        smtp_host=env.get("CHURN_ALERT_SMTP_HOST", ""),
-        smtp_port=int(env.get("CHURN_ALERT_SMTP_PORT") or 25),
-        smtp_from=env.get("CHURN_ALERT_SMTP_FROM", ""),
-        email_to=tuple(a.strip() for a in recipients if a.strip()),
-        smtp_user=env.get("CHURN_ALERT_SMTP_USER", ""),
-        smtp_password=env.get("CHURN_ALERT_SMTP_PASSWORD", ""),
-        smtp_starttls=starttls in {"1", "true", "yes"},
-        webhook_url=env.get("CHURN_ALERT_WEBHOOK_URL", ""),
-        slow_run_s=float(env.get("CHURN_ALERT_SLOW_RUN_S") or 3600),
-        dagster_url=env.get("CHURN_ALERT_DAGSTER_URL", "http://127.0.0.1:3000").rstrip("/"),
-    )
-
-
-def retraining_settings(environ: dict[str, str] | None = None) -> dict:
-    """The retraining policy's knobs (see :mod:`churn_assets.automation.retraining`).
-
-    ``CHURN_RETRAIN_DRIFT_TIER`` (WARN or ERROR, default WARN): the drift tier that retrains. A
-    warning already retrains because the other guards bound the cost (one training per newest
-    labelled cohort) and a candidate replaces the champion only when it beats it on users neither
-    was tuned on, while waiting for an error let a moderate, lasting shift go unanswered;
-    ``CHURN_RETRAIN_STALE_COHORTS`` (default 3): labels the champion learnt from may be this many
-    cohorts older than the newest before it is retrained; ``CHURN_RETRAIN_COOLDOWN_MONTHS``
-    (default 1): months between two trainings.
-    """
-    env = os.environ if environ is None else environ
-    tier = env.get("CHURN_RETRAIN_DRIFT_TIER", "WARN").strip().upper()
+def drift_tier(value: str) -> str:
+    """WARN or ERROR, in any case."""
+    tier = value.strip().upper()
     if tier not in ("ERROR", "WARN"):
-        raise ValueError(f"CHURN_RETRAIN_DRIFT_TIER must be ERROR or WARN, not {tier!r}")
-    return {
-        "drift_tier": tier,
-        "stale_after_cohorts": int(env.get("CHURN_RETRAIN_STALE_COHORTS", "3")),
-        "cooldown_months": int(env.get("CHURN_RETRAIN_COOLDOWN_MONTHS", "1")),
-    }
+        raise ValueError(f"must be ERROR or WARN, not {value!r}")
+    return tier
 
 
-def control_share(environ: dict[str, str] | None = None) -> float:
-    """Share of users held out of retention actions (``CHURN_CONTROL_SHARE``, default 0.1)."""
+def recipients(value: str) -> list[str]:
+    """A comma-separated list of e-mail addresses."""
+    return [a.strip() for a in value.split(",") if a.strip()]
+
+
+# A resource field, the variable that sets it, and how its value is read.
+Variable = tuple[str, str, Callable[[str], Any]]
+
+RETRAINING_VARIABLES: tuple[Variable, ...] = (
+    ("drift_tier", "CHURN_RETRAIN_DRIFT_TIER", drift_tier),
+    ("stale_after_cohorts", "CHURN_RETRAIN_STALE_COHORTS", int),
+    ("cooldown_months", "CHURN_RETRAIN_COOLDOWN_MONTHS", int),
+    ("training_budget_s", "CHURN_TRAINING_BUDGET_S", float),
+    ("auto_promote", "CHURN_AUTO_PROMOTE", yes_no),
+)
+CONTROL_VARIABLES: tuple[Variable, ...] = (("share", "CHURN_CONTROL_SHARE", float),)
+REPORTS_VARIABLES: tuple[Variable, ...] = (("drift_html", "CHURN_DRIFT_HTML", yes_no),)
+ALERT_VARIABLES: tuple[Variable, ...] = (
+    ("smtp_host", "CHURN_ALERT_SMTP_HOST", str),
+    ("smtp_port", "CHURN_ALERT_SMTP_PORT", int),
+    ("smtp_from", "CHURN_ALERT_SMTP_FROM", str),
+    ("email_to", "CHURN_ALERT_EMAIL_TO", recipients),
+    ("smtp_user", "CHURN_ALERT_SMTP_USER", str),
+    ("smtp_password", "CHURN_ALERT_SMTP_PASSWORD", str),
+    ("smtp_starttls", "CHURN_ALERT_SMTP_STARTTLS", opt_in),
+    ("webhook_url", "CHURN_ALERT_WEBHOOK_URL", str),
+    ("slow_run_s", "CHURN_ALERT_SLOW_RUN_S", float),
+    ("dagster_url", "CHURN_ALERT_DAGSTER_URL", lambda url: url.rstrip("/")),
+)
+
+
+_EXPECTED = {int: "a whole number", float: "a number"}
+
+
+def read_variables(
+    variables: tuple[Variable, ...], environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The fields whose variables are set (and not empty), each value parsed.
+
+    A field whose variable is unset is left out, so the resource's own default applies: every
+    knob has one default, in one place.
+    """
     env = os.environ if environ is None else environ
-    return float(env.get("CHURN_CONTROL_SHARE", "0.1"))
-
-
-def drift_html_enabled(environ: dict[str, str] | None = None) -> bool:
-    """Whether drift_report builds Evidently's HTML (``CHURN_DRIFT_HTML``, default true)."""
-    env = os.environ if environ is None else environ
-    return env.get("CHURN_DRIFT_HTML", "true").strip().lower() not in {"0", "false", "no"}
+    fields: dict[str, Any] = {}
+    for field, variable, parse in variables:
+        raw = env.get(variable, "")
+        if raw == "":
+            continue
+        try:
+            fields[field] = parse(raw)
+        except ValueError as error:
+            reason = str(error) if parse is drift_tier else f"not {_EXPECTED[parse]}"
+            raise SettingsError(f"{variable}={raw!r}: {reason}") from None
+    return fields

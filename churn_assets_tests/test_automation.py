@@ -9,12 +9,17 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from churn_assets.automation.requests import REQUEST_TAG
 from churn_assets.automation.schedules import monthly_schedule
 from churn_assets.automation.sensors import cohort_sensor, landing_sensor, training_sensor
+from churn_assets.keys import REQUEST_TAG
 from churn_assets.partitions import register_months
 from churn_assets.raw.assets import transactions, user_logs
-from churn_assets.resources import ClockResource, LandingResource, ModelRegistryResource
+from churn_assets.resources import (
+    ClockResource,
+    LandingResource,
+    ModelRegistryResource,
+    RetrainingPolicy,
+)
 from churn_assets.simulator import simulate
 from churn_assets_tests.helpers import resources_for
 
@@ -223,6 +228,7 @@ def test_training_sensor_needs_two_labelled_cohorts_for_the_first_model(world, t
         "warehouse": resources_for(tmp_path / "home")["warehouse"],
         "clock": ClockResource(today="2016-05-01"),
         "alerts": resources_for(tmp_path / "home")["alerts"],
+        "retraining": RetrainingPolicy(),
     }
     with dg.instance_for_test() as instance:
         repository = _repository(tmp_path, world.landing_dir)

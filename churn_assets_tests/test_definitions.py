@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 
 import dagster as dg
+import pytest
 import yaml
 
 EXPECTED_ASSETS = {
@@ -72,3 +73,54 @@ def test_checks_guard_raw_data_features_and_drift(churn_env):
         if spec.blocking
     }
     assert {"members", "transactions", "user_logs", "labels", "features"} <= blocking
+
+
+def test_the_environment_is_read_once_into_typed_resources(tmp_path):
+    from churn_assets.resources import default_resources
+    from churn_assets.training.config import TrainingConfig
+
+    resources = default_resources(
+        {
+            "CHURN_HOME": str(tmp_path),
+            "CHURN_RETRAIN_DRIFT_TIER": "error",
+            "CHURN_RETRAIN_COOLDOWN_MONTHS": "2",
+            "CHURN_TRAINING_BUDGET_S": "7.5",
+            "CHURN_AUTO_PROMOTE": "No",
+            "CHURN_CONTROL_SHARE": "0.2",
+            "CHURN_DRIFT_HTML": "false",
+            "CHURN_ALERT_SMTP_PORT": "2525",
+        }
+    )
+    retraining = resources["retraining"]
+    assert retraining.drift_severity == dg.AssetCheckSeverity.ERROR
+    assert (retraining.cooldown_months, retraining.stale_after_cohorts) == (2, 3)
+    assert retraining.training_overrides() == {"time_budget_s": 7.5, "auto_promote": False}
+    assert resources["control"].share == 0.2
+    assert resources["reports"].drift_html is False
+    assert resources["alerts"].smtp_port == 2525
+
+    # Unset, each knob keeps its one default: the training run's own, the resource's.
+    unset = default_resources({"CHURN_HOME": str(tmp_path)})
+    assert unset["retraining"].training_overrides() == {}
+    assert unset["retraining"].drift_tier == "WARN"
+    assert TrainingConfig().time_budget_s == 30.0 and TrainingConfig().auto_promote is True
+    assert unset["control"].share == 0.1 and unset["reports"].drift_html is True
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("CHURN_TRAINING_BUDGET_S", "abc", "not a number"),
+        ("CHURN_RETRAIN_STALE_COHORTS", "2.5", "not a whole number"),
+        ("CHURN_RETRAIN_DRIFT_TIER", "loud", "must be ERROR or WARN"),
+        ("CHURN_ALERT_SLOW_RUN_S", "an hour", "not a number"),
+    ],
+)
+def test_a_setting_that_cannot_be_used_is_named(tmp_path, variable, value, says):
+    from churn_assets.resources import default_resources
+    from churn_assets.settings import SettingsError
+
+    with pytest.raises(SettingsError) as refused:
+        default_resources({"CHURN_HOME": str(tmp_path), variable: value})
+    assert str(refused.value).startswith(f"{variable}={value!r}: ")
+    assert says in str(refused.value)

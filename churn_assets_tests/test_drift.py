@@ -21,8 +21,9 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from churn_assets.keys import DRIFT_CHECK, PREDICTION_CHECK
 from churn_assets.monitoring import psi
-from churn_assets.monitoring.assets import DRIFT_CHECK, PREDICTION_CHECK, drift_report
+from churn_assets.monitoring.assets import drift_report
 from churn_assets.monitoring.target import churn_rate_shift, target_drift
 from churn_assets.resources import default_resources, ensure_experiment
 from churn_assets.settings import CHAMPION_ALIAS, EXPERIMENT_NAME, REGISTERED_MODEL_NAME
@@ -411,7 +412,7 @@ def test_an_evidently_failure_leaves_the_verdicts_standing(world, monkeypatch):
     def broken(*args, **kwargs):
         raise ValueError("Evidently cannot read this sample")
 
-    monkeypatch.setattr("churn_assets.monitoring.assets.save_html_report", broken)
+    monkeypatch.setattr("churn_assets.monitoring.results.save_html_report", broken)
     result = _drift(world, UNDRIFTED, html_report=True, log_to_mlflow=False)
     assert result.success and _checks(result)[DRIFT_CHECK].passed
     [event] = result.get_asset_materialization_events()

@@ -40,12 +40,13 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from churn_assets.automation.reaper import LAUNCHED_BY_TAG, REPLAY
+from churn_assets.automation.reaper import REPLAY
 from churn_assets.cli import main
 from churn_assets.dagster_internals import RUN_KEY_TAG
 from churn_assets.definitions import build_definitions
 from churn_assets.features.assets import features
 from churn_assets.home_lock import home_lock
+from churn_assets.keys import LAUNCHED_BY_TAG
 from churn_assets.partitions import months_between, register_months
 from churn_assets.raw.assets import labels, members, transactions, user_logs
 from churn_assets.raw.landing import LANDING_COLUMNS

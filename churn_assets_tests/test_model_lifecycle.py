@@ -26,10 +26,11 @@ from churn_assets.performance.assets import model_performance
 from churn_assets.resources import ModelRegistryResource, default_resources
 from churn_assets.scoring.assets import predictions
 from churn_assets.settings import CHALLENGER_ALIAS, CHAMPION_ALIAS, REGISTERED_MODEL_NAME
-from churn_assets.training import assets as training_assets
+from churn_assets.training import candidate as training_candidate
 from churn_assets.training import lifecycle
+from churn_assets.training import registration as training_registration
 from churn_assets.training.assets import churn_model
-from churn_assets.training.model import TunedModel
+from churn_assets.training.search import TunedModel
 from churn_assets_tests.helpers import materialize
 
 COHORTS = [date(2016, m, 1) for m in range(1, 6)]
@@ -268,7 +269,7 @@ def test_a_tie_with_the_baseline_replaces_only_a_champion_in_question(lifecycle_
     )
     # One fixed candidate, so every run below judges the same scores against the same baselines.
     monkeypatch.setattr(
-        training_assets,
+        training_candidate,
         "fit_lightgbm_automl",
         lambda *a, **k: TunedModel(booster, {}, SimpleNamespace(best_loss=0.5), False),
     )
@@ -363,7 +364,7 @@ def test_a_registration_that_cannot_finish_is_taken_back(lifecycle_home, monkeyp
     def warehouse_down(*args, **kwargs):
         raise RuntimeError("warehouse unreachable")
 
-    monkeypatch.setattr(training_assets, "change_champion", warehouse_down)
+    monkeypatch.setattr(training_registration, "change_champion", warehouse_down)
     failed = _train(promotion_margin=-1.0, raise_on_error=False)
     assert not failed.success
     versions = _client(lifecycle_home).search_model_versions(f"name = '{REGISTERED_MODEL_NAME}'")

@@ -22,15 +22,12 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from churn_assets.keys import CHAMPION_PERFORMANCE_CHECK, HELD_OUT_TAG, RULE_CHECK
+from churn_assets.modeling.bootstrap import bootstrap_intervals
+from churn_assets.modeling.metrics import classification_metrics
 from churn_assets.partitions import register_months
-from churn_assets.performance.assets import (
-    CHAMPION_PERFORMANCE_CHECK,
-    PERFORMANCE_CHECK,
-    judge_against_rule,
-    model_performance,
-)
-from churn_assets.performance.bootstrap import bootstrap_intervals
-from churn_assets.performance.comparison import HELD_OUT_TAG, champion_saw, compare_scores
+from churn_assets.performance.assets import model_performance
+from churn_assets.performance.champion import judge_against_rule
 from churn_assets.performance.judging import (
     ExpectedLevel,
     MetricJudgement,
@@ -39,12 +36,17 @@ from churn_assets.performance.judging import (
     verdict_of,
     with_decile_ratio,
 )
-from churn_assets.performance.metrics import classification_metrics
 from churn_assets.resources import default_resources, ensure_experiment
 from churn_assets.settings import CHAMPION_ALIAS, REGISTERED_MODEL_NAME
-from churn_assets.training import assets as training_assets
-from churn_assets.training.assets import TrainingConfig, churn_model, decide_promotion
-from churn_assets.training.model import TunedModel
+from churn_assets.training import candidate as training_candidate
+from churn_assets.training.assets import churn_model
+from churn_assets.training.config import TrainingConfig
+from churn_assets.training.promotion import (
+    champion_saw,
+    compare_scores,
+    decide_promotion,
+)
+from churn_assets.training.search import TunedModel
 
 COHORTS = [date(2016, m, 1) for m in range(1, 8)]
 SHIFT = date(2016, 5, 1)  # from this cohort on, churn follows another signal
@@ -235,7 +237,7 @@ def test_model_performance_says_na_then_warns_then_errors_on_a_persistent_shift(
     # No champion yet: nothing to judge, which is not a warning.
     result = _backtest(instance, date(2016, 3, 1))
     checks = _checks(result)
-    assert checks[CHAMPION_PERFORMANCE_CHECK].passed and checks[PERFORMANCE_CHECK].passed
+    assert checks[CHAMPION_PERFORMANCE_CHECK].passed and checks[RULE_CHECK].passed
     assert checks[CHAMPION_PERFORMANCE_CHECK].description.startswith("n/a")
 
     # A champion trained on 2016-01..02 and validated on 2016-03.
@@ -259,7 +261,7 @@ def test_model_performance_says_na_then_warns_then_errors_on_a_persistent_shift(
     first = checks[CHAMPION_PERFORMANCE_CHECK]
     assert first.passed, first.description
     assert "validation metrics" in _meta(first)["expected_level_from"]
-    assert checks[PERFORMANCE_CHECK].passed
+    assert checks[RULE_CHECK].passed
 
     # The shift: one bad cohort warns (against the out-of-time level of 2016-04)...
     checks = _checks(_backtest(instance, SHIFT))
@@ -405,7 +407,7 @@ def test_churn_model_promotes_a_better_challenger_judged_on_held_out_users(churn
     # The search is not the point here: the candidate is the strong booster. (One identical to
     # the champion gains exactly nothing and is not promoted: see the test above.)
     monkeypatch.setattr(
-        training_assets,
+        training_candidate,
         "fit_lightgbm_automl",
         lambda *a, **k: TunedModel(strong, {}, SimpleNamespace(best_loss=0.5), False),
     )
@@ -449,7 +451,7 @@ def test_a_provisional_champion_gives_way_to_the_first_candidate_that_clears_the
     client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
     booster = _fit(_months(frame, *COHORTS[:3]), FEATURES)
     monkeypatch.setattr(
-        training_assets,
+        training_candidate,
         "fit_lightgbm_automl",
         lambda *a, **k: TunedModel(booster, {}, SimpleNamespace(best_loss=0.5), False),
     )

@@ -14,7 +14,12 @@ from mlflow.entities.model_registry import ModelVersion, ModelVersionTag
 from churn_assets.alerts.channels import alerts_resource
 from churn_assets.automation.sensors import training_sensor
 from churn_assets.partitions import monthly_partitions, register_months
-from churn_assets.resources import ClockResource, ModelRegistryResource, WarehouseResource
+from churn_assets.resources import (
+    ClockResource,
+    ModelRegistryResource,
+    RetrainingPolicy,
+    WarehouseResource,
+)
 
 MONTHS = [f"2016-{m:02d}-01" for m in range(1, 10)]
 
@@ -79,7 +84,6 @@ def _training_job(promoted: bool) -> dg.JobDefinition:
 
 @pytest.fixture
 def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("CHURN_RETRAIN_DRIFT_TIER", "ERROR")
     with dg.instance_for_test() as instance:
         register_months(instance, MONTHS)
         for cohort in MONTHS[:6]:  # labels of 2016-01..2016-06 have landed
@@ -91,6 +95,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
                 "warehouse": WarehouseResource(database=str(tmp_path / "w.duckdb")),
                 "clock": ClockResource(today="2016-08-01"),
                 "alerts": alerts_resource({"CHURN_HOME": str(tmp_path)}),
+                "retraining": RetrainingPolicy(drift_tier="ERROR"),
             },
             "warehouse": tmp_path / "w.duckdb",
         }
@@ -172,8 +177,8 @@ def test_a_stale_champion_is_retrained(world):
     assert config["champion_in_question"] == ["staleness"]
 
 
-def test_manual_promotion_mode_leaves_the_challenger_to_a_person(world, monkeypatch):
-    monkeypatch.setenv("CHURN_AUTO_PROMOTE", "false")
+def test_manual_promotion_mode_leaves_the_challenger_to_a_person(world):
+    world["resources"]["retraining"] = RetrainingPolicy(drift_tier="ERROR", auto_promote=False)
     _drift(world)
     requests, cursor = _tick(world)
     config = requests[0].run_config["ops"]["churn_model"]["config"]

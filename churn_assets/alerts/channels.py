@@ -13,6 +13,7 @@ import ssl
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import dagster as dg
 from pydantic import Field
 
 from churn_assets.alerts.events import CHANNEL_FAILED, WARNING, Alert, one_line
-from churn_assets.settings import alert_settings
+from churn_assets.settings import ALERT_VARIABLES, churn_paths, read_variables
 
 SMTP_TIMEOUT_S = 10.0
 RETRY_PAUSE_S = 0.5
@@ -140,23 +141,11 @@ class AlertsResource(dg.ConfigurableResource):
             time.sleep(RETRY_PAUSE_S * (attempt + 1))
 
 
-def alerts_resource(environ: dict[str, str] | None = None) -> AlertsResource:
+def alerts_resource(environ: Mapping[str, str] | None = None) -> AlertsResource:
     """The alerts resource from the ``CHURN_ALERT_*`` variables (log file only by default)."""
-    settings = alert_settings(environ)
-    password: str = settings.smtp_password
-    if environ is None and password:
+    fields = read_variables(ALERT_VARIABLES, environ)
+    if environ is None and fields.get("smtp_password"):
         # Read when the resource is used, and never shown in Dagster's UI.
-        password = dg.EnvVar("CHURN_ALERT_SMTP_PASSWORD")
-    return AlertsResource(
-        log_path=str(settings.log_path),
-        smtp_host=settings.smtp_host,
-        smtp_port=settings.smtp_port,
-        smtp_from=settings.smtp_from,
-        email_to=list(settings.email_to),
-        smtp_user=settings.smtp_user,
-        smtp_password=password,
-        smtp_starttls=settings.smtp_starttls,
-        webhook_url=settings.webhook_url,
-        slow_run_s=settings.slow_run_s,
-        dagster_url=settings.dagster_url,
-    )
+        fields["smtp_password"] = dg.EnvVar("CHURN_ALERT_SMTP_PASSWORD")
+    log_path = churn_paths(environ).home / "logs" / "alerts.log"
+    return AlertsResource(log_path=str(log_path), **fields)

@@ -22,10 +22,9 @@ from churn_assets.alerts.channels import AlertsResource
 from churn_assets.alerts.events import CHECK_FAILED, ERROR, RUN_FAILED, RUN_SLOW, WARNING, Alert
 from churn_assets.alerts.events import one_line as _one_line
 from churn_assets.dagster_internals import AssetCheckExecutionRecordStatus
+from churn_assets.keys import ALERTED_TAG_PREFIX, PARTITION_TAG
 from churn_assets.run_failures import first_step_failure
 
-ALERTED_TAG_PREFIX = "churn/alerted/"
-PARTITION_TAG = "dagster/partition"
 MAX_DETAIL = 500
 # Failed checks remembered as alerted; older ones beyond this may alert again.
 MAX_OPEN_FAILURES = 1000

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 from dagster_mlflow import end_mlflow_on_run_finished
 
+from churn_assets import keys
 from churn_assets.partitions import monthly_partitions
 from churn_assets.training.lifecycle_ops import change_champion_op, delete_old_versions_op
 
@@ -12,9 +13,14 @@ from churn_assets.training.lifecycle_ops import change_champion_op, delete_old_v
 # The schedule picks the subset and partition of each run (labels lag the logs by a month); a
 # cohort's labels are loaded together with the backtest they make possible.
 load_job = dg.define_asset_job(
-    "load_job",
+    keys.LOAD_JOB,
     selection=dg.AssetSelection.assets(
-        "members", "transactions", "user_logs", "labels", "model_performance", "retention_outcome"
+        keys.MEMBERS,
+        keys.TRANSACTIONS,
+        keys.USER_LOGS,
+        keys.LABELS,
+        keys.MODEL_PERFORMANCE,
+        keys.RETENTION_OUTCOME,
     ),
     partitions_def=monthly_partitions,
     description="Load raw landing files into DuckDB, one monthly partition at a time; backtest "
@@ -23,16 +29,16 @@ load_job = dg.define_asset_job(
 
 # Cohort of the new month: its features, its scores, and how far it drifted.
 cohort_job = dg.define_asset_job(
-    "cohort_job",
-    selection=dg.AssetSelection.assets("features", "predictions", "drift_report"),
+    keys.COHORT_JOB,
+    selection=dg.AssetSelection.assets(keys.FEATURES, keys.PREDICTIONS, keys.DRIFT_REPORT),
     partitions_def=monthly_partitions,
     description="Build a cohort's features, score it with the champion, and measure drift.",
 )
 
 # Retrain, then re-score and re-measure the cohort that asked for it.
 training_job = dg.define_asset_job(
-    "training_job",
-    selection=dg.AssetSelection.assets("churn_model", "predictions", "drift_report"),
+    keys.TRAINING_JOB,
+    selection=dg.AssetSelection.assets(keys.CHURN_MODEL, keys.PREDICTIONS, keys.DRIFT_REPORT),
     partitions_def=monthly_partitions,
     hooks={end_mlflow_on_run_finished},
     description="Train and register a new model version, then re-score the cohort.",
@@ -40,6 +46,7 @@ training_job = dg.define_asset_job(
 
 
 @dg.job(
+    name=keys.PROMOTION_JOB,
     description="Promote a registered version to champion, or roll back (config: action, "
     "version, reason). Every change is recorded in model_promotions and MLflow tags."
 )
@@ -48,6 +55,7 @@ def promotion_job() -> None:
 
 
 @dg.job(
+    name=keys.RETENTION_JOB,
     description="Delete registered versions created before a date (config: created_before); "
     "the champion, the challenger and the rollback target are never deleted."
 )

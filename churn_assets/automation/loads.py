@@ -21,6 +21,14 @@ from churn_assets.dagster_internals import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
 )
+from churn_assets.keys import (
+    LABELS,
+    MEMBERS,
+    MODEL_PERFORMANCE,
+    RETENTION_OUTCOME,
+    TRANSACTIONS,
+    TRIGGER_TAG,
+)
 from churn_assets.partitions import (
     LABEL_DELAY_MONTHS,
     add_months,
@@ -31,13 +39,11 @@ from churn_assets.partitions import (
 )
 from churn_assets.raw.catalog import MONTHLY_TABLES, LandingCatalog
 
-MEMBERS = dg.AssetKey("members")
 LABEL_ASSETS = [
-    dg.AssetKey("labels"),
-    dg.AssetKey("model_performance"),
-    dg.AssetKey("retention_outcome"),
+    LABELS,
+    MODEL_PERFORMANCE,
+    RETENTION_OUTCOME,
 ]
-TRIGGER_TAG = "churn/trigger"
 
 
 def loaded_fingerprint(instance: dg.DagsterInstance, table: str, month: date) -> str | None:
@@ -103,7 +109,7 @@ def history_load(
             ASSET_PARTITION_RANGE_START_TAG: first,
             ASSET_PARTITION_RANGE_END_TAG: last,
         },
-        asset_selection=[MEMBERS, dg.AssetKey("transactions")],
+        asset_selection=[MEMBERS, TRANSACTIONS],
     )
 
 

@@ -14,9 +14,9 @@ from mlflow.entities import RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from churn_assets.keys import DAGSTER_RUN_TAG, LAUNCHED_BY_TAG
 from churn_assets.settings import EXPERIMENT_NAME
 
-LAUNCHED_BY_TAG = "churn/launched_by"
 REPLAY = "replay"
 
 
@@ -48,7 +48,7 @@ def end_orphaned_mlflow_runs(instance: dg.DagsterInstance, tracking_uri: str) ->
     except MlflowException:
         return []
     for run in running:
-        dagster_run = instance.get_run_by_id(run.data.tags.get("dagster_run_id", ""))
+        dagster_run = instance.get_run_by_id(run.data.tags.get(DAGSTER_RUN_TAG, ""))
         if dagster_run is None or dagster_run.is_finished:
             client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.FAILED))
             ended.append(run.info.run_id)

@@ -13,8 +13,8 @@ from typing import Any
 
 import dagster as dg
 
-REQUEST_TAG = "churn/request"
-ATTEMPT_TAG = "churn/attempt"
+from churn_assets.keys import ATTEMPT_TAG, REQUEST_TAG
+
 # Attempts per request: a run killed mid-way gets two more chances, a file that keeps failing
 # stops being retried until it changes.
 MAX_ATTEMPTS = 3

@@ -37,20 +37,21 @@ from dagster_duckdb import DuckDBResource
 from mlflow.entities.model_registry import ModelVersion
 
 from churn_assets.dagster_internals import AssetCheckExecutionRecordStatus
+from churn_assets.keys import (
+    CHAMPION_PERFORMANCE_CHECK_KEY,
+    CHURN_MODEL,
+    DRIFT_CHECK_KEY,
+    LABELS,
+    LABELS_TAG,
+    RULE_CHECK_KEY,
+    TRAINING_JOB,
+)
 from churn_assets.partitions import latest_labeled_cohort, month_start, partition_key
-from churn_assets.settings import retraining_settings
+from churn_assets.resources import RetrainingPolicy
 from churn_assets.training.lifecycle import is_provisional
 from churn_assets.warehouse import run_sql_file, transaction
 
 SQL = Path(__file__).parent / "retraining_decisions.sql"
-DRIFT_CHECK_KEY = dg.AssetCheckKey(dg.AssetKey("drift_report"), "feature_drift")
-PERFORMANCE_CHECK_KEY = dg.AssetCheckKey(dg.AssetKey("model_performance"), "champion_performance")
-RULE_CHECK_KEY = dg.AssetCheckKey(dg.AssetKey("model_performance"), "champion_beats_rule")
-CHURN_MODEL = dg.AssetKey("churn_model")
-LABELS = dg.AssetKey("labels")
-TRAINING_JOB = "training_job"
-LABELS_TAG = "churn/labels"
-TRIGGER_TAG = "churn/trigger"
 SEVERITY_RANK = {dg.AssetCheckSeverity.WARN: 1, dg.AssetCheckSeverity.ERROR: 2}
 
 
@@ -80,22 +81,6 @@ class Decision:
         )
 
 
-@dataclass(frozen=True)
-class RetrainingPolicy:
-    drift_tier: dg.AssetCheckSeverity = dg.AssetCheckSeverity.WARN
-    stale_after_cohorts: int = 3
-    cooldown_months: int = 1
-
-    @classmethod
-    def from_settings(cls) -> RetrainingPolicy:
-        settings = retraining_settings()
-        return cls(
-            drift_tier=dg.AssetCheckSeverity[settings["drift_tier"]],
-            stale_after_cohorts=settings["stale_after_cohorts"],
-            cooldown_months=settings["cooldown_months"],
-        )
-
-
 def _latest_check(instance: dg.DagsterInstance, key: dg.AssetCheckKey):
     records = instance.event_log_storage.get_asset_check_execution_history(key, limit=1)
     return records[0] if records else None
@@ -117,13 +102,13 @@ def triggers(
     """The triggers in force now, with their evidence."""
     found = []
     drift = _latest_check(instance, DRIFT_CHECK_KEY)
-    if _failed_at(drift, policy.drift_tier):
+    if _failed_at(drift, policy.drift_severity):
         found.append(
             Trigger("drift", drift.partition or "", drift.evaluation.description or "drift")
         )
     # A persistent failure against the champion's own expected level, or a champion that ranks
     # churners worse than the as-is rule: either way the score no longer earns its keep.
-    for key in (PERFORMANCE_CHECK_KEY, RULE_CHECK_KEY):
+    for key in (CHAMPION_PERFORMANCE_CHECK_KEY, RULE_CHECK_KEY):
         performance = _latest_check(instance, key)
         if _failed_at(performance, dg.AssetCheckSeverity.ERROR):
             found.append(
@@ -286,7 +271,6 @@ def observation(decision: Decision) -> dg.AssetObservation:
 
 __all__ = [
     "Decision",
-    "RetrainingPolicy",
     "Trigger",
     "decide",
     "newest_labels_known",

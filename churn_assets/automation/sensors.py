@@ -24,15 +24,22 @@ from churn_assets.automation.loads import due_loads
 from churn_assets.automation.reaper import end_orphaned_mlflow_runs
 from churn_assets.automation.requests import keyed_request
 from churn_assets.automation.retraining import (
-    LABELS_TAG,
-    TRIGGER_TAG,
-    RetrainingPolicy,
     decide,
     observation,
     record_decisions,
 )
 from churn_assets.dagster_internals import AssetCheckExecutionRecordStatus
-from churn_assets.monitoring.assets import DRIFT_CHECK
+from churn_assets.keys import (
+    CHURN_MODEL,
+    DRIFT_REPORT,
+    FEATURES,
+    LABELS,
+    LABELS_TAG,
+    PREDICTIONS,
+    TRANSACTIONS,
+    TRIGGER_TAG,
+    USER_LOGS,
+)
 from churn_assets.partitions import (
     add_months,
     latest_labeled_cohort,
@@ -41,13 +48,15 @@ from churn_assets.partitions import (
     partition_key,
 )
 from churn_assets.raw.catalog import LandingCatalog
-from churn_assets.resources import ClockResource, LandingResource, ModelRegistryResource
-from churn_assets.settings import auto_promote, training_budget_s
+from churn_assets.resources import (
+    ClockResource,
+    LandingResource,
+    ModelRegistryResource,
+    RetrainingPolicy,
+)
+from churn_assets.training.config import TrainingConfig
 
-RAW_TABLES = (dg.AssetKey("transactions"), dg.AssetKey("user_logs"))
-DRIFT_CHECK_KEY = dg.AssetCheckKey(dg.AssetKey("drift_report"), DRIFT_CHECK)
-FEATURES = dg.AssetKey("features")
-LABELS = dg.AssetKey("labels")
+RAW_TABLES = (TRANSACTIONS, USER_LOGS)
 MIN_LABELED_COHORTS = 2  # one to train on, the newest to validate on
 IN_PROGRESS = [
     dg.DagsterRunStatus.QUEUED,
@@ -198,7 +207,7 @@ def cohort_sensor(
             cursor[key.path[-1]] = max(cursor.get(key.path[-1], 0), record.storage_id)
     scoring = _champion_exists(registry)
     selection = [FEATURES] + (
-        [dg.AssetKey("predictions"), dg.AssetKey("drift_report")] if scoring else []
+        [PREDICTIONS, DRIFT_REPORT] if scoring else []
     )
     catalog = landing.catalog() if touched else None
     if catalog is not None and _loads_pending(context.instance, catalog, clock):
@@ -240,7 +249,7 @@ def cohort_sensor(
         request = keyed_request(
             context.instance,
             f"cohort-{cohort}-{_inputs_version(context.instance, cohort)}",
-            tags={"churn/trigger": why},
+            tags={TRIGGER_TAG: why},
             partition_key=cohort,
             asset_selection=selection,
         )
@@ -254,28 +263,25 @@ def cohort_sensor(
 
 def _training_request(
     instance: dg.DagsterInstance,
+    policy: RetrainingPolicy,
     cohort: str,
     request_id: str,
     reason: str,
     labels: str,
     in_question: tuple[str, ...] = (),
 ) -> dg.RunRequest | None:
+    """A keyed training run as on the first day of ``cohort``, configured through the typed
+    ``TrainingConfig`` with what the policy sets (budget, auto-promotion)."""
+    training = TrainingConfig(
+        as_of_month=cohort[:7],
+        champion_in_question=list(in_question),
+        **policy.training_overrides(),
+    )
     return keyed_request(
         instance,
         request_id,
         partition_key=cohort,
-        run_config={
-            "ops": {
-                "churn_model": {
-                    "config": {
-                        "as_of_month": cohort[:7],
-                        "time_budget_s": training_budget_s(),
-                        "auto_promote": auto_promote(),
-                        "champion_in_question": list(in_question),
-                    }
-                }
-            }
-        },
+        run_config=dg.RunConfig(ops={CHURN_MODEL.to_python_identifier(): training}),
         tags={TRIGGER_TAG: reason, LABELS_TAG: labels},
     )
 
@@ -285,7 +291,9 @@ def _labeled_cohorts_known_at(instance: dg.DagsterInstance, cohort: str) -> list
     return sorted(p for p in instance.get_materialized_partitions(LABELS) if p <= newest)
 
 
-def _first_model(context: dg.SensorEvaluationContext, cursor: dict) -> dg.RunRequest | None:
+def _first_model(
+    context: dg.SensorEvaluationContext, policy: RetrainingPolicy, cursor: dict
+) -> dg.RunRequest | None:
     """No champion yet: train one as soon as two labelled cohorts and a built cohort exist."""
     new_features = _new_materializations(context.instance, FEATURES, cursor.get("features"))
     if not new_features:
@@ -297,6 +305,7 @@ def _first_model(context: dg.SensorEvaluationContext, cursor: dict) -> dg.RunReq
         return None
     return _training_request(
         context.instance,
+        policy,
         cohort,
         f"first-model-{cohort}",
         "no champion yet and two labelled cohorts exist",
@@ -329,11 +338,12 @@ def training_sensor(
     warehouse: DuckDBResource,
     clock: ClockResource,
     alerts: AlertsResource,
+    retraining: RetrainingPolicy,
 ) -> Iterator[dg.RunRequest | dg.SkipReason]:
     cursor = _cursor(context)
     champion = registry.champion()
     if champion is None:
-        request = _first_model(context, cursor)
+        request = _first_model(context, retraining, cursor)
         context.update_cursor(json.dumps(cursor))
         if request is not None:
             yield request
@@ -342,7 +352,7 @@ def training_sensor(
         return
 
     today = clock.current_month()
-    decision = decide(context.instance, RetrainingPolicy.from_settings(), champion, today)
+    decision = decide(context.instance, retraining, champion, today)
     if decision is None:
         context.update_cursor(json.dumps(cursor))
         yield dg.SkipReason("no trigger: drift, performance and freshness within the policy")
@@ -351,6 +361,7 @@ def training_sensor(
     if decision.action == "retrain":
         request = _training_request(
             context.instance,
+            retraining,
             _newest_scored_cohort(context.instance, today),
             f"retrain-labels-{decision.newest_labels}",
             f"{decision.trigger.kind}: {decision.trigger.evidence}"[:500],

@@ -10,13 +10,13 @@ from churn_assets.features.feature_sets import (
     cohort_coverage,
     columns_not_produced,
 )
+from churn_assets.keys import COHORT_NOT_EMPTY_CHECK, COVERAGE_CHECK
 from churn_assets.partitions import add_months, month_start, monthly_partitions
 from churn_assets.raw.assets import SQL as RAW_SQL
 from churn_assets.warehouse import run_sql_file, transaction
 
 SQL = Path(__file__).parent / "cohort_features.sql"
 COVERAGE_SQL = Path(__file__).parent / "cohort_coverage.sql"
-COVERAGE_CHECK = "window_complete"
 STORE_SQL = Path(__file__).parent / "store_features.sql"
 SUMMARY_SQL = Path(__file__).parent / "feature_summary.sql"
 # Feature columns that hold codes, not quantities (drift and reasons treat them as categories).
@@ -43,7 +43,7 @@ HISTORY = dg.AllPartitionMapping()
     ],
     check_specs=[
         dg.AssetCheckSpec(
-            "cohort_not_empty",
+            COHORT_NOT_EMPTY_CHECK,
             asset="features",
             blocking=True,
             partitions_def=monthly_partitions,
@@ -105,7 +105,7 @@ def features(context: dg.AssetExecutionContext, warehouse: DuckDBResource) -> dg
         },
         check_results=[
             dg.AssetCheckResult(
-                check_name="cohort_not_empty",
+                check_name=COHORT_NOT_EMPTY_CHECK,
                 passed=users > 0,
                 # Empty although every month it reads was loaded: something is wrong, block.
                 # Empty because a month is missing: the coverage check names it; warn only.

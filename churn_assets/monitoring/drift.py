@@ -19,11 +19,11 @@ from evidently.presets import DataDriftPreset
 from mlflow.entities import Metric, RunStatus
 from mlflow.tracking import MlflowClient
 
+from churn_assets.keys import RUN_KIND_TAG
 from churn_assets.resources import ensure_experiment
-from churn_assets.settings import EXPERIMENT_NAME, churn_paths
+from churn_assets.settings import EXPERIMENT_NAME
 
 # The tag dagster-mlflow gives its runs: the reaper ends a RUNNING run whose Dagster run is over.
-DAGSTER_RUN_TAG = "dagster_run_id"
 
 
 def html_report_path(folder: Path, cohort: date, model_version: str) -> Path:
@@ -52,6 +52,7 @@ def save_html_report(
 
 def log_drift_run(
     tracking_uri: str,
+    artifact_root: Path | None,
     cohort: date,
     model_version: str,
     metrics: Mapping[str, float],
@@ -65,12 +66,12 @@ def log_drift_run(
     training step in the same process may hold. ``artifacts`` maps artifact folders to files.
     """
     client = MlflowClient(tracking_uri)
-    experiment_id = ensure_experiment(tracking_uri, churn_paths().mlflow_artifacts, EXPERIMENT_NAME)
+    experiment_id = ensure_experiment(tracking_uri, artifact_root, EXPERIMENT_NAME)
     run = client.create_run(
         experiment_id,
         run_name=f"drift-{cohort:%Y-%m}",
         tags={
-            "churn/kind": "drift",
+            RUN_KIND_TAG: "drift",
             "cohort_month": cohort.isoformat(),
             "model_version": str(model_version),
             **tags,

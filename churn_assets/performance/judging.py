@@ -35,7 +35,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
-from churn_assets.performance.bootstrap import HIGHER_IS_BETTER
+from churn_assets.modeling.bootstrap import HIGHER_IS_BETTER
 
 # What can be judged, and what is by default: raw log loss moves with each cohort's churn rate,
 # so its normalized form is judged in its place.

@@ -21,7 +21,7 @@ from typing import Literal
 
 import numpy as np
 
-from churn_assets.performance.bootstrap import paired_differences
+from churn_assets.modeling.bootstrap import paired_differences
 
 HurdleOutcome = Literal["cleared", "tied", "failed"]
 

@@ -1,11 +1,16 @@
-"""A fair challenger: champion and candidate compared on users neither was tuned on.
+"""Who is champion: a fair comparison of challenger and champion, and the one promotion rule.
+
+Registration (:func:`registers`) and promotion (:func:`decide_promotion`) are decided here and
+nowhere else.
+
+A fair challenger: champion and candidate compared on users neither was tuned on.
 
 The candidate's validation cohort is where FLAML chose it, so its score there flatters it; the
 champion's validation cohort flatters the champion. Every labelled cohort in a training window is
 either fitted on or tuned on by the candidate (training takes all cohorts before its validation
 cohort), so no whole cohort is neutral to both. Training therefore holds a share of the
 validation cohort's users out of the search (default half, chosen by a fixed hash of msno, see
-:func:`churn_assets.training.model.held_out_users`): the candidate never saw them, and the
+:func:`churn_assets.training.split.held_out_users`): the candidate never saw them, and the
 champion, validated on an earlier cohort (or on this one with the same users held out), did not
 either.
 
@@ -32,16 +37,21 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
 
+import lightgbm as lgb
 import numpy as np
+from mlflow.entities.model_registry import ModelVersion
 
-from churn_assets.performance.bootstrap import DEFAULT_RESAMPLES, paired_differences
-from churn_assets.performance.metrics import classification_metrics
+from churn_assets.keys import HELD_OUT_TAG
+from churn_assets.modeling.bootstrap import DEFAULT_RESAMPLES, paired_differences
+from churn_assets.modeling.frame import LABEL, predict_probability
+from churn_assets.modeling.metrics import classification_metrics
+from churn_assets.resources import ModelRegistryResource
+from churn_assets.training.config import DEFAULT_PROMOTION_CONFIDENCE, TrainingConfig
+from churn_assets.training.hurdle import Hurdle
+from churn_assets.training.lifecycle import is_provisional
+from churn_assets.training.split import LabeledSplit
 
-DEFAULT_PROMOTION_CONFIDENCE = 0.90
-DEFAULT_HELD_OUT_SHARE = 0.5
 PromotionMetric = Literal["auc", "log_loss"]
-# Version tag: the share of its validation cohort's users a version was not tuned on.
-HELD_OUT_TAG = "tuning_held_out_share"
 _NAN = (float("nan"), float("nan"))
 
 
@@ -205,3 +215,113 @@ def compare_scores(
         ),
         confidence=confidence,
     )
+
+
+def compare_with_champion(
+    registry: ModelRegistryResource,
+    champion: ModelVersion,
+    booster: lgb.Booster,
+    split: LabeledSplit,
+    config: TrainingConfig,
+) -> ChampionComparison:
+    """Challenger and champion on the users held out of the search (paired bootstrap)."""
+    held_out = not split.held_out.empty
+    rows = split.held_out if held_out else split.validation
+    basis = (
+        f"users of {split.validation_cohort:%Y-%m} held out of the search "
+        f"({split.held_out_share:.0%} by msno hash)"
+        if held_out
+        else f"users of {split.validation_cohort:%Y-%m} the challenger was tuned on"
+    )
+    known = {
+        "champion_version": str(champion.version),
+        "cohort": split.validation_cohort,
+        "basis": basis,
+        "seen_by_challenger": not held_out,
+        "seen_by_champion": champion_saw(
+            champion.tags, split.validation_cohort, split.held_out_share, held_out
+        ),
+    }
+    try:
+        champion_probability = predict_probability(registry.load_model(champion.version), rows)
+    except KeyError as exc:  # the champion needs a feature the table no longer has
+        return ChampionComparison(users=len(rows), champion_unscorable=str(exc), **known)
+    return compare_scores(
+        rows[LABEL].to_numpy(),
+        predict_probability(booster, rows),
+        champion_probability,
+        resamples=config.promotion_resamples,
+        confidence=config.promotion_confidence,
+        seed=config.seed,
+        **known,
+    )
+
+
+# Triggers that put the champion in question: with one in force, the burden of proof turns.
+CHAMPION_IN_QUESTION = ("drift", "performance", "staleness")
+
+
+def in_question(config: TrainingConfig) -> list[str]:
+    """The triggers in force for this run that put the champion in question."""
+    return [t for t in config.champion_in_question if t in CHAMPION_IN_QUESTION]
+
+
+@dataclass(frozen=True)
+class Promotion:
+    promote: bool
+    beats_champion: bool
+    reason: str
+
+
+def decide_promotion(
+    config: TrainingConfig,
+    champion: ModelVersion | None,
+    comparison: ChampionComparison | None,
+    hurdle_ok: bool,
+    used_incomplete: bool,
+) -> Promotion:
+    """Does a registered candidate become champion, and why.
+
+    A healthy champion is replaced only by a challenger better beyond doubt (the paired
+    bootstrap's bound). Two champions need less: a provisional one (registered below the hurdle
+    or from cohorts with holes) gives way to the first candidate that clears or ties the hurdle
+    (``hurdle_ok``, :mod:`churn_assets.training.hurdle`) on complete cohorts; one in question (the
+    retraining was triggered by drift, a persistent performance failure or staleness) gives way
+    to such a candidate that is at least as good on the users neither was tuned on: on a few
+    hundred users "better beyond doubt" is rarely provable, and a champion that has lost its
+    footing should not win on that.
+    """
+    if comparison is None:
+        return Promotion(champion is None, False, "no champion to compare with")
+    beats, reason = comparison.decide(config.promotion_metric, config.promotion_margin)
+    version = comparison.champion_version
+    provisional = champion is not None and is_provisional(champion)
+    fit = hurdle_ok and not used_incomplete
+    questioned = in_question(config)
+    holds_up, holds_reason = comparison.holds_up(config.promotion_metric)
+    if beats:
+        replaces = True
+    elif provisional and fit:
+        replaces = True
+        reason = (
+            f"replaces provisional champion v{version} (registered below the hurdle or from "
+            f"incomplete cohorts); this candidate passed the hurdle on complete cohorts ({reason})"
+        )
+    elif questioned and fit and holds_up:
+        replaces = True
+        reason = (
+            f"replaces champion v{version}, in question ({', '.join(questioned)}): this "
+            f"candidate passed the hurdle and {holds_reason}"
+        )
+    else:
+        replaces = False
+    return Promotion(config.auto_promote and replaces, beats, reason)
+
+
+def registers(config: TrainingConfig, champion: ModelVersion | None, hurdle: Hurdle) -> bool:
+    """A cleared hurdle registers; a tie does when the champion is provisional or in question;
+    the very first model is registered whatever its hurdle (``first_model_skips_hurdle``)."""
+    if champion is None:
+        return hurdle.cleared or config.first_model_skips_hurdle
+    doubtful = is_provisional(champion) or bool(in_question(config))
+    return hurdle.cleared or (doubtful and hurdle.good_enough_for_a_doubtful_champion)

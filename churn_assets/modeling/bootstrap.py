@@ -5,7 +5,7 @@ of how many times each user is taken) and recomputing the metric gives its sampl
 quantiles of the resampled values are the interval. Every metric is computed for all resamples
 at once from a weight matrix (resamples x users) with numpy: AUC from score-sorted weighted
 counts (ties count one half, as in ``roc_auc_score``), top-share churn rates from cumulative
-weights (the same ranks as :func:`churn_assets.performance.metrics._top_share`), log loss and F2
+weights (the same ranks as :func:`churn_assets.modeling.metrics._top_share`), log loss and F2
 as weighted sums. Resamples are processed in chunks so memory stays bounded on large cohorts.
 
 :func:`paired_differences` draws the same users for two score vectors (champion and challenger
@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from churn_assets.performance.metrics import base_rate_entropy
+from churn_assets.modeling.metrics import base_rate_entropy
 
 # The metrics the monitor can judge, and which way is better.
 HIGHER_IS_BETTER = {

@@ -1,0 +1,68 @@
+"""Every name that ties the project's parts together, spelt once: asset keys, check names, run
+tags and model-version tags.
+
+An asset, a sensor that watches it and a report that reads its checks all import the name from
+here, so renaming one is a change of one line, and a typo is an import error rather than a
+sensor that silently never fires.
+"""
+
+import dagster as dg
+
+# Assets, in the order of the flow (DESIGN §5 names the tables most of them write).
+MEMBERS = dg.AssetKey("members")
+TRANSACTIONS = dg.AssetKey("transactions")
+USER_LOGS = dg.AssetKey("user_logs")
+LABELS = dg.AssetKey("labels")
+FEATURES = dg.AssetKey("features")
+CHURN_MODEL = dg.AssetKey("churn_model")
+PREDICTIONS = dg.AssetKey("predictions")
+DRIFT_REPORT = dg.AssetKey("drift_report")
+MODEL_PERFORMANCE = dg.AssetKey("model_performance")
+RETENTION_OUTCOME = dg.AssetKey("retention_outcome")
+
+# Jobs, one per moment of the monthly loop, and the champion's lifecycle.
+LOAD_JOB = "load_job"
+COHORT_JOB = "cohort_job"
+TRAINING_JOB = "training_job"
+PROMOTION_JOB = "promotion_job"
+RETENTION_JOB = "retention_job"
+
+# Checks of the raw tables (each raw asset carries all that apply to it).
+SCHEMA_CHECK = "schema"
+NULLS_CHECK = "nulls"
+RANGES_CHECK = "ranges"
+DUPLICATES_CHECK = "duplicates"
+REFERENTIAL_CHECK = "referential"
+VOLUME_CHECK = "volume"
+
+# Checks of the features.
+COHORT_NOT_EMPTY_CHECK = "cohort_not_empty"
+COVERAGE_CHECK = "window_complete"
+
+# Checks of drift_report.
+DRIFT_CHECK = "feature_drift"
+PREDICTION_CHECK = "prediction_drift"
+DRIFT_CHECK_KEY = dg.AssetCheckKey(DRIFT_REPORT, DRIFT_CHECK)
+
+# Checks of model_performance: the champion against the as-is rule, and against its own level.
+RULE_CHECK = "champion_beats_rule"
+CHAMPION_PERFORMANCE_CHECK = "champion_performance"
+RULE_CHECK_KEY = dg.AssetCheckKey(MODEL_PERFORMANCE, RULE_CHECK)
+CHAMPION_PERFORMANCE_CHECK_KEY = dg.AssetCheckKey(MODEL_PERFORMANCE, CHAMPION_PERFORMANCE_CHECK)
+
+# Run tags the sensors write and read back.
+REQUEST_TAG = "churn/request"  # one logical request, retried under several runs
+ATTEMPT_TAG = "churn/attempt"
+TRIGGER_TAG = "churn/trigger"  # why a run was launched
+LABELS_TAG = "churn/labels"  # the newest labelled cohort a training run could learn from
+LAUNCHED_BY_TAG = "churn/launched_by"
+ALERTED_TAG_PREFIX = "churn/alerted/"  # + the event: a run alerted once per event
+PARTITION_TAG = "dagster/partition"  # Dagster's own
+
+# MLflow run tags.
+DAGSTER_RUN_TAG = "dagster_run_id"  # the Dagster run an MLflow run belongs to
+RUN_KIND_TAG = "churn/kind"
+
+# Model-version tags the registry keeps beside the aliases.
+BEST_CONFIG_TAG = "best_config"  # FLAML's best configuration: the next search's warm start
+HELD_OUT_TAG = "tuning_held_out_share"  # share of its validation cohort it was not tuned on

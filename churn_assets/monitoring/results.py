@@ -1,0 +1,261 @@
+"""What drift_report records and shows: drift_metrics rows, the checks' results and details,
+the Evidently HTML and the MLflow run."""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+from mlflow.exceptions import MlflowException
+
+from churn_assets.keys import DAGSTER_RUN_TAG, DRIFT_CHECK, PREDICTION_CHECK
+from churn_assets.monitoring import psi
+from churn_assets.monitoring.config import DriftConfig
+from churn_assets.monitoring.drift import log_drift_run, save_html_report
+from churn_assets.monitoring.measure import DataDrift, Measured
+from churn_assets.monitoring.reference import Reference
+from churn_assets.monitoring.target import TargetDrift
+from churn_assets.resources import ModelRegistryResource
+
+SEVERITY = {"warn": dg.AssetCheckSeverity.WARN, "error": dg.AssetCheckSeverity.ERROR}
+
+
+TOP_COLUMNS = 5  # named in the verdicts and the check descriptions
+
+
+def name_top_columns(judged: pd.DataFrame, count: int = TOP_COLUMNS) -> str:
+    top = judged[judged["weighted_contribution"] > 0].head(count)
+    return (
+        ", ".join(
+            f"{r.column_name} (PSI {r.psi:.2f}, weight {r.importance:.2f})"
+            for r in top.itertuples()
+        )
+        or "none"
+    )
+
+
+def drift_metric_rows(data: DataDrift, prediction: dict, config: DriftConfig) -> pd.DataFrame:
+    judged, weighted, data_tier = data.judged, data.weighted, data.tier
+    renamed = {"psi": "score", "expected_psi": "expected_noise"}
+    columns = pd.concat(
+        [
+            data.judged.rename(columns=renamed).assign(method="psi"),
+            data.new_members.rename(columns=renamed).assign(method="psi_new_members"),
+        ],
+        ignore_index=True,
+    ).assign(threshold=config.moderate_psi, major_threshold=config.major_psi)
+    summary = [
+        {
+            "column_name": "*",
+            "method": "weighted_psi",
+            "score": float((judged["importance"] * judged["psi"]).sum()),
+            "adjusted_score": weighted,
+            "tier": data_tier,
+            "drifted": data_tier != "pass",
+            "importance": float(judged["importance"].sum()),
+            "weighted_contribution": weighted,
+            "reference_rows": int(judged["reference_rows"].max()),
+            "current_rows": int(judged["current_rows"].max()),
+        }
+    ]
+    if prediction["tier"] != "n/a":
+        summary.append(
+            {
+                "column_name": psi.SCORE_COLUMN,
+                "method": "prediction_psi",
+                "score": prediction["psi"],
+                "adjusted_score": prediction["adjusted"],
+                "expected_noise": prediction["expected"],
+                "noise_limit": prediction["noise_limit"],
+                "js_distance": prediction["js_distance"],
+                "bins": prediction["bins"],
+                "tier": prediction["tier"],
+                "drifted": prediction["tier"] != "pass",
+                "reference_rows": prediction["reference_rows"],
+                "current_rows": prediction["current_rows"],
+            }
+        )
+    summary_frame = pd.DataFrame(summary).assign(
+        threshold=config.moderate_psi, major_threshold=config.major_psi
+    )
+    return pd.concat([columns, summary_frame], ignore_index=True)
+
+
+def check_result(name: str, tier: str, description: str, metadata: dict) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=name,
+        passed=tier in ("pass", "n/a"),
+        severity=SEVERITY.get(tier, dg.AssetCheckSeverity.WARN),
+        description=description,
+        metadata={"tier": tier, **metadata},
+    )
+
+
+def describe_data_drift(
+    measured: Measured, basis: Reference, version: str, config: DriftConfig
+) -> str:
+    data, drifted, standing_out = measured.data, measured.drifted, measured.data.standing_out()
+    return (
+        f"weighted PSI {data.weighted:.3f} ({data.tier}; warn from {config.moderate_psi:g}, "
+        f"error from {config.major_psi:g}) against {basis.describe(version)}; top "
+        f"contributions: {name_top_columns(data.judged)}; {len(drifted)} of {len(data.judged)} "
+        "columns drifted on their own"
+        + (f"; standing out on their own: {', '.join(standing_out)}" if standing_out else "")
+    )
+
+
+def describe_prediction_drift(measured: Measured, version: str, cohort: date) -> str:
+    prediction = measured.prediction
+    if prediction["tier"] == "n/a":
+        return f"model v{version} cannot score cohort {cohort:%Y-%m}: {prediction['reason']}"
+    return (
+        f"PSI of model v{version}'s scores {prediction['psi']:.3f}, "
+        f"{prediction['adjusted']:.3f} beyond noise ({prediction['tier']}); mean score "
+        f"{prediction['current_mean']:.3f} vs {prediction['reference_mean']:.3f} on the reference"
+    )
+
+
+def drift_result(
+    cohort: date,
+    version: str,
+    basis: Reference,
+    measured: Measured,
+    details: tuple[str, str],
+    html_path: Path | None,
+    run_id: str | None,
+) -> dg.MaterializeResult:
+    """The materialization's metadata and both checks' results."""
+    data, prediction, drifted = measured.data, measured.prediction, measured.drifted
+    evidence = {
+        "cohort_month": cohort.isoformat(),
+        "reference_model_version": version,
+        "reference_cohorts": ", ".join(f"{c:%Y-%m}" for c in basis.cohorts),
+        "reference_stands_in": basis.stand_in,
+    }
+    table = data.judged.head(15)[
+        ["column_name", "psi", "adjusted_score", "importance", "weighted_contribution", "tier"]
+    ]
+    top_columns = dg.MetadataValue.md(table.round(4).to_markdown(index=False))
+    prediction_psi = prediction.get("psi", math.nan)
+    report = (
+        {
+            "report_path": dg.MetadataValue.path(str(html_path)),
+            "report_url": dg.MetadataValue.url(html_path.resolve().as_uri()),
+        }
+        if html_path
+        else {}
+    )
+    return dg.MaterializeResult(
+        metadata={
+            **evidence,
+            **report,
+            "mlflow_run_id": run_id,
+            "reference_rows": measured.reference_rows,
+            "current_rows": measured.current_rows,
+            "weighted_psi": data.weighted,
+            "data_drift": data.tier,
+            "prediction_drift": prediction["tier"],
+            "prediction_psi": prediction_psi,
+            "target_drift": measured.target.severity,
+            "target_drift_detail": measured.target.detail,
+            "drifted_columns": dg.MetadataValue.json(drifted),
+            "columns": top_columns,
+        },
+        check_results=[
+            check_result(
+                DRIFT_CHECK,
+                data.tier,
+                details[0],
+                {
+                    **evidence,
+                    "weighted_psi": data.weighted,
+                    "prediction_psi": prediction_psi,
+                    "top_columns": top_columns,
+                    "drifted_share": len(drifted) / len(data.judged),
+                    "drifted_columns": ", ".join(drifted) or "none",
+                    "standing_out": ", ".join(data.standing_out()) or "none",
+                    "new_members_compared": int(data.new_members["current_rows"].max())
+                    if len(data.new_members)
+                    else 0,
+                },
+            ),
+            check_result(
+                PREDICTION_CHECK,
+                prediction["tier"],
+                details[1],
+                {
+                    **evidence,
+                    **{
+                        k: v
+                        for k, v in prediction.items()
+                        if k not in ("tier", "reason") and isinstance(v, int | float)
+                    },
+                    "weighted_psi": data.weighted,
+                },
+            ),
+        ],
+    )
+
+
+def write_html_report(
+    context: dg.AssetExecutionContext,
+    path: Path,
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    numerical: list[str],
+    categorical: list[str],
+) -> Path | None:
+    """Evidently's HTML, or None (with a warning) when Evidently fails on this sample: the
+    report is for people, the verdicts stored already stand without it."""
+    # A column empty on either side (a feature a late file left without values) has no
+    # distribution to draw: Evidently refuses it, so it is left out of the picture.
+    empty = {
+        c for c in numerical + categorical if reference[c].isna().all() or current[c].isna().all()
+    }
+    numerical = [c for c in numerical if c not in empty]
+    categorical = [c for c in categorical if c not in empty]
+    try:
+        return save_html_report(reference, current, numerical, categorical, path)
+    except Exception as exc:
+        context.log.warning(f"no drift HTML report for this cohort: Evidently failed: {exc!r}")
+        return None
+
+
+def log_run(
+    context: dg.AssetExecutionContext,
+    config: DriftConfig,
+    registry: ModelRegistryResource,
+    cohort: date,
+    version: str,
+    html_path: Path | None,
+    rows: pd.DataFrame,
+    target: TargetDrift,
+    metrics: dict[str, float],
+) -> str:
+    """The MLflow run of this report, or '' (with a warning) when MLflow cannot take it: the
+    verdicts are stored already, and the HTML stays on disk."""
+    if not config.log_to_mlflow:
+        return ""
+    tiers = dict(zip(rows["method"], rows["tier"], strict=False))
+    try:
+        return log_drift_run(
+            registry.tracking_uri,
+            registry.artifact_folder,
+            cohort,
+            version,
+            {k: v for k, v in metrics.items() if math.isfinite(v)},
+            {
+                "data_drift": str(tiers.get("weighted_psi", "")),
+                "prediction_drift": str(tiers.get("prediction_psi", "n/a")),
+                "target_drift": target.severity,
+                DAGSTER_RUN_TAG: context.run_id,
+            },
+            {"drift": html_path} if html_path else {},
+            {"drift/drift_metrics.csv": rows.to_csv(index=False)},
+        )
+    except (MlflowException, OSError) as exc:
+        context.log.warning(f"drift report not logged to MLflow: {exc}")
+        return ""

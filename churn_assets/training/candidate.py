@@ -1,0 +1,117 @@
+"""A candidate: FLAML's search on the window's informative columns, judged against the baselines.
+
+Nothing here touches the registry's state: a candidate is everything known about a model before
+it is logged, registered or compared with the champion.
+"""
+
+import json
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import dagster as dg
+import lightgbm as lgb
+import pandas as pd
+from mlflow.entities.model_registry import ModelVersion
+
+from churn_assets.keys import BEST_CONFIG_TAG
+from churn_assets.modeling.frame import LABEL, informative_columns, predict_probability
+from churn_assets.modeling.metrics import classification_metrics
+from churn_assets.training.baselines import baseline_scores
+from churn_assets.training.config import TrainingConfig
+from churn_assets.training.hurdle import Hurdle, judge_hurdle
+from churn_assets.training.search import TunedModel, fit_lightgbm_automl, search_history
+from churn_assets.training.split import LabeledSplit
+from churn_assets.training.window import LabeledWindow
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A tuned candidate and everything judged about it before anything is registered."""
+
+    split: LabeledSplit
+    window: LabeledWindow
+    dropped: list[str]  # columns left out as uninformative
+    tuned: TunedModel
+    history: pd.DataFrame  # FLAML's trials
+    budget_s: float
+    metrics: dict[str, float]  # on the validation cohort
+    baselines: dict[str, dict[str, float]]
+    hurdle: Hurdle
+
+    @property
+    def booster(self) -> lgb.Booster:
+        return self.tuned.booster
+
+    def importance(self) -> pd.Series:
+        return (
+            pd.Series(self.booster.feature_importance("gain"), index=self.booster.feature_name())
+            .sort_values(ascending=False)
+            .round(1)
+        )
+
+
+def champion_starting_config(champion: ModelVersion | None) -> dict | None:
+    """FLAML's best configuration of the champion, if it logged one."""
+    raw = champion.tags.get(BEST_CONFIG_TAG) if champion is not None else None
+    return json.loads(raw) if raw else None
+
+
+def tune_and_judge(
+    context: dg.AssetExecutionContext,
+    config: TrainingConfig,
+    window: LabeledWindow,
+    split: LabeledSplit,
+    champion: ModelVersion | None,
+) -> Candidate:
+    """FLAML's search on the informative columns, then the candidate against the baselines."""
+    informative = informative_columns(
+        pd.concat([split.train, split.validation]), split.feature_columns
+    )
+    dropped = sorted(set(split.feature_columns) - set(informative))
+    split = replace(split, feature_columns=informative)
+    starting_config = champion_starting_config(champion) if config.warm_start else None
+    budget_s = config.time_budget_s * (config.warm_budget_share if starting_config else 1.0)
+    with tempfile.TemporaryDirectory() as folder:
+        log_file = Path(folder) / "flaml.log"
+        tuned = fit_lightgbm_automl(
+            split,
+            budget_s,
+            config.seed,
+            starting_config=starting_config,
+            class_weight=config.class_weight,
+            log_file=log_file,
+            metric=config.search_metric,
+        )
+        history = search_history(log_file)
+    if tuned.out_of_time:
+        context.log.warning(
+            f"no FLAML trial finished within {budget_s:g} s: fitted one configuration without a "
+            "time limit instead (raise time_budget_s on a machine this loaded)"
+        )
+    y_val = split.validation[LABEL].to_numpy()
+    probability = predict_probability(tuned.booster, split.validation)
+    metrics = classification_metrics(y_val, probability)
+    scores = baseline_scores(split, config.seed)
+    baselines = {name: classification_metrics(y_val, s) for name, s in scores.items()}
+    hurdle = judge_hurdle(
+        y_val,
+        probability,
+        scores,
+        {"candidate": metrics["auc"]} | {name: m["auc"] for name, m in baselines.items()},
+        config.hurdle_margin,
+        resamples=config.promotion_resamples,
+        confidence=config.promotion_confidence,
+        seed=config.seed,
+    )
+    return Candidate(
+        split=split,
+        window=window,
+        dropped=dropped,
+        tuned=tuned,
+        history=history,
+        budget_s=budget_s,
+        metrics=metrics,
+        baselines=baselines,
+        hurdle=hurdle,
+    )

@@ -1,0 +1,89 @@
+"""A registered version's tags, its challenger alias and, when decided, its promotion: all or
+nothing, so no later step ever reads a half-registered version."""
+
+import json
+from datetime import date
+
+import dagster as dg
+
+from churn_assets.keys import BEST_CONFIG_TAG, HELD_OUT_TAG
+from churn_assets.resources import ModelRegistryResource
+from churn_assets.settings import CHALLENGER_ALIAS, REGISTERED_MODEL_NAME
+from churn_assets.training.candidate import Candidate
+from churn_assets.training.lifecycle import change_champion
+from churn_assets.training.promotion import ChampionComparison, Promotion
+
+
+def version_tags(
+    as_of: date,
+    candidate: Candidate,
+    comparison: ChampionComparison | None,
+    decision: Promotion,
+) -> dict[str, str]:
+    """What a version says of itself: its data, its hurdle, its comparison and its config."""
+    split, hurdle = candidate.split, candidate.hurdle
+    champion_version = comparison.champion_version if comparison is not None else None
+    return {
+        "as_of_month": f"{as_of:%Y-%m}",
+        "training_cohorts": json.dumps([f"{c:%Y-%m-01}" for c in split.training_cohorts]),
+        "validation_cohort": f"{split.validation_cohort:%Y-%m-01}",
+        "val_auc": f"{candidate.metrics['auc']:.6f}",
+        "baseline_rule_auc": f"{candidate.baselines['rule']['auc']:.6f}",
+        "baseline_logistic_regression_auc": (
+            f"{candidate.baselines['logistic_regression']['auc']:.6f}"
+        ),
+        "feature_columns": json.dumps(list(candidate.booster.feature_name())),
+        "trained_on_incomplete_cohorts": str(candidate.window.used_incomplete).lower(),
+        BEST_CONFIG_TAG: json.dumps(candidate.tuned.best_config),
+        HELD_OUT_TAG: f"{split.held_out_share:g}",
+        "compared_with_champion": str(champion_version or "none"),
+        **(comparison.tags() if comparison is not None else {}),
+        "comparison": decision.reason,
+        "beats_champion": str(decision.beats_champion).lower(),
+        "cleared_hurdle": hurdle.tag,
+        "hurdle": hurdle.verdict(),
+        "promoted": "false",
+    }
+
+
+def promotion_record(
+    candidate: Candidate, comparison: ChampionComparison | None, decision: Promotion
+) -> tuple[str, str]:
+    """The action and reason written to ``model_promotions`` when this version becomes champion."""
+    hurdle = candidate.hurdle
+    if comparison is None:
+        cleared = "" if hurdle.cleared else f" (hurdle {hurdle.outcome}: {hurdle.verdict()})"
+        return "initial", "first registered version" + cleared
+    if decision.beats_champion:
+        return "auto_promote", f"beats champion v{comparison.champion_version}: {decision.reason}"
+    return "auto_promote", decision.reason  # says which champion it replaces, and why
+
+
+def tag_and_promote(
+    context: dg.AssetExecutionContext,
+    as_of: date,
+    candidate: Candidate,
+    version: str,
+    comparison: ChampionComparison | None,
+    decision: Promotion,
+) -> None:
+    """Tag the new version, make it challenger, and champion when decided; all or nothing."""
+    registry: ModelRegistryResource = context.resources.registry
+    tags = version_tags(as_of, candidate, comparison, decision)
+    client = registry.client
+    previous_challenger = registry.version_by_alias(CHALLENGER_ALIAS)
+    try:
+        for key, value in tags.items():
+            client.set_model_version_tag(REGISTERED_MODEL_NAME, version, key, value)
+        registry.set_alias(CHALLENGER_ALIAS, version)
+        if decision.promote:
+            action, reason = promotion_record(candidate, comparison, decision)
+            change_champion(registry, context.resources.warehouse, version, action, reason)
+    except Exception:
+        # A version without its tags, alias or champion record would mislead every later step:
+        # take it out of the registry (the MLflow run stays, for the post-mortem) and give the
+        # challenger alias back.
+        client.delete_model_version(REGISTERED_MODEL_NAME, version)
+        if previous_challenger is not None:
+            registry.set_alias(CHALLENGER_ALIAS, str(previous_challenger.version))
+        raise
