@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from churn_assets.raw.landing import (
+from churn_assets.landing.reader import (
     DATE_COLUMNS,
     LANDING_COLUMNS,
     LandingFormatError,

@@ -32,6 +32,7 @@ from churn_assets.automation.retraining import (
     record_decisions,
 )
 from churn_assets.dagster_internals import AssetCheckExecutionRecordStatus
+from churn_assets.landing.catalog import LandingCatalog
 from churn_assets.monitoring.assets import DRIFT_CHECK
 from churn_assets.partitions import (
     add_months,
@@ -40,7 +41,6 @@ from churn_assets.partitions import (
     monthly_partitions,
     partition_key,
 )
-from churn_assets.raw.catalog import LandingCatalog
 from churn_assets.resources import ClockResource, LandingResource, ModelRegistryResource
 from churn_assets.settings import auto_promote, training_budget_s
 

@@ -1,7 +1,7 @@
 """Raw assets: members (dated snapshots), transactions and user_logs (by month), labels (by cohort).
 
 A load replaces exactly the partitions it covers, in one transaction, reading only the landing
-files that hold rows of those months (:mod:`churn_assets.raw.catalog`), so a bad old file never
+files that hold rows of those months (:mod:`churn_assets.landing.catalog`), so a bad old file never
 blocks a later month. Transactions and user_logs load a whole partition range in one run
 (``BackfillPolicy.single_run``): an initial backfill of years of history is one pass. Every month
 loaded is entered in the ``raw_loads`` ledger (rows, files, their fingerprint), which is what a
@@ -21,10 +21,8 @@ import duckdb
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from churn_assets.partitions import add_months, month_start, monthly_partitions, partition_key
-from churn_assets.raw import quality as qc
-from churn_assets.raw.catalog import LandingCatalog, name_month
-from churn_assets.raw.landing import (
+from churn_assets.landing.catalog import LandingCatalog, name_month
+from churn_assets.landing.reader import (
     LANDING_COLUMNS,
     LandingFormatError,
     describe_load_error,
@@ -32,6 +30,8 @@ from churn_assets.raw.landing import (
     label_files,
     source_sql,
 )
+from churn_assets.partitions import add_months, month_start, monthly_partitions, partition_key
+from churn_assets.raw import quality as qc
 from churn_assets.resources import LandingResource
 from churn_assets.warehouse import run_sql_file, transaction
 
@@ -77,7 +77,7 @@ class LoadReport:
     extra_columns: list[str]
     members_loaded: bool
     volume_history: dict[date, int] = field(default_factory=dict)
-    # Per month loaded: the fingerprint of the files it was loaded from (see raw.catalog).
+    # Per month loaded: the fingerprint of the files it was loaded from (see landing.catalog).
     fingerprints: dict[str, str] = field(default_factory=dict)
 
 

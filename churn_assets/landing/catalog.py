@@ -25,7 +25,7 @@ from pathlib import Path
 
 import duckdb
 
-from churn_assets.raw.landing import LandingFormatError, label_files, sql_literal, table_files
+from churn_assets.landing.reader import LandingFormatError, label_files, sql_literal, table_files
 
 # The column whose month places a row; members and labels are not placed by a date column.
 DATE_COLUMNS = {"transactions": "transaction_date", "user_logs": "date"}
