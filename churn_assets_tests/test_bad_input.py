@@ -19,7 +19,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from churn_assets.landing.reader import LANDING_COLUMNS
+from churn_assets.landing.contract import LANDING_COLUMNS
 from churn_assets.partitions import register_months
 from churn_assets.raw.assets import labels, members, transactions, user_logs
 from churn_assets_tests.helpers import resources_for

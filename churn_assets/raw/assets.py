@@ -21,15 +21,12 @@ import duckdb
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from churn_assets.landing.catalog import LandingCatalog, name_month
-from churn_assets.landing.reader import (
-    LANDING_COLUMNS,
-    LandingFormatError,
-    describe_load_error,
-    inspect_file,
-    label_files,
-    source_sql,
-)
+from churn_assets.landing.catalog import LandingCatalog
+from churn_assets.landing.contract import LANDING_COLUMNS, LandingFormatError
+from churn_assets.landing.errors import describe_load_error
+from churn_assets.landing.files import label_files, name_month
+from churn_assets.landing.header import inspect_file
+from churn_assets.landing.reader import source_sql
 from churn_assets.partitions import add_months, month_start, monthly_partitions, partition_key
 from churn_assets.raw import quality as qc
 from churn_assets.resources import LandingResource
