@@ -81,6 +81,25 @@ def _csv_header(path: Path, table: str) -> tuple[str, ...]:
     error since it is ambiguous which one holds the values.
     """
     expected = ", ".join(LANDING_COLUMNS[table])
+    content = _first_bytes(path).removeprefix(codecs.BOM_UTF8)
+    text = _header_text(path, table, content)
+    header = next(csv.reader([text]), [])
+    names = [c.strip() for c in header]
+    if not any(names):
+        what = "starts with an empty line" if content.strip(b" \t,") else "holds no text"
+        raise LandingFormatError(
+            f"{_where(path, 1)}no header line (the file {what}); "
+            f"expected the {table} columns {expected}"
+        )
+    return _distinct_names(path, table, names)
+
+
+def _first_bytes(path: Path) -> bytes:
+    """The file's first line, at most one byte past ``MAX_HEADER_BYTES``, decompressed.
+
+    A broken ``.gz`` file shows on this first read: it is refused here as truncated, corrupt or
+    not gzip at all, which the person landing it can act on, rather than in zlib's words.
+    """
     try:
         with _open_binary(path) as handle:
             raw = handle.readline(MAX_HEADER_BYTES + 1)
@@ -96,8 +115,17 @@ def _csv_header(path: Path, table: str) -> tuple[str, ...]:
         ) from exc
     except OSError as exc:
         raise LandingFormatError(f"{path}: cannot be read ({exc})") from exc
-    content = raw.removeprefix(codecs.BOM_UTF8)
-    # A file ending its lines with a bare CR has them all in ``raw``: the header ends at the first.
+    return raw
+
+
+def _header_text(path: Path, table: str, content: bytes) -> str:
+    """The header line as UTF-8 text, cut at the first line end of any kind.
+
+    A first line longer than ``MAX_HEADER_BYTES`` is no header, and latin-1 is never guessed (see
+    :mod:`churn_assets.landing.contract`): both are refused before DuckDB reads a row.
+    """
+    expected = ", ".join(LANDING_COLUMNS[table])
+    # A file ending its lines with a bare CR has them all here: the header ends at the first.
     raw = re.split(rb"\r\n|\r|\n", content, maxsplit=1)[0]
     if len(raw) > MAX_HEADER_BYTES:
         raise LandingFormatError(
@@ -105,21 +133,22 @@ def _csv_header(path: Path, table: str) -> tuple[str, ...]:
             f"expected a header line with the {table} columns {expected}"
         )
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         bad = raw[exc.start : exc.end + 8]
         raise LandingFormatError(
             f"{_where(path, 1)}bytes that are not UTF-8 at byte {exc.start + 1} ({bad!r}); "
             "expected UTF-8 text (convert latin-1 or other encodings to UTF-8)"
         ) from exc
-    header = next(csv.reader([text]), [])
-    names = [c.strip() for c in header]
-    if not any(names):
-        what = "starts with an empty line" if content.strip(b" \t,") else "holds no text"
-        raise LandingFormatError(
-            f"{_where(path, 1)}no header line (the file {what}); "
-            f"expected the {table} columns {expected}"
-        )
+
+
+def _distinct_names(path: Path, table: str, names: list[str]) -> tuple[str, ...]:
+    """The header's names, each usable as a DuckDB column: none empty, none twice.
+
+    DuckDB needs distinct names, so an empty one is named by its position and a repeated extra
+    column is suffixed; a repeated contract column is refused, since which copy holds the values
+    would be a guess.
+    """
     contract = LANDING_COLUMNS[table]
     columns: list[str] = []
     seen: set[str] = set()
