@@ -1,9 +1,9 @@
 """Monthly partitions that follow the data, and the month arithmetic of DESIGN §3.
 
 The months are a dynamic partition set (``month``), registered as landing files are found to
-cover them (see :mod:`churn_assets.raw.catalog` and the landing sensor), plus the month after the
-newest data, whose cohort is the one to score. There is no fixed calendar: history from 2004 is
-as welcome as history from 2015, and the UI lists the months the data covers, not every month
+cover them (see :mod:`churn_assets.landing.catalog` and the landing sensor), plus the month after
+the newest data, whose cohort is the one to score. There is no fixed calendar: history from 2004
+is as welcome as history from 2015, and the UI lists the months the data covers, not every month
 since a configured start.
 
 Why dynamic rather than a time-window definition whose start is read from the data: a time-window

@@ -36,8 +36,8 @@ from churn_assets.dagster_internals import (
     SCHEDULE_NAME_TAG,
     SENSOR_NAME_TAG,
 )
+from churn_assets.landing.catalog import LandingCatalog
 from churn_assets.partitions import add_months, month_start, partition_key
-from churn_assets.raw.catalog import LandingCatalog
 from churn_assets.resources import ClockResource
 from churn_assets.run_failures import first_step_failure
 from churn_assets.simulator.arrivals import stage_arrivals

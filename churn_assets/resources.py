@@ -31,7 +31,7 @@ from pydantic import Field
 
 from churn_assets.alerts.channels import alerts_resource
 from churn_assets.dagster_internals import backoff
-from churn_assets.raw.catalog import LandingCatalog
+from churn_assets.landing.catalog import LandingCatalog
 from churn_assets.settings import (
     CHALLENGER_ALIAS,
     CHAMPION_ALIAS,

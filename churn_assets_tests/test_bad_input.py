@@ -19,9 +19,9 @@ import dagster as dg
 import duckdb
 import pytest
 
+from churn_assets.landing.contract import LANDING_COLUMNS
 from churn_assets.partitions import register_months
 from churn_assets.raw.assets import labels, members, transactions, user_logs
-from churn_assets.raw.landing import LANDING_COLUMNS
 from churn_assets_tests.helpers import resources_for
 
 MARCH, APRIL, MAY, JUNE = "2016-03-01", "2016-04-01", "2016-05-01", "2016-06-01"

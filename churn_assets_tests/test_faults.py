@@ -47,9 +47,9 @@ from churn_assets.definitions import build_definitions
 from churn_assets.features.assets import features
 from churn_assets.home_lock import home_lock
 from churn_assets.keys import LAUNCHED_BY_TAG
+from churn_assets.landing.contract import LANDING_COLUMNS
 from churn_assets.partitions import months_between, register_months
 from churn_assets.raw.assets import labels, members, transactions, user_logs
-from churn_assets.raw.landing import LANDING_COLUMNS
 from churn_assets.replay import replay
 from churn_assets.resources import ensure_experiment
 from churn_assets.settings import EXPERIMENT_NAME

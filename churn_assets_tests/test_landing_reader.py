@@ -20,14 +20,10 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from churn_assets.raw.landing import (
-    DATE_COLUMNS,
-    LANDING_COLUMNS,
-    LandingFormatError,
-    describe_load_error,
-    inspect_file,
-    source_sql,
-)
+from churn_assets.landing.contract import DATE_COLUMNS, LANDING_COLUMNS, LandingFormatError
+from churn_assets.landing.errors import describe_load_error
+from churn_assets.landing.header import inspect_file
+from churn_assets.landing.reader import source_sql
 
 TX = list(LANDING_COLUMNS["transactions"])
 TX_HEADER = ",".join(TX)

@@ -1,7 +1,7 @@
 """Which raw loads are due: the landing files as they are now against what was loaded from them.
 
 A table's month is due when the fingerprint of the files covering it (see
-:mod:`churn_assets.raw.catalog`) differs from the one its latest materialization recorded: a
+:mod:`churn_assets.landing.catalog`) differs from the one its latest materialization recorded: a
 month never loaded, one whose load failed or was killed, one whose file arrived late or was
 replaced. Only months that have ended by ``today`` are loaded; only tables whose files cover the
 month are asked for, so a missing file shows as an incomplete cohort rather than a failed run.
@@ -29,6 +29,7 @@ from churn_assets.keys import (
     TRANSACTIONS,
     TRIGGER_TAG,
 )
+from churn_assets.landing.catalog import MONTHLY_TABLES, LandingCatalog
 from churn_assets.partitions import (
     LABEL_DELAY_MONTHS,
     add_months,
@@ -37,7 +38,6 @@ from churn_assets.partitions import (
     partition_key,
     register_months,
 )
-from churn_assets.raw.catalog import MONTHLY_TABLES, LandingCatalog
 
 LABEL_ASSETS = [
     LABELS,

@@ -40,6 +40,7 @@ from churn_assets.keys import (
     TRIGGER_TAG,
     USER_LOGS,
 )
+from churn_assets.landing.catalog import LandingCatalog
 from churn_assets.partitions import (
     add_months,
     latest_labeled_cohort,
@@ -47,7 +48,6 @@ from churn_assets.partitions import (
     monthly_partitions,
     partition_key,
 )
-from churn_assets.raw.catalog import LandingCatalog
 from churn_assets.resources import (
     ClockResource,
     LandingResource,

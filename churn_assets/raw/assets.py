@@ -1,7 +1,7 @@
 """Raw assets: members (dated snapshots), transactions and user_logs (by month), labels (by cohort).
 
 A load replaces exactly the partitions it covers, in one transaction, reading only the landing
-files that hold rows of those months (:mod:`churn_assets.raw.catalog`), so a bad old file never
+files that hold rows of those months (:mod:`churn_assets.landing.catalog`), so a bad old file never
 blocks a later month. Transactions and user_logs load a whole partition range in one run
 (``BackfillPolicy.single_run``): an initial backfill of years of history is one pass. Every month
 loaded is entered in the ``raw_loads`` ledger (rows, files, their fingerprint), which is what a
@@ -21,17 +21,14 @@ import duckdb
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
+from churn_assets.landing.catalog import LandingCatalog
+from churn_assets.landing.contract import LANDING_COLUMNS, LandingFile, LandingFormatError
+from churn_assets.landing.errors import describe_load_error
+from churn_assets.landing.files import label_files, name_month
+from churn_assets.landing.header import inspect_file
+from churn_assets.landing.reader import source_sql
 from churn_assets.partitions import add_months, month_start, monthly_partitions, partition_key
 from churn_assets.raw import quality as qc
-from churn_assets.raw.catalog import LandingCatalog, name_month
-from churn_assets.raw.landing import (
-    LANDING_COLUMNS,
-    LandingFormatError,
-    describe_load_error,
-    inspect_file,
-    label_files,
-    source_sql,
-)
 from churn_assets.resources import LandingResource
 from churn_assets.warehouse import run_sql_file, transaction
 
@@ -77,7 +74,7 @@ class LoadReport:
     extra_columns: list[str]
     members_loaded: bool
     volume_history: dict[date, int] = field(default_factory=dict)
-    # Per month loaded: the fingerprint of the files it was loaded from (see raw.catalog).
+    # Per month loaded: the fingerprint of the files it was loaded from (see landing.catalog).
     fingerprints: dict[str, str] = field(default_factory=dict)
 
 
@@ -136,50 +133,11 @@ def load_table(
     tables, ``ledger`` (month -> fingerprint, file names, rows without a valid date) is entered in
     ``raw_loads`` in the same transaction.
     """
-    history: dict[date, int] = {}
     with warehouse.get_connection() as conn:
         run_sql_file(conn, SQL / "create_raw_tables.sql")
-        landing = [inspect_file(conn, f, table) for f in files]
-        if table == "members":
-            conn.register("member_files", member_file_dates(files))
-        if landing:
-            conn.execute(
-                f"CREATE OR REPLACE TEMP VIEW landing_source AS {source_sql(landing, table)}"
-            )
-        try:
-            with transaction(conn):
-                if landing:
-                    for step in LOAD_STEPS[table]:
-                        run_sql_file(conn, SQL / step, params)
-                else:
-                    run_sql_file(conn, SQL / "no_duplicates.sql")
-                if ledger is not None:
-                    window = sorted(ledger)
-                    history = record_raw_loads(conn, table, window, ledger, params)
-                    if len(window) == 1 and not history.get(window[0]):
-                        # Inside the transaction: the month stays as it was stored before.
-                        raise LandingFormatError(
-                            f"the {table} files covering {window[0]:%Y-%m} "
-                            f"({', '.join(f.name for f in files)}) hold no valid rows of that "
-                            "month"
-                        )
-        except duckdb.Error as exc:
-            raise describe_load_error(exc, table) from exc
-        duplicates = {
-            month: {"exact_duplicates": int(exact), "key_duplicates": int(keyed)}
-            for month, exact, keyed in conn.execute(
-                "SELECT month, exact_duplicates, key_duplicates FROM duplicate_counts"
-            ).fetchall()
-        }
-        cursor = run_sql_file(conn, SQL / f"quality_{table}.sql", params)
-        names = [d[0] for d in cursor.description]
-        months = {}
-        for row in cursor.fetchall():
-            numbers = dict(zip(names, row, strict=True))
-            month = numbers.pop("month")
-            months[month] = numbers | duplicates.get(
-                month, {"exact_duplicates": 0, "key_duplicates": 0}
-            )
+        landing = _landing_source(conn, table, files)
+        history = _replace_window(conn, table, files, landing, params, ledger)
+        months = _quality_by_month(conn, table, params)
         members_loaded = bool(conn.execute("SELECT count(*) > 0 FROM members").fetchone()[0])
         for month, (_, _, undated) in (ledger or {}).items():
             months.setdefault(month, {"rows": 0, "invalid_key_rows": 0})
@@ -189,6 +147,85 @@ def load_table(
     extra = sorted({c for f in landing for c in f.columns} - set(LANDING_COLUMNS[table]))
     fingerprints = {partition_key(m): fp for m, (fp, _, _) in (ledger or {}).items()}
     return LoadReport(months, [f.name for f in files], extra, members_loaded, history, fingerprints)
+
+
+def _landing_source(
+    conn: duckdb.DuckDBPyConnection, table: str, files: list[Path]
+) -> list[LandingFile]:
+    """Check every file's header, then offer the files to the load's SQL as ``landing_source``.
+
+    The headers are checked before any row is written, so a file missing a column fails the load
+    with nothing stored changed; members files also get the day each became known.
+    """
+    landing = [inspect_file(conn, f, table) for f in files]
+    if table == "members":
+        conn.register("member_files", member_file_dates(files))
+    if landing:
+        conn.execute(f"CREATE OR REPLACE TEMP VIEW landing_source AS {source_sql(landing, table)}")
+    return landing
+
+
+def _replace_window(
+    conn: duckdb.DuckDBPyConnection,
+    table: str,
+    files: list[Path],
+    landing: list[LandingFile],
+    params: dict[str, Any],
+    ledger: dict[date, tuple[str, list[str], int]] | None,
+) -> dict[date, int]:
+    """Replace the window's rows and enter its months in ``raw_loads``; stored rows per month.
+
+    All in one transaction, so that a row that does not convert, or a single month left without
+    a valid row, leaves the stored month as it was; DuckDB's error is retold naming file, line
+    and column.
+    """
+    history: dict[date, int] = {}
+    try:
+        with transaction(conn):
+            if landing:
+                for step in LOAD_STEPS[table]:
+                    run_sql_file(conn, SQL / step, params)
+            else:
+                run_sql_file(conn, SQL / "no_duplicates.sql")
+            if ledger is not None:
+                window = sorted(ledger)
+                history = record_raw_loads(conn, table, window, ledger, params)
+                if len(window) == 1 and not history.get(window[0]):
+                    # Inside the transaction: the month stays as it was stored before.
+                    raise LandingFormatError(
+                        f"the {table} files covering {window[0]:%Y-%m} "
+                        f"({', '.join(f.name for f in files)}) hold no valid rows of that "
+                        "month"
+                    )
+    except duckdb.Error as exc:
+        raise describe_load_error(exc, table) from exc
+    return history
+
+
+def _quality_by_month(
+    conn: duckdb.DuckDBPyConnection, table: str, params: dict[str, Any]
+) -> dict[date, dict[str, Any]]:
+    """The quality numbers of each month in the window, with the duplicates the load counted.
+
+    Duplicates come from ``duplicate_counts``, counted by the load as it folds exact copies (which
+    the stored rows no longer show); the other numbers are read from the stored rows.
+    """
+    duplicates = {
+        month: {"exact_duplicates": int(exact), "key_duplicates": int(keyed)}
+        for month, exact, keyed in conn.execute(
+            "SELECT month, exact_duplicates, key_duplicates FROM duplicate_counts"
+        ).fetchall()
+    }
+    cursor = run_sql_file(conn, SQL / f"quality_{table}.sql", params)
+    names = [d[0] for d in cursor.description]
+    months = {}
+    for row in cursor.fetchall():
+        numbers = dict(zip(names, row, strict=True))
+        month = numbers.pop("month")
+        months[month] = numbers | duplicates.get(
+            month, {"exact_duplicates": 0, "key_duplicates": 0}
+        )
+    return months
 
 
 def _numbers(quality: dict[str, Any]) -> dict[str, int | float]:

@@ -18,19 +18,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
 
 import duckdb
 
-from churn_assets.raw.landing import LandingFormatError, label_files, sql_literal, table_files
+from churn_assets.landing.contract import LandingFormatError, sql_literal
+from churn_assets.landing.files import label_files, name_month, table_files
 
 # The column whose month places a row; members and labels are not placed by a date column.
 DATE_COLUMNS = {"transactions": "transaction_date", "user_logs": "date"}
 MONTHLY_TABLES = tuple(DATE_COLUMNS)
-_NAME_MONTH = re.compile(r"(?<!\d)(\d{4})(\d{2})(?!\d)")
 
 
 @dataclass(frozen=True)
@@ -48,14 +47,6 @@ class CatalogEntry:
     @property
     def signature(self) -> str:
         return f"{self.name}:{self.size}:{self.mtime_ns}"
-
-
-def name_month(path: Path) -> str | None:
-    """The month a file's name carries (``*_YYYYMM.*``), as a partition key."""
-    match = _NAME_MONTH.search(path.name)
-    if not match or not 1 <= int(match.group(2)) <= 12:
-        return None
-    return f"{match.group(1)}-{match.group(2)}-01"
 
 
 def _scan_dates(path: Path, column: str) -> tuple[tuple[str, ...], int]:

@@ -1,0 +1,60 @@
+"""Which landing files make a table, and what their names say.
+
+A table's files are found by the prefix of their names, a cohort's labels by ``train_YYYYMM``
+or KKBox's own ``train``/``train_v2``; a name's ``_YYYYMM`` is the month it carries.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from churn_assets.landing.contract import LandingFormatError
+
+FILE_PREFIX = {"members": "members", "transactions": "transactions", "user_logs": "user_logs"}
+SUFFIXES = (".csv", ".csv.gz", ".parquet")
+LABEL_FILE = re.compile(r"^train_(\d{4})(\d{2})\.(csv|csv\.gz|parquet)$")
+# KKBox's own names for the two labelled cohorts it shipped.
+KKBOX_LABEL_FILES = {"train": "201702", "train_v2": "201703"}
+_NAME_MONTH = re.compile(r"(?<!\d)(\d{4})(\d{2})(?!\d)")
+
+
+def _stem(path: Path) -> str:
+    for suffix in SUFFIXES:
+        if path.name.endswith(suffix):
+            return path.name[: -len(suffix)]
+    return path.name
+
+
+def table_files(folder: Path, table: str) -> list[Path]:
+    """The files of one table: ``members*.csv`` etc.; labels are found by :func:`label_files`."""
+    if not folder.is_dir():
+        raise LandingFormatError(f"landing folder {folder} does not exist")
+    prefix = FILE_PREFIX[table]
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.name.startswith(prefix) and p.name.endswith(SUFFIXES)
+    )
+
+
+def label_files(folder: Path, cohort: str) -> list[Path]:
+    """Label files of cohort ``YYYYMM``: ``train_YYYYMM.*`` or KKBox's ``train``/``train_v2``."""
+    if not folder.is_dir():
+        raise LandingFormatError(f"landing folder {folder} does not exist")
+    found = []
+    for p in sorted(folder.iterdir()):
+        match = LABEL_FILE.match(p.name)
+        if (match and match.group(1) + match.group(2) == cohort) or (
+            p.name.endswith(SUFFIXES) and KKBOX_LABEL_FILES.get(_stem(p)) == cohort
+        ):
+            found.append(p)
+    return found
+
+
+def name_month(path: Path) -> str | None:
+    """The month a file's name carries (``*_YYYYMM.*``), as a partition key."""
+    match = _NAME_MONTH.search(path.name)
+    if not match or not 1 <= int(match.group(2)) <= 12:
+        return None
+    return f"{match.group(1)}-{match.group(2)}-01"
