@@ -183,7 +183,7 @@ def measure_drift(home: Path) -> dict:
     """PSI SQL alone, a bare scan, and the whole asset (runs in its own process)."""
     import dagster as dg
 
-    from churn_assets.features.assets import CATEGORICAL_FEATURES
+    from churn_assets.features.feature_sets import CATEGORICAL_FEATURES
     from churn_assets.monitoring import psi
     from churn_assets.monitoring.assets import drift_report
     from churn_assets.partitions import partition_key, register_months

@@ -24,6 +24,7 @@ from churn_assets.automation.loads import due_loads
 from churn_assets.automation.reaper import end_orphaned_mlflow_runs
 from churn_assets.automation.requests import keyed_request
 from churn_assets.automation.retraining import (
+    Decision,
     decide,
     observation,
     record_decisions,
@@ -199,24 +200,51 @@ def cohort_sensor(
     clock: ClockResource,
 ) -> Iterator[dg.RunRequest | dg.SkipReason]:
     cursor = _cursor(context)
-    touched: dict[str, set[str]] = {}  # data month -> tables newly materialized
-    for key in RAW_TABLES:
-        for record in _new_materializations(context.instance, key, cursor.get(key.path[-1])):
-            if record.partition_key:
-                touched.setdefault(record.partition_key, set()).add(key.path[-1])
-            cursor[key.path[-1]] = max(cursor.get(key.path[-1], 0), record.storage_id)
+    touched = _newly_loaded(context.instance, cursor)
     scoring = _champion_exists(registry)
-    selection = [FEATURES] + (
-        [PREDICTIONS, DRIFT_REPORT] if scoring else []
-    )
+    selection = [FEATURES] + ([PREDICTIONS, DRIFT_REPORT] if scoring else [])
     catalog = landing.catalog() if touched else None
     if catalog is not None and _loads_pending(context.instance, catalog, clock):
         # Built now, a cohort would read a history that is still arriving: wait a tick.
         yield dg.SkipReason("raw loads are due or running; cohorts wait for them")
         return
-    listening = catalog.months("user_logs") if catalog else []
-    registered = set(context.instance.get_dynamic_partitions(monthly_partitions.name))
-    cohorts: dict[str, str] = {}  # cohort -> why
+    cohorts = _cohorts_to_build(context, catalog, touched) if catalog is not None else {}
+    _cohorts_to_rebuild(context.instance, touched, cohorts)
+    requested = False
+    for cohort, why in sorted(cohorts.items()):
+        request = keyed_request(
+            context.instance,
+            f"cohort-{cohort}-{_inputs_version(context.instance, cohort)}",
+            tags={TRIGGER_TAG: why},
+            partition_key=cohort,
+            asset_selection=selection,
+        )
+        if request is not None:
+            requested = True
+            yield request
+    context.update_cursor(json.dumps(cursor))
+    if not requested:
+        yield dg.SkipReason("no newly loaded month with its landed tables all loaded")
+
+
+def _newly_loaded(instance: dg.DagsterInstance, cursor: dict) -> dict[str, set[str]]:
+    """Data month -> the raw tables materialized for it since the cursor (which moves on)."""
+    touched: dict[str, set[str]] = {}
+    for key in RAW_TABLES:
+        for record in _new_materializations(instance, key, cursor.get(key.path[-1])):
+            if record.partition_key:
+                touched.setdefault(record.partition_key, set()).add(key.path[-1])
+            cursor[key.path[-1]] = max(cursor.get(key.path[-1], 0), record.storage_id)
+    return touched
+
+
+def _cohorts_to_build(
+    context: dg.SensorEvaluationContext, catalog: LandingCatalog, touched: dict[str, set[str]]
+) -> dict[str, str]:
+    """Cohort -> why: the month after each newly loaded month whose landed tables all loaded
+    and passed their blocking checks."""
+    listening = catalog.months("user_logs")
+    cohorts: dict[str, str] = {}
     for data_month in sorted(touched):
         month = month_start(data_month)
         if not listening or data_month < listening[0]:
@@ -233,32 +261,26 @@ def cohort_sensor(
         cohorts.setdefault(
             partition_key(add_months(month, 1)), f"raw data of {data_month[:7]} loaded"
         )
-    # A cohort built while a month it reads was missing is rebuilt once that month loads, even
-    # one later than the clock: a replay run again on a home that went further reaches the month
-    # that loaded (late, or fixed) before the cohorts built after it.
+    return cohorts
+
+
+def _cohorts_to_rebuild(
+    instance: dg.DagsterInstance, touched: dict[str, set[str]], cohorts: dict[str, str]
+) -> None:
+    """Add the cohorts built while a month they read was missing, now that it has loaded.
+
+    Even one later than the clock: a replay run again on a home that went further reaches the
+    month that loaded (late, or fixed) before the cohorts built after it.
+    """
+    registered = set(instance.get_dynamic_partitions(monthly_partitions.name))
     loaded = {(table, month[:7]) for month, tables in touched.items() for table in tables}
     for data_month in sorted(touched):
         for later in range(2, COHORTS_FED_BY_A_MONTH + 1):
             cohort = partition_key(add_months(month_start(data_month), later))
             if cohort not in registered or cohort in cohorts:
                 continue
-            if _missing_months(context.instance, cohort) & loaded:
+            if _missing_months(instance, cohort) & loaded:
                 cohorts[cohort] = f"rebuild: a month cohort {cohort[:7]} missed has loaded"
-    requested = False
-    for cohort, why in sorted(cohorts.items()):
-        request = keyed_request(
-            context.instance,
-            f"cohort-{cohort}-{_inputs_version(context.instance, cohort)}",
-            tags={TRIGGER_TAG: why},
-            partition_key=cohort,
-            asset_selection=selection,
-        )
-        if request is not None:
-            requested = True
-            yield request
-    context.update_cursor(json.dumps(cursor))
-    if not requested:
-        yield dg.SkipReason("no newly loaded month with its landed tables all loaded")
 
 
 def _training_request(
@@ -357,42 +379,66 @@ def training_sensor(
         context.update_cursor(json.dumps(cursor))
         yield dg.SkipReason("no trigger: drift, performance and freshness within the policy")
         return
-    request = None
-    if decision.action == "retrain":
-        request = _training_request(
-            context.instance,
-            retraining,
-            _newest_scored_cohort(context.instance, today),
-            f"retrain-labels-{decision.newest_labels}",
-            f"{decision.trigger.kind}: {decision.trigger.evidence}"[:500],
-            decision.newest_labels,
-            decision.trigger.kinds,
-        )
-        if request is None:  # every attempt failed: retrying further will not help
-            decision.action = "escalate"
-            decision.reason = (
-                f"training on labels {decision.newest_labels[:7]} failed every attempt: "
-                "needs a person"
-            )
-        else:
-            decision.run_key = request.run_key or ""
-    recorded = cursor.get("recorded", [])
-    if decision.key not in recorded:
-        record_decisions(warehouse, [decision])
-        context.instance.report_runless_asset_event(observation(decision))
-        if decision.action == "escalate":
-            context.log.warning(f"retraining needs a person: {decision.reason}")
-            alert_retraining_did_not_help(
-                alerts,
-                decision.trigger.cohort or decision.newest_labels,
-                f"{decision.reason}; evidence: {decision.trigger.evidence}",
-            )
-        cursor["recorded"] = [*recorded, decision.key][-50:]
+    request = (
+        _retrain(context.instance, retraining, decision, today)
+        if decision.action == "retrain"
+        else None
+    )
+    _record_once(context, warehouse, alerts, decision, cursor)
     context.update_cursor(json.dumps(cursor))
     if request is not None:
         yield request
     else:
         yield dg.SkipReason(f"{decision.action}: {decision.reason}")
+
+
+def _retrain(
+    instance: dg.DagsterInstance, policy: RetrainingPolicy, decision: Decision, today: date
+) -> dg.RunRequest | None:
+    """The training run the decision asks for; when every attempt failed already, the decision
+    becomes an escalation instead (retrying further will not help)."""
+    request = _training_request(
+        instance,
+        policy,
+        _newest_scored_cohort(instance, today),
+        f"retrain-labels-{decision.newest_labels}",
+        f"{decision.trigger.kind}: {decision.trigger.evidence}"[:500],
+        decision.newest_labels,
+        decision.trigger.kinds,
+    )
+    if request is None:
+        decision.action = "escalate"
+        decision.reason = (
+            f"training on labels {decision.newest_labels[:7]} failed every attempt: "
+            "needs a person"
+        )
+    else:
+        decision.run_key = request.run_key or ""
+    return request
+
+
+def _record_once(
+    context: dg.SensorEvaluationContext,
+    warehouse: DuckDBResource,
+    alerts: AlertsResource,
+    decision: Decision,
+    cursor: dict,
+) -> None:
+    """Record (and, for an escalation, alert) a decision unless this cursor recorded it already:
+    a repeated tick adds nothing to the decision history."""
+    recorded = cursor.get("recorded", [])
+    if decision.key in recorded:
+        return
+    record_decisions(warehouse, [decision])
+    context.instance.report_runless_asset_event(observation(decision))
+    if decision.action == "escalate":
+        context.log.warning(f"retraining needs a person: {decision.reason}")
+        alert_retraining_did_not_help(
+            alerts,
+            decision.trigger.cohort or decision.newest_labels,
+            f"{decision.reason}; evidence: {decision.trigger.evidence}",
+        )
+    cursor["recorded"] = [*recorded, decision.key][-50:]
 
 
 @dg.run_failure_sensor(

@@ -1,10 +1,13 @@
 """The ``features`` asset: one row per user of cohort M, computed by DuckDB from rows before M."""
 
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 from dagster_duckdb import DuckDBResource
 
+from churn_assets import keys
 from churn_assets.features.feature_sets import (
     add_new_feature_columns,
     cohort_coverage,
@@ -19,17 +22,28 @@ SQL = Path(__file__).parent / "cohort_features.sql"
 COVERAGE_SQL = Path(__file__).parent / "cohort_coverage.sql"
 STORE_SQL = Path(__file__).parent / "store_features.sql"
 SUMMARY_SQL = Path(__file__).parent / "feature_summary.sql"
-# Feature columns that hold codes, not quantities (drift and reasons treat them as categories).
-CATEGORICAL_FEATURES = ("city", "gender_code", "registered_via", "last_payment_method_id")
-# Feature columns whose distribution the calendar shapes: a member's registration ages a month
-# each month, and the days to expiry of a cohort span its month's 28 to 31 days (February's
-# cohort shifts every decile of it). Their shift is mostly the calendar, so drift weighs them by
-# importance but never lets one stand out on its own.
-CALENDAR_SHAPED_FEATURES = ("registration_age_days", "days_to_expiry")
-
 # A cohort reads every payment before its cut-off and 90 days of listening: all earlier months
 # of both tables (rows of later months are filtered out by the feature SQL, DESIGN §3).
 HISTORY = dg.AllPartitionMapping()
+
+
+FEATURE_CHECKS = [
+    dg.AssetCheckSpec(
+        COHORT_NOT_EMPTY_CHECK,
+        asset=keys.FEATURES,
+        blocking=True,
+        partitions_def=monthly_partitions,
+        description="The cohort has users; an empty cohort means the history was not loaded.",
+    ),
+    dg.AssetCheckSpec(
+        COVERAGE_CHECK,
+        asset=keys.FEATURES,
+        partitions_def=monthly_partitions,
+        description="Every month the cohort's listening (90 days) and payment (365 days) "
+        "windows read is loaded; an incomplete cohort is left out of training and drift "
+        "references and scored with a warning.",
+    ),
+]
 
 
 @dg.asset(
@@ -37,27 +51,11 @@ HISTORY = dg.AllPartitionMapping()
     kinds={"duckdb"},
     partitions_def=monthly_partitions,
     deps=[
-        dg.AssetDep("transactions", partition_mapping=HISTORY),
-        dg.AssetDep("user_logs", partition_mapping=HISTORY),
-        "members",
+        dg.AssetDep(keys.TRANSACTIONS, partition_mapping=HISTORY),
+        dg.AssetDep(keys.USER_LOGS, partition_mapping=HISTORY),
+        keys.MEMBERS,
     ],
-    check_specs=[
-        dg.AssetCheckSpec(
-            COHORT_NOT_EMPTY_CHECK,
-            asset="features",
-            blocking=True,
-            partitions_def=monthly_partitions,
-            description="The cohort has users; an empty cohort means the history was not loaded.",
-        ),
-        dg.AssetCheckSpec(
-            COVERAGE_CHECK,
-            asset="features",
-            partitions_def=monthly_partitions,
-            description="Every month the cohort's listening (90 days) and payment (365 days) "
-            "windows read is loaded; an incomplete cohort is left out of training and drift "
-            "references and scored with a warning.",
-        ),
-    ],
+    check_specs=FEATURE_CHECKS,
 )
 def features(context: dg.AssetExecutionContext, warehouse: DuckDBResource) -> dg.MaterializeResult:
     """Point-in-time features of the cohort whose membership expires in the partition's month.
@@ -67,15 +65,8 @@ def features(context: dg.AssetExecutionContext, warehouse: DuckDBResource) -> dg
     docs/feature_catalogue.md says what each column means and why it is there.
     """
     cutoff = month_start(context.partition_key)
-    params = {"cutoff": cutoff, "next_month": add_months(cutoff, 1)}
     with warehouse.get_connection() as conn:
-        run_sql_file(conn, RAW_SQL / "create_raw_tables.sql")
-        with transaction(conn):
-            run_sql_file(conn, SQL, params)
-            added = add_new_feature_columns(conn)
-            retired = columns_not_produced(conn)
-            run_sql_file(conn, STORE_SQL, params)
-            run_sql_file(conn, COVERAGE_SQL, params)
+        added, retired = _build_cohort(conn, cutoff)
         users = conn.execute("SELECT count(*) FROM cohort_features").fetchone()[0]
         summary = run_sql_file(conn, SUMMARY_SQL).df().set_index("statistic").T
         coverage = cohort_coverage(conn, cutoff)
@@ -96,32 +87,58 @@ def features(context: dg.AssetExecutionContext, warehouse: DuckDBResource) -> dg
                 summary["null_share"].fillna(0.0).round(4).to_dict() if users else {}
             ),
             "summary": dg.MetadataValue.md(summary.round(2).to_markdown() if users else ""),
-            "window_complete": coverage["complete"],
-            "missing_months": coverage["missing_months"] or "none",
-            "listening_months_loaded": f"{coverage['listening_months_loaded']} of "
-            f"{coverage['listening_months_required']}",
-            "payment_months_loaded": f"{coverage['payment_months_loaded']} of "
-            f"{coverage['payment_months_required']}",
+            **_coverage_metadata(coverage),
         },
-        check_results=[
-            dg.AssetCheckResult(
-                check_name=COHORT_NOT_EMPTY_CHECK,
-                passed=users > 0,
-                # Empty although every month it reads was loaded: something is wrong, block.
-                # Empty because a month is missing: the coverage check names it; warn only.
-                severity=dg.AssetCheckSeverity.ERROR
-                if coverage["complete"]
-                else dg.AssetCheckSeverity.WARN,
-                metadata={"users": users, "window_complete": bool(coverage["complete"])},
-            ),
-            dg.AssetCheckResult(
-                check_name=COVERAGE_CHECK,
-                passed=bool(coverage["complete"]),
-                severity=dg.AssetCheckSeverity.WARN,
-                description="complete"
-                if coverage["complete"]
-                else f"missing {coverage['missing_months']}",
-                metadata={k: v for k, v in coverage.items() if k != "evaluated_at"},
-            ),
-        ],
+        check_results=_checks(users, coverage),
     )
+
+
+def _build_cohort(conn: duckdb.DuckDBPyConnection, cutoff: date) -> tuple[list, list]:
+    """Compute the cohort's rows and store them with its coverage, all in one transaction; the
+    feature columns the SQL now adds to the stored table, and stored ones it no longer makes."""
+    params = {"cutoff": cutoff, "next_month": add_months(cutoff, 1)}
+    run_sql_file(conn, RAW_SQL / "create_raw_tables.sql")
+    with transaction(conn):
+        run_sql_file(conn, SQL, params)
+        added = add_new_feature_columns(conn)
+        retired = columns_not_produced(conn)
+        run_sql_file(conn, STORE_SQL, params)
+        run_sql_file(conn, COVERAGE_SQL, params)
+    return added, retired
+
+
+def _coverage_metadata(coverage: dict) -> dict[str, object]:
+    """Which of the months the cohort's windows read were loaded."""
+    return {
+        "window_complete": coverage["complete"],
+        "missing_months": coverage["missing_months"] or "none",
+        "listening_months_loaded": f"{coverage['listening_months_loaded']} of "
+        f"{coverage['listening_months_required']}",
+        "payment_months_loaded": f"{coverage['payment_months_loaded']} of "
+        f"{coverage['payment_months_required']}",
+    }
+
+
+def _checks(users: int, coverage: dict) -> list[dg.AssetCheckResult]:
+    """The cohort has users; the months its windows read are all loaded."""
+    return [
+        dg.AssetCheckResult(
+            check_name=COHORT_NOT_EMPTY_CHECK,
+            passed=users > 0,
+            # Empty although every month it reads was loaded: something is wrong, block.
+            # Empty because a month is missing: the coverage check names it; warn only.
+            severity=dg.AssetCheckSeverity.ERROR
+            if coverage["complete"]
+            else dg.AssetCheckSeverity.WARN,
+            metadata={"users": users, "window_complete": bool(coverage["complete"])},
+        ),
+        dg.AssetCheckResult(
+            check_name=COVERAGE_CHECK,
+            passed=bool(coverage["complete"]),
+            severity=dg.AssetCheckSeverity.WARN,
+            description="complete"
+            if coverage["complete"]
+            else f"missing {coverage['missing_months']}",
+            metadata={k: v for k, v in coverage.items() if k != "evaluated_at"},
+        ),
+    ]

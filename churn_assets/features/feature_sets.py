@@ -18,6 +18,14 @@ from churn_assets.warehouse import table_exists
 
 KEY_COLUMNS = ("msno", "cohort_month")
 
+# Feature columns that hold codes, not quantities (drift and reasons treat them as categories).
+CATEGORICAL_FEATURES = ("city", "gender_code", "registered_via", "last_payment_method_id")
+# Feature columns whose distribution the calendar shapes: a member's registration ages a month
+# each month, and the days to expiry of a cohort span its month's 28 to 31 days (February's
+# cohort shifts every decile of it). Their shift is mostly the calendar, so drift weighs them by
+# importance but never lets one stand out on its own.
+CALENDAR_SHAPED_FEATURES = ("registration_age_days", "days_to_expiry")
+
 
 def feature_columns_of(columns: Sequence[str]) -> list[str]:
     return [c for c in columns if c not in KEY_COLUMNS]

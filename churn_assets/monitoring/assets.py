@@ -25,14 +25,17 @@ sample, goes to ``reports/drift/drift_YYYY-MM_vN.html`` and to an MLflow run ``d
 
 import math
 from datetime import date, datetime
+from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 from dagster_duckdb import DuckDBResource
 
+from churn_assets import keys
 from churn_assets.keys import DRIFT_CHECK, PREDICTION_CHECK
 from churn_assets.monitoring.config import DriftConfig
 from churn_assets.monitoring.drift import html_report_path
-from churn_assets.monitoring.measure import measure_cohort
+from churn_assets.monitoring.measure import Measured, measure_cohort
 from churn_assets.monitoring.reference import SQL, Reference, reference_for, row_count
 from churn_assets.monitoring.results import (
     check_result,
@@ -48,29 +51,31 @@ from churn_assets.partitions import month_start, monthly_partitions
 from churn_assets.resources import ModelRegistryResource, ReportsResource
 from churn_assets.warehouse import run_sql_file, transaction
 
+DRIFT_CHECKS = [
+    dg.AssetCheckSpec(
+        DRIFT_CHECK,
+        asset=keys.DRIFT_REPORT,
+        partitions_def=monthly_partitions,
+        description="Importance-weighted PSI of the features against the champion's "
+        "training data: fails WARN from 0.1, ERROR from 0.25; WARN too when one column, in "
+        "the cohort or among its new members, stands out on its own.",
+    ),
+    dg.AssetCheckSpec(
+        PREDICTION_CHECK,
+        asset=keys.DRIFT_REPORT,
+        partitions_def=monthly_partitions,
+        description="PSI of the champion's scores on the cohort against its scores on its "
+        "training data: fails WARN from 0.1, ERROR from 0.25.",
+    ),
+]
+
 
 @dg.asset(
     group_name="monitoring",
     kinds={"duckdb", "evidently"},
     partitions_def=monthly_partitions,
-    deps=["features", "churn_model"],
-    check_specs=[
-        dg.AssetCheckSpec(
-            DRIFT_CHECK,
-            asset="drift_report",
-            partitions_def=monthly_partitions,
-            description="Importance-weighted PSI of the features against the champion's "
-            "training data: fails WARN from 0.1, ERROR from 0.25; WARN too when one column, in "
-            "the cohort or among its new members, stands out on its own.",
-        ),
-        dg.AssetCheckSpec(
-            PREDICTION_CHECK,
-            asset="drift_report",
-            partitions_def=monthly_partitions,
-            description="PSI of the champion's scores on the cohort against its scores on its "
-            "training data: fails WARN from 0.1, ERROR from 0.25.",
-        ),
-    ],
+    deps=[keys.FEATURES, keys.CHURN_MODEL],
+    check_specs=DRIFT_CHECKS,
 )
 def drift_report(
     context: dg.AssetExecutionContext,
@@ -92,22 +97,32 @@ def drift_report(
         if not basis.fair or (row_count(conn, basis.cohorts) and not current_rows):
             return _nothing_to_judge(conn, cohort, version, basis)
         measured = measure_cohort(conn, cohort, basis, booster, config)
-    data_detail = describe_data_drift(measured, basis, version, config)
-    prediction_detail = describe_prediction_drift(measured, version, cohort)
+    details = (
+        describe_data_drift(measured, basis, version, config),
+        describe_prediction_drift(measured, version, cohort),
+    )
     rows = drift_metric_rows(measured.data, measured.prediction, config).assign(
         cohort_month=cohort, reference_model_version=version, evaluated_at=datetime.now()
     )
-    with warehouse.get_connection() as conn:
-        conn.register("drift_rows", rows)
-        with transaction(conn):
-            run_sql_file(conn, SQL, {"cohort": cohort})
-            record_verdict(conn, cohort, "data_drift", measured.data.tier, data_detail)
-            record_verdict(
-                conn, cohort, "prediction_drift", measured.prediction["tier"], prediction_detail
-            )
-            record_verdict(
-                conn, cohort, "target_drift", measured.target.severity, measured.target.detail
-            )
+    _record(warehouse, cohort, rows, measured, details)
+    html_path, run_id = _publish(
+        context, config, registry, reports, cohort, version, measured, rows
+    )
+    return drift_result(cohort, version, basis, measured, details, html_path, run_id)
+
+
+def _publish(
+    context: dg.AssetExecutionContext,
+    config: DriftConfig,
+    registry: ModelRegistryResource,
+    reports: ReportsResource,
+    cohort: date,
+    version: str,
+    measured: Measured,
+    rows: pd.DataFrame,
+) -> tuple[Path | None, str]:
+    """Evidently's HTML (when asked for) and the MLflow run: what a person opens to look."""
+    build_html = reports.drift_html if config.html_report is None else config.html_report
     html_path = (
         write_html_report(
             context,
@@ -117,7 +132,7 @@ def drift_report(
             measured.numerical,
             measured.categorical,
         )
-        if (reports.drift_html if config.html_report is None else config.html_report)
+        if build_html
         else None
     )
     run_id = log_run(
@@ -135,9 +150,28 @@ def drift_report(
             "drifted_columns": float(len(measured.drifted)),
         },
     )
-    return drift_result(
-        cohort, version, basis, measured, (data_detail, prediction_detail), html_path, run_id
-    )
+    return html_path, run_id
+
+
+def _record(
+    warehouse: DuckDBResource,
+    cohort: date,
+    rows: pd.DataFrame,
+    measured: Measured,
+    details: tuple[str, str],
+) -> None:
+    """drift_metrics rows and the three drift verdicts, in one transaction."""
+    with warehouse.get_connection() as conn:
+        conn.register("drift_rows", rows)
+        with transaction(conn):
+            run_sql_file(conn, SQL, {"cohort": cohort})
+            record_verdict(conn, cohort, "data_drift", measured.data.tier, details[0])
+            record_verdict(
+                conn, cohort, "prediction_drift", measured.prediction["tier"], details[1]
+            )
+            record_verdict(
+                conn, cohort, "target_drift", measured.target.severity, measured.target.detail
+            )
 
 
 def _nothing_to_judge(conn, cohort: date, version: str, basis: Reference) -> dg.MaterializeResult:

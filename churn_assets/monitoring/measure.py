@@ -11,7 +11,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from churn_assets.features.assets import CALENDAR_SHAPED_FEATURES, CATEGORICAL_FEATURES
+from churn_assets.features.feature_sets import CALENDAR_SHAPED_FEATURES, CATEGORICAL_FEATURES
 from churn_assets.modeling.frame import predict_probability
 from churn_assets.monitoring import psi
 from churn_assets.monitoring.config import DriftConfig

@@ -128,7 +128,7 @@ def drift_result(
     run_id: str | None,
 ) -> dg.MaterializeResult:
     """The materialization's metadata and both checks' results."""
-    data, prediction, drifted = measured.data, measured.prediction, measured.drifted
+    data, prediction = measured.data, measured.prediction
     evidence = {
         "cohort_month": cohort.isoformat(),
         "reference_model_version": version,
@@ -139,7 +139,6 @@ def drift_result(
         ["column_name", "psi", "adjusted_score", "importance", "weighted_contribution", "tier"]
     ]
     top_columns = dg.MetadataValue.md(table.round(4).to_markdown(index=False))
-    prediction_psi = prediction.get("psi", math.nan)
     report = (
         {
             "report_path": dg.MetadataValue.path(str(html_path)),
@@ -158,45 +157,59 @@ def drift_result(
             "weighted_psi": data.weighted,
             "data_drift": data.tier,
             "prediction_drift": prediction["tier"],
-            "prediction_psi": prediction_psi,
+            "prediction_psi": prediction.get("psi", math.nan),
             "target_drift": measured.target.severity,
             "target_drift_detail": measured.target.detail,
-            "drifted_columns": dg.MetadataValue.json(drifted),
+            "drifted_columns": dg.MetadataValue.json(measured.drifted),
             "columns": top_columns,
         },
         check_results=[
-            check_result(
-                DRIFT_CHECK,
-                data.tier,
-                details[0],
-                {
-                    **evidence,
-                    "weighted_psi": data.weighted,
-                    "prediction_psi": prediction_psi,
-                    "top_columns": top_columns,
-                    "drifted_share": len(drifted) / len(data.judged),
-                    "drifted_columns": ", ".join(drifted) or "none",
-                    "standing_out": ", ".join(data.standing_out()) or "none",
-                    "new_members_compared": int(data.new_members["current_rows"].max())
-                    if len(data.new_members)
-                    else 0,
-                },
-            ),
-            check_result(
-                PREDICTION_CHECK,
-                prediction["tier"],
-                details[1],
-                {
-                    **evidence,
-                    **{
-                        k: v
-                        for k, v in prediction.items()
-                        if k not in ("tier", "reason") and isinstance(v, int | float)
-                    },
-                    "weighted_psi": data.weighted,
-                },
-            ),
+            _data_drift_check(measured, details[0], evidence, top_columns),
+            _prediction_drift_check(measured, details[1], evidence),
         ],
+    )
+
+
+def _data_drift_check(
+    measured: Measured, detail: str, evidence: dict, top_columns: dg.MetadataValue
+) -> dg.AssetCheckResult:
+    """The feature_drift check: the weighted score's tier, with what drifted and stood out."""
+    data, drifted = measured.data, measured.drifted
+    return check_result(
+        DRIFT_CHECK,
+        data.tier,
+        detail,
+        {
+            **evidence,
+            "weighted_psi": data.weighted,
+            "prediction_psi": measured.prediction.get("psi", math.nan),
+            "top_columns": top_columns,
+            "drifted_share": len(drifted) / len(data.judged),
+            "drifted_columns": ", ".join(drifted) or "none",
+            "standing_out": ", ".join(data.standing_out()) or "none",
+            "new_members_compared": int(data.new_members["current_rows"].max())
+            if len(data.new_members)
+            else 0,
+        },
+    )
+
+
+def _prediction_drift_check(measured: Measured, detail: str, evidence: dict) -> dg.AssetCheckResult:
+    """The prediction_drift check: the PSI of the champion's scores and its figures."""
+    prediction = measured.prediction
+    return check_result(
+        PREDICTION_CHECK,
+        prediction["tier"],
+        detail,
+        {
+            **evidence,
+            **{
+                k: v
+                for k, v in prediction.items()
+                if k not in ("tier", "reason") and isinstance(v, int | float)
+            },
+            "weighted_psi": measured.data.weighted,
+        },
     )
 
 

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
+from churn_assets import keys
 from churn_assets.keys import CHAMPION_PERFORMANCE_CHECK, RULE_CHECK
 from churn_assets.modeling.bootstrap import paired_differences
 from churn_assets.modeling.frame import LABEL
@@ -60,29 +61,31 @@ from churn_assets.performance.judging import JUDGEABLE_METRICS, PerformanceVerdi
 from churn_assets.resources import ModelRegistryResource
 from churn_assets.warehouse import run_sql_file, transaction
 
+PERFORMANCE_CHECKS = [
+    dg.AssetCheckSpec(
+        RULE_CHECK,
+        asset=keys.MODEL_PERFORMANCE,
+        partitions_def=monthly_partitions,
+        description="The champion ranks this cohort's churners at least as well as the "
+        "as-is rule (auto-renew off or cancelled).",
+    ),
+    dg.AssetCheckSpec(
+        CHAMPION_PERFORMANCE_CHECK,
+        asset=keys.MODEL_PERFORMANCE,
+        partitions_def=monthly_partitions,
+        description="The champion performs at its expected (out-of-time) level: its AUC, log "
+        "loss, lift, F2 and decile ratio against this cohort's bootstrap intervals. WARN on "
+        "one bad cohort, ERROR when a metric fails in 2 of the last 3 judged (retrain).",
+    ),
+]
+
 
 @dg.asset(
     group_name="performance",
     kinds={"duckdb", "mlflow"},
     partitions_def=monthly_partitions,
-    deps=["labels", "features", "churn_model"],
-    check_specs=[
-        dg.AssetCheckSpec(
-            RULE_CHECK,
-            asset="model_performance",
-            partitions_def=monthly_partitions,
-            description="The champion ranks this cohort's churners at least as well as the "
-            "as-is rule (auto-renew off or cancelled).",
-        ),
-        dg.AssetCheckSpec(
-            CHAMPION_PERFORMANCE_CHECK,
-            asset="model_performance",
-            partitions_def=monthly_partitions,
-            description="The champion performs at its expected (out-of-time) level: its AUC, log "
-            "loss, lift, F2 and decile ratio against this cohort's bootstrap intervals. WARN on "
-            "one bad cohort, ERROR when a metric fails in 2 of the last 3 judged (retrain).",
-        ),
-    ],
+    deps=[keys.LABELS, keys.FEATURES, keys.CHURN_MODEL],
+    check_specs=PERFORMANCE_CHECKS,
 )
 def model_performance(
     context: dg.AssetExecutionContext,
@@ -103,10 +106,26 @@ def model_performance(
     rule_auc = classification_metrics(y, rule_scores)["auc"]
     champion = registry.champion()
     scored = score_versions(registry, frame, cohort, config, champion)
-    rule_verdict = judge_against_rule(
-        scored.champion_row,
-        rule_auc,
-        scored.cannot_score,
+    rule_verdict = _judge_rule(scored, y, rule_scores, rule_auc, config)
+    judged = judge_champion(warehouse, registry, champion, scored, y, cohort, config)
+    verdict = worse_verdict(judged.verdict, rule_verdict)
+    if verdict.severity in ("warn", "error"):
+        context.log.warning(f"performance {verdict.severity}: {verdict.detail}")
+    history_md = _record(warehouse, cohort, scored, judged, verdict, config)
+    return _performance_result(
+        frame, scored, judged, rule_verdict, verdict, rule_auc, history_md, config
+    )
+
+
+def _judge_rule(
+    scored: ScoredVersions,
+    y: np.ndarray,
+    rule_scores: np.ndarray,
+    rule_auc: float,
+    config: PerformanceConfig,
+) -> PerformanceVerdict:
+    """The champion against the as-is rule, by the paired bootstrap of their AUC difference."""
+    difference = (
         paired_differences(
             y,
             scored.champion_probability,
@@ -117,13 +136,23 @@ def model_performance(
             seed=config.seed,
         )["auc"]
         if scored.champion_row is not None and len(np.unique(y)) == 2
-        else (float("nan"), float("nan")),
-        config.confidence,
+        else (float("nan"), float("nan"))
     )
-    judged = judge_champion(warehouse, registry, champion, scored, y, cohort, config)
-    verdict = worse_verdict(judged.verdict, rule_verdict)
-    if verdict.severity in ("warn", "error"):
-        context.log.warning(f"performance {verdict.severity}: {verdict.detail}")
+    return judge_against_rule(
+        scored.champion_row, rule_auc, scored.cannot_score, difference, config.confidence
+    )
+
+
+def _record(
+    warehouse: DuckDBResource,
+    cohort: date,
+    scored: ScoredVersions,
+    judged: ChampionJudgement,
+    verdict: PerformanceVerdict,
+    config: PerformanceConfig,
+) -> str:
+    """Every version's metrics, the champion's judgements and the verdict, in one transaction;
+    the judgement history as markdown."""
     judgement_rows = build_judgement_rows(
         cohort,
         scored.champion_version or "",
@@ -139,10 +168,7 @@ def model_performance(
             run_sql_file(conn, SQL, {"cohort": cohort})
             run_sql_file(conn, JUDGEMENTS_SQL, {"cohort": cohort})
             record_verdict(conn, cohort, MONITOR, verdict.severity, verdict.detail)
-        history_md = history_markdown(conn, cohort)
-    return _performance_result(
-        frame, scored, judged, rule_verdict, verdict, rule_auc, history_md, config
-    )
+        return history_markdown(conn, cohort)
 
 
 def _nothing_to_backtest(

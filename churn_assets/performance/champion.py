@@ -274,6 +274,19 @@ def judge_champion(
                 "validation metrics to expect a level from",
             )
         )
+    return _judge_against_expected(scored, y, cohort, expected, history, config)
+
+
+def _judge_against_expected(
+    scored: ScoredVersions,
+    y: np.ndarray,
+    cohort: date,
+    expected: ExpectedLevel,
+    history: list[tuple[date, str, bool]],
+    config: PerformanceConfig,
+) -> ChampionJudgement:
+    """Each judged metric's bootstrap interval on this cohort against the expected level, and
+    the persistence of failures over the champion's latest cohorts."""
     intervals = bootstrap_intervals(
         y,
         scored.champion_probability,
@@ -284,11 +297,11 @@ def judge_champion(
         bucket_a_min=config.bucket_a_min_probability,
     )
     judgements = judge_metrics(
-        with_decile_ratio(champion_row), intervals, expected.values, config.judged_metrics
+        with_decile_ratio(scored.champion_row), intervals, expected.values, config.judged_metrics
     )
     found = persistence(cohort, judgements, history, config.persistence_window)
     verdict = verdict_of(
-        version,
+        scored.champion_version,
         judgements,
         expected,
         found,
