@@ -5,9 +5,9 @@ heading in BENCHMARKS.md) and ``SMOKE`` (the arguments of its smallest run, whic
 applies, and the first cell of each row of the section's first table), so a new benchmark is
 covered here as soon as it exists, and one a refactor breaks fails the suite instead of going
 unnoticed until someone tries to reproduce its figures. The scripts run side by side, each as a
-subprocess in its own folder and CHURN_HOME, writing a temporary BENCHMARKS.md. Together they
-must spend at most ``CPU_BUDGET_S`` CPU seconds, so that this file stays well under a minute on
-2 cores: a smallest run is a proof that the script works, not a measurement.
+subprocess in its own folder and CHURN_HOME, writing a temporary BENCHMARKS.md. A smallest run is
+a proof that the script works, not a measurement: nothing here depends on the machine's speed
+(what the smoke runs cost is in BENCHMARKS.md, measured by the benchmarks themselves).
 """
 
 from __future__ import annotations
@@ -27,11 +27,9 @@ from pathlib import Path
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-TIMEOUT_S = 240
-# CPU seconds all smoke runs may spend together: 2 cores x 75 s. Three of the five benchmarks
-# replay the whole loop over a small world (world fuzz, monitoring) or build a cohort and a
-# model (drift); together they measured 120 s of CPU at their smallest.
-CPU_BUDGET_S = 150
+# A guard against a run that hangs, not a budget: on two idle cores the smoke runs take about
+# a minute together, and a loaded machine may stretch that many times over.
+TIMEOUT_S = 1800
 PROVENANCE = re.compile(
     r"^Measured at commit `(?P<commit>unknown|[0-9a-f]{4,}(\+dirty)?)` on "
     r"(?P<date>\d{4}-\d{2}-\d{2}): `(?P<command>python [^`]+)`$"
@@ -77,7 +75,6 @@ class SmokeRun:
     stdout: str
     stderr: str
     seconds: float  # wall time, which other work on the machine stretches
-    cpu_seconds: float  # user + system time of the script and the processes it waited for
     output: Path
 
     def failure(self) -> str:
@@ -126,11 +123,11 @@ def smoke_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SmokeRun]:
     runs: dict[str, SmokeRun] = {}
     while pending:
         for stem, run in list(pending.items()):
-            pid, status, usage = os.wait4(run.process.pid, os.WNOHANG)
+            pid, status = os.waitpid(run.process.pid, os.WNOHANG)
             timed_out = pid == 0 and time.monotonic() - run.began > TIMEOUT_S
             if timed_out:
                 os.killpg(run.process.pid, signal.SIGKILL)
-                pid, status, usage = os.wait4(run.process.pid, 0)
+                pid, status = os.waitpid(run.process.pid, 0)
             if pid == 0:
                 continue
             run.process.returncode = os.waitstatus_to_exitcode(status)
@@ -143,7 +140,6 @@ def smoke_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SmokeRun]:
                 (run.folder / "stdout").read_text(errors="replace"),
                 stderr + (f"\n(killed after {TIMEOUT_S} s)" if timed_out else ""),
                 time.monotonic() - run.began,
-                usage.ru_utime + usage.ru_stime,
                 run.folder / "BENCHMARKS.md",
             )
         time.sleep(0.2)
@@ -230,15 +226,3 @@ def test_benchmark_runs_at_smallest_size_and_writes_its_figures(
     prose = "\n".join(line for line in section if not line.startswith("|"))
     assert not re.search(r"\b(nan|inf)\b", prose, re.I), prose
 
-
-def test_smoke_runs_fit_the_suite_budget(smoke_runs: dict[str, SmokeRun]) -> None:
-    """The smoke runs together must leave this file well under a minute on 2 cores.
-
-    Judged on CPU seconds, which other work on the machine barely moves (wall time it
-    stretches): a benchmark whose smallest size grows into a benchmark of its own is named here.
-    """
-    spent = sorted(smoke_runs.values(), key=lambda run: -run.cpu_seconds)
-    report = ", ".join(
-        f"{run.script.name} {run.cpu_seconds:.0f} s CPU ({run.seconds:.0f} s wall)" for run in spent
-    )
-    assert sum(run.cpu_seconds for run in spent) <= CPU_BUDGET_S, report

