@@ -255,16 +255,9 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return _champion_change("rollback", args.to or "", args.reason)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="churn-assets", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    sim = commands.add_parser("simulate", help="write a KKBox-format landing folder and its truth")
-    sim.add_argument("--out", required=True, help="folder for landing/ and truth/")
-    sim.add_argument("--users", type=int, default=2000)
-    sim.add_argument("--start", default="2016-01", help="first month, YYYY-MM")
-    sim.add_argument("--months", type=int, default=8)
-    sim.add_argument("--seed", type=int, default=7)
+def _add_world_knobs(sim: argparse.ArgumentParser) -> None:
+    """The flags that give a world its odd shapes (drifts, history, degenerate columns, late and
+    missing files, changing members), apart from its size so ``simulate`` reads at a glance."""
     sim.add_argument(
         "--drift",
         action="append",
@@ -309,6 +302,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SHARE",
         help="share of members whose city (sometimes age or channel) changes later (0..1)",
     )
+
+
+def _add_simulate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``simulate``: a landing folder to replay, and the truth the world was drawn from."""
+    sim = commands.add_parser("simulate", help="write a KKBox-format landing folder and its truth")
+    sim.add_argument("--out", required=True, help="folder for landing/ and truth/")
+    sim.add_argument("--users", type=int, default=2000)
+    sim.add_argument("--start", default="2016-01", help="first month, YYYY-MM")
+    sim.add_argument("--months", type=int, default=8)
+    sim.add_argument("--seed", type=int, default=7)
+    _add_world_knobs(sim)
     sim.add_argument(
         "--fuzz",
         type=int,
@@ -317,6 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.set_defaults(func=cmd_simulate)
 
+
+def _add_replay(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``replay``: the production loop, month by month, over files already landed."""
     rep = commands.add_parser("replay", help="run the monthly loop over a landing folder")
     rep.add_argument("--landing", help="landing folder (default: CHURN_LANDING_DIR)")
     rep.add_argument("--through", help="last month to replay, YYYY-MM")
@@ -325,6 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rep.set_defaults(func=cmd_replay)
 
+
+def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``demo``: simulate, replay and summarise in one command, to show the whole loop."""
     demo = commands.add_parser("demo", help="simulate a small world with a drift and replay it")
     demo.add_argument("--users", type=int, default=2000)
     demo.add_argument("--start", default="2016-01")
@@ -337,17 +347,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(func=cmd_demo)
 
+
+def _add_promote(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``promote``: change the champion by hand, with the reason recorded."""
     promote = commands.add_parser("promote", help="make a registered model version the champion")
     promote.add_argument("version", help="version number of churn-model")
     promote.add_argument("--reason", default="", help="why (recorded in model_promotions)")
     promote.set_defaults(func=cmd_promote)
 
+
+def _add_rollback(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``rollback``: undo the last champion change by hand, or return to a chosen version."""
     rollback = commands.add_parser(
         "rollback", help="return the champion to the version it replaced"
     )
     rollback.add_argument("--to", help="a version to return to instead")
     rollback.add_argument("--reason", default="", help="why (recorded in model_promotions)")
     rollback.set_defaults(func=cmd_rollback)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``churn-assets`` command line, one subcommand per ``_add_*`` step in help order."""
+    parser = argparse.ArgumentParser(prog="churn-assets", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_simulate(commands)
+    _add_replay(commands)
+    _add_demo(commands)
+    _add_promote(commands)
+    _add_rollback(commands)
     return parser
 
 

@@ -78,6 +78,26 @@ def _check_detail(evaluation: dg.AssetCheckEvaluation, run_id: str) -> str:
     return _short(f"{text or 'failed'} (run {run_id[:8]})")
 
 
+def _check_alert(
+    alerts: AlertsResource,
+    subject: str,
+    evaluation: dg.AssetCheckEvaluation,
+    partition: str | None,
+    run_id: str,
+) -> Alert:
+    """The alert for a failed ERROR check, kept out of the sensor so its loop reads as the
+    decision of whether to send one."""
+    return Alert(
+        CHECK_FAILED,
+        ERROR,
+        subject,
+        _check_detail(evaluation, run_id),
+        cohort=partition,
+        run_id=run_id,
+        link=alerts.run_link(run_id),
+    )
+
+
 @dg.sensor(
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
@@ -122,17 +142,7 @@ def check_failure_alerts(
         if subject in alerted:
             continue
         run_id = info.latest_planned_run_id
-        alerts.send(
-            Alert(
-                CHECK_FAILED,
-                ERROR,
-                subject,
-                _check_detail(evaluation, run_id),
-                cohort=info.partition_key,
-                run_id=run_id,
-                link=alerts.run_link(run_id),
-            )
-        )
+        alerts.send(_check_alert(alerts, subject, evaluation, info.partition_key, run_id))
         alerted[subject] = None
         sent.append(subject)
     context.update_cursor(json.dumps({"after": newest, "open": list(alerted)[-MAX_OPEN_FAILURES:]}))
