@@ -117,7 +117,7 @@ def evaluate_seed(
         search_history,
     )
     from churn_assets.training.split import split_by_time
-    from churn_assets.training.window import load_labeled_window
+    from churn_assets.training.window import load_labelled_window
 
     started = time.monotonic()
     world = simulate(folder, users=users, months=months, seed=seed)
@@ -127,7 +127,7 @@ def evaluate_seed(
     newest = max(pd.to_datetime(truth["cohort_month"])).date()
     # As a month before the newest labels land: the newest cohort stays out, as the holdout.
     # The window, the split and the columns as churn_model takes them (incomplete cohorts out).
-    frame = load_labeled_window(warehouse, add_months(newest, 1), 6).frame
+    frame = load_labelled_window(warehouse, add_months(newest, 1), 6).frame
     split = split_by_time(frame, feature_columns_of([c for c in frame.columns if c != LABEL]))
     split = replace(
         split,
@@ -147,7 +147,7 @@ def evaluate_seed(
         return rows.merge(truth[truth_columns], on=["msno", "cohort_month"])
 
     validation = with_truth(split.validation)
-    holdout = with_truth(load_labeled_window(warehouse, add_months(newest, 2), 1).frame)
+    holdout = with_truth(load_labelled_window(warehouse, add_months(newest, 2), 1).frame)
     fit_started = time.monotonic()
     tuned = fit_lightgbm_automl(
         split, budget, seed, log_file=folder / "flaml.log", metric=metric

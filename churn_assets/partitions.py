@@ -59,7 +59,7 @@ def partition_key(month: date) -> str:
     return month.strftime("%Y-%m-01")
 
 
-def latest_labeled_cohort(as_of: date) -> date:
+def latest_labelled_cohort(as_of: date) -> date:
     """The newest cohort whose labels may be used on the first day of ``as_of``."""
     return add_months(month_start(as_of), -LABEL_DELAY_MONTHS)
 

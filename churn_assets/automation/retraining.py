@@ -46,7 +46,7 @@ from churn_assets.keys import (
     RULE_CHECK_KEY,
     TRAINING_JOB,
 )
-from churn_assets.partitions import latest_labeled_cohort, month_start, partition_key
+from churn_assets.partitions import latest_labelled_cohort, month_start, partition_key
 from churn_assets.resources import RetrainingPolicy
 from churn_assets.training.lifecycle import is_provisional
 from churn_assets.warehouse import run_sql_file, transaction
@@ -150,7 +150,7 @@ def _months_apart(earlier: str, later: str) -> int:
 
 
 def newest_labels_known(instance: dg.DagsterInstance, today: date) -> str:
-    newest = partition_key(latest_labeled_cohort(today))
+    newest = partition_key(latest_labelled_cohort(today))
     known = [p for p in instance.get_materialized_partitions(LABELS) if p <= newest]
     return max(known, default="")
 

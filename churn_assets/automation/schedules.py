@@ -21,19 +21,19 @@ from churn_assets.resources import LandingResource
 def monthly_schedule(context: dg.ScheduleEvaluationContext, landing: LandingResource):
     today = month_start(context.scheduled_execution_time.date())
     data_month = add_months(today, -1)
-    labeled_cohort = add_months(today, -LABEL_DELAY_MONTHS)
+    labelled_cohort = add_months(today, -LABEL_DELAY_MONTHS)
     catalog = landing.catalog()
     register_calendar(context.instance, catalog, today)
     requests = [
         month_load(context.instance, catalog, data_month, f"monthly load of {data_month:%Y-%m}"),
         label_load(
-            context.instance, catalog, labeled_cohort, f"labels of {labeled_cohort:%Y-%m} due"
+            context.instance, catalog, labelled_cohort, f"labels of {labelled_cohort:%Y-%m} due"
         ),
     ]
     requests = [r for r in requests if r is not None]
     if not requests:
         return dg.SkipReason(
             f"nothing new to load for {data_month:%Y-%m} (files not landed, or already loaded) "
-            f"nor labels of {labeled_cohort:%Y-%m}"
+            f"nor labels of {labelled_cohort:%Y-%m}"
         )
     return requests

@@ -44,7 +44,7 @@ from churn_assets.keys import (
 from churn_assets.landing.catalog import LandingCatalog
 from churn_assets.partitions import (
     add_months,
-    latest_labeled_cohort,
+    latest_labelled_cohort,
     month_start,
     monthly_partitions,
     partition_key,
@@ -58,7 +58,7 @@ from churn_assets.resources import (
 from churn_assets.training.config import TrainingConfig
 
 RAW_TABLES = (TRANSACTIONS, USER_LOGS)
-MIN_LABELED_COHORTS = 2  # one to train on, the newest to validate on
+MIN_LABELLED_COHORTS = 2  # one to train on, the newest to validate on
 IN_PROGRESS = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -308,8 +308,8 @@ def _training_request(
     )
 
 
-def _labeled_cohorts_known_at(instance: dg.DagsterInstance, cohort: str) -> list[str]:
-    newest = partition_key(latest_labeled_cohort(month_start(cohort)))
+def _labelled_cohorts_known_at(instance: dg.DagsterInstance, cohort: str) -> list[str]:
+    newest = partition_key(latest_labelled_cohort(month_start(cohort)))
     return sorted(p for p in instance.get_materialized_partitions(LABELS) if p <= newest)
 
 
@@ -322,8 +322,8 @@ def _first_model(
         return None
     cursor["features"] = new_features[-1].storage_id
     cohort = max(r.partition_key for r in new_features)
-    labeled = _labeled_cohorts_known_at(context.instance, cohort)
-    if len(labeled) < MIN_LABELED_COHORTS:
+    labelled = _labelled_cohorts_known_at(context.instance, cohort)
+    if len(labelled) < MIN_LABELLED_COHORTS:
         return None
     return _training_request(
         context.instance,
@@ -331,7 +331,7 @@ def _first_model(
         cohort,
         f"first-model-{cohort}",
         "no champion yet and two labelled cohorts exist",
-        labeled[-1],
+        labelled[-1],
     )
 
 

@@ -27,7 +27,7 @@ from typing import Literal
 
 import duckdb
 
-from churn_assets.partitions import latest_labeled_cohort
+from churn_assets.partitions import latest_labelled_cohort
 from churn_assets.warehouse import run_sql_file, table_exists
 
 SQL = Path(__file__).parent / "labelled_churn.sql"
@@ -73,7 +73,7 @@ def target_drift(
     """Judge the newest labelled cohort known by ``checked_cohort`` against the reference."""
     if not table_exists(conn, "labels"):
         return TargetDrift("n/a", "no labels loaded yet")
-    known_by = latest_labeled_cohort(checked_cohort)
+    known_by = latest_labelled_cohort(checked_cohort)
     rows = run_sql_file(
         conn, SQL, {"labels_known_by": known_by, "reference_cohorts": list(reference_cohorts)}
     ).fetchall()

@@ -42,7 +42,7 @@ from churn_assets.training.promotion import (
 from churn_assets.training.registration import tag_and_promote
 from churn_assets.training.split import split_by_time
 from churn_assets.training.tracking import candidate_metadata, log_booster, log_candidate_run
-from churn_assets.training.window import LabeledWindow, load_labeled_window
+from churn_assets.training.window import LabelledWindow, load_labelled_window
 
 
 @dg.asset(
@@ -101,9 +101,9 @@ def _train_candidate(
 
 def _labelled_window(
     context: dg.AssetExecutionContext, config: TrainingConfig, as_of: date
-) -> LabeledWindow:
+) -> LabelledWindow:
     """The window to learn from; a run with no labelled rows at all fails, naming the month."""
-    window = load_labeled_window(
+    window = load_labelled_window(
         context.resources.warehouse, as_of, config.window_cohorts, config.include_incomplete_cohorts
     )
     if window.frame.empty:

@@ -18,10 +18,10 @@ from sklearn.preprocessing import StandardScaler
 
 from churn_assets.modeling.frame import LABEL, as_matrix
 from churn_assets.modeling.rule import RuleBaseline
-from churn_assets.training.split import LabeledSplit
+from churn_assets.training.split import LabelledSplit
 
 
-def fit_logistic_regression(split: LabeledSplit, seed: int) -> Pipeline:
+def fit_logistic_regression(split: LabelledSplit, seed: int) -> Pipeline:
     model = make_pipeline(
         SimpleImputer(strategy="median", keep_empty_features=True),
         StandardScaler(),
@@ -32,7 +32,7 @@ def fit_logistic_regression(split: LabeledSplit, seed: int) -> Pipeline:
 
 
 def fit_baselines(
-    split: LabeledSplit, seed: int
+    split: LabelledSplit, seed: int
 ) -> dict[str, Callable[[pd.DataFrame], np.ndarray]]:
     """Both baselines fitted on the training cohorts, as churn-probability scorers of a frame."""
     rule = RuleBaseline.fit(split.train)
@@ -45,7 +45,7 @@ def fit_baselines(
     }
 
 
-def baseline_scores(split: LabeledSplit, seed: int) -> dict[str, np.ndarray]:
+def baseline_scores(split: LabelledSplit, seed: int) -> dict[str, np.ndarray]:
     """Both baselines fitted on the training cohorts; their scores of the validation cohort."""
     return {name: score(split.validation) for name, score in fit_baselines(split, seed).items()}
 

@@ -21,16 +21,16 @@ from churn_assets.training.baselines import baseline_scores
 from churn_assets.training.config import TrainingConfig
 from churn_assets.training.hurdle import Hurdle, judge_hurdle
 from churn_assets.training.search import TunedModel, fit_lightgbm_automl, search_history
-from churn_assets.training.split import LabeledSplit
-from churn_assets.training.window import LabeledWindow
+from churn_assets.training.split import LabelledSplit
+from churn_assets.training.window import LabelledWindow
 
 
 @dataclass(frozen=True)
 class Candidate:
     """A tuned candidate and everything judged about it before anything is registered."""
 
-    split: LabeledSplit
-    window: LabeledWindow
+    split: LabelledSplit
+    window: LabelledWindow
     dropped: list[str]  # columns left out as uninformative
     tuned: TunedModel
     history: pd.DataFrame  # FLAML's trials
@@ -60,8 +60,8 @@ def champion_starting_config(champion: ModelVersion | None) -> dict | None:
 def tune_and_judge(
     context: dg.AssetExecutionContext,
     config: TrainingConfig,
-    window: LabeledWindow,
-    split: LabeledSplit,
+    window: LabelledWindow,
+    split: LabelledSplit,
     champion: ModelVersion | None,
 ) -> Candidate:
     """FLAML's search on the informative columns, then the candidate against the baselines."""

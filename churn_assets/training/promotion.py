@@ -49,7 +49,7 @@ from churn_assets.resources import ModelRegistryResource
 from churn_assets.training.config import DEFAULT_PROMOTION_CONFIDENCE, TrainingConfig
 from churn_assets.training.hurdle import Hurdle
 from churn_assets.training.lifecycle import is_provisional
-from churn_assets.training.split import LabeledSplit
+from churn_assets.training.split import LabelledSplit
 
 PromotionMetric = Literal["auc", "log_loss"]
 _NAN = (float("nan"), float("nan"))
@@ -221,7 +221,7 @@ def compare_with_champion(
     registry: ModelRegistryResource,
     champion: ModelVersion,
     booster: lgb.Booster,
-    split: LabeledSplit,
+    split: LabelledSplit,
     config: TrainingConfig,
 ) -> ChampionComparison:
     """Challenger and champion on the users held out of the search (paired bootstrap)."""

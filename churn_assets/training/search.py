@@ -13,7 +13,7 @@ import pandas as pd
 from flaml import AutoML
 
 from churn_assets.modeling.frame import LABEL, as_matrix
-from churn_assets.training.split import LabeledSplit
+from churn_assets.training.split import LabelledSplit
 
 ClassWeight = Literal["none", "balanced"]
 SearchMetric = Literal["log_loss", "roc_auc"]
@@ -42,7 +42,7 @@ class TunedModel:
 
 
 def fit_lightgbm_automl(
-    split: LabeledSplit,
+    split: LabelledSplit,
     time_budget_s: float,
     seed: int,
     starting_config: dict[str, Any] | None = None,
@@ -129,7 +129,7 @@ def search_history(log_file: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def fit_default_lightgbm(split: LabeledSplit, seed: int) -> lgb.Booster:
+def fit_default_lightgbm(split: LabelledSplit, seed: int) -> lgb.Booster:
     """LightGBM with its library defaults: what tuning has to beat to be worth its budget."""
     model = lgb.LGBMClassifier(random_state=seed, n_jobs=2, verbose=-1)
     model.fit(as_matrix(split.train, split.feature_columns), split.train[LABEL].to_numpy())

@@ -12,7 +12,7 @@ from churn_assets.modeling.frame import LABEL
 
 
 @dataclass(frozen=True)
-class LabeledSplit:
+class LabelledSplit:
     """Training rows from earlier cohorts, validation rows from the newest labelled cohort.
 
     ``held_out`` are users of the validation cohort kept from the search altogether (see
@@ -48,7 +48,7 @@ def held_out_users(msno: pd.Series, share: float) -> np.ndarray:
 
 def split_by_time(
     frame: pd.DataFrame, feature_columns: list[str], held_out_share: float = 0.0
-) -> LabeledSplit:
+) -> LabelledSplit:
     """Validate on the newest cohort that has both churners and stayers, train on the earlier
     ones: never a random split across time. Later single-class cohorts are left out (no AUC or
     log loss can be judged on them, and training on them would leak past the validation).
@@ -88,7 +88,7 @@ def split_by_time(
         held_out, validation = validation[held], validation[~held]
     else:
         held_out, held_out_share = validation.iloc[:0], 0.0
-    return LabeledSplit(
+    return LabelledSplit(
         train=train,
         validation=validation,
         feature_columns=feature_columns,

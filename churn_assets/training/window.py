@@ -8,7 +8,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from churn_assets.features.feature_sets import complete_cohorts, keep_common_features
-from churn_assets.partitions import add_months, latest_labeled_cohort
+from churn_assets.partitions import add_months, latest_labelled_cohort
 from churn_assets.warehouse import run_sql_file
 
 SQL = Path(__file__).parent / "training_frame.sql"
@@ -17,30 +17,30 @@ MIN_COMPLETE_COHORTS = 2
 
 
 @dataclass(frozen=True)
-class LabeledWindow:
+class LabelledWindow:
     frame: pd.DataFrame
     incomplete_cohorts: list[date]  # left out, or (fallback) kept and named here
     used_incomplete: bool
 
 
-def load_labeled_window(
+def load_labelled_window(
     warehouse: DuckDBResource,
     as_of: date,
     window_cohorts: int,
     include_incomplete: bool = False,
-) -> LabeledWindow:
+) -> LabelledWindow:
     """Rows of the newest ``window_cohorts`` cohorts whose labels are known at ``as_of``.
 
     Cohorts built with a hole in their windows are left out, unless fewer than two complete ones
     remain: then all are used and the fact is recorded (a first model on what there is beats no
     model at all; it is replaced once complete cohorts have labels).
     """
-    last = latest_labeled_cohort(as_of)
+    last = latest_labelled_cohort(as_of)
     first = add_months(last, -(window_cohorts - 1))
     with warehouse.get_connection() as conn:
         frame = run_sql_file(conn, SQL, {"first_cohort": first, "last_cohort": last}).df()
         if frame.empty:
-            return LabeledWindow(frame, [], False)
+            return LabelledWindow(frame, [], False)
         cohorts = sorted(pd.to_datetime(frame["cohort_month"]).dt.date.unique())
         complete = set(complete_cohorts(conn, cohorts))
         incomplete = [c for c in cohorts if c not in complete]
@@ -49,4 +49,4 @@ def load_labeled_window(
             frame = frame[pd.to_datetime(frame["cohort_month"]).dt.date.isin(complete)]
         # A model learns only the features every cohort of its window has.
         frame = keep_common_features(conn, frame)
-    return LabeledWindow(frame, incomplete, use_all and bool(incomplete))
+    return LabelledWindow(frame, incomplete, use_all and bool(incomplete))
