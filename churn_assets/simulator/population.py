@@ -84,6 +84,10 @@ class PopulationDraws:
         )
 
     def _populate(self, users: int) -> Population:
+        """Every user: registration, members profile, payment habits, then the hidden traits.
+
+        Each step draws from the world's one stream, so the steps run in this order only.
+        """
         rng = self.rng
         reg_day, reg_month = self._registrations(users)
         size = reg_day.size
@@ -91,62 +95,18 @@ class PopulationDraws:
         shifted = reg_month >= drift_month
 
         blank = rng.random(size) < mg.BLANK_PROFILE_SHARE
-        city_codes, city_p = mg.probabilities(mg.CITY)
-        others = city_codes != 1
-        filled_city1 = (city_p[~others][0] - mg.BLANK_PROFILE_SHARE * mg.BLANK_PROFILE_CITY1) / (
-            1 - mg.BLANK_PROFILE_SHARE
-        )
-        is_city1 = rng.random(size) < np.where(blank, mg.BLANK_PROFILE_CITY1, filled_city1)
-        other_city = rng.choice(
-            city_codes[others], size=size, p=city_p[others] / city_p[others].sum()
-        )
-        city = np.where(is_city1, 1, other_city)
-
-        gender_draw = np.where(rng.random(size) < mg.MALE_SHARE, "male", "female")
-        skipped = blank | (rng.random(size) < mg.GENDER_SKIPPED)
-        gender = np.where(skipped, "", gender_draw).astype(object)
-
-        offset, shape, scale = mg.AGE_GAMMA
-        s_offset, s_shape, s_scale = mg.AGE_GAMMA_SHIFTED
-        age_years = np.where(
-            shifted,
-            s_offset + rng.gamma(s_shape, s_scale, size),
-            offset + rng.gamma(shape, scale, size),
-        )
-        bd = np.clip(np.round(age_years), 10, 90).astype("int64")
-        bad = ~blank & (rng.random(size) < mg.BAD_BD_SHARE)
-        bad_kind = rng.random(size)
-        bad_value = np.where(
-            bad_kind < 0.5,
-            0,
-            np.where(bad_kind < 0.75, -rng.integers(1, 50, size), rng.integers(101, 2017, size)),
-        )
-        bd = np.where(bad, bad_value, bd)
-        bd[blank] = 0
-
-        via_codes, via_p = mg.probabilities(mg.REGISTERED_VIA)
-        shifted_codes, shifted_p = mg.probabilities(mg.REGISTERED_VIA_SHIFTED)
-        via = np.where(
-            shifted,
-            rng.choice(shifted_codes, size=size, p=shifted_p),
-            rng.choice(via_codes, size=size, p=via_p),
-        )
+        city = self._cities(blank)
+        gender = self._genders(blank)
+        bd, bad = self._birth_years(blank, shifted)
+        via = self._channels(shifted)
         via, bd = self.targeted.segment(reg_month, via, bd, valid_bd=~blank & ~bad)
         pref_auto = rng.random(size) < _lookup(mg.AUTO_RENEW_BY_VIA)[via]
-
-        codes, weights = self.methods
-        not41 = codes != 41
-        other_method = rng.choice(codes[not41], size=size, p=weights[not41] / weights[not41].sum())
-        uses41 = rng.random(size) < np.where(pref_auto, mg.METHOD_41_AUTO, mg.METHOD_41_MANUAL)
-        pay_method = np.where(uses41, 41, other_method)
+        pay_method = self._pay_methods(pref_auto)
 
         tier_codes, tier_p = mg.probabilities(mg.PRICE_TIER)
         plan_codes, plan_p = mg.probabilities(mg.USER_PLAN)
         low_volume = np.isin(via, (4, 13))
-
-        has_member_row = np.ones(size, dtype=bool)
-        missing = max(1, round(mg.MISSING_MEMBER_SHARE * size))
-        has_member_row[rng.choice(size, size=min(missing, size), replace=False)] = False
+        has_member_row = self._member_rows(size)
 
         return Population(
             msno=self._msnos(size),
@@ -167,6 +127,89 @@ class PopulationDraws:
             trend=rng.normal(0.0, mg.TREND_SD, size),
             activity_bias=rng.normal(0.0, mg.ACTIVITY_BIAS_SD, size),
         )
+
+    def _cities(self, blank: np.ndarray) -> np.ndarray:
+        """City of every user; blank profiles are mostly city 1, as in the real dump.
+
+        City 1's share among filled-in profiles is set so that overall it keeps its share of
+        :data:`~.marginals.CITY`.
+        """
+        rng = self.rng
+        size = blank.size
+        city_codes, city_p = mg.probabilities(mg.CITY)
+        others = city_codes != 1
+        filled_city1 = (city_p[~others][0] - mg.BLANK_PROFILE_SHARE * mg.BLANK_PROFILE_CITY1) / (
+            1 - mg.BLANK_PROFILE_SHARE
+        )
+        is_city1 = rng.random(size) < np.where(blank, mg.BLANK_PROFILE_CITY1, filled_city1)
+        other_city = rng.choice(
+            city_codes[others], size=size, p=city_p[others] / city_p[others].sum()
+        )
+        return np.where(is_city1, 1, other_city)
+
+    def _genders(self, blank: np.ndarray) -> np.ndarray:
+        """``male``, ``female`` or empty: blank profiles and some filled-in ones skip it."""
+        rng = self.rng
+        size = blank.size
+        gender_draw = np.where(rng.random(size) < mg.MALE_SHARE, "male", "female")
+        skipped = blank | (rng.random(size) < mg.GENDER_SKIPPED)
+        return np.where(skipped, "", gender_draw).astype(object)
+
+    def _birth_years(self, blank: np.ndarray, shifted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The ``bd`` column, and which filled-in profiles got a bad one (0, negative or > 100).
+
+        Users registered under a covariate drift are younger; blank profiles read 0, as in the
+        real dump.
+        """
+        rng = self.rng
+        size = blank.size
+        offset, shape, scale = mg.AGE_GAMMA
+        s_offset, s_shape, s_scale = mg.AGE_GAMMA_SHIFTED
+        age_years = np.where(
+            shifted,
+            s_offset + rng.gamma(s_shape, s_scale, size),
+            offset + rng.gamma(shape, scale, size),
+        )
+        bd = np.clip(np.round(age_years), 10, 90).astype("int64")
+        bad = ~blank & (rng.random(size) < mg.BAD_BD_SHARE)
+        bad_kind = rng.random(size)
+        bad_value = np.where(
+            bad_kind < 0.5,
+            0,
+            np.where(bad_kind < 0.75, -rng.integers(1, 50, size), rng.integers(101, 2017, size)),
+        )
+        bd = np.where(bad, bad_value, bd)
+        bd[blank] = 0
+        return bd, bad
+
+    def _channels(self, shifted: np.ndarray) -> np.ndarray:
+        """``registered_via``; a covariate drift moves new registrations to the minor channels."""
+        rng = self.rng
+        size = shifted.size
+        via_codes, via_p = mg.probabilities(mg.REGISTERED_VIA)
+        shifted_codes, shifted_p = mg.probabilities(mg.REGISTERED_VIA_SHIFTED)
+        return np.where(
+            shifted,
+            rng.choice(shifted_codes, size=size, p=shifted_p),
+            rng.choice(via_codes, size=size, p=via_p),
+        )
+
+    def _pay_methods(self, pref_auto: np.ndarray) -> np.ndarray:
+        """Usual payment method: auto-renewing users mostly pay through method 41."""
+        rng = self.rng
+        size = pref_auto.size
+        codes, weights = self.methods
+        not41 = codes != 41
+        other_method = rng.choice(codes[not41], size=size, p=weights[not41] / weights[not41].sum())
+        uses41 = rng.random(size) < np.where(pref_auto, mg.METHOD_41_AUTO, mg.METHOD_41_MANUAL)
+        return np.where(uses41, 41, other_method)
+
+    def _member_rows(self, size: int) -> np.ndarray:
+        """Whether each user has a members row; a few active users have none, as in KKBox."""
+        has_member_row = np.ones(size, dtype=bool)
+        missing = max(1, round(mg.MISSING_MEMBER_SHARE * size))
+        has_member_row[self.rng.choice(size, size=min(missing, size), replace=False)] = False
+        return has_member_row
 
     def _msnos(self, size: int) -> np.ndarray:
         raw = self.rng.bytes(MSNO_BYTES * size)

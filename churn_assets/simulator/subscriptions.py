@@ -81,19 +81,58 @@ class Subscriptions:
         manual: np.ndarray,
         plan: np.ndarray | None = None,
     ) -> None:
-        """Buy a plan on ``day``; the membership runs ``plan`` days from max(day, base)."""
+        """Buy a plan on ``day``; the membership runs ``plan`` days from max(day, base).
+
+        The steps draw from the world's one stream, so they run in this order only: plan, price,
+        renewal and payment method, then a possible cancel.
+        """
         size = users.size
         if size == 0:
             return
-        rng = self.rng
         if plan is None:
-            plan = self.pop.pref_plan[users].copy()
-            redraw = rng.random(size) >= mg.PLAN_LOYALTY
-            codes, weights = self.txn_plans
-            plan[redraw] = rng.choice(codes, size=int(redraw.sum()), p=weights)
-        plan_field = np.where((plan == 30) & (rng.random(size) < mg.ZERO_DAY_SHARE), 0, plan)
-        list_price = self._list_price(plan, self.pop.price_tier[users])
+            plan = self._plans_bought(users)
+        plan_field = np.where((plan == 30) & (self.rng.random(size) < mg.ZERO_DAY_SHARE), 0, plan)
+        list_price, paid = self._prices(users, day, plan, first=first)
+        auto, method = self._renewal_and_method(users, plan, manual)
+        expire = np.maximum(day, base) + plan
+        bought = {
+            "user": users,
+            "payment_method_id": method,
+            "payment_plan_days": plan_field,
+            "plan_list_price": list_price,
+            "actual_amount_paid": paid,
+            "transaction_date": day,
+            "membership_expire_date": expire,
+        }
+        self.txns.add(**bought, is_auto_renew=auto.astype("int64"), is_cancel=0)
+        cancel, cancel_day = self._cancellations(bought, auto)
 
+        self.status[users] = ACTIVE
+        self.expiry[users] = expire
+        self.chain_auto[users] = auto
+        self.cancel_day[users] = np.where(cancel, cancel_day, NEVER)
+
+    def _plans_bought(self, users: np.ndarray) -> np.ndarray:
+        """Plan days of each purchase: mostly the user's usual plan, now and then another."""
+        rng = self.rng
+        size = users.size
+        plan = self.pop.pref_plan[users].copy()
+        redraw = rng.random(size) >= mg.PLAN_LOYALTY
+        codes, weights = self.txn_plans
+        plan[redraw] = rng.choice(codes, size=int(redraw.sum()), p=weights)
+        return plan
+
+    def _prices(
+        self, users: np.ndarray, day: np.ndarray, plan: np.ndarray, *, first: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """List price and amount paid of each purchase.
+
+        A first purchase may be a free trial, a later one discounted or free; a price drift
+        raises one tier's price from its day on.
+        """
+        rng = self.rng
+        size = users.size
+        list_price = self._list_price(plan, self.pop.price_tier[users])
         draw = rng.random(size)
         cut = rng.uniform(0.5, 0.9, size)
         if first:
@@ -104,51 +143,50 @@ class Subscriptions:
             free = (draw >= mg.DISCOUNT_SHARE) & (draw < mg.DISCOUNT_SHARE + mg.FREE_SHARE)
         paid = np.where(free, 0, list_price)
         paid = np.where(discounted, np.round(list_price * cut).astype("int64"), paid)
-        list_price, paid = self.targeted.prices(day, plan, list_price, paid, self.price_day)
+        return self.targeted.prices(day, plan, list_price, paid, self.price_day)
 
+    def _renewal_and_method(
+        self, users: np.ndarray, plan: np.ndarray, manual: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Whether each purchase auto-renews, and the payment method it is made with.
+
+        Long plans and a few purchases of auto-renewing users are bought by hand; a few pay with
+        another method than the user's usual one.
+        """
+        rng = self.rng
+        size = users.size
         long_by_hand = (plan >= mg.LONG_PLAN_DAYS) & (rng.random(size) < mg.LONG_PLAN_MANUAL)
         auto = self.pref_auto[users] & ~manual & (rng.random(size) >= mg.AUTO_SLIP) & ~long_by_hand
         method = self.pop.pay_method[users].copy()
         switch = rng.random(size) < mg.METHOD_SWITCH
         codes, weights = self.methods
         method[switch] = rng.choice(codes, size=int(switch.sum()), p=weights)
-        expire = np.maximum(day, base) + plan
-        self.txns.add(
-            user=users,
-            payment_method_id=method,
-            payment_plan_days=plan_field,
-            plan_list_price=list_price,
-            actual_amount_paid=paid,
-            is_auto_renew=auto.astype("int64"),
-            transaction_date=day,
-            membership_expire_date=expire,
-            is_cancel=0,
-        )
+        return auto, method
 
-        # Some subscribers cancel before expiry: a row with is_cancel=1 and the same expiry.
+    def _cancellations(
+        self, bought: dict[str, np.ndarray], auto: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Some subscribers cancel before expiry: a row with is_cancel=1 and the same expiry.
+
+        The latent term moves cancels, so part of what no feature sees shows in the rows; a
+        cancel sometimes turns the user's auto-renewal off for good. Returns who cancelled, and
+        the cancel day drawn for every purchase.
+        """
+        rng = self.rng
+        users, day = bought["user"], bought["transaction_date"]
+        expire = bought["membership_expire_date"]
+        size = users.size
         chance = mg.sigmoid(mg.CANCEL_INTERCEPT + mg.CANCEL_LATENT * self.pop.latent[users])
         chance = chance * np.where(auto, 1.0, mg.CANCEL_MANUAL_FACTOR)
         span = expire - day
         cancel = (rng.random(size) < chance) & (span >= 2)
         cancel_day = day + 1 + (rng.random(size) ** 1.5 * (span - 1)).astype("int64")
-        self.txns.add(
-            user=users[cancel],
-            payment_method_id=method[cancel],
-            payment_plan_days=plan_field[cancel],
-            plan_list_price=list_price[cancel],
-            actual_amount_paid=paid[cancel],
-            is_auto_renew=0,
-            transaction_date=cancel_day[cancel],
-            membership_expire_date=expire[cancel],
-            is_cancel=1,
-        )
+        cancelled = {name: values[cancel] for name, values in bought.items()}
+        cancelled["transaction_date"] = cancel_day[cancel]
+        self.txns.add(**cancelled, is_auto_renew=0, is_cancel=1)
         gives_up_auto = cancel & (rng.random(size) < mg.CANCEL_DROPS_AUTO)
         self.pref_auto[users[gives_up_auto]] = False
-
-        self.status[users] = ACTIVE
-        self.expiry[users] = expire
-        self.chain_auto[users] = auto
-        self.cancel_day[users] = np.where(cancel, cancel_day, NEVER)
+        return cancel, cancel_day
 
     def _renew(self, users: np.ndarray, month_start: int) -> None:
         """Auto-renewals land on the expiry; manual ones in [max(c, E-5, cancel+1), E+25]."""
