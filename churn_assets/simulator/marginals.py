@@ -139,3 +139,8 @@ def probabilities(table: dict[int, float]) -> tuple[np.ndarray, np.ndarray]:
     codes = np.array(list(table), dtype="int64")
     weights = np.array(list(table.values()), dtype="float64")
     return codes, weights / weights.sum()
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """The logistic link of every probability above given by an intercept and coefficients."""
+    return 1.0 / (1.0 + np.exp(-x))

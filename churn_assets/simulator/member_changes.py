@@ -17,7 +17,7 @@ import pandas as pd
 from . import marginals as mg
 from .dates import yyyymmdd
 from .knobs import NO_AGE, SINGLE_CITY
-from .world import Population
+from .population import Population
 from .writer import MEMBER_COLUMNS
 
 CHANGE_COLUMNS = ("msno", "month", "column", "old", "new")

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,8 @@ from .delivery import Delivery
 from .drift import Drift
 from .knobs import degenerate_kinds, degrade, file_name, format_late, format_missing, late_files
 from .labels import cohort_expiries, kkbox_churn_labels
-from .member_changes import CHANGE_COLUMNS, draw_member_changes
+from .member_changes import CHANGE_COLUMNS, MemberChanges, draw_member_changes
+from .population import Population
 from .targeted import TargetedDrifts
 from .world import World, WorldHistory
 from .writer import (
@@ -145,6 +147,213 @@ def _arguments(
     return out
 
 
+@dataclass(frozen=True)
+class _Shape:
+    """The world :func:`simulate` was asked for, all but its seed: checked, month by month."""
+
+    users: int
+    first: date
+    months: list[date]  # first days of the simulated months (those with listening rows)
+    history: list[date]  # earlier months with transactions only
+    drifts: list[Drift]
+    kinds: tuple[str, ...]  # degenerate columns, each once
+    late: list[tuple[str, date, int]]
+    missing: list[tuple[str, date]]
+    member_changes: float
+
+    @property
+    def cohorts(self) -> list[date]:
+        """Cohorts with a label file: the months before and after each are simulated too."""
+        return self.months[1:-1]
+
+
+def _shape(
+    users: int,
+    start: str,
+    months: int,
+    drifts: Sequence[Drift],
+    history_months: int,
+    degenerate: Sequence[str],
+    late: Sequence[tuple[str, date, int]],
+    missing: Sequence[tuple[str, date]],
+    member_changes: float,
+) -> _Shape:
+    """Check every argument before anything is written, so a bad call leaves no folder behind."""
+    drifts = list(drifts)
+    _validate(users, months, drifts, history_months, member_changes)
+    kinds = degenerate_kinds(degenerate)
+    first = parse_month(start)
+    month_list = [add_months(first, k) for k in range(months)]
+    late_list, missing_list = late_files(late, missing, month_list)
+    return _Shape(
+        users=users,
+        first=first,
+        months=month_list,
+        history=[add_months(first, k) for k in range(-history_months, 0)],
+        drifts=drifts,
+        kinds=kinds,
+        late=late_list,
+        missing=missing_list,
+        member_changes=member_changes,
+    )
+
+
+class _Landing:
+    """The landing folder as :func:`simulate` fills it, one table after the other.
+
+    Every file goes through :meth:`land`, so a missing file is never written, a late one is
+    recorded as arriving late and degenerate members columns are applied in one place.
+    """
+
+    def __init__(self, folder: Path, shape: _Shape) -> None:
+        self.folder = folder
+        self.shape = shape
+        self.rows = dict.fromkeys(("members", "transactions", "user_logs", "labels"), 0)
+        self.delays = {file_name(table, month): delay for table, month, delay in shape.late}
+        self.never = {file_name(table, month) for table, month in shape.missing}
+        self.arrivals: dict[str, date] = {}
+
+    def land(
+        self, frame: pd.DataFrame, name: str, arrives: date, decimals: int | None = None
+    ) -> int:
+        """Write one file unless it is missing, note the day it arrives; return its rows."""
+        if name in self.never:
+            return 0
+        if self.shape.kinds and name.startswith("members"):
+            frame = degrade(frame, "members", self.shape.kinds)
+        self.arrivals[name] = add_months(arrives, self.delays.get(name, 0))
+        return write_csv(frame, self.folder / name, decimals=decimals)
+
+    def arrival_record(self) -> dict[str, Any]:
+        """truth/arrivals.json: when each written file arrives, and which are late or missing."""
+        return arrival_record(self.arrivals, self.shape.late, self.shape.missing)
+
+    def monthly(self, month: date) -> date:
+        """The day a month's data file arrives; the history's files are there from the start."""
+        return max(add_months(month, DATA_DELAY_MONTHS), self.shape.first)
+
+    def members(self, pop: Population, changes: MemberChanges) -> None:
+        """members.csv for the users from before the window, then each month's registrations.
+
+        A user whose profile changes in a month appears again, changed, in that month's file.
+        """
+        everyone = np.arange(len(pop))
+        self.rows["members"] += self.land(
+            members_frame(pop, everyone[pop.reg_month < 0]), "members.csv", self.shape.first
+        )
+        for k, month in enumerate(self.shape.months):
+            frame = members_frame(pop, everyone[pop.reg_month == k])
+            if changes.users.size:
+                frame = pd.concat([frame, changes.rows(pop, k)], ignore_index=True)
+            self.rows["members"] += self.land(
+                frame, f"members_{month_tag(month)}.csv", self.monthly(month)
+            )
+
+    def transactions(self, history: WorldHistory) -> pd.DataFrame:
+        """One transactions file per month; all of them are returned, for the labels.
+
+        A history month without a transaction gets no file; every simulated month gets one.
+        """
+        transactions = transactions_frame(history)
+        if self.shape.kinds:
+            transactions = degrade(transactions, "transactions", self.shape.kinds)
+        dates = transactions["transaction_date"].to_numpy()
+        stamps = yyyymmdd(np.concatenate([history.history_starts, history.month_starts]))
+        history_months = len(self.shape.history)
+        for k, month in enumerate(self.shape.history + self.shape.months):
+            inside = (dates >= stamps[k]) & (dates < stamps[k + 1])
+            if inside.any() or k >= history_months:
+                self.rows["transactions"] += self.land(
+                    transactions[inside],
+                    f"transactions_{month_tag(month)}.csv",
+                    self.monthly(month),
+                )
+        return transactions
+
+    def user_logs(self, history: WorldHistory, delivery: Delivery) -> None:
+        """One user_logs file per simulated month, as delivered (schema and outage drifts)."""
+        for k, month in enumerate(self.shape.months):
+            self.rows["user_logs"] += self.land(
+                delivery.user_logs(logs_frame(history.population, history.logs[k]), month),
+                f"user_logs_{month_tag(month)}.csv",
+                self.monthly(month),
+                decimals=3,
+            )
+
+    def labels(self, transactions: pd.DataFrame, decisions: pd.DataFrame) -> pd.DataFrame:
+        """One train_YYYYMM.csv per cohort; the truth of all cohorts is returned, in order."""
+        truth_parts = []
+        for cohort in self.shape.cohorts:
+            labels, truth = _label_cohort(transactions, decisions, cohort)
+            self.rows["labels"] += self.land(
+                labels[list(LABEL_COLUMNS)],
+                f"train_{month_tag(cohort)}.csv",
+                add_months(cohort, LABEL_DELAY_MONTHS),
+            )
+            truth_parts.append(truth)
+        return (
+            pd.concat(truth_parts, ignore_index=True)
+            if truth_parts
+            else pd.DataFrame(columns=list(TRUTH_COLUMNS))
+        )
+
+
+def _write_truth(
+    folder: Path, shape: _Shape, truth: pd.DataFrame, pop: Population, changes: MemberChanges
+) -> None:
+    """What the landing files hide: true churn probabilities and the members' changes."""
+    write_csv(truth, folder / "churn_probability.csv", decimals=6)
+    month_days = [f"{m:%Y-%m-%d}" for m in shape.months]
+    change_frame = (
+        changes.record(pop, month_days)
+        if changes.users.size
+        else pd.DataFrame(columns=list(CHANGE_COLUMNS))
+    )
+    write_csv(change_frame, folder / "member_changes.csv")
+
+
+def _schedule(shape: _Shape, seed: int, delivery: Delivery) -> dict[str, object]:
+    """truth/drift_schedule.json: each drift as applied, the arguments, the months written."""
+    targeted = TargetedDrifts.plan(seed, shape.drifts, shape.first)
+    history_months = len(shape.history)
+    return {
+        "drifts": [delivery.describe(d) | targeted.describe(d) for d in shape.drifts],
+        "arguments": {
+            "users": shape.users,
+            "start": f"{shape.first:%Y-%m}",
+            "months": len(shape.months),
+            "seed": seed,
+            "drifts": [str(d) for d in shape.drifts],
+            **_arguments(
+                history_months, shape.kinds, shape.late, shape.missing, shape.member_changes
+            ),
+        },
+        "months": [f"{m:%Y-%m-%d}" for m in shape.months],
+        "history_months": [f"{m:%Y-%m-%d}" for m in shape.history],
+        "labeled_cohorts": [f"{m:%Y-%m-%d}" for m in shape.cohorts],
+    }
+
+
+def _summary(
+    landing: _Landing, truth_dir: Path, users: int, member_changes: int
+) -> SimulationSummary:
+    """What was written, for a caller that goes on to load or check it."""
+    shape = landing.shape
+    return SimulationSummary(
+        landing_dir=landing.folder,
+        truth_dir=truth_dir,
+        users=users,
+        months=shape.months,
+        history_months=shape.history,
+        labeled_cohorts=shape.cohorts,
+        rows=landing.rows,
+        drifts=shape.drifts,
+        arrivals=dict(sorted(landing.arrivals.items())),
+        missing_files=sorted(landing.never),
+        member_changes=member_changes,
+    )
+
+
 def simulate(
     out: Path,
     users: int = 2000,
@@ -184,116 +393,24 @@ def simulate(
     Labels are computed from every landed transaction, a missing or late file's too, as KKBox
     would have shipped them; they must agree with the world's own decisions user by user.
     """
-    drifts = list(drifts)
-    _validate(users, months, drifts, history_months, member_changes)
-    kinds = degenerate_kinds(degenerate)
-    first = parse_month(start)
-    month_list = [add_months(first, k) for k in range(months)]
-    late_list, missing_list = late_files(late, missing, month_list)
-    landing, truth_dir = _prepare(Path(out))
-    history = World(users, first, months, seed, drifts, history_months=history_months).run()
+    shape = _shape(
+        users, start, months, drifts, history_months, degenerate, late, missing, member_changes
+    )
+    landing_dir, truth_dir = _prepare(Path(out))
+    world = World(users, shape.first, months, seed, shape.drifts, history_months=history_months)
+    history = world.run()
     pop = history.population
-    history_list = [add_months(first, k) for k in range(-history_months, 0)]
-    delivery = Delivery(seed, drifts)
-    targeted = TargetedDrifts.plan(seed, drifts, first)
-    rows = dict.fromkeys(("members", "transactions", "user_logs", "labels"), 0)
-    delays = {file_name(table, month): delay for table, month, delay in late_list}
-    never = {file_name(table, month) for table, month in missing_list}
-    arrivals: dict[str, date] = {}
-
-    def land(frame: pd.DataFrame, name: str, arrives: date, decimals: int | None = None) -> int:
-        if name in never:
-            return 0
-        if kinds and name.startswith("members"):
-            frame = degrade(frame, "members", kinds)
-        arrivals[name] = add_months(arrives, delays.get(name, 0))
-        return write_csv(frame, landing / name, decimals=decimals)
-
-    def monthly(month: date) -> date:
-        return max(add_months(month, DATA_DELAY_MONTHS), first)
-
-    changes = draw_member_changes(pop, months, member_changes, seed, frozenset(kinds))
-    everyone = np.arange(len(pop))
-    rows["members"] += land(members_frame(pop, everyone[pop.reg_month < 0]), "members.csv", first)
-    for k, month in enumerate(month_list):
-        frame = members_frame(pop, everyone[pop.reg_month == k])
-        if changes.users.size:
-            frame = pd.concat([frame, changes.rows(pop, k)], ignore_index=True)
-        rows["members"] += land(frame, f"members_{month_tag(month)}.csv", monthly(month))
-
-    transactions = transactions_frame(history)
-    if kinds:
-        transactions = degrade(transactions, "transactions", kinds)
-    dates = transactions["transaction_date"].to_numpy()
-    stamps = yyyymmdd(np.concatenate([history.history_starts, history.month_starts]))
-    for k, month in enumerate(history_list + month_list):
-        inside = (dates >= stamps[k]) & (dates < stamps[k + 1])
-        if inside.any() or k >= history_months:
-            rows["transactions"] += land(
-                transactions[inside], f"transactions_{month_tag(month)}.csv", monthly(month)
-            )
-    for k, month in enumerate(month_list):
-        rows["user_logs"] += land(
-            delivery.user_logs(logs_frame(pop, history.logs[k]), month),
-            f"user_logs_{month_tag(month)}.csv",
-            monthly(month),
-            decimals=3,
-        )
-
-    decisions = _decision_frame(history)
-    labeled = month_list[1:-1]
-    truth_parts = []
-    for cohort in labeled:
-        labels, truth = _label_cohort(transactions, decisions, cohort)
-        rows["labels"] += land(
-            labels[list(LABEL_COLUMNS)],
-            f"train_{month_tag(cohort)}.csv",
-            add_months(cohort, LABEL_DELAY_MONTHS),
-        )
-        truth_parts.append(truth)
-    truth_frame = (
-        pd.concat(truth_parts, ignore_index=True)
-        if truth_parts
-        else pd.DataFrame(columns=list(TRUTH_COLUMNS))
-    )
-    write_csv(truth_frame, truth_dir / "churn_probability.csv", decimals=6)
-    month_days = [f"{m:%Y-%m-%d}" for m in month_list]
-    change_frame = (
-        changes.record(pop, month_days)
-        if changes.users.size
-        else pd.DataFrame(columns=list(CHANGE_COLUMNS))
-    )
-    write_csv(change_frame, truth_dir / "member_changes.csv")
-
-    schedule = {
-        "drifts": [delivery.describe(d) | targeted.describe(d) for d in drifts],
-        "arguments": {
-            "users": users,
-            "start": f"{first:%Y-%m}",
-            "months": months,
-            "seed": seed,
-            "drifts": [str(d) for d in drifts],
-            **_arguments(history_months, kinds, late_list, missing_list, member_changes),
-        },
-        "months": month_days,
-        "history_months": [f"{m:%Y-%m-%d}" for m in history_list],
-        "labeled_cohorts": [f"{m:%Y-%m-%d}" for m in labeled],
-    }
-    _write_json(truth_dir / "drift_schedule.json", schedule)
-    _write_json(truth_dir / "arrivals.json", arrival_record(arrivals, late_list, missing_list))
-    return SimulationSummary(
-        landing_dir=landing,
-        truth_dir=truth_dir,
-        users=len(pop),
-        months=month_list,
-        history_months=history_list,
-        labeled_cohorts=labeled,
-        rows=rows,
-        drifts=drifts,
-        arrivals=dict(sorted(arrivals.items())),
-        missing_files=sorted(never),
-        member_changes=int(changes.users.size),
-    )
+    delivery = Delivery(seed, shape.drifts)
+    landing = _Landing(landing_dir, shape)
+    changes = draw_member_changes(pop, months, member_changes, seed, frozenset(shape.kinds))
+    landing.members(pop, changes)
+    transactions = landing.transactions(history)
+    landing.user_logs(history, delivery)
+    truth = landing.labels(transactions, _decision_frame(history))
+    _write_truth(truth_dir, shape, truth, pop, changes)
+    _write_json(truth_dir / "drift_schedule.json", _schedule(shape, seed, delivery))
+    _write_json(truth_dir / "arrivals.json", landing.arrival_record())
+    return _summary(landing, truth_dir, len(pop), int(changes.users.size))
 
 
 def _write_json(path: Path, content: dict) -> None:

@@ -13,7 +13,9 @@ import numpy as np
 import pandas as pd
 
 from .dates import yyyymmdd
-from .world import LOG_COUNTS, Population, WorldHistory
+from .listening import LOG_COUNTS
+from .population import Population
+from .world import WorldHistory
 
 MEMBER_COLUMNS = ("msno", "city", "bd", "gender", "registered_via", "registration_init_time")
 TRANSACTION_COLUMNS = (
