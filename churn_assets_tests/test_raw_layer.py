@@ -156,7 +156,7 @@ def test_month_without_data_fails_naming_the_month_and_the_folder(tmp_path, land
 
 def test_labels_load_one_cohort(tmp_path, landing, world):
     home = tmp_path / "home"
-    cohort = world.labeled_cohorts[0]
+    cohort = world.labelled_cohorts[0]
     result = _load(home, landing, labels, partition=cohort.strftime("%Y-%m-01"))
     assert result.success
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}

@@ -128,12 +128,12 @@ def test_landing_files_follow_the_contract(small: SimulationSummary) -> None:
     expected = {"members.csv"} | {
         f"{prefix}_{tag}.csv" for tag in tags for prefix in ("members", "transactions", "user_logs")
     }
-    expected |= {f"train_{c:%Y%m}.csv" for c in small.labeled_cohorts}
+    expected |= {f"train_{c:%Y%m}.csv" for c in small.labelled_cohorts}
     expected |= {f"transactions_{m:%Y%m}.csv" for m in small.history_months}
     assert {p.name for p in landing.iterdir()} == expected
     assert len(small.history_months) == 12
     assert small.history_months[-1] == date(2015, 12, 1)
-    assert small.labeled_cohorts == small.months[1:-1]
+    assert small.labelled_cohorts == small.months[1:-1]
 
     counts = dict.fromkeys(("members", "transactions", "user_logs", "labels"), 0)
     for path in sorted(landing.iterdir()):
@@ -251,7 +251,7 @@ def test_label_files_follow_the_kkbox_definition(
 ) -> None:
     summary: SimulationSummary = request.getfixturevalue(world)
     txns = _table(summary.landing_dir, "transactions_")
-    for cohort in summary.labeled_cohorts:
+    for cohort in summary.labelled_cohorts:
         written = _read(summary.landing_dir / f"train_{cohort:%Y%m}.csv")
         assert not written["msno"].duplicated().any()
         expected = reference_labels(txns, cohort)
@@ -271,7 +271,7 @@ def test_labels_equal_the_world_decisions(large: SimulationSummary) -> None:
     labels = pd.concat(
         [
             _read(large.landing_dir / f"train_{c:%Y%m}.csv").assign(cohort_month=f"{c:%Y-%m-01}")
-            for c in large.labeled_cohorts
+            for c in large.labelled_cohorts
         ]
     )
     joined = truth.merge(
@@ -286,7 +286,7 @@ def test_labels_equal_the_world_decisions(large: SimulationSummary) -> None:
 def test_churn_is_learnable_but_not_perfect(large: SimulationSummary) -> None:
     truth = _read(large.truth_dir / "churn_probability.csv")
     rates = truth.groupby("cohort_month")["is_churn"].mean()
-    assert len(rates) == len(large.labeled_cohorts) == 6
+    assert len(rates) == len(large.labelled_cohorts) == 6
     assert rates.between(0.03, 0.15).all(), rates
     score = auc(truth["churn_probability"].to_numpy(), truth["is_churn"].to_numpy())
     assert 0.75 < score < 0.99
@@ -387,7 +387,7 @@ def test_existing_landing_is_refused(tmp_path: Path) -> None:
 def test_empty_landing_folder_is_used(tmp_path: Path) -> None:
     (tmp_path / "landing").mkdir()
     summary = simulate(tmp_path, users=50, months=2, seed=1)
-    assert summary.labeled_cohorts == []
+    assert summary.labelled_cohorts == []
     assert summary.rows["labels"] == 0
     assert (summary.truth_dir / "churn_probability.csv").read_text().startswith("msno,")
 
@@ -432,7 +432,7 @@ def test_earlier_users_come_with_a_year_of_history(large: SimulationSummary) -> 
     assert (gap > pd.Timedelta(days=30)).sum() > 10  # earlier lapses and comebacks
 
     # Early and late cohorts see the same history: a year of transactions for both.
-    first_month, last_month = large.labeled_cohorts[0], large.labeled_cohorts[-1]
+    first_month, last_month = large.labelled_cohorts[0], large.labelled_cohorts[-1]
 
     def yearly_count(cohort: date) -> float:
         cutoff = int(f"{cohort:%Y%m%d}")

@@ -106,7 +106,7 @@ def test_any_start_month(tmp_path: Path, start: str) -> None:
         assert (logs["date"] // 100 == int(tag)).all() and len(logs) > 0
     assert (_read(landing / "members.csv")["registration_init_time"] < int(f"{first:%Y%m%d}")).all()
     txns = _table(landing, "transactions_")
-    for cohort in summary.labeled_cohorts:
+    for cohort in summary.labelled_cohorts:
         written = _read(landing / f"train_{cohort:%Y%m}.csv")
         assert dict(zip(written["msno"], written["is_churn"], strict=True)) == reference_labels(
             txns, cohort
@@ -377,7 +377,7 @@ def test_drawn_worlds_vary_and_always_simulate(tmp_path: Path) -> None:
     for seed, spec in enumerate(specs):
         users = spec["users"] if seed < 3 else 150
         summary = simulate(tmp_path / str(seed), **{**spec, "users": users})
-        assert summary.labeled_cohorts and summary.rows["labels"] > 0
+        assert summary.labelled_cohorts and summary.rows["labels"] > 0
         missing = {f"{t}_{m:%Y%m}.csv" for t, m in spec["missing"]}
         assert set(summary.missing_files) == missing
         assert missing.isdisjoint(p.name for p in summary.landing_dir.iterdir())

@@ -42,7 +42,7 @@ class SimulationSummary:
     users: int  # users that exist in the world (a covariate drift adds registrations)
     months: list[date]  # first days of the simulated months (those with listening rows)
     history_months: list[date]  # earlier months with transactions only (subscription history)
-    labeled_cohorts: list[date]  # cohorts for which train_YYYYMM.csv was written
+    labelled_cohorts: list[date]  # cohorts for which train_YYYYMM.csv was written
     rows: dict[str, int]  # rows written per table: members, transactions, user_logs, labels
     drifts: list[Drift]
     arrivals: dict[str, date] = field(default_factory=dict)  # file -> first day it is visible
@@ -330,7 +330,7 @@ def _schedule(shape: _Shape, seed: int, delivery: Delivery) -> dict[str, object]
         },
         "months": [f"{m:%Y-%m-%d}" for m in shape.months],
         "history_months": [f"{m:%Y-%m-%d}" for m in shape.history],
-        "labeled_cohorts": [f"{m:%Y-%m-%d}" for m in shape.cohorts],
+        "labelled_cohorts": [f"{m:%Y-%m-%d}" for m in shape.cohorts],
     }
 
 
@@ -345,7 +345,7 @@ def _summary(
         users=users,
         months=shape.months,
         history_months=shape.history,
-        labeled_cohorts=shape.cohorts,
+        labelled_cohorts=shape.cohorts,
         rows=landing.rows,
         drifts=shape.drifts,
         arrivals=dict(sorted(landing.arrivals.items())),
