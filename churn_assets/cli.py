@@ -18,7 +18,7 @@ from pathlib import Path
 from churn_assets.home_lock import HomeBusyError, home_lock
 from churn_assets.keys import PROMOTION_JOB
 from churn_assets.partitions import month_start
-from churn_assets.settings import churn_paths
+from churn_assets.settings import check_environment, churn_paths
 
 # Exit codes (README, "Commands"): 0 done; 1 a run failed (each printed with its reason);
 # 2 the request was refused (bad arguments or input, unknown version, nothing to roll back to);
@@ -381,6 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        # Before anything starts (and before Dagster says a word): a bad setting is a refusal.
+        check_environment()
         return args.func(args)
     except HomeBusyError as exc:
         print(f"churn-assets {args.command}: {exc}", file=sys.stderr)

@@ -40,6 +40,7 @@ from churn_assets.settings import (
     REGISTERED_MODEL_NAME,
     REPORTS_VARIABLES,
     RETRAINING_VARIABLES,
+    check_environment,
     churn_paths,
     read_variables,
 )
@@ -244,6 +245,7 @@ def default_resources(environ: Mapping[str, str] | None = None) -> dict[str, Any
     The environment is read here, once; a variable with a value that cannot be used raises
     :class:`churn_assets.settings.SettingsError` naming it.
     """
+    check_environment(environ)
     paths = churn_paths(environ)
     return {
         "warehouse": WarehouseResource(

@@ -87,6 +87,42 @@ def drift_tier(value: str) -> str:
     return tier
 
 
+def _number(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError("not a number") from None
+
+
+def positive(value: str) -> float:
+    """A number above zero (seconds, say)."""
+    number = _number(value)
+    if not number > 0:
+        raise ValueError(f"must be above 0, not {value!r}")
+    return number
+
+
+def share(value: str) -> float:
+    """A share of users: at least 0, below 1."""
+    number = _number(value)
+    if not 0 <= number < 1:
+        raise ValueError(f"must be at least 0 and below 1, not {value!r}")
+    return number
+
+
+def memory_limit(value: str) -> str:
+    """A memory size DuckDB accepts (``3GB``, ``512MB``, ``80%``), tried on an empty database."""
+    import duckdb
+
+    try:
+        with duckdb.connect(config={"memory_limit": value}) as conn:
+            conn.execute("SELECT 1").fetchall()
+    except duckdb.Error as error:
+        reason = str(error).splitlines()[0]
+        raise ValueError(f"DuckDB cannot use it as a memory limit ({reason})") from None
+    return value
+
+
 def recipients(value: str) -> list[str]:
     """A comma-separated list of e-mail addresses."""
     return [a.strip() for a in value.split(",") if a.strip()]
@@ -99,10 +135,10 @@ RETRAINING_VARIABLES: tuple[Variable, ...] = (
     ("drift_tier", "CHURN_RETRAIN_DRIFT_TIER", drift_tier),
     ("stale_after_cohorts", "CHURN_RETRAIN_STALE_COHORTS", int),
     ("cooldown_months", "CHURN_RETRAIN_COOLDOWN_MONTHS", int),
-    ("training_budget_s", "CHURN_TRAINING_BUDGET_S", float),
+    ("training_budget_s", "CHURN_TRAINING_BUDGET_S", positive),
     ("auto_promote", "CHURN_AUTO_PROMOTE", yes_no),
 )
-CONTROL_VARIABLES: tuple[Variable, ...] = (("share", "CHURN_CONTROL_SHARE", float),)
+CONTROL_VARIABLES: tuple[Variable, ...] = (("share", "CHURN_CONTROL_SHARE", share),)
 REPORTS_VARIABLES: tuple[Variable, ...] = (("drift_html", "CHURN_DRIFT_HTML", yes_no),)
 ALERT_VARIABLES: tuple[Variable, ...] = (
     ("smtp_host", "CHURN_ALERT_SMTP_HOST", str),
@@ -113,7 +149,7 @@ ALERT_VARIABLES: tuple[Variable, ...] = (
     ("smtp_password", "CHURN_ALERT_SMTP_PASSWORD", str),
     ("smtp_starttls", "CHURN_ALERT_SMTP_STARTTLS", opt_in),
     ("webhook_url", "CHURN_ALERT_WEBHOOK_URL", str),
-    ("slow_run_s", "CHURN_ALERT_SLOW_RUN_S", float),
+    ("slow_run_s", "CHURN_ALERT_SLOW_RUN_S", positive),
     ("dagster_url", "CHURN_ALERT_DAGSTER_URL", lambda url: url.rstrip("/")),
 )
 
@@ -138,6 +174,25 @@ def read_variables(
         try:
             fields[field] = parse(raw)
         except ValueError as error:
-            reason = str(error) if parse is drift_tier else f"not {_EXPECTED[parse]}"
+            reason = f"not {_EXPECTED[parse]}" if parse in _EXPECTED else str(error)
             raise SettingsError(f"{variable}={raw!r}: {reason}") from None
     return fields
+
+
+# Read by churn_paths, checked here: a path-like setting that only DuckDB can judge.
+PATH_VARIABLES: tuple[Variable, ...] = (
+    ("duckdb_memory_limit", "CHURN_DUCKDB_MEMORY_LIMIT", memory_limit),
+)
+
+
+def check_environment(environ: Mapping[str, str] | None = None) -> None:
+    """Every variable of DESIGN §1 that is set, parsed as it will be used: a command refuses a
+    bad value before it starts anything, naming the variable (:class:`SettingsError`)."""
+    for variables in (
+        PATH_VARIABLES,
+        RETRAINING_VARIABLES,
+        CONTROL_VARIABLES,
+        REPORTS_VARIABLES,
+        ALERT_VARIABLES,
+    ):
+        read_variables(variables, environ)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from churn_assets.cli import main
@@ -46,3 +49,28 @@ def test_a_lifecycle_job_that_says_no_exits_2_with_its_own_words(capsys, churn_e
     assert said.startswith("churn-assets: ") and "7" in said and "(run " not in said
     assert main(["rollback"]) == 2
     assert "roll back" in capsys.readouterr().err
+
+
+def test_a_bad_setting_is_refused_first_in_one_line_and_touches_nothing(tmp_path: Path):
+    """Before any run, any Dagster word or any file in CHURN_HOME: the variable, its value, why."""
+    home = tmp_path / "home"
+    cases = {
+        "CHURN_TRAINING_BUDGET_S": ("-5", "must be above 0"),
+        "CHURN_DUCKDB_MEMORY_LIMIT": ("3 gb;", "DuckDB cannot use it as a memory limit"),
+        "CHURN_RETRAIN_DRIFT_TIER": ("loud", "must be ERROR or WARN"),
+    }
+    for variable, (value, says) in cases.items():
+        env = {**os.environ, "CHURN_HOME": str(home), variable: value}
+        done = subprocess.run(
+            [sys.executable, "-m", "churn_assets.cli", "replay", "--landing", str(tmp_path)],
+            env=env,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=300,
+        )
+        assert done.returncode == 2, done.stderr
+        assert done.stdout == ""
+        [line] = done.stderr.strip().splitlines()
+        assert line.startswith(f"churn-assets replay: {variable}={value!r}: ") and says in line
+    assert not home.exists()
