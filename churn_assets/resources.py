@@ -31,6 +31,7 @@ from pydantic import Field
 
 from churn_assets.alerts.channels import alerts_resource
 from churn_assets.dagster_internals import backoff
+from churn_assets.keys import PROMOTED_TAG
 from churn_assets.landing.catalog import LandingCatalog
 from churn_assets.settings import (
     CHALLENGER_ALIAS,
@@ -170,9 +171,42 @@ class ModelRegistryResource(dg.ConfigurableResource):
         self.client.set_registered_model_alias(self.model_name, alias, version)
 
     def load_model(self, version: str) -> Any:
-        """Load a version as the LightGBM booster it was logged as."""
+        """Load a version as the LightGBM booster it was logged as.
+
+        A version whose artifacts cannot be read (deleted, moved, a store that does not answer)
+        raises :class:`ModelUnavailableError` naming the version and where it was looked for.
+        """
         mlflow.set_tracking_uri(self.tracking_uri)
-        return mlflow.lightgbm.load_model(f"models:/{self.model_name}/{version}")
+        uri = f"models:/{self.model_name}/{version}"
+        try:
+            return mlflow.lightgbm.load_model(uri)
+        except (MlflowException, OSError) as exc:
+            source = self._source(version)
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ModelUnavailableError(
+                f"{self.model_name} v{version} cannot be loaded from {source}: {reason}"
+            ) from exc
+
+    def _source(self, version: str) -> str:
+        try:
+            return self.client.get_model_version(self.model_name, version).source
+        except MlflowException:
+            return f"models:/{self.model_name}/{version}"
+
+    def registered_versions(self) -> list[ModelVersion]:
+        """The versions registered whole, oldest first.
+
+        Registration writes a version's tags in one order, ``promoted`` last
+        (:func:`churn_assets.training.registration.version_tags`): a version without it was cut
+        off mid-registration (a killed process) and is never backtested or made champion.
+        """
+        versions = self.client.search_model_versions(f"name = '{self.model_name}'")
+        whole = [v for v in versions if PROMOTED_TAG in v.tags]
+        return sorted(whole, key=lambda v: int(v.version))
+
+
+class ModelUnavailableError(RuntimeError):
+    """A registered version whose model cannot be loaded; the message names version and path."""
 
 
 class ReportsResource(dg.ConfigurableResource):

@@ -145,9 +145,20 @@ def test_registry_has_versions_with_aliases(replayed_world):
     assert versions_used == [(str(champion.version),)]
 
 
-def test_replaying_again_repeats_no_run(replayed_world):
+def test_replaying_again_repeats_no_run_and_records_nothing(replayed_world):
+    """A replay with nothing new to do leaves the decision history as it found it: walking the
+    months again, the sensors see decisions taken already (or on newer labels) and add none."""
     from churn_assets.replay import replay
 
+    def decisions() -> list[tuple]:
+        with _warehouse(replayed_world["home"]) as conn:
+            return conn.execute(
+                "SELECT trigger, cohort_month, action, newest_labelled_cohort "
+                "FROM retraining_decisions ORDER BY ALL"
+            ).fetchall()
+
+    before = decisions()
+    assert before, "the first replay decided something"
     again = replay(
         replayed_world["defs"],
         replayed_world["instance"],
@@ -155,3 +166,4 @@ def test_replaying_again_repeats_no_run(replayed_world):
         log=lambda _: None,
     )
     assert again.runs == []
+    assert decisions() == before

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 from datetime import date, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -23,7 +24,7 @@ from mlflow.tracking import MlflowClient
 from churn_assets import cli
 from churn_assets.partitions import register_months
 from churn_assets.performance.assets import model_performance
-from churn_assets.resources import ModelRegistryResource, default_resources
+from churn_assets.resources import ModelRegistryResource, ModelUnavailableError, default_resources
 from churn_assets.scoring.assets import predictions
 from churn_assets.settings import CHALLENGER_ALIAS, CHAMPION_ALIAS, REGISTERED_MODEL_NAME
 from churn_assets.training import candidate as training_candidate
@@ -452,3 +453,35 @@ def test_schema_change_retrains_and_old_version_names_the_missing_column(lifecyc
     meta = _metadata(backtest)
     assert "plays_7d" in meta["versions_unscorable"]["1"]
     assert meta["champion_version"] == "1"
+
+
+def test_a_version_cut_off_mid_registration_is_never_champion_nor_backtested(
+    lifecycle_home, capsys
+):
+    _train()  # v1, registered whole: champion
+    client = _client(lifecycle_home)
+    whole = client.get_model_version(REGISTERED_MODEL_NAME, "1")
+    # A process killed between registering v2 and tagging it leaves a version with no tags.
+    cut_off = client.create_model_version(REGISTERED_MODEL_NAME, whole.source, whole.run_id)
+    assert str(cut_off.version) == "2" and not cut_off.tags
+
+    assert cli.main(["promote", "2", "--reason", "try"]) == 2
+    assert "v2 was cut off mid-registration" in _cli_says(capsys)
+    assert _alias(lifecycle_home, CHAMPION_ALIAS) == "1"
+    backtested = _metadata(_backtest("2016-05-01"))
+    assert backtested["versions_evaluated"] == 1 and backtested["versions_unscorable"] == {}
+
+
+def test_a_champion_whose_model_is_gone_is_named_and_a_retrain_replaces_it(lifecycle_home):
+    _train()  # v1: champion
+    [model_file] = list((lifecycle_home / "mlartifacts").rglob("MLmodel"))
+    shutil.rmtree(model_file.parent)  # its artifacts deleted by hand
+
+    with pytest.raises(ModelUnavailableError) as gone:
+        default_resources()["registry"].load_model("1")
+    assert f"{REGISTERED_MODEL_NAME} v1 cannot be loaded from " in str(gone.value)
+
+    retrained = _metadata(_train())  # compared with a champion that cannot score: replaced
+    assert retrained["promoted_to_champion"] is True
+    assert "champion v1 cannot score" in retrained["comparison"]
+    assert _alias(lifecycle_home, CHAMPION_ALIAS) == "2"

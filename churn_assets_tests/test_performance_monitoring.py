@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from churn_assets.keys import CHAMPION_PERFORMANCE_CHECK, HELD_OUT_TAG, RULE_CHECK
+from churn_assets.keys import CHAMPION_PERFORMANCE_CHECK, HELD_OUT_TAG, PROMOTED_TAG, RULE_CHECK
 from churn_assets.modeling.bootstrap import bootstrap_intervals
 from churn_assets.modeling.metrics import classification_metrics
 from churn_assets.partitions import register_months
@@ -106,7 +106,8 @@ def _register(home: Path, booster: lgb.Booster, tags: dict[str, str], metrics: d
         )
     version = str(info.registered_model_version)
     client = MlflowClient(uri)
-    for key, value in tags.items():
+    # As registration does: "promoted" last, saying the version was registered whole.
+    for key, value in {**tags, PROMOTED_TAG: "false"}.items():
         client.set_model_version_tag(REGISTERED_MODEL_NAME, version, key, value)
     return version
 

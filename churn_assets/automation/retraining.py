@@ -49,9 +49,10 @@ from churn_assets.keys import (
 from churn_assets.partitions import latest_labelled_cohort, month_start, partition_key
 from churn_assets.resources import RetrainingPolicy
 from churn_assets.training.lifecycle import is_provisional
-from churn_assets.warehouse import run_sql_file, transaction
+from churn_assets.warehouse import run_sql_file, table_exists, transaction
 
 SQL = Path(__file__).parent / "retraining_decisions.sql"
+RECORDED_SQL = Path(__file__).parent / "decision_recorded.sql"
 SEVERITY_RANK = {dg.AssetCheckSeverity.WARN: 1, dg.AssetCheckSeverity.ERROR: 2}
 
 
@@ -222,6 +223,21 @@ def decide(
             trigger, "hold", f"cool-down: last training on labels {last_as_of[:7]}", newest
         )
     return Decision(trigger, "retrain", f"{trigger.kind} with labels up to {newest[:7]}", newest)
+
+
+def already_recorded(warehouse: DuckDBResource, decision: Decision) -> bool:
+    """Whether the history holds this decision, or one taken on newer labels already."""
+    with warehouse.get_connection() as conn:
+        if not table_exists(conn, "retraining_decisions"):
+            return False
+        params = {
+            "trigger": decision.trigger.kind,
+            "cohort": month_start(decision.trigger.cohort) if decision.trigger.cohort else None,
+            "action": decision.action,
+            "newest": month_start(decision.newest_labels) if decision.newest_labels else None,
+            "run_id": decision.run_id or "",
+        }
+        return bool(run_sql_file(conn, RECORDED_SQL, params).fetchone()[0])
 
 
 def record_decisions(warehouse: DuckDBResource, decisions: list[Decision]) -> None:

@@ -25,6 +25,7 @@ from churn_assets.automation.reaper import end_orphaned_mlflow_runs
 from churn_assets.automation.requests import keyed_request
 from churn_assets.automation.retraining import (
     Decision,
+    already_recorded,
     decide,
     observation,
     record_decisions,
@@ -424,10 +425,11 @@ def _record_once(
     decision: Decision,
     cursor: dict,
 ) -> None:
-    """Record (and, for an escalation, alert) a decision unless this cursor recorded it already:
-    a repeated tick adds nothing to the decision history."""
+    """Record (and, for an escalation, alert) a decision unless it is recorded already, by this
+    cursor or in the history (a replay walking months decided before): a repeated tick or a
+    no-op replay adds nothing to the decision history and calls nobody twice."""
     recorded = cursor.get("recorded", [])
-    if decision.key in recorded:
+    if decision.key in recorded or already_recorded(warehouse, decision):
         return
     record_decisions(warehouse, [decision])
     context.instance.report_runless_asset_event(observation(decision))

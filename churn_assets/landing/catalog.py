@@ -24,8 +24,13 @@ from pathlib import Path
 
 import duckdb
 
-from churn_assets.landing.contract import LandingFormatError, sql_literal
-from churn_assets.landing.files import label_files, name_month, table_files
+from churn_assets.landing.contract import (
+    LandingFormatError,
+    csv_compression,
+    is_parquet,
+    sql_literal,
+)
+from churn_assets.landing.files import label_cohort, label_files, name_month, table_files
 
 # The column whose month places a row; members and labels are not placed by a date column.
 DATE_COLUMNS = {"transactions": "transaction_date", "user_logs": "date"}
@@ -53,8 +58,9 @@ def _scan_dates(path: Path, column: str) -> tuple[tuple[str, ...], int]:
     """Distinct months of a file's date column, and how many rows carry no valid date."""
     source = (
         f"read_parquet({sql_literal(str(path))})"
-        if path.name.endswith(".parquet")
+        if is_parquet(path)
         else f"read_csv({sql_literal(str(path))}, header=true, all_varchar=true, "
+        f"compression='{csv_compression(path)}', "
         f"delim=',', quote='\"', null_padding=true, ignore_errors=false)"
     )
     parsed = f"try_strptime(trim(CAST(\"{column}\" AS VARCHAR)), '%Y%m%d')"
@@ -173,6 +179,19 @@ class LandingCatalog:
         else:
             parts = [self.entries[p.name].signature for p in self.files_for(table, [month])]
         return hashlib.sha1("|".join(sorted(parts)).encode()).hexdigest()[:12] if parts else ""
+
+    def unclaimed(self) -> list[str]:
+        """Files in the landing folder that no table reads (a ``.txt``, a misspelt prefix): a
+        load lists them as a warning, so that none is skipped in silence. Hidden files are left
+        alone."""
+        return sorted(
+            p.name
+            for p in self.folder.iterdir()
+            if p.is_file()
+            and not p.name.startswith(".")
+            and p.name not in self.entries
+            and label_cohort(p) is None
+        )
 
     def errors(self, table: str | None = None) -> dict[str, str]:
         return {

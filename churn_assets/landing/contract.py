@@ -72,6 +72,21 @@ class LandingFormatError(ValueError):
     """A landing file does not follow the format; the message names file, line and column."""
 
 
+def is_parquet(path: Path) -> bool:
+    """Names are matched case-insensitively: ``.PARQUET`` is parquet too."""
+    return path.name.lower().endswith(".parquet")
+
+
+def is_gzip(path: Path) -> bool:
+    return path.name.lower().endswith(".gz")
+
+
+def csv_compression(path: Path) -> str:
+    """DuckDB's ``compression`` for a CSV file, named rather than guessed from a case-sensitive
+    extension."""
+    return "gzip" if is_gzip(path) else "none"
+
+
 @dataclass(frozen=True)
 class LandingFile:
     path: Path
@@ -79,7 +94,7 @@ class LandingFile:
 
     @property
     def is_parquet(self) -> bool:
-        return self.path.name.endswith(".parquet")
+        return is_parquet(self.path)
 
 
 def sql_literal(text: str) -> str:

@@ -25,6 +25,8 @@ from churn_assets.landing.contract import (
     LandingFormatError,
     _first_line,
     _where,
+    is_gzip,
+    is_parquet,
 )
 from churn_assets.landing.header import _csv_header
 from churn_assets.landing.locate import (
@@ -83,7 +85,7 @@ def _describe(text: str, table: str) -> str:
             f"{text.strip().splitlines()[0]}"
         )
     path = Path(file_match.group(1))
-    if path.name.endswith(".gz"):
+    if is_gzip(path):
         broken = _gzip_problem(path, int(line_match.group(1)) if line_match else None)
         if broken:
             return broken
@@ -160,7 +162,7 @@ def _describe_refused(text: str, table: str) -> str:
 def _describe_empty(table: str, column: str) -> str | None:
     """The first row, in the files last read for ``table``, that leaves ``column`` empty."""
     for path in _recent_sources.get(table, ()):
-        if path.name.endswith(".parquet") or column not in LANDING_COLUMNS[table]:
+        if is_parquet(path) or column not in LANDING_COLUMNS[table]:
             continue
         try:
             header = _csv_header(path, table)

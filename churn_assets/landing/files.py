@@ -13,17 +13,24 @@ from churn_assets.landing.contract import LandingFormatError
 
 FILE_PREFIX = {"members": "members", "transactions": "transactions", "user_logs": "user_logs"}
 SUFFIXES = (".csv", ".csv.gz", ".parquet")
-LABEL_FILE = re.compile(r"^train_(\d{4})(\d{2})\.(csv|csv\.gz|parquet)$")
+# Names and extensions are matched case-insensitively: TRANSACTIONS_201604.CSV is read too.
+LABEL_FILE = re.compile(r"^train_(\d{4})(\d{2})\.(csv|csv\.gz|parquet)$", re.IGNORECASE)
 # KKBox's own names for the two labelled cohorts it shipped.
 KKBOX_LABEL_FILES = {"train": "201702", "train_v2": "201703"}
 _NAME_MONTH = re.compile(r"(?<!\d)(\d{4})(\d{2})(?!\d)")
 
 
 def _stem(path: Path) -> str:
+    """The name without its landing extension, lower-cased."""
+    name = path.name.lower()
     for suffix in SUFFIXES:
-        if path.name.endswith(suffix):
-            return path.name[: -len(suffix)]
-    return path.name
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def has_landing_suffix(path: Path) -> bool:
+    return path.name.lower().endswith(SUFFIXES)
 
 
 def table_files(folder: Path, table: str) -> list[Path]:
@@ -34,22 +41,23 @@ def table_files(folder: Path, table: str) -> list[Path]:
     return sorted(
         p
         for p in folder.iterdir()
-        if p.is_file() and p.name.startswith(prefix) and p.name.endswith(SUFFIXES)
+        if p.is_file() and p.name.lower().startswith(prefix) and has_landing_suffix(p)
     )
+
+
+def label_cohort(path: Path) -> str | None:
+    """The cohort (``YYYYMM``) a labels file holds, or None for a file that holds no labels."""
+    match = LABEL_FILE.match(path.name)
+    if match:
+        return match.group(1) + match.group(2)
+    return KKBOX_LABEL_FILES.get(_stem(path)) if has_landing_suffix(path) else None
 
 
 def label_files(folder: Path, cohort: str) -> list[Path]:
     """Label files of cohort ``YYYYMM``: ``train_YYYYMM.*`` or KKBox's ``train``/``train_v2``."""
     if not folder.is_dir():
         raise LandingFormatError(f"landing folder {folder} does not exist")
-    found = []
-    for p in sorted(folder.iterdir()):
-        match = LABEL_FILE.match(p.name)
-        if (match and match.group(1) + match.group(2) == cohort) or (
-            p.name.endswith(SUFFIXES) and KKBOX_LABEL_FILES.get(_stem(p)) == cohort
-        ):
-            found.append(p)
-    return found
+    return [p for p in sorted(folder.iterdir()) if p.is_file() and label_cohort(p) == cohort]
 
 
 def name_month(path: Path) -> str | None:

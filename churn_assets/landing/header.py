@@ -22,6 +22,8 @@ from churn_assets.landing.contract import (
     LandingFormatError,
     _first_line,
     _where,
+    is_gzip,
+    is_parquet,
     sql_literal,
 )
 
@@ -41,7 +43,7 @@ def inspect_file(conn: duckdb.DuckDBPyConnection, path: Path, table: str) -> Lan
             f"{_where(path, 1)}empty file (0 bytes); expected a header line with the {table} "
             f"columns {expected}"
         )
-    if path.name.endswith(".parquet"):
+    if is_parquet(path):
         try:
             described = conn.execute(
                 f"DESCRIBE SELECT * FROM read_parquet({sql_literal(str(path))})"
@@ -66,7 +68,7 @@ def inspect_file(conn: duckdb.DuckDBPyConnection, path: Path, table: str) -> Lan
 
 
 def _open_binary(path: Path) -> io.BufferedIOBase:
-    if path.name.endswith(".gz"):
+    if is_gzip(path):
         return gzip.open(path, "rb")
     return open(path, "rb")
 

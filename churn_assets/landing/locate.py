@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from churn_assets.landing.contract import INT32_MAX, INT32_MIN, _where
+from churn_assets.landing.contract import INT32_MAX, INT32_MIN, _where, is_gzip
 from churn_assets.landing.header import _open_binary
 
 _CHUNK = 1 << 20
@@ -89,7 +89,7 @@ def _gzip_problem(path: Path, line: int | None = None) -> str | None:
     A corrupt file may fail DuckDB's CSV parse at some line rather than the decompression, so
     a ``.gz`` file's CSV error is checked here first. One streaming pass over the file.
     """
-    if not path.name.endswith(".gz"):
+    if not is_gzip(path):
         return None
     complete = 0
     try:

@@ -14,6 +14,7 @@ from churn_assets.landing.contract import (
     INT32_MIN,
     LANDING_COLUMNS,
     LandingFile,
+    csv_compression,
     sql_literal,
 )
 
@@ -61,6 +62,7 @@ def _csv_select(f: LandingFile, types: dict[str, str]) -> str:
         )
     return (
         f"SELECT {', '.join(cols)}, {path} AS source_file FROM read_csv({path}, header=true, "
+        f"compression='{csv_compression(f.path)}', "
         f"auto_detect=false, delim=',', quote='\"', escape='\"', columns={{{spec}}})"
     )
 

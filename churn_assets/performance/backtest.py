@@ -17,7 +17,7 @@ from churn_assets.features.feature_sets import keep_common_features
 from churn_assets.modeling.frame import LABEL, predict_probability
 from churn_assets.modeling.metrics import classification_metrics
 from churn_assets.performance.config import PerformanceConfig
-from churn_assets.resources import ModelRegistryResource
+from churn_assets.resources import ModelRegistryResource, ModelUnavailableError
 from churn_assets.warehouse import run_sql_file, table_exists
 
 SQL = Path(__file__).parent / "model_performance.sql"
@@ -127,17 +127,15 @@ def score_versions(
 ) -> ScoredVersions:
     y = frame[LABEL].to_numpy()
     champion_version = str(champion.version) if champion is not None else None
-    versions = sorted(
-        registry.client.search_model_versions(f"name = '{registry.model_name}'"),
-        key=lambda v: int(v.version),
-    )
+    versions = registry.registered_versions()
     now = datetime.now()
     rows, unscorable, champion_probability = [], {}, None
     for version in versions:
         try:
             probability = predict_probability(registry.load_model(version.version), frame)
-        except KeyError as exc:  # the version needs a feature this cohort does not have
-            unscorable[str(version.version)] = str(exc)
+        except (KeyError, ModelUnavailableError) as exc:
+            # The version needs a feature this cohort lacks, or its artifacts are gone.
+            unscorable[str(version.version)] = str(exc).strip("'\"")
             continue
         if str(version.version) == champion_version:
             champion_probability = probability

@@ -76,6 +76,10 @@ class LoadReport:
     volume_history: dict[date, int] = field(default_factory=dict)
     # Per month loaded: the fingerprint of the files it was loaded from (see landing.catalog).
     fingerprints: dict[str, str] = field(default_factory=dict)
+    # Landing files no table reads (the members load names them in its schema check).
+    unclaimed: list[str] = field(default_factory=list)
+    # False when the blocking schema check failed and the load was rolled back.
+    stored: bool = True
 
 
 def member_file_dates(files: list[Path]) -> pd.DataFrame:
@@ -136,8 +140,7 @@ def load_table(
     with warehouse.get_connection() as conn:
         run_sql_file(conn, SQL / "create_raw_tables.sql")
         landing = _landing_source(conn, table, files)
-        history = _replace_window(conn, table, files, landing, params, ledger)
-        months = _quality_by_month(conn, table, params)
+        history, months, stored = _replace_window(conn, table, files, landing, params, ledger)
         members_loaded = bool(conn.execute("SELECT count(*) > 0 FROM members").fetchone()[0])
         for month, (_, _, undated) in (ledger or {}).items():
             months.setdefault(month, {"rows": 0, "invalid_key_rows": 0})
@@ -146,7 +149,11 @@ def load_table(
             conn.execute(f"DROP TABLE IF EXISTS {temp}")
     extra = sorted({c for f in landing for c in f.columns} - set(LANDING_COLUMNS[table]))
     fingerprints = {partition_key(m): fp for m, (fp, _, _) in (ledger or {}).items()}
-    return LoadReport(months, [f.name for f in files], extra, members_loaded, history, fingerprints)
+    report = LoadReport(months, [f.name for f in files], extra, members_loaded, history)
+    # Recorded stored or not: a month judged on these files is not asked for again until they
+    # change.
+    report.fingerprints, report.stored = fingerprints, stored
+    return report
 
 
 def _landing_source(
@@ -165,6 +172,10 @@ def _landing_source(
     return landing
 
 
+class _Blocked(Exception):
+    """Raised inside a load's transaction to roll it back: its schema check blocks."""
+
+
 def _replace_window(
     conn: duckdb.DuckDBPyConnection,
     table: str,
@@ -172,14 +183,19 @@ def _replace_window(
     landing: list[LandingFile],
     params: dict[str, Any],
     ledger: dict[date, tuple[str, list[str], int]] | None,
-) -> dict[date, int]:
-    """Replace the window's rows and enter its months in ``raw_loads``; stored rows per month.
+) -> tuple[dict[date, int], dict[date, dict[str, Any]], bool]:
+    """Replace the window's rows and enter its months in ``raw_loads``: the stored rows per month
+    before, the quality numbers per month, and whether anything was stored.
 
-    All in one transaction, so that a row that does not convert, or a single month left without
-    a valid row, leaves the stored month as it was; DuckDB's error is retold naming file, line
-    and column.
+    All in one transaction, so that a row that does not convert, a single month left without a
+    valid row, or numbers that fail the blocking schema check leave the stored rows as they were;
+    DuckDB's error is retold naming file, line and column. A range (a history backfill) that
+    blocks fails whole, naming the months; a single partition that blocks stores nothing and its
+    failed check says so.
     """
     history: dict[date, int] = {}
+    ranged = ledger is not None and len(ledger) > 1
+    months: dict[date, dict[str, Any]] = {}
     try:
         with transaction(conn):
             if landing:
@@ -187,18 +203,47 @@ def _replace_window(
                     run_sql_file(conn, SQL / step, params)
             else:
                 run_sql_file(conn, SQL / "no_duplicates.sql")
+                if table == "labels":
+                    run_sql_file(conn, SQL / "no_labels.sql")
             if ledger is not None:
-                window = sorted(ledger)
-                history = record_raw_loads(conn, table, window, ledger, params)
-                if len(window) == 1 and not history.get(window[0]):
-                    # Inside the transaction: the month stays as it was stored before.
-                    raise LandingFormatError(
-                        f"the {table} files covering {window[0]:%Y-%m} "
-                        f"({', '.join(f.name for f in files)}) hold no valid rows of that "
-                        "month"
-                    )
+                history = _record_window(conn, table, files, params, ledger)
+            months = _quality_by_month(conn, table, params)
+            blocked = [m for m, q in months.items() if qc.schema_blocks(q, allow_empty=ranged)]
+            if blocked:
+                raise _Blocked
+    except _Blocked:
+        if ranged:
+            raise LandingFormatError(
+                f"nothing of {table} {min(ledger):%Y-%m}..{max(ledger):%Y-%m} was stored: "
+                "the schema check fails for "
+                + ", ".join(f"{m:%Y-%m} ({_schema_text(table, months[m])})" for m in blocked)
+            ) from None
+        return history, months, False
     except duckdb.Error as exc:
         raise describe_load_error(exc, table) from exc
+    return history, months, True
+
+
+def _schema_text(table: str, quality: dict[str, Any]) -> str:
+    return qc.evaluate(table, quality, "", extra_columns=[], members_loaded=True)[0].description
+
+
+def _record_window(
+    conn: duckdb.DuckDBPyConnection,
+    table: str,
+    files: list[Path],
+    params: dict[str, Any],
+    ledger: dict[date, tuple[str, list[str], int]],
+) -> dict[date, int]:
+    """The window's months in ``raw_loads``; a single month with no valid row refuses the load."""
+    window = sorted(ledger)
+    history = record_raw_loads(conn, table, window, ledger, params)
+    if len(window) == 1 and not history.get(window[0]):
+        # Inside the transaction: the month stays as it was stored before.
+        raise LandingFormatError(
+            f"the {table} files covering {window[0]:%Y-%m} "
+            f"({', '.join(f.name for f in files)}) hold no valid rows of that month"
+        )
     return history
 
 
@@ -254,6 +299,7 @@ def _outcomes(
         members_loaded=report.members_loaded,
         volume=volume,
         allow_empty=allow_empty,
+        unclaimed=report.unclaimed,
     )
 
 
@@ -270,10 +316,12 @@ def _check_result(outcome: qc.Outcome) -> dg.AssetCheckResult:
 def _materialization_metadata(report: LoadReport, where: str) -> dict[str, Any]:
     rows = sum(int(q["rows"] or 0) for q in report.months.values())
     return {
-        "dagster/row_count": rows,
+        "dagster/row_count": rows if report.stored else 0,
+        "stored": report.stored,
         "partition_scope": where,
         "source_files": dg.MetadataValue.json(report.files),
         "extra_columns_ignored": dg.MetadataValue.json(report.extra_columns),
+        "unclaimed_landing_files": dg.MetadataValue.json(report.unclaimed),
         # What the landing sensor compares with the files as they are now.
         "fingerprints": dg.MetadataValue.json(report.fingerprints),
         "quality": dg.MetadataValue.json(
@@ -398,8 +446,10 @@ def members(warehouse: DuckDBResource, landing: LandingResource) -> dg.Materiali
     Every landed members file is kept, dated by the month its name carries: features of a cohort
     read, per member, the newest snapshot known before the cohort's first day.
     """
-    files = _catalog_or_fail(landing).files_for("members")
+    catalog = _catalog_or_fail(landing)
+    files = catalog.files_for("members")
     report = _load_or_fail(warehouse, "members", files, window_params(SNAPSHOT, SNAPSHOT))
+    report.unclaimed = catalog.unclaimed()
     return snapshot_result("members", report, "all members")
 
 

@@ -121,8 +121,21 @@ def _share(count: Any, rows: int) -> float:
     return int(count or 0) / rows if rows else 0.0
 
 
+def schema_blocks(q: dict[str, Any], allow_empty: bool = False) -> bool:
+    """Whether a partition's numbers fail the blocking schema check: no rows (outside a history
+    backfill), or more rows with unusable keys than tolerated. A load that blocks stores nothing."""
+    rows = int(q["rows"] or 0)
+    share = _share(int(q["invalid_key_rows"] or 0), rows)
+    return not ((rows > 0 or allow_empty) and share <= MAX_INVALID_KEY_SHARE)
+
+
 def _schema(
-    table: str, q: dict[str, Any], where: str, extra: list[str], allow_empty: bool = False
+    table: str,
+    q: dict[str, Any],
+    where: str,
+    extra: list[str],
+    allow_empty: bool = False,
+    unclaimed: list[str] | None = None,
 ) -> Outcome:
     rows = int(q["rows"] or 0)
     invalid = int(q["invalid_key_rows"] or 0)
@@ -133,25 +146,52 @@ def _schema(
         text = f"no {table} rows for {where} in the landing folder"
     else:
         text = f"{invalid} of {rows} rows with unparseable keys ({share:.2%})"
-    loadable = (rows > 0 or allow_empty) and share <= MAX_INVALID_KEY_SHARE
+    unlabelled = _unusable_labels(q)
+    if rows and unlabelled:
+        text = f"{invalid} of {rows} rows left out ({share:.2%}): {unlabelled}"
+    loadable = not schema_blocks(q, allow_empty)
+    if not loadable:
+        text += "; nothing of it was stored (the stored rows are as they were)"
     if loadable and extra:
         # Loaded without them, so nothing downstream breaks; but the producer changed its format,
         # and a person should hear of it (a warning never blocks).
         text += f"; columns not in the contract, ignored: {', '.join(extra)}"
+    if loadable and unclaimed:
+        # A file meant for a table under a name no table reads would be missed for good.
+        text += f"; landing files no table reads, not loaded: {', '.join(unclaimed)}"
     return Outcome(
         SCHEMA,
-        loadable and not extra,
+        loadable and not extra and not unclaimed,
         text,
         {
             "rows": rows,
             "invalid_key_rows": invalid,
             "invalid_key_share": share,
             "extra_columns_ignored": ", ".join(extra) or "none",
+            "unclaimed_landing_files": ", ".join(unclaimed or []) or "none",
+            **{
+                k: int(q.get(k) or 0)
+                for k in ("users_with_conflicting_labels", "users_with_label_outside_0_1")
+                if k in q
+            },
             # Rows of the month's files whose date is not a real YYYYMMDD day: left out, counted.
             "rows_without_valid_date": int(q.get("undated_rows_in_files") or 0),
         },
         dg.AssetCheckSeverity.ERROR if not loadable else dg.AssetCheckSeverity.WARN,
     )
+
+
+def _unusable_labels(q: dict[str, Any]) -> str:
+    """What makes a cohort's labels unusable, named: a user listed with both 0 and 1, a label
+    other than 0 or 1."""
+    conflicting = int(q.get("users_with_conflicting_labels") or 0)
+    outside = int(q.get("users_with_label_outside_0_1") or 0)
+    said = []
+    if conflicting:
+        said.append(f"{conflicting} users listed with conflicting labels (0 and 1)")
+    if outside:
+        said.append(f"{outside} users with an is_churn other than 0 or 1")
+    return ", ".join(said)
 
 
 def _nulls(q: dict[str, Any]) -> Outcome:
@@ -259,14 +299,16 @@ def evaluate(
     members_loaded: bool,
     volume: Outcome | None = None,
     allow_empty: bool = False,
+    unclaimed: list[str] | None = None,
 ) -> list[Outcome]:
     """Every check of ``table`` on one partition's quality numbers, in spec order.
 
     ``allow_empty``: a month with no rows passes ``schema`` (months of a ranged history backfill
     may be quiet in a small world; a single month's load fails earlier when no file covers it).
+    ``unclaimed``: landing files no table reads; ``schema`` warns naming them.
     """
     found = {
-        SCHEMA: lambda: _schema(table, quality, where, extra_columns, allow_empty),
+        SCHEMA: lambda: _schema(table, quality, where, extra_columns, allow_empty, unclaimed),
         NULLS: lambda: _nulls(quality),
         RANGES: lambda: _ranges(table, quality),
         DUPLICATES: lambda: _duplicates(quality),

@@ -18,6 +18,7 @@ from dagster_duckdb import DuckDBResource
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
+from churn_assets.keys import PROMOTED_TAG
 from churn_assets.resources import ModelRegistryResource
 from churn_assets.settings import CHALLENGER_ALIAS, CHAMPION_ALIAS
 from churn_assets.warehouse import run_sql_file, table_exists, transaction
@@ -74,12 +75,17 @@ def change_champion(
     """Point ``champion`` at ``version`` and record who it replaced, how and why."""
     client = registry.client
     try:
-        client.get_model_version(registry.model_name, version)
+        found = client.get_model_version(registry.model_name, version)
     except MlflowException as exc:
         # Only "no such version" is the caller's mistake; an unreachable server is not.
         if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
             raise
         raise LifecycleError(f"{registry.model_name} has no version {version!r}") from exc
+    if PROMOTED_TAG not in found.tags:
+        raise LifecycleError(
+            f"{registry.model_name} v{version} was cut off mid-registration (its tags are "
+            "incomplete): it cannot be champion"
+        )
     current = registry.champion()
     previous = str(current.version) if current is not None else None
     if previous == str(version):

@@ -45,7 +45,7 @@ from churn_assets.keys import HELD_OUT_TAG
 from churn_assets.modeling.bootstrap import DEFAULT_RESAMPLES, paired_differences
 from churn_assets.modeling.frame import LABEL, predict_probability
 from churn_assets.modeling.metrics import classification_metrics
-from churn_assets.resources import ModelRegistryResource
+from churn_assets.resources import ModelRegistryResource, ModelUnavailableError
 from churn_assets.training.config import DEFAULT_PROMOTION_CONFIDENCE, TrainingConfig
 from churn_assets.training.hurdle import Hurdle
 from churn_assets.training.lifecycle import is_provisional
@@ -244,7 +244,9 @@ def compare_with_champion(
     }
     try:
         champion_probability = predict_probability(registry.load_model(champion.version), rows)
-    except KeyError as exc:  # the champion needs a feature the table no longer has
+    except (KeyError, ModelUnavailableError) as exc:
+        # The champion needs a feature the table no longer has, or its artifacts are gone: a
+        # candidate replaces it rather than the training failing on it.
         return ChampionComparison(users=len(rows), champion_unscorable=str(exc), **known)
     return compare_scores(
         rows[LABEL].to_numpy(),

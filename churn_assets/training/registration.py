@@ -6,7 +6,7 @@ from datetime import date
 
 import dagster as dg
 
-from churn_assets.keys import BEST_CONFIG_TAG, HELD_OUT_TAG
+from churn_assets.keys import BEST_CONFIG_TAG, HELD_OUT_TAG, PROMOTED_TAG
 from churn_assets.resources import ModelRegistryResource
 from churn_assets.settings import CHALLENGER_ALIAS, REGISTERED_MODEL_NAME
 from churn_assets.training.candidate import Candidate
@@ -42,7 +42,8 @@ def version_tags(
         "beats_champion": str(decision.beats_champion).lower(),
         "cleared_hurdle": hurdle.tag,
         "hurdle": hurdle.verdict(),
-        "promoted": "false",
+        # Last, always: its presence says every tag above was written.
+        PROMOTED_TAG: "false",
     }
 
 
