@@ -56,6 +56,9 @@ ATTEMPT_TAG = "churn/attempt"
 TRIGGER_TAG = "churn/trigger"  # why a run was launched
 LABELS_TAG = "churn/labels"  # the newest labelled cohort a training run could learn from
 LAUNCHED_BY_TAG = "churn/launched_by"
+# On a failed run, once judged: "input" (the data or the request said no: counts as an attempt)
+# or "environment" (a crash, a service, a kill: forgiven, retried as if it had not happened).
+FAULT_TAG = "churn/fault"
 ALERTED_TAG_PREFIX = "churn/alerted/"  # + the event: a run alerted once per event
 PARTITION_TAG = "dagster/partition"  # Dagster's own
 

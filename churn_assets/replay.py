@@ -28,7 +28,11 @@ from churn_assets.automation.reaper import (
     end_orphaned_mlflow_runs,
     reap_orphaned_runs,
 )
-from churn_assets.automation.requests import REQUEST_TAG, given_up
+from churn_assets.automation.requests import (
+    REQUEST_TAG,
+    forgive_environment_faults,
+    given_up,
+)
 from churn_assets.dagster_internals import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
@@ -287,6 +291,9 @@ def replay(
         log(f"marked {len(replayer.summary.reaped)} run(s) of a dead replay failed, to retry")
     if tracking_uri:
         end_orphaned_mlflow_runs(instance, tracking_uri)
+    forgiven = forgive_environment_faults(instance)
+    if forgiven:
+        log(f"retrying {len(forgiven)} run(s) that failed for the environment, not their input")
     month = start
     while month <= end:
         if arrivals is not None:

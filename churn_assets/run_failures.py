@@ -29,6 +29,23 @@ class StepFailure:
         return f"{self.step_key}: {self.message}"
 
 
+def is_input_fault(failure: StepFailure | None, events: Iterable[dg.DagsterEvent]) -> bool:
+    """Whether a failed run failed on its input: a step said no (``dg.Failure``: a landing file
+    it refuses, a request it cannot carry out) or a blocking check stopped it. A crash, an
+    unreachable service, an interruption or a run that never reached a step is the environment's
+    fault, and the same input may well succeed once the environment is mended."""
+    if failure is None:
+        return False
+    if failure.refused:
+        return True
+    return any(
+        e.event_type == dg.DagsterEventType.STEP_FAILURE
+        and e.step_failure_data.error is not None
+        and e.step_failure_data.error.cls_name == CHECK_FAILED_ERROR
+        for e in events
+    )
+
+
 def first_step_failure(
     events: Iterable[dg.DagsterEvent],
     blocking_checks: Callable[[str], str] | None = None,

@@ -856,5 +856,5 @@ def test_a_blocking_check_failure_is_told_by_what_the_check_found(
     assert not result.success
     assert (
         reason == "labels: schema check failed: no labels rows for cohort 2016-05 in the "
-        "landing folder"
+        "landing folder; nothing of it was stored (the stored rows are as they were)"
     ), reason

@@ -12,7 +12,7 @@ that succeeded, and a failed one is retried (see :mod:`churn_assets.automation.r
 
 import json
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime, timedelta
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
@@ -22,7 +22,7 @@ from churn_assets.alerts.retraining import alert_retraining_did_not_help
 from churn_assets.automation.jobs import cohort_job, load_job, training_job
 from churn_assets.automation.loads import due_loads
 from churn_assets.automation.reaper import end_orphaned_mlflow_runs
-from churn_assets.automation.requests import keyed_request
+from churn_assets.automation.requests import forgive_environment_faults, keyed_request
 from churn_assets.automation.retraining import (
     Decision,
     already_recorded,
@@ -59,6 +59,8 @@ from churn_assets.resources import (
 from churn_assets.training.config import TrainingConfig
 
 RAW_TABLES = (TRANSACTIONS, USER_LOGS)
+# How long the daemon's sensors wait before retrying a run that failed for the environment.
+ENVIRONMENT_RETRY_AFTER = timedelta(hours=1)
 MIN_LABELLED_COHORTS = 2  # one to train on, the newest to validate on
 IN_PROGRESS = [
     dg.DagsterRunStatus.QUEUED,
@@ -154,6 +156,8 @@ def _champion_exists(registry: ModelRegistryResource) -> bool:
 def landing_sensor(
     context: dg.SensorEvaluationContext, landing: LandingResource, clock: ClockResource
 ) -> Iterator[dg.RunRequest | dg.SkipReason]:
+    # Under the daemon, a run that failed for the environment an hour ago is tried again.
+    forgive_environment_faults(context.instance, datetime.now() - ENVIRONMENT_RETRY_AFTER)
     requested = False
     for request in due_loads(context.instance, landing.catalog(), clock.current_month()):
         requested = True
