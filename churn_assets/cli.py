@@ -10,7 +10,9 @@ import argparse
 import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +26,10 @@ from churn_assets.settings import check_environment, churn_paths
 # 2 the request was refused (bad arguments or input, unknown version, nothing to roll back to);
 # 3 another command holds this CHURN_HOME.
 EXIT_OK, EXIT_RUN_FAILED, EXIT_REFUSED, EXIT_BUSY = 0, 1, 2, 3
+# Interrupted (SIGINT or SIGTERM), as shells report a command Ctrl-C ended: 128 + SIGINT.
+EXIT_INTERRUPTED = 130
+# Set by the first SIGINT or SIGTERM: a replay stops after the run it cuts short.
+INTERRUPTED = threading.Event()
 
 # The instance `dagster dev` gets under CHURN_HOME: one run at a time, since the DuckDB warehouse
 # takes a single writer, and no telemetry.
@@ -129,18 +135,40 @@ def _run_replay(landing: Path, through: str | None, verbose: bool) -> object:
             from churn_assets.replay import replay
 
             with dg.DagsterInstance.get() as instance:
-                summary = replay(
-                    build_definitions(),
-                    instance,
-                    landing,
-                    through=month_start(through) if through else None,
-                    arrivals=arrivals,
-                    tracking_uri=paths.mlflow_tracking_uri,
-                    log=_stdout,
-                )
+                try:
+                    summary = replay(
+                        build_definitions(),
+                        instance,
+                        landing,
+                        through=month_start(through) if through else None,
+                        arrivals=arrivals,
+                        tracking_uri=paths.mlflow_tracking_uri,
+                        log=_stdout,
+                        interrupted=INTERRUPTED.is_set,
+                    )
+                except KeyboardInterrupt:
+                    _mark_interrupted(instance, paths.mlflow_tracking_uri)
+                    raise
         if log_file is not None:
             print(f"Dagster's log: {log_file}")
         return summary
+
+
+def _mark_interrupted(instance: object, tracking_uri: str) -> None:
+    """The run cut short is marked failed (with its MLflow run) before the lock is let go, so
+    the next replay retries it: this replay holds the home, so its unfinished runs are its own."""
+    from churn_assets.automation.reaper import end_orphaned_mlflow_runs, reap_orphaned_runs
+
+    with contextlib.suppress(Exception):  # interrupted: do what can be done, say the rest
+        reap_orphaned_runs(instance)
+        end_orphaned_mlflow_runs(instance, tracking_uri)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """Ctrl-C and SIGTERM stop a command: at once where it is, or after the run under way where
+    Dagster catches the interruption and fails the run (replay then stops)."""
+    INTERRUPTED.set()
+    raise KeyboardInterrupt
 
 
 def _stdout(line: str) -> None:
@@ -380,6 +408,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    INTERRUPTED.clear()
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {s: signal.signal(s, _interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return _run_command(args)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    """The command, with every way it can end told in one line and an exit code (DESIGN §4)."""
     try:
         # Before anything starts (and before Dagster says a word): a bad setting is a refusal.
         check_environment()
@@ -387,6 +428,13 @@ def main(argv: list[str] | None = None) -> int:
     except HomeBusyError as exc:
         print(f"churn-assets {args.command}: {exc}", file=sys.stderr)
         return EXIT_BUSY
+    except KeyboardInterrupt:
+        print(
+            f"churn-assets {args.command}: interrupted; the run under way was marked failed and "
+            "the next replay retries it",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
     except (ValueError, FileExistsError, FileNotFoundError) as exc:
         print(f"churn-assets {args.command}: {exc}", file=sys.stderr)
         return EXIT_REFUSED

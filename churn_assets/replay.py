@@ -126,8 +126,11 @@ class Replayer:
         defs: dg.Definitions,
         instance: dg.DagsterInstance,
         log: Callable[[str], None] = print,
+        interrupted: Callable[[], bool] = lambda: False,
     ) -> None:
         self.defs = defs
+        # Dagster fails a run that Ctrl-C cut short and returns; the replay stops there too.
+        self.interrupted = interrupted
         self.instance = instance
         self.log = log
         self.repository = defs.get_repository_def()
@@ -181,6 +184,8 @@ class Replayer:
         )
         status = "ok" if result.success else f"FAILED ({run.reason})"
         self.log(f"  {origin} -> {job.name}[{partitions[:7]}] {status}: {', '.join(assets) or '-'}")
+        if self.interrupted():
+            raise KeyboardInterrupt
 
     def tick_schedules(self, month: date) -> None:
         moment = datetime(month.year, month.month, month.day, 3, 0)
@@ -277,15 +282,17 @@ def replay(
     log: Callable[[str], None] = print,
     arrivals: StagedArrivals | None = None,
     tracking_uri: str | None = None,
+    interrupted: Callable[[], bool] = lambda: False,
 ) -> ReplaySummary:
     """Replay from the month after listening data starts through ``through``.
 
     Payment history older than the listening data is loaded on the first month by the landing
     sensor, in one ranged run, as a new deployment backfills history on its first day.
     ``arrivals`` (files revealed month by month) replaces ``landing_folder`` as what has landed.
+    ``interrupted`` says when to stop (after the run under way): it raises KeyboardInterrupt.
     """
     start, end = replay_span(landing_folder, through)
-    replayer = Replayer(defs, instance, log)
+    replayer = Replayer(defs, instance, log, interrupted)
     replayer.summary.reaped = reap_orphaned_runs(instance)
     if replayer.summary.reaped:
         log(f"marked {len(replayer.summary.reaped)} run(s) of a dead replay failed, to retry")

@@ -19,12 +19,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn_assets.resources import default_resources
-from churn_assets.scoring.assets import assign_buckets, predictions
+from churn_assets.resources import ControlGroupResource, default_resources
+from churn_assets.scoring.assets import predictions
+from churn_assets.scoring.buckets import assign_buckets
 from churn_assets.settings import BUCKET_A_MIN_PROBABILITY, BUCKET_B_MIN_PROBABILITY
-from churn_assets.training import assets as training_assets
+from churn_assets.training import candidate as training_candidate
 from churn_assets.training.assets import churn_model
-from churn_assets.training.model import TunedModel
+from churn_assets.training.search import TunedModel
 from churn_assets_tests.helpers import materialize
 
 RANK = {"A": 0, "B": 1, "C": 2}
@@ -150,7 +151,7 @@ def scored_home(churn_env, monkeypatch) -> Path:
     )
     # A fixed booster instead of a search keeps the run short and its scores repeatable.
     monkeypatch.setattr(
-        training_assets,
+        training_candidate,
         "fit_lightgbm_automl",
         lambda *a, **k: TunedModel(booster, {}, SimpleNamespace(best_loss=0.5), False),
     )
@@ -172,12 +173,12 @@ def _stored() -> pd.DataFrame:
 
 
 def _score(a_min: float | None = None, b_min: float | None = None) -> pd.DataFrame:
-    config = {"control_share": 0.0}
+    config = {}
     if a_min is not None:
         config |= {"bucket_a_min_probability": a_min, "bucket_b_min_probability": b_min}
     result = materialize(
         [predictions],
-        resources=default_resources(),
+        resources={**default_resources(), "control": ControlGroupResource(share=0.0)},
         partition_key="2016-05-01",
         run_config={"ops": {"predictions": {"config": config}}},
     )

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from churn_assets.performance.bootstrap import bootstrap_intervals
-from churn_assets.performance.metrics import classification_metrics
+from churn_assets.modeling.bootstrap import bootstrap_intervals
+from churn_assets.modeling.metrics import classification_metrics
 
 
 def _cohort(n: int = 2000, seed: int = 5) -> tuple[np.ndarray, np.ndarray]:

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from churn_assets.performance.comparison import compare_scores
-from churn_assets.training.assets import TrainingConfig, decide_promotion
+from churn_assets.training.config import TrainingConfig
+from churn_assets.training.promotion import compare_scores, decide_promotion
 
 
 def _comparison(challenger: np.ndarray, champion: np.ndarray, y: np.ndarray):

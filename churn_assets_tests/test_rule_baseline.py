@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn_assets.training.baselines import RuleBaseline, rule_flags
+from churn_assets.modeling.rule import RuleBaseline, rule_flags
 
 
 def _members() -> pd.DataFrame:

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn_assets.training.model import class_weights, held_out_users, split_by_time
+from churn_assets.training.search import class_weights
+from churn_assets.training.split import held_out_users, split_by_time
 
 FEATURES = ["plays_30d"]
 
