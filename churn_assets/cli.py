@@ -146,9 +146,10 @@ def _run_replay(landing: Path, through: str | None, verbose: bool) -> object:
                         log=_stdout,
                         interrupted=INTERRUPTED.is_set,
                     )
-                except KeyboardInterrupt:
+                except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError):
+                    # Ctrl-C inside a run reaches here as Dagster's own interruption.
                     _mark_interrupted(instance, paths.mlflow_tracking_uri)
-                    raise
+                    raise KeyboardInterrupt from None
         if log_file is not None:
             print(f"Dagster's log: {log_file}")
         return summary

@@ -118,6 +118,17 @@ def failure_reason(result: dg.ExecuteInProcessResult) -> str:
     return failure.line() if failure else "run failed"
 
 
+def _was_interrupted(result: dg.ExecuteInProcessResult) -> bool:
+    """Whether Dagster failed the run because a signal interrupted it (and then returned)."""
+    interrupted = ("DagsterExecutionInterruptedError", "KeyboardInterrupt")
+    return not result.success and any(
+        e.event_type == dg.DagsterEventType.STEP_FAILURE
+        and e.step_failure_data.error is not None
+        and e.step_failure_data.error.cls_name in interrupted
+        for e in result.all_events
+    )
+
+
 class Replayer:
     """Drives one Definitions object through simulated months on a persistent instance."""
 
@@ -184,7 +195,7 @@ class Replayer:
         )
         status = "ok" if result.success else f"FAILED ({run.reason})"
         self.log(f"  {origin} -> {job.name}[{partitions[:7]}] {status}: {', '.join(assets) or '-'}")
-        if self.interrupted():
+        if self.interrupted() or _was_interrupted(result):
             raise KeyboardInterrupt
 
     def tick_schedules(self, month: date) -> None:
