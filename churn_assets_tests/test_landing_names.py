@@ -145,3 +145,40 @@ def test_a_few_unusable_labels_are_left_out_and_counted(tmp_path: Path) -> None:
     assert set(stored.values()) == {0, 1}
     [check] = [c for c in loaded.get_asset_check_evaluations() if c.check_name == SCHEMA_CHECK]
     assert check.passed and "1 users listed with conflicting labels" in check.description
+
+
+def _members(home: Path) -> list[tuple]:
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
+        return conn.execute(
+            "SELECT msno, city, known_from, source_file FROM members ORDER BY ALL"
+        ).fetchall()
+
+
+def test_members_are_kept_when_their_file_leaves_and_replaced_when_it_is_replaced(tmp_path):
+    """Shops archive delivered files: the warehouse does not forget what a file held."""
+    landing, home = tmp_path / "landing", tmp_path / "home"
+    landing.mkdir()
+    header = "msno,city,bd,gender,registered_via,registration_init_time\n"
+    (landing / "members_v3.csv").write_text(header + "u1,1,30,male,7,20150101\n")
+    (landing / "members_201604.csv").write_text(header + "u2,4,25,female,9,20160301\n")
+    with dg.instance_for_test() as instance:
+
+        def load() -> None:
+            run = materialize([members], resources=resources_for(home, landing), instance=instance)
+            assert run.success
+
+        load()
+        both = _members(home)
+        assert [row[0] for row in both] == ["u1", "u2"]
+
+        (landing / "members_v3.csv").rename(tmp_path / "members_v3.csv")  # archived
+        load()
+        assert _members(home) == both
+
+        # A file that replaces one (same name, new content) changes its rows, and only those.
+        (landing / "members_201604.csv").write_text(header + "u2,5,25,female,9,20160301\n")
+        load()
+    assert _members(home) == [
+        both[0],
+        ("u2", 5, date(2016, 5, 1), "members_201604.csv"),
+    ]

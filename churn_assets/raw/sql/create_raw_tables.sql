@@ -7,9 +7,13 @@ CREATE TABLE IF NOT EXISTS members (
     registered_via INTEGER,
     registration_init_time DATE,
     -- The first cohort day from which this row is known (its file's month + 1, DESIGN §3).
-    known_from DATE
+    known_from DATE,
+    -- The landing file (its name) the row was loaded from: what a later load of that file
+    -- replaces, and what stays when the file leaves the landing folder.
+    source_file VARCHAR
 );
 ALTER TABLE members ADD COLUMN IF NOT EXISTS known_from DATE;
+ALTER TABLE members ADD COLUMN IF NOT EXISTS source_file VARCHAR;
 CREATE TABLE IF NOT EXISTS transactions (
     msno VARCHAR NOT NULL,
     payment_method_id INTEGER,
