@@ -51,3 +51,30 @@ def materialize(
     return dg.materialize(
         assets, partition_key=partition_key, tags=tags, instance=instance, **kwargs
     )
+
+
+def cohort_features(
+    root: Path, files: dict[str, str], cohort: str, listening_from: str
+) -> list[dict[str, Any]]:
+    """Land ``files`` (name -> text) under ``root``, load them as the loop would (members, then
+    payment history from 2015-01 and listening from ``listening_from``, both through ``cohort``'s
+    month), build the cohort's features, and return its rows."""
+    import duckdb
+
+    from churn_assets.features.assets import features
+    from churn_assets.raw.assets import members, transactions, user_logs
+
+    landing = root / "landing"
+    landing.mkdir()
+    for name, text in files.items():
+        (landing / name).write_text(text)
+    home = root / "home"
+    resources = resources_for(home, landing)
+    assert materialize([members], resources=resources).success
+    for asset, first in ((transactions, "2015-01-01"), (user_logs, listening_from)):
+        tags = {RANGE_START: first, RANGE_END: cohort}
+        assert materialize([asset], tags=tags, resources=resources).success
+    assert materialize([features], partition_key=cohort, resources=resources).success
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
+        frame = conn.execute("SELECT * FROM features WHERE cohort_month = ?", [cohort]).df()
+    return frame.to_dict("records")

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import duckdb
 import pandas as pd
 import pytest
 
-from churn_assets.features.assets import features
-from churn_assets.raw.assets import members, transactions, user_logs
-from churn_assets_tests.helpers import materialize, resources_for
+from churn_assets_tests.helpers import cohort_features
 
 COHORT = "2016-03-01"
 
@@ -46,30 +41,9 @@ alice,20160301,0,0,0,0,50,50,9000.0
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     root = tmp_path_factory.mktemp("values")
-    landing = root / "landing"
-    landing.mkdir()
-    for name, text in (
-        ("members.csv", MEMBERS),
-        ("transactions.csv", TRANSACTIONS),
-        ("user_logs.csv", USER_LOGS),
-    ):
-        (landing / name).write_text(text)
-    home = root / "home"
-    resources = resources_for(home, landing)
-    assert materialize([members], resources=resources).success
-    for asset, first, last in (
-        (transactions, "2015-01-01", "2016-03-01"),
-        (user_logs, "2016-01-01", "2016-03-01"),
-    ):
-        tags = {
-            "dagster/asset_partition_range_start": first,
-            "dagster/asset_partition_range_end": last,
-        }
-        assert materialize([asset], tags=tags, resources=resources).success
-    assert materialize([features], partition_key=COHORT, resources=resources).success
-    with duckdb.connect(str(Path(home) / "warehouse.duckdb"), read_only=True) as conn:
-        frame = conn.execute("SELECT * FROM features WHERE cohort_month = ?", [COHORT]).df()
-    return {row["msno"]: row for row in frame.to_dict("records")}
+    files = {"members.csv": MEMBERS, "transactions.csv": TRANSACTIONS, "user_logs.csv": USER_LOGS}
+    rows = cohort_features(root, files, COHORT, listening_from="2016-01-01")
+    return {row["msno"]: row for row in rows}
 
 
 def test_cohort_holds_only_users_expiring_in_the_month(cohort):

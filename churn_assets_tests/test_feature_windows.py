@@ -9,14 +9,10 @@ days it read.
 from __future__ import annotations
 
 from datetime import date, timedelta
-from pathlib import Path
 
-import duckdb
 import pytest
 
-from churn_assets.features.assets import features
-from churn_assets.raw.assets import members, transactions, user_logs
-from churn_assets_tests.helpers import materialize, resources_for
+from churn_assets_tests.helpers import cohort_features
 
 COHORT = "2016-03-01"
 CUTOFF = date(2016, 3, 1)
@@ -47,30 +43,12 @@ def _user_logs() -> str:
 @pytest.fixture(scope="module")
 def erin(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("windows")
-    landing = root / "landing"
-    landing.mkdir()
-    for name, text in (
-        ("members.csv", MEMBERS),
-        ("transactions.csv", TRANSACTIONS),
-        ("user_logs.csv", _user_logs()),
-    ):
-        (landing / name).write_text(text)
-    home = root / "home"
-    resources = resources_for(home, landing)
-    assert materialize([members], resources=resources).success
-    for asset, first, last in (
-        (transactions, "2015-01-01", "2016-03-01"),
-        (user_logs, "2015-12-01", "2016-03-01"),
-    ):
-        tags = {
-            "dagster/asset_partition_range_start": first,
-            "dagster/asset_partition_range_end": last,
-        }
-        assert materialize([asset], tags=tags, resources=resources).success
-    assert materialize([features], partition_key=COHORT, resources=resources).success
-    with duckdb.connect(str(Path(home) / "warehouse.duckdb"), read_only=True) as conn:
-        frame = conn.execute("SELECT * FROM features WHERE cohort_month = ?", [COHORT]).df()
-    [row] = frame.to_dict("records")
+    files = {
+        "members.csv": MEMBERS,
+        "transactions.csv": TRANSACTIONS,
+        "user_logs.csv": _user_logs(),
+    }
+    [row] = cohort_features(root, files, COHORT, listening_from="2015-12-01")
     return row
 
 
