@@ -1,9 +1,11 @@
-"""Interruptions end cleanly: Ctrl-C or SIGTERM stops a replay after marking the run under way
-failed, in one line with exit 130, and the next replay retries it and scores every cohort."""
+"""The loop through the command, across two replays: an interruption ends cleanly (Ctrl-C or
+SIGTERM stops a replay after marking the run under way failed, in one line with exit 130, and the
+next replay retries it and scores every cohort), and a replaced file rebuilds what read it."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -76,3 +78,22 @@ def test_an_interrupted_replay_stops_in_one_line_and_the_next_one_heals(tmp_path
     assert scored, "cohorts were scored"
     # Every cohort built from the first scored one on has its scores: no hole left behind.
     assert {c for c in built if c >= min(scored)} == scored
+
+
+def test_a_replaced_file_rebuilds_every_cohort_that_read_it_in_one_replay(tmp_path):
+    """Half of a month's listening replaced: the next replay reloads it and rebuilds each cohort
+    whose 90 days read that month, not only the next one."""
+    world = simulate(tmp_path / "world", users=300, start="2016-01", months=6, seed=5)
+    home = tmp_path / "home"
+    first = _replay(home, world.landing_dir, tmp_path / "first")
+    assert first.wait(timeout=1800) == 0, (tmp_path / "first.out").read_text()[-2000:]
+
+    replaced = world.landing_dir / "user_logs_201603.csv"
+    lines = replaced.read_text().splitlines(keepends=True)
+    replaced.write_text("".join(lines[: 1 + len(lines) // 2]))
+    second = _replay(home, world.landing_dir, tmp_path / "second")
+    assert second.wait(timeout=1800) == 0, (tmp_path / "second.out").read_text()[-2000:]
+    out = (tmp_path / "second.out").read_text()
+    assert "load_job[2016-03] ok" in out, out
+    rebuilt = sorted(set(re.findall(r"cohort_job\[(\d{4}-\d{2})\] ok", out)))
+    assert rebuilt == ["2016-04", "2016-05", "2016-06"], out

@@ -70,6 +70,8 @@ IN_PROGRESS = [
 ]
 # A raw month feeds the listening window of the next 3 cohorts and the payments of the next 13.
 COHORTS_FED_BY_A_MONTH = 13
+# Days of listening a cohort's features read (features/cohort_features.sql).
+LISTENING_DAYS = 90
 
 
 def _cursor(context: dg.SensorEvaluationContext) -> dict[str, int]:
@@ -272,20 +274,43 @@ def _cohorts_to_build(
 def _cohorts_to_rebuild(
     instance: dg.DagsterInstance, touched: dict[str, set[str]], cohorts: dict[str, str]
 ) -> None:
-    """Add the cohorts built while a month they read was missing, now that it has loaded.
+    """Add the built cohorts that read a month which has loaded since they were built.
 
-    Even one later than the clock: a replay run again on a home that went further reaches the
-    month that loaded (late, or fixed) before the cohorts built after it.
+    A month that was missing when they were built, or a file that replaced a month's rows: every
+    cohort whose windows cover it is rebuilt (then re-scored and re-measured), in this tick, not
+    only the next one. Even one later than the clock: a replay run again on a home that went
+    further reaches the month that loaded (late, fixed or replaced) before the cohorts after it.
     """
     registered = set(instance.get_dynamic_partitions(monthly_partitions.name))
     loaded = {(table, month[:7]) for month, tables in touched.items() for table in tables}
-    for data_month in sorted(touched):
-        for later in range(2, COHORTS_FED_BY_A_MONTH + 1):
+    for data_month, tables in sorted(touched.items()):
+        for later in range(2, _cohorts_read_by(data_month, tables) + 1):
             cohort = partition_key(add_months(month_start(data_month), later))
             if cohort not in registered or cohort in cohorts:
                 continue
             if _missing_months(instance, cohort) & loaded:
                 cohorts[cohort] = f"rebuild: a month cohort {cohort[:7]} missed has loaded"
+            elif _built_before_its_inputs(instance, cohort):
+                cohorts[cohort] = f"rebuild: {data_month[:7]}, which it reads, loaded again"
+
+
+def _cohorts_read_by(data_month: str, tables: set[str]) -> int:
+    """How many cohorts after it read a month: payments feed a year of cohorts; listening only
+    those whose 90 days reach back into the month."""
+    if "transactions" in tables:
+        return COHORTS_FED_BY_A_MONTH
+    last_day = add_months(month_start(data_month), 1) - timedelta(days=1)
+    reach = last_day + timedelta(days=LISTENING_DAYS)
+    later = 1
+    while add_months(month_start(data_month), later + 1) <= reach:
+        later += 1
+    return later
+
+
+def _built_before_its_inputs(instance: dg.DagsterInstance, cohort: str) -> bool:
+    """A cohort's features are older than the newest load of a month they read."""
+    record = _latest_materialization(instance, FEATURES, cohort)
+    return record is not None and _inputs_version(instance, cohort) > record.storage_id
 
 
 def _training_request(
