@@ -14,13 +14,21 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
+
+from dagster_shared.utils import warnings as dagster_warnings
 
 from churn_assets.home_lock import HomeBusyError, home_lock
 from churn_assets.keys import PROMOTION_JOB
 from churn_assets.partitions import month_start
-from churn_assets.settings import check_environment, churn_paths
+from churn_assets.settings import (
+    check_environment,
+    check_home,
+    check_tracking_server,
+    churn_paths,
+)
 
 # Exit codes (README, "Commands"): 0 done; 1 a run failed (each printed with its reason);
 # 2 the request was refused (bad arguments or input, unknown version, nothing to roll back to);
@@ -49,7 +57,10 @@ telemetry:
 
 
 def _prepare_environment(landing: str | None = None) -> None:
+    """The home ready to write in (or refused, naming why), DAGSTER_HOME under it by default."""
     paths = churn_paths()
+    check_home(paths.home)
+    check_tracking_server(paths.mlflow_tracking_uri)
     os.environ.setdefault("CHURN_HOME", str(paths.home))
     os.environ.setdefault("DAGSTER_HOME", str(paths.dagster_home))
     if landing:
@@ -409,6 +420,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Dagster's notes on its own beta APIs say nothing to a user of this command; they stay in
+    # the log file with the rest of Dagster's words.
+    for category in ("BetaWarning", "PreviewWarning", "SupersessionWarning"):
+        warnings.filterwarnings("ignore", category=getattr(dagster_warnings, category))
     INTERRUPTED.clear()
     previous = {}
     if threading.current_thread() is threading.main_thread():

@@ -185,6 +185,43 @@ PATH_VARIABLES: tuple[Variable, ...] = (
 )
 
 
+def check_home(home: Path) -> None:
+    """``CHURN_HOME`` exists or can be made, and takes a file: refused in one line otherwise."""
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        probe = home / f".write-check-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise SettingsError(
+            f"CHURN_HOME={str(home)!r}: cannot write there ({error.strerror or error})"
+        ) from None
+
+
+# How long a tracking server may take to answer before a command refuses to start.
+TRACKING_SERVER_TIMEOUT_S = 10.0
+
+
+def check_tracking_server(tracking_uri: str, timeout_s: float = TRACKING_SERVER_TIMEOUT_S) -> None:
+    """An ``http(s)://`` MLflow server answers its health check within ``timeout_s``; refused
+    in one line naming the URL otherwise (MLflow's own retries would wait minutes in silence)."""
+    if not tracking_uri.startswith(("http://", "https://")):
+        return
+    import urllib.error
+    import urllib.request
+
+    url = tracking_uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s):
+            return
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise SettingsError(
+            f"MLFLOW_TRACKING_URI={tracking_uri!r}: the tracking server does not answer "
+            f"({reason}) within {timeout_s:g} s"
+        ) from None
+
+
 def check_environment(environ: Mapping[str, str] | None = None) -> None:
     """Every variable of DESIGN §1 that is set, parsed as it will be used: a command refuses a
     bad value before it starts anything, naming the variable (:class:`SettingsError`)."""

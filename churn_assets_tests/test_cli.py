@@ -74,3 +74,43 @@ def test_a_bad_setting_is_refused_first_in_one_line_and_touches_nothing(tmp_path
         [line] = done.stderr.strip().splitlines()
         assert line.startswith(f"churn-assets replay: {variable}={value!r}: ") and says in line
     assert not home.exists()
+
+
+def test_a_home_that_cannot_be_written_and_a_dead_tracking_server_are_refused_first(tmp_path):
+    """One line naming the cause, exit 2, before any run: not a traceback, not minutes of wait."""
+    blocked = tmp_path / "a_file"
+    blocked.write_text("")
+    cases = [
+        ({"CHURN_HOME": str(blocked / "home")}, "CHURN_HOME=", "cannot write there"),
+        (
+            {"CHURN_HOME": str(tmp_path / "home"), "MLFLOW_TRACKING_URI": "http://127.0.0.1:9"},
+            "MLFLOW_TRACKING_URI='http://127.0.0.1:9': the tracking server does not answer",
+            "within 10 s",
+        ),
+    ]
+    for env, starts, says in cases:
+        done = subprocess.run(
+            [sys.executable, "-m", "churn_assets.cli", "replay", "--landing", str(tmp_path)],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=300,
+        )
+        assert done.returncode == 2, done.stderr
+        [line] = done.stderr.strip().splitlines()
+        assert line.startswith(f"churn-assets replay: {starts}") and says in line, line
+
+
+def test_a_refused_promotion_is_the_only_thing_said(tmp_path):
+    """No Dagster note on its own beta APIs comes before (or after) the refusal."""
+    done = subprocess.run(
+        [sys.executable, "-m", "churn_assets.cli", "promote", "7", "--reason", "try"],
+        env={**os.environ, "CHURN_HOME": str(tmp_path / "home")},
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == ["churn-assets: churn-model has no version '7'"]

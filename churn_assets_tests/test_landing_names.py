@@ -4,6 +4,7 @@ and a file no table reads is named in the members load's schema check, never ski
 from __future__ import annotations
 
 import gzip
+import os
 from datetime import date
 from pathlib import Path
 
@@ -182,3 +183,19 @@ def test_members_are_kept_when_their_file_leaves_and_replaced_when_it_is_replace
         both[0],
         ("u2", 5, date(2016, 5, 1), "members_201604.csv"),
     ]
+
+
+def test_a_name_that_is_not_utf8_is_reported_and_blocks_nothing(tmp_path: Path) -> None:
+    landing = _landing(tmp_path / "landing")
+    broken = os.fsencode(landing) + b"/transactions_2016\xff.csv"
+    Path(os.fsdecode(broken)).write_text("msno\n")
+    home = tmp_path / "home"
+    with dg.instance_for_test() as instance:
+        resources = resources_for(home, landing)
+        loaded = materialize([members], resources=resources, instance=instance)
+        april = materialize(
+            [transactions], partition_key="2016-04-01", resources=resources, instance=instance
+        )
+    assert loaded.success and april.success  # the other files load as before
+    [check] = [c for c in loaded.get_asset_check_evaluations() if c.check_name == SCHEMA_CHECK]
+    assert "transactions_2016\ufffd.csv (its name is not valid UTF-8)" in check.description

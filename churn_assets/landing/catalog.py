@@ -30,7 +30,13 @@ from churn_assets.landing.contract import (
     is_parquet,
     sql_literal,
 )
-from churn_assets.landing.files import label_cohort, label_files, name_month, table_files
+from churn_assets.landing.files import (
+    label_cohort,
+    label_files,
+    name_month,
+    shown_name,
+    table_files,
+)
 
 # The column whose month places a row; members and labels are not placed by a date column.
 DATE_COLUMNS = {"transactions": "transaction_date", "user_logs": "date"}
@@ -185,7 +191,7 @@ class LandingCatalog:
         load lists them as a warning, so that none is skipped in silence. Hidden files are left
         alone."""
         return sorted(
-            p.name
+            shown_name(p)
             for p in self.folder.iterdir()
             if p.is_file()
             and not p.name.startswith(".")

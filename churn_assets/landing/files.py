@@ -33,6 +33,24 @@ def has_landing_suffix(path: Path) -> bool:
     return path.name.lower().endswith(SUFFIXES)
 
 
+def utf8_name(path: Path) -> bool:
+    """Whether the name is valid UTF-8: DuckDB cannot open a file named otherwise, so no table
+    claims it (it is listed as not read instead of failing every load of its table)."""
+    try:
+        path.name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def shown_name(path: Path) -> str:
+    """The name as a person can read it, its invalid bytes shown as the replacement character."""
+    if utf8_name(path):
+        return path.name
+    readable = path.name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return f"{readable} (its name is not valid UTF-8)"
+
+
 def table_files(folder: Path, table: str) -> list[Path]:
     """The files of one table: ``members*.csv`` etc.; labels are found by :func:`label_files`."""
     if not folder.is_dir():
@@ -41,12 +59,17 @@ def table_files(folder: Path, table: str) -> list[Path]:
     return sorted(
         p
         for p in folder.iterdir()
-        if p.is_file() and p.name.lower().startswith(prefix) and has_landing_suffix(p)
+        if p.is_file()
+        and utf8_name(p)
+        and p.name.lower().startswith(prefix)
+        and has_landing_suffix(p)
     )
 
 
 def label_cohort(path: Path) -> str | None:
     """The cohort (``YYYYMM``) a labels file holds, or None for a file that holds no labels."""
+    if not utf8_name(path):
+        return None
     match = LABEL_FILE.match(path.name)
     if match:
         return match.group(1) + match.group(2)
