@@ -20,7 +20,7 @@ from pathlib import Path
 
 from dagster_shared.utils import warnings as dagster_warnings
 
-from churn_assets.home_lock import HomeBusyError, home_lock
+from churn_assets.home_lock import HomeBusyError, home_lock, refuse_while_a_daemon_runs
 from churn_assets.keys import PROMOTION_JOB
 from churn_assets.partitions import month_start
 from churn_assets.settings import (
@@ -146,6 +146,7 @@ def _run_replay(landing: Path, through: str | None, verbose: bool) -> object:
             from churn_assets.replay import replay
 
             with dg.DagsterInstance.get() as instance:
+                refuse_while_a_daemon_runs(instance, paths.home)
                 try:
                     summary = replay(
                         build_definitions(),
@@ -254,6 +255,7 @@ def _run_lifecycle_job(job_name: str, op_name: str, config: dict) -> int:
     with home_lock(churn_paths().home, job_name), _dagster_log(verbose=False):
         job = build_definitions().resolve_job_def(job_name)
         with dg.DagsterInstance.get() as instance:
+            refuse_while_a_daemon_runs(instance, churn_paths().home)
             result = job.execute_in_process(
                 run_config={
                     "ops": {op_name: {"config": config}},

@@ -10,6 +10,8 @@ follow when Dagster moves them.
   sensors read to react to failed checks (the public ``AssetCheckResult`` only describes a result
   being emitted).
 * ``backoff``: Dagster's own retry helper, used to wait out DuckDB's single-writer lock.
+* ``DaemonHeartbeat``: what a running daemon writes to the instance (the public
+  ``get_daemon_heartbeats`` returns them); the tests write one to stand for ``dagster dev``.
 """
 
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
@@ -20,6 +22,7 @@ from dagster._core.storage.tags import (
     SCHEDULE_NAME_TAG,
     SENSOR_NAME_TAG,
 )
+from dagster._daemon.types import DaemonHeartbeat
 from dagster._utils.backoff import backoff
 
 __all__ = [
@@ -29,5 +32,6 @@ __all__ = [
     "SCHEDULE_NAME_TAG",
     "SENSOR_NAME_TAG",
     "AssetCheckExecutionRecordStatus",
+    "DaemonHeartbeat",
     "backoff",
 ]

@@ -68,3 +68,22 @@ def _busy_message(path: Path, home: Path) -> str:
         f"{home} is in use by {who}; one command at a time runs the loop on a home. Wait for "
         "it to finish (or stop it), or use another CHURN_HOME."
     )
+
+
+# A daemon that has not beaten within this many seconds is taken for stopped.
+DAEMON_SILENT_AFTER_S = 120.0
+
+
+def refuse_while_a_daemon_runs(instance: object, home: Path) -> None:
+    """The CLI and a ``dagster dev`` daemon on one home would both write; the CLI refuses.
+
+    The daemon takes no home lock of its own, but it beats: a heartbeat in the instance younger
+    than ``DAEMON_SILENT_AFTER_S`` means it runs.
+    """
+    beats = instance.get_daemon_heartbeats()
+    newest = max((b.timestamp for b in beats.values()), default=0.0)
+    if time.time() - newest < DAEMON_SILENT_AFTER_S:
+        raise HomeBusyError(
+            f"home {home} is in use by a running Dagster daemon (dagster dev); its schedules and "
+            "sensors run the loop there. Stop it, or use another CHURN_HOME."
+        )

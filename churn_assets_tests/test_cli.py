@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from churn_assets.cli import main
@@ -114,3 +115,21 @@ def test_a_refused_promotion_is_the_only_thing_said(tmp_path):
     )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == ["churn-assets: churn-model has no version '7'"]
+
+
+def test_the_cli_refuses_a_home_a_running_dagster_daemon_works_on(tmp_path, capsys, monkeypatch):
+    """dagster dev's daemon takes no home lock; its heartbeat says it runs, and the CLI, which
+    would write beside it, refuses with exit 3 rather than both writing."""
+    import dagster as dg
+
+    from churn_assets.dagster_internals import DaemonHeartbeat
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("CHURN_HOME", str(home))
+    monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
+    (home / "dagster").mkdir(parents=True)
+    with dg.DagsterInstance.get() as instance:
+        instance.add_daemon_heartbeat(DaemonHeartbeat(time.time(), "SENSOR", "d1", []))
+    assert main(["promote", "7"]) == 3
+    said = capsys.readouterr().err
+    assert "in use by a running Dagster daemon (dagster dev)" in said
