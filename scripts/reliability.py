@@ -1,7 +1,8 @@
 """RELIABILITY.md: every bad input and injected fault the tests try, what the user sees, rows lost.
 
-Runs the fault tests (``churn_assets_tests/test_faults.py``) and the bad-input tests
-(``churn_assets_tests/test_bad_input.py``) under pytest with this file as a plugin, then renders
+Runs the fault tests (``churn_assets_tests/test_faults.py``), the bad-input tests
+(``churn_assets_tests/test_bad_input.py``), and those of landing names, attempts and
+interruptions under pytest with this file as a plugin, then renders
 what they recorded as a table. Nothing is written by hand: each row is a case that ran now.
 
 For every case the plugin records:
@@ -36,7 +37,13 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-TEST_FILES = ("churn_assets_tests/test_faults.py", "churn_assets_tests/test_bad_input.py")
+TEST_FILES = (
+    "churn_assets_tests/test_faults.py",
+    "churn_assets_tests/test_bad_input.py",
+    "churn_assets_tests/test_landing_names.py",
+    "churn_assets_tests/test_attempts.py",
+    "churn_assets_tests/test_interruptions.py",
+)
 RECORD_ENV = "CHURN_RELIABILITY_RECORD"
 PLUGIN = Path(__file__).stem
 _PATH = re.compile(r"(?<![\w\"])(?:/[^\s/:,'\"()]+)+/([^\s/:,'\"()]+)")

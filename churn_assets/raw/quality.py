@@ -14,13 +14,22 @@ from typing import Any
 
 import dagster as dg
 
+from churn_assets.keys import (
+    DUPLICATES_CHECK,
+    NULLS_CHECK,
+    RANGES_CHECK,
+    REFERENTIAL_CHECK,
+    SCHEMA_CHECK,
+    VOLUME_CHECK,
+)
+
 SCHEMA, NULLS, RANGES, DUPLICATES, REFERENTIAL, VOLUME = (
-    "schema",
-    "nulls",
-    "ranges",
-    "duplicates",
-    "referential",
-    "volume",
+    SCHEMA_CHECK,
+    NULLS_CHECK,
+    RANGES_CHECK,
+    DUPLICATES_CHECK,
+    REFERENTIAL_CHECK,
+    VOLUME_CHECK,
 )
 
 # A column the features rely on may be null in at most this share of a partition's rows.
