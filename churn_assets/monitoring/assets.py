@@ -2,8 +2,9 @@
 
 The reference is what the champion learnt from: the features of its complete training cohorts
 (and the cohort it was validated on); for a champion that learnt only from incomplete ones, as
-many complete cohorts before this one stand in (:func:`_reference`). Against it, for the whole
-cohort (statistics and tiers in :mod:`churn_assets.monitoring.psi`):
+many complete cohorts before this one stand in
+(:func:`churn_assets.monitoring.reference.reference_for`). Against it, for the whole cohort
+(statistics and tiers in :mod:`churn_assets.monitoring.psi`):
 
 * **data drift** (check ``feature_drift``, verdict ``data_drift``): every feature's PSI, beyond
   sampling noise, weighted by the champion's gain importance; the weighted sum is judged, and a
