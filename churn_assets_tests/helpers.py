@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -78,3 +81,27 @@ def cohort_features(
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
         frame = conn.execute("SELECT * FROM features WHERE cohort_month = ?", [cohort]).df()
     return frame.to_dict("records")
+
+
+COMMAND_BUDGET_S = "2"
+
+
+def _command_env(home: Path) -> dict[str, str]:
+    """A person's environment on ``home``: its own CHURN_HOME and Dagster home, a small budget."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("CHURN_LANDING_DIR", "MLFLOW_TRACKING_URI", "DAGSTER_HOME")
+    }
+    return {**env, "CHURN_HOME": str(home), "CHURN_TRAINING_BUDGET_S": COMMAND_BUDGET_S}
+
+
+def replay_command(home: Path, landing: Path, out: Path) -> subprocess.Popen:
+    """``churn-assets replay`` in a process of its own, its output in ``out``.out and .err."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "churn_assets.cli", "replay", "--landing", str(landing)],
+        env=_command_env(home),
+        stdout=out.with_suffix(".out").open("w"),
+        stderr=out.with_suffix(".err").open("w"),
+        stdin=subprocess.DEVNULL,
+    )

@@ -43,6 +43,7 @@ TEST_FILES = (
     "churn_assets_tests/test_landing_names.py",
     "churn_assets_tests/test_attempts.py",
     "churn_assets_tests/test_interruptions.py",
+    "churn_assets_tests/test_replaced_files.py",
 )
 RECORD_ENV = "CHURN_RELIABILITY_RECORD"
 PLUGIN = Path(__file__).stem
