@@ -43,13 +43,6 @@ def next_attempt(instance: dg.DagsterInstance, request_id: str) -> int | None:
     return len(runs) + 1 if len(_counted(runs)) < MAX_ATTEMPTS else None
 
 
-def attempts_exhausted(instance: dg.DagsterInstance, request_id: str) -> bool:
-    runs = _counted(instance.get_runs(filters=dg.RunsFilter(tags={REQUEST_TAG: request_id})))
-    return len(runs) >= MAX_ATTEMPTS and all(
-        r.status != dg.DagsterRunStatus.SUCCESS and r.is_finished for r in runs
-    )
-
-
 def forgive_environment_faults(
     instance: dg.DagsterInstance, failed_before: datetime | None = None
 ) -> list[str]:

@@ -216,7 +216,7 @@ def _replace_window(
             raise LandingFormatError(
                 f"nothing of {table} {min(ledger):%Y-%m}..{max(ledger):%Y-%m} was stored: "
                 "the schema check fails for "
-                + ", ".join(f"{m:%Y-%m} ({_schema_text(table, months[m])})" for m in blocked)
+                + ", ".join(_blocked_month(table, m, months[m]) for m in blocked)
             ) from None
         return history, months, False
     except duckdb.Error as exc:
@@ -224,8 +224,10 @@ def _replace_window(
     return history, months, True
 
 
-def _schema_text(table: str, quality: dict[str, Any]) -> str:
-    return qc.evaluate(table, quality, "", extra_columns=[], members_loaded=True)[0].description
+def _blocked_month(table: str, month: date, quality: dict[str, Any]) -> str:
+    """A month of a ranged load that blocks, with what its schema check found."""
+    where = f"{month:%Y-%m}"
+    return f"{where} ({qc.schema_outcome(table, quality, where, [], True).description})"
 
 
 def _record_window(

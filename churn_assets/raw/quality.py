@@ -138,7 +138,7 @@ def schema_blocks(q: dict[str, Any], allow_empty: bool = False) -> bool:
     return not ((rows > 0 or allow_empty) and share <= MAX_INVALID_KEY_SHARE)
 
 
-def _schema(
+def schema_outcome(
     table: str,
     q: dict[str, Any],
     where: str,
@@ -317,7 +317,9 @@ def evaluate(
     ``unclaimed``: landing files no table reads; ``schema`` warns naming them.
     """
     found = {
-        SCHEMA: lambda: _schema(table, quality, where, extra_columns, allow_empty, unclaimed),
+        SCHEMA: lambda: schema_outcome(
+            table, quality, where, extra_columns, allow_empty, unclaimed
+        ),
         NULLS: lambda: _nulls(quality),
         RANGES: lambda: _ranges(table, quality),
         DUPLICATES: lambda: _duplicates(quality),
