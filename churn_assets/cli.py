@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-from dagster_shared.utils import warnings as dagster_warnings
+import dagster as dg
 
 from churn_assets.home_lock import HomeBusyError, home_lock, refuse_while_a_daemon_runs
 from churn_assets.keys import PROMOTION_JOB
@@ -424,8 +424,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Dagster's notes on its own beta APIs say nothing to a user of this command; they stay in
     # the log file with the rest of Dagster's words.
-    for category in ("BetaWarning", "PreviewWarning", "SupersessionWarning"):
-        warnings.filterwarnings("ignore", category=getattr(dagster_warnings, category))
+    for category in (dg.BetaWarning, dg.PreviewWarning, dg.SupersessionWarning):
+        warnings.filterwarnings("ignore", category=category)
     INTERRUPTED.clear()
     previous = {}
     if threading.current_thread() is threading.main_thread():
