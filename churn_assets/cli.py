@@ -297,6 +297,30 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return _champion_change("rollback", args.to or "", args.reason)
 
 
+def cmd_retract(args: argparse.Namespace) -> int:
+    """Take back the rows of files that have left the landing folder (churn_assets.retraction)."""
+    from churn_assets.replay import staged_arrivals
+
+    _prepare_environment(args.landing)
+    paths = churn_paths()
+    if (arrivals := staged_arrivals(paths.landing, paths.home)) is not None:
+        os.environ["CHURN_LANDING_DIR"] = str(arrivals.staged)  # what the loads read
+    month = month_start(args.month) if args.month else None
+    with home_lock(paths.home, "retract"), _dagster_log(verbose=False):
+        from churn_assets.definitions import build_definitions
+        from churn_assets.retraction import RetractionFailed, retract
+
+        with dg.DagsterInstance.get() as instance:
+            refuse_while_a_daemon_runs(instance, paths.home)
+            try:
+                done = retract(build_definitions(), instance, args.table, month)
+            except RetractionFailed as exc:
+                print(f"churn-assets retract: {exc}", file=sys.stderr)
+                return EXIT_RUN_FAILED
+    print(done.describe())
+    return EXIT_OK
+
+
 def _add_world_knobs(sim: argparse.ArgumentParser) -> None:
     """The flags that give a world its odd shapes (drifts, history, degenerate columns, late and
     missing files, changing members), apart from its size so ``simulate`` reads at a glance."""
@@ -408,6 +432,20 @@ def _add_rollback(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     rollback.set_defaults(func=cmd_rollback)
 
 
+def _add_retract(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``retract``: remove what files no longer in the landing folder stored for a month."""
+    retract = commands.add_parser(
+        "retract",
+        help="take back the stored rows of files that have left the landing folder",
+        description="Rows stay stored when their file leaves the landing folder. Remove the "
+        "file, then retract the month: it is loaded again from the files present only.",
+    )
+    retract.add_argument("table", choices=["transactions", "user_logs", "members"])
+    retract.add_argument("month", nargs="?", help="YYYY-MM (transactions, user_logs)")
+    retract.add_argument("--landing", help="the landing folder (default: CHURN_LANDING_DIR)")
+    retract.set_defaults(func=cmd_retract)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``churn-assets`` command line, one subcommand per ``_add_*`` step in help order."""
     parser = argparse.ArgumentParser(prog="churn-assets", description=__doc__.splitlines()[0])
@@ -417,6 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(commands)
     _add_promote(commands)
     _add_rollback(commands)
+    _add_retract(commands)
     return parser
 
 

@@ -75,13 +75,13 @@ def _rewrite_everything_from(home: Path, cutoff: str) -> None:
         conn.execute(
             """
             INSERT INTO transactions
-            SELECT msno, 41, 30, 149, 149, 1, ?::DATE, ?::DATE + INTERVAL 400 DAY, 0
+            SELECT msno, 41, 30, 149, 149, 1, ?::DATE, ?::DATE + INTERVAL 400 DAY, 0, 'renewals.csv'
             FROM (SELECT DISTINCT msno FROM transactions)
             """,
             [cutoff, cutoff],
         )
         conn.execute(
-            "INSERT INTO user_logs SELECT msno, ?::DATE, 1, 1, 1, 1, 99, 50, 30000 "
+            "INSERT INTO user_logs SELECT msno, ?::DATE, 1, 1, 1, 1, 99, 50, 30000, 'extra.csv' "
             "FROM (SELECT DISTINCT msno FROM user_logs)",
             [cutoff],
         )

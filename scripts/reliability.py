@@ -44,6 +44,7 @@ TEST_FILES = (
     "churn_assets_tests/test_attempts.py",
     "churn_assets_tests/test_interruptions.py",
     "churn_assets_tests/test_replaced_files.py",
+    "churn_assets_tests/test_archived_files.py",
 )
 RECORD_ENV = "CHURN_RELIABILITY_RECORD"
 PLUGIN = Path(__file__).stem
@@ -136,11 +137,11 @@ def _watch(recorder: Recorder) -> None:
         with warehouse.get_connection() as conn:
             return _stored_rows(conn)
 
-    def watched_load(warehouse, table, files, params, ledger=None):
+    def watched_load(warehouse, table, files, params, ledger=None, **monthly):
         before = counted(warehouse)
         error = None
         try:
-            return load_table(warehouse, table, files, params, ledger)
+            return load_table(warehouse, table, files, params, ledger, **monthly)
         except Exception as exc:
             error = f"{table}: {str(exc).strip().splitlines()[0]}"
             raise

@@ -1,10 +1,13 @@
 """Which raw loads are due: the landing files as they are now against what was loaded from them.
 
-A table's month is due when the fingerprint of the files covering it (see
-:mod:`churn_assets.landing.catalog`) differs from the one its latest materialization recorded: a
-month never loaded, one whose load failed or was killed, one whose file arrived late or was
-replaced. Only months that have ended by ``today`` are loaded; only tables whose files cover the
-month are asked for, so a missing file shows as an incomplete cohort rather than a failed run.
+A table's month is due when a file in the landing folder that feeds it, or that its stored rows
+came from, is not as its latest materialization recorded it (see
+:mod:`churn_assets.landing.catalog`): a month never loaded, one whose load failed or was killed,
+one whose file arrived late or was replaced. A file that leaves the landing folder (archived after
+delivery) makes nothing due: its rows stay stored until a file replaces them or the month is
+retracted (``churn-assets retract``). Only months that have ended by ``today`` are loaded; only
+tables whose files cover the month are asked for, so a missing file shows as an incomplete cohort
+rather than a failed run.
 Months of payment history before the first listening month are loaded together in one ranged run.
 """
 
@@ -46,8 +49,8 @@ LABEL_ASSETS = [
 ]
 
 
-def loaded_fingerprint(instance: dg.DagsterInstance, table: str, month: date) -> str | None:
-    """The files fingerprint the latest materialization of ``table``'s month recorded."""
+def _recorded(instance: dg.DagsterInstance, table: str, month: date, name: str) -> object:
+    """What the latest materialization of ``table``'s month recorded for it under ``name``."""
     result = instance.fetch_materializations(
         dg.AssetRecordsFilter(
             asset_key=dg.AssetKey(table), asset_partitions=[partition_key(month)]
@@ -57,8 +60,33 @@ def loaded_fingerprint(instance: dg.DagsterInstance, table: str, month: date) ->
     if not result.records:
         return None
     materialization = result.records[0].asset_materialization
-    recorded = materialization.metadata.get("fingerprints") if materialization else None
+    recorded = materialization.metadata.get(name) if materialization else None
     return (recorded.value or {}).get(partition_key(month)) if recorded else None
+
+
+def loaded_fingerprint(instance: dg.DagsterInstance, table: str, month: date) -> str | None:
+    """The files fingerprint the latest materialization of ``table``'s month recorded."""
+    return _recorded(instance, table, month, "fingerprints")  # type: ignore[return-value]
+
+
+def _is_stale(
+    instance: dg.DagsterInstance, catalog: LandingCatalog, table: str, month: date
+) -> bool:
+    """A file that feeds the month, or whose rows it stores, differs from what was recorded.
+
+    Loads recorded before files had signatures are compared by fingerprint, as then.
+    """
+    present = catalog.signatures(table, month)
+    if not present:
+        return False
+    recorded = _recorded(instance, table, month, "file_signatures")
+    if recorded is None:
+        return loaded_fingerprint(instance, table, month) != catalog.fingerprint(table, month)
+    known = set(recorded)  # type: ignore[arg-type]
+    stored_from = {signature.rsplit(":", 2)[0] for signature in known}
+    now = {e.name: e.signature for e in catalog.entries.values() if e.table == table}
+    judged = set(present) | (stored_from & set(now))
+    return any(now[name] not in known for name in judged)
 
 
 def _digest(parts: list[str]) -> str:
@@ -67,12 +95,7 @@ def _digest(parts: list[str]) -> str:
 
 def stale_tables(instance: dg.DagsterInstance, catalog: LandingCatalog, month: date) -> list[str]:
     """Tables whose files cover ``month`` and differ from what its last load read."""
-    return [
-        table
-        for table in MONTHLY_TABLES
-        if (fingerprint := catalog.fingerprint(table, month))
-        and loaded_fingerprint(instance, table, month) != fingerprint
-    ]
+    return [table for table in MONTHLY_TABLES if _is_stale(instance, catalog, table, month)]
 
 
 def month_load(

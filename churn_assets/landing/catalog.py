@@ -186,6 +186,14 @@ class LandingCatalog:
             parts = [self.entries[p.name].signature for p in self.files_for(table, [month])]
         return hashlib.sha1("|".join(sorted(parts)).encode()).hexdigest()[:12] if parts else ""
 
+    def signatures(self, table: str, month: date) -> dict[str, str]:
+        """File name -> signature (name, size, modification time) of the files feeding ``month``."""
+        return {p.name: self.entries[p.name].signature for p in self.files_for(table, [month])}
+
+    def names(self, table: str) -> list[str]:
+        """Every file of ``table`` in the landing folder now, whatever months it holds."""
+        return sorted(e.name for e in self.entries.values() if e.table == table)
+
     def unclaimed(self) -> list[str]:
         """Files in the landing folder that no table reads (a ``.txt``, a misspelt prefix): a
         load lists them as a warning, so that none is skipped in silence. Hidden files are left

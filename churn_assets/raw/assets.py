@@ -40,6 +40,30 @@ SNAPSHOT = date(1970, 1, 1)
 RawEvent = dg.MaterializeResult | dg.AssetCheckEvaluation | dg.Output
 
 
+class MonthlyLoadConfig(qc.VolumeBand):
+    """A monthly table's load: its volume band, and whether it retracts departed files' rows.
+
+    Rows of a file that has left the landing folder are kept (archiving is not deleting); a run
+    with ``retract_departed_files`` rebuilds its months from the files present now only, as
+    ``churn-assets retract`` asks.
+    """
+
+    retract_departed_files: bool = False
+
+
+@dataclass(frozen=True)
+class MonthFiles:
+    """The landing files a month of a monthly table is read from, as the catalog sees them now."""
+
+    fingerprint: str
+    signatures: dict[str, str]  # file name -> "name:size:mtime"
+    undated_rows: int
+
+
+Ledger = dict[date, MonthFiles]
+NO_FILES = MonthFiles("", {}, 0)
+
+
 def window_params(start: date, end: date) -> dict[str, Any]:
     """SQL parameters of the months [start, end) as DATEs and as the files' YYYYMMDD integers."""
     return {
@@ -62,7 +86,14 @@ LOAD_STEPS = {
     "user_logs": ("load_user_logs.sql", "dedupe_user_logs.sql"),
 }
 # Temporary tables a load leaves on its connection.
-LOAD_TEMP_TABLES = ("staged", "repeated_keys", "repeated_rows", "duplicate_counts")
+LOAD_TEMP_TABLES = (
+    "staged",
+    "repeated_keys",
+    "repeated_rows",
+    "duplicate_counts",
+    "stored_files",
+    "window_files",
+)
 
 
 @dataclass
@@ -76,6 +107,15 @@ class LoadReport:
     volume_history: dict[date, int] = field(default_factory=dict)
     # Per month loaded: the fingerprint of the files it was loaded from (see landing.catalog).
     fingerprints: dict[str, str] = field(default_factory=dict)
+    # Per month: the signatures of every file its stored rows come from or it was judged on,
+    # departed files included; what the landing sensor compares with the files present.
+    file_signatures: dict[str, list[str]] = field(default_factory=dict)
+    # Files whose rows stay although they have left the landing folder, and those a retracting
+    # load removed.
+    departed_files_kept: list[str] = field(default_factory=list)
+    retracted_files: list[str] = field(default_factory=list)
+    # A retracting load may leave a month empty on purpose: its checks allow that.
+    retracting: bool = False
     # Landing files no table reads (the members load names them in its schema check).
     unclaimed: list[str] = field(default_factory=list)
     # False when the blocking schema check failed and the load was rolled back.
@@ -100,7 +140,7 @@ def record_raw_loads(
     conn: duckdb.DuckDBPyConnection,
     table: str,
     window: list[date],
-    ledger: dict[date, tuple[str, list[str], int]],
+    ledger: Ledger,
     params: dict[str, Any],
 ) -> dict[date, int]:
     """Enter each month of the window in ``raw_loads``; the stored rows per month before it."""
@@ -111,9 +151,9 @@ def record_raw_loads(
                 "table_name": table,
                 "month": month,
                 "rows": int(counts.get(month, 0)),
-                "files": ", ".join(ledger.get(month, ("", [], 0))[1]),
-                "fingerprint": ledger.get(month, ("", [], 0))[0],
-                "undated_rows": ledger.get(month, ("", [], 0))[2],
+                "files": ", ".join(sorted(ledger.get(month, NO_FILES).signatures)),
+                "fingerprint": ledger.get(month, NO_FILES).fingerprint,
+                "undated_rows": ledger.get(month, NO_FILES).undated_rows,
             }
             for month in window
         ]
@@ -129,31 +169,114 @@ def load_table(
     table: str,
     files: list[Path],
     params: dict[str, Any],
-    ledger: dict[date, tuple[str, list[str], int]] | None = None,
+    ledger: Ledger | None = None,
+    present: list[str] | None = None,
+    retract: bool = False,
 ) -> LoadReport:
     """Validate the files, replace the window in one transaction, return its quality numbers.
 
     Nothing stored changes when a file is unreadable or a row does not convert. For the monthly
-    tables, ``ledger`` (month -> fingerprint, file names, rows without a valid date) is entered in
-    ``raw_loads`` in the same transaction.
+    tables, ``ledger`` (month -> the files read, their fingerprint, rows without a valid date) is
+    entered in ``raw_loads`` and ``raw_files`` in the same transaction; the load replaces the
+    rows of the files ``present`` in the landing folder, and keeps those of files that have left
+    it unless it ``retract``s them.
     """
     with warehouse.get_connection() as conn:
         run_sql_file(conn, SQL / "create_raw_tables.sql")
         landing = _landing_source(conn, table, files)
-        history, months, stored = _replace_window(conn, table, files, landing, params, ledger)
+        retracted = _register_files(conn, table, params, ledger, present or [], retract)
+        history, months, stored = _replace_window(
+            conn, table, files, landing, params, ledger, retract
+        )
         members_loaded = bool(conn.execute("SELECT count(*) > 0 FROM members").fetchone()[0])
-        for month, (_, _, undated) in (ledger or {}).items():
+        for month, month_files in (ledger or {}).items():
             months.setdefault(month, {"rows": 0, "invalid_key_rows": 0})
-            months[month]["undated_rows_in_files"] = undated
+            months[month]["undated_rows_in_files"] = month_files.undated_rows
+        signatures = _recorded_signatures(conn, table, params, ledger) if ledger else {}
         for temp in LOAD_TEMP_TABLES:
             conn.execute(f"DROP TABLE IF EXISTS {temp}")
     extra = sorted({c for f in landing for c in f.columns} - set(LANDING_COLUMNS[table]))
-    fingerprints = {partition_key(m): fp for m, (fp, _, _) in (ledger or {}).items()}
     report = LoadReport(months, [f.name for f in files], extra, members_loaded, history)
     # Recorded stored or not: a month judged on these files is not asked for again until they
     # change.
-    report.fingerprints, report.stored = fingerprints, stored
+    report.fingerprints = {partition_key(m): f.fingerprint for m, f in (ledger or {}).items()}
+    report.file_signatures, report.stored = signatures, stored
+    kept = {signature_name(s) for names in signatures.values() for s in names}
+    if table == "members":
+        kept = {name for (name,) in _stored_member_files(warehouse)}
+    report.departed_files_kept = sorted(kept - set(present or []))
+    report.retracted_files = retracted if stored else []
+    report.retracting = retract
     return report
+
+
+def _stored_member_files(warehouse: DuckDBResource) -> list[tuple[str]]:
+    with warehouse.get_connection() as conn:
+        return conn.execute(
+            "SELECT DISTINCT source_file FROM members WHERE source_file IS NOT NULL"
+        ).fetchall()
+
+
+def signature_name(signature: str) -> str:
+    """The file name of a catalog signature ("name:size:mtime"; a name may hold a colon)."""
+    return signature.rsplit(":", 2)[0]
+
+
+def _register_files(
+    conn: duckdb.DuckDBPyConnection,
+    table: str,
+    params: dict[str, Any],
+    ledger: Ledger | None,
+    present: list[str],
+    retract: bool,
+) -> list[str]:
+    """Offer a monthly load's SQL the files whose rows it replaces and the files it reads; the
+    departed files whose rows a retracting load removes.
+
+    The replaced files are all of the table's files in the landing folder (a replaced file may no
+    longer hold rows of a month it held before), and, when retracting, every file with rows in
+    the window.
+    """
+    retracted: list[str] = []
+    if retract:
+        if table in MONTHLY:
+            run_sql_file(conn, SQL / f"stored_files_{table}.sql", params)
+            query = conn.execute("SELECT DISTINCT source_file FROM stored_files")
+        else:
+            query = conn.execute(f"SELECT DISTINCT source_file FROM {table}")
+        stored = {name for (name,) in query.fetchall()}
+        retracted = sorted(n for n in stored - set(present) if n is not None)
+    replaced = pd.DataFrame({"source_file": pd.Series([*present, *retracted], dtype=object)})
+    conn.register("replaced_files", replaced)
+    conn.register(
+        "retracted_files", pd.DataFrame({"source_file": pd.Series(retracted, dtype=object)})
+    )
+    if ledger is None:
+        return retracted
+    read = [
+        {"month": month, "source_file": name, "signature": signature}
+        for month, month_files in ledger.items()
+        for name, signature in month_files.signatures.items()
+    ]
+    conn.register("read_files", pd.DataFrame(read, columns=["month", "source_file", "signature"]))
+    return retracted
+
+
+def _recorded_signatures(
+    conn: duckdb.DuckDBPyConnection, table: str, params: dict[str, Any], ledger: Ledger
+) -> dict[str, list[str]]:
+    """Per month of the window: the signatures of the files read now and of every file whose
+    rows are stored (as ``raw_files`` holds them after the load, or before it when it stored
+    nothing)."""
+    recorded = {partition_key(m): set(f.signatures.values()) for m, f in ledger.items()}
+    rows = conn.execute(
+        "SELECT month, signature FROM raw_files WHERE table_name = ? AND month >= ? "
+        "AND month < ? AND signature IS NOT NULL",
+        [table, params["window_start"], params["window_end"]],
+    ).fetchall()
+    for month, signature in rows:
+        recorded.setdefault(partition_key(month), set()).add(signature)
+    return {month: sorted(signatures) for month, signatures in sorted(recorded.items())}
 
 
 def _landing_source(
@@ -169,6 +292,16 @@ def _landing_source(
         conn.register("member_files", member_file_dates(files))
     if landing:
         conn.execute(f"CREATE OR REPLACE TEMP VIEW landing_source AS {source_sql(landing, table)}")
+    elif table in MONTHLY:
+        # No file to read (a retracted month whose files are all gone): the load still runs,
+        # replacing the window's rows with none.
+        columns = ", ".join(
+            f'NULL::{kind} AS "{name}"' for name, kind in LANDING_COLUMNS[table].items()
+        )
+        conn.execute(
+            f"CREATE OR REPLACE TEMP VIEW landing_source AS "
+            f"SELECT {columns}, NULL::VARCHAR AS source_file WHERE false"
+        )
     return landing
 
 
@@ -182,7 +315,8 @@ def _replace_window(
     files: list[Path],
     landing: list[LandingFile],
     params: dict[str, Any],
-    ledger: dict[date, tuple[str, list[str], int]] | None,
+    ledger: Ledger | None,
+    retract: bool = False,
 ) -> tuple[dict[date, int], dict[date, dict[str, Any]], bool]:
     """Replace the window's rows and enter its months in ``raw_loads``: the stored rows per month
     before, the quality numbers per month, and whether anything was stored.
@@ -198,7 +332,9 @@ def _replace_window(
     months: dict[date, dict[str, Any]] = {}
     try:
         with transaction(conn):
-            if landing:
+            if retract and table == "members":
+                run_sql_file(conn, SQL / "retract_members.sql")
+            if landing or table in MONTHLY:
                 for step in LOAD_STEPS[table]:
                     run_sql_file(conn, SQL / step, params)
             else:
@@ -206,9 +342,11 @@ def _replace_window(
                 if table == "labels":
                     run_sql_file(conn, SQL / "no_labels.sql")
             if ledger is not None:
-                history = _record_window(conn, table, files, params, ledger)
+                history = _record_window(conn, table, files, params, ledger, retract)
             months = _quality_by_month(conn, table, params)
-            blocked = [m for m, q in months.items() if qc.schema_blocks(q, allow_empty=ranged)]
+            blocked = [
+                m for m, q in months.items() if qc.schema_blocks(q, allow_empty=ranged or retract)
+            ]
             if blocked:
                 raise _Blocked
     except _Blocked:
@@ -235,12 +373,19 @@ def _record_window(
     table: str,
     files: list[Path],
     params: dict[str, Any],
-    ledger: dict[date, tuple[str, list[str], int]],
+    ledger: Ledger,
+    retract: bool = False,
 ) -> dict[date, int]:
-    """The window's months in ``raw_loads``; a single month with no valid row refuses the load."""
+    """The window's months in ``raw_loads`` and their files in ``raw_files``; a single month with
+    no valid row refuses the load, unless it is retracted (it then leaves the ledger: its
+    cohorts' coverage says it is missing)."""
     window = sorted(ledger)
+    run_sql_file(conn, SQL / f"stored_files_{table}.sql", params)
+    run_sql_file(conn, SQL / "record_raw_files.sql", params | {"table_name": table})
     history = record_raw_loads(conn, table, window, ledger, params)
-    if len(window) == 1 and not history.get(window[0]):
+    if retract:
+        run_sql_file(conn, SQL / "forget_empty_months.sql", params | {"table_name": table})
+    elif len(window) == 1 and not history.get(window[0]):
         # Inside the transaction: the month stays as it was stored before.
         raise LandingFormatError(
             f"the {table} files covering {window[0]:%Y-%m} "
@@ -326,6 +471,9 @@ def _materialization_metadata(report: LoadReport, where: str) -> dict[str, Any]:
         "unclaimed_landing_files": dg.MetadataValue.json(report.unclaimed),
         # What the landing sensor compares with the files as they are now.
         "fingerprints": dg.MetadataValue.json(report.fingerprints),
+        "file_signatures": dg.MetadataValue.json(report.file_signatures),
+        "departed_files_kept": dg.MetadataValue.json(report.departed_files_kept),
+        "retracted_files": dg.MetadataValue.json(report.retracted_files),
         "quality": dg.MetadataValue.json(
             {f"{m:%Y-%m}": _numbers(q) for m, q in sorted(report.months.items())}
             if len(report.months) > 1
@@ -358,7 +506,7 @@ def monthly_results(
     """
     where = f"{window[0]:%Y-%m}" + (f"..{window[-1]:%Y-%m}" if len(window) > 1 else "")
     if len(window) == 1:
-        outcomes = _outcomes(table, report, window[0], where, band)
+        outcomes = _outcomes(table, report, window[0], where, band, report.retracting)
         yield dg.MaterializeResult(
             metadata=_materialization_metadata(report, where),
             check_results=[_check_result(o) for o in outcomes],
@@ -391,10 +539,11 @@ def _load_or_fail(
     table: str,
     files: list[Path],
     params: dict[str, Any],
-    ledger: dict[date, tuple[str, list[str], int]] | None = None,
+    ledger: Ledger | None = None,
+    **monthly: Any,
 ) -> LoadReport:
     try:
-        return load_table(warehouse, table, files, params, ledger)
+        return load_table(warehouse, table, files, params, ledger, **monthly)
     except LandingFormatError as exc:
         raise dg.Failure(description=str(exc)) from exc
 
@@ -416,12 +565,13 @@ def _load_months(
     table: str,
     warehouse: DuckDBResource,
     landing: LandingResource,
-    config: qc.VolumeBand,
+    config: MonthlyLoadConfig,
 ) -> Iterator[RawEvent]:
     window = _window(context)
     catalog = _catalog_or_fail(landing)
     files = catalog.files_for(table, window)
-    if len(window) == 1 and not files:
+    retract = config.retract_departed_files
+    if len(window) == 1 and not files and not retract:
         # A single month with no file is a delivery that has not happened: fail, so that the
         # month is loaded again once its file lands. History backfills tolerate empty months.
         raise dg.Failure(
@@ -429,20 +579,32 @@ def _load_months(
             "the month's file has not landed (it is loaded once it does)"
         )
     ledger = {
-        month: (
+        month: MonthFiles(
             catalog.fingerprint(table, month),
-            [p.name for p in catalog.files_for(table, [month])],
+            catalog.signatures(table, month),
             catalog.undated_rows(table, month),
         )
         for month in window
     }
     params = window_params(window[0], add_months(window[-1], 1))
-    report = _load_or_fail(warehouse, table, files, params, ledger)
+    present = catalog.names(table)
+    report = _load_or_fail(
+        warehouse, table, files, params, ledger, present=present, retract=retract
+    )
     yield from monthly_results(context, table, report, window, config)
 
 
+class MembersLoadConfig(dg.Config):
+    """Whether the members load retracts the snapshots of files that have left the landing
+    folder (``churn-assets retract members``); they are kept otherwise."""
+
+    retract_departed_files: bool = False
+
+
 @dg.asset(group_name=RAW_GROUP, kinds={"duckdb"}, check_specs=qc.check_specs("members"))
-def members(warehouse: DuckDBResource, landing: LandingResource) -> dg.MaterializeResult:
+def members(
+    config: MembersLoadConfig, warehouse: DuckDBResource, landing: LandingResource
+) -> dg.MaterializeResult:
     """Member attributes (city, age, gender, registration) as dated snapshots.
 
     Every landed members file is kept, dated by the month its name carries: features of a cohort
@@ -450,7 +612,14 @@ def members(warehouse: DuckDBResource, landing: LandingResource) -> dg.Materiali
     """
     catalog = _catalog_or_fail(landing)
     files = catalog.files_for("members")
-    report = _load_or_fail(warehouse, "members", files, window_params(SNAPSHOT, SNAPSHOT))
+    report = _load_or_fail(
+        warehouse,
+        "members",
+        files,
+        window_params(SNAPSHOT, SNAPSHOT),
+        present=[f.name for f in files],
+        retract=config.retract_departed_files,
+    )
     report.unclaimed = catalog.unclaimed()
     return snapshot_result("members", report, "all members")
 
@@ -464,7 +633,7 @@ def members(warehouse: DuckDBResource, landing: LandingResource) -> dg.Materiali
 )
 def transactions(
     context: dg.AssetExecutionContext,
-    config: qc.VolumeBand,
+    config: MonthlyLoadConfig,
     warehouse: DuckDBResource,
     landing: LandingResource,
 ) -> Iterator[RawEvent]:
@@ -481,7 +650,7 @@ def transactions(
 )
 def user_logs(
     context: dg.AssetExecutionContext,
-    config: qc.VolumeBand,
+    config: MonthlyLoadConfig,
     warehouse: DuckDBResource,
     landing: LandingResource,
 ) -> Iterator[RawEvent]:

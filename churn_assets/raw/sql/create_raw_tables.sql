@@ -23,8 +23,11 @@ CREATE TABLE IF NOT EXISTS transactions (
     is_auto_renew INTEGER,
     transaction_date DATE NOT NULL,
     membership_expire_date DATE,
-    is_cancel INTEGER
+    is_cancel INTEGER,
+    -- The landing file (its name) the row was loaded from, as for members.
+    source_file VARCHAR
 );
+ALTER TABLE transactions ADD COLUMN IF NOT EXISTS source_file VARCHAR;
 CREATE TABLE IF NOT EXISTS user_logs (
     msno VARCHAR NOT NULL,
     date DATE NOT NULL,
@@ -34,10 +37,24 @@ CREATE TABLE IF NOT EXISTS user_logs (
     num_985 INTEGER,
     num_100 INTEGER,
     num_unq INTEGER,
-    total_secs DOUBLE
+    total_secs DOUBLE,
+    source_file VARCHAR
 );
+ALTER TABLE user_logs ADD COLUMN IF NOT EXISTS source_file VARCHAR;
 CREATE TABLE IF NOT EXISTS labels (
     msno VARCHAR NOT NULL,
     cohort_month DATE NOT NULL,
     is_churn INTEGER NOT NULL
+);
+-- Which landing files the stored rows of a monthly table's month came from: every file read for
+-- the month (with the rows it kept there, 0 for one whose rows were all copies of another's) and
+-- every file that has left the landing folder whose rows stay. The signature (name, size,
+-- modification time) is what tells a file that replaces one from the same file put back.
+CREATE TABLE IF NOT EXISTS raw_files (
+    table_name VARCHAR NOT NULL,
+    month DATE NOT NULL,
+    source_file VARCHAR NOT NULL,
+    signature VARCHAR,
+    rows BIGINT NOT NULL,
+    loaded_at TIMESTAMP NOT NULL
 );
