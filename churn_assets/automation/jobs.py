@@ -27,12 +27,20 @@ load_job = dg.define_asset_job(
     "the registered models on a cohort whose labels landed.",
 )
 
-# Cohort of the new month: its features, its scores, and how far it drifted.
+# Cohort of the new month: its features, its scores, and how far it drifted; a labelled cohort
+# rebuilt (a file it read was replaced) is backtested again too.
 cohort_job = dg.define_asset_job(
     keys.COHORT_JOB,
-    selection=dg.AssetSelection.assets(keys.FEATURES, keys.PREDICTIONS, keys.DRIFT_REPORT),
+    selection=dg.AssetSelection.assets(
+        keys.FEATURES,
+        keys.PREDICTIONS,
+        keys.DRIFT_REPORT,
+        keys.MODEL_PERFORMANCE,
+        keys.RETENTION_OUTCOME,
+    ),
     partitions_def=monthly_partitions,
-    description="Build a cohort's features, score it with the champion, and measure drift.",
+    description="Build a cohort's features, score it with the champion, and measure drift; "
+    "backtest a labelled cohort that was rebuilt.",
 )
 
 # Retrain, then re-score and re-measure the cohort that asked for it.

@@ -37,7 +37,9 @@ from churn_assets.keys import (
     FEATURES,
     LABELS,
     LABELS_TAG,
+    MODEL_PERFORMANCE,
     PREDICTIONS,
+    RETENTION_OUTCOME,
     TRANSACTIONS,
     TRIGGER_TAG,
     USER_LOGS,
@@ -57,6 +59,10 @@ from churn_assets.resources import (
     RetrainingPolicy,
 )
 from churn_assets.training.config import TrainingConfig
+
+# A rebuilt cohort whose labels have loaded is backtested again, and its retention outcome made
+# again from its new scores.
+LABELLED_COHORT_ASSETS = [MODEL_PERFORMANCE, RETENTION_OUTCOME]
 
 RAW_TABLES = (TRANSACTIONS, USER_LOGS)
 # How long the daemon's sensors wait before retrying a run that failed for the environment.
@@ -219,12 +225,14 @@ def cohort_sensor(
     _cohorts_to_rebuild(context.instance, touched, cohorts)
     requested = False
     for cohort, why in sorted(cohorts.items()):
+        # Labelled already: the cohort is being rebuilt, and its backtest is made again.
+        backtest = scoring and _labelled(context.instance, cohort)
         request = keyed_request(
             context.instance,
             f"cohort-{cohort}-{_inputs_version(context.instance, cohort)}",
             tags={TRIGGER_TAG: why},
             partition_key=cohort,
-            asset_selection=selection,
+            asset_selection=selection + (LABELLED_COHORT_ASSETS if backtest else []),
         )
         if request is not None:
             requested = True
@@ -277,9 +285,10 @@ def _cohorts_to_rebuild(
     """Add the built cohorts that read a month which has loaded since they were built.
 
     A month that was missing when they were built, or a file that replaced a month's rows: every
-    cohort whose windows cover it is rebuilt (then re-scored and re-measured), in this tick, not
-    only the next one. Even one later than the clock: a replay run again on a home that went
-    further reaches the month that loaded (late, fixed or replaced) before the cohorts after it.
+    cohort whose windows cover it is rebuilt (then re-scored, re-measured and, once labelled,
+    backtested again), in this tick, not only the next one. Even one later than the clock: a
+    replay run again on a home that went further reaches the month that loaded (late, fixed or
+    replaced) before the cohorts after it.
     """
     registered = set(instance.get_dynamic_partitions(monthly_partitions.name))
     loaded = {(table, month[:7]) for month, tables in touched.items() for table in tables}
@@ -292,6 +301,11 @@ def _cohorts_to_rebuild(
                 cohorts[cohort] = f"rebuild: a month cohort {cohort[:7]} missed has loaded"
             elif _built_before_its_inputs(instance, cohort):
                 cohorts[cohort] = f"rebuild: {data_month[:7]}, which it reads, loaded again"
+
+
+def _labelled(instance: dg.DagsterInstance, cohort: str) -> bool:
+    """The cohort's labels have loaded: its backtest and retention outcome can be made again."""
+    return _latest_materialization(instance, LABELS, cohort) is not None
 
 
 def _cohorts_read_by(data_month: str, tables: set[str]) -> int:

@@ -80,13 +80,14 @@ def stage_arrivals(landing: Path, arrivals_json: Path, staged: Path, as_of: date
 
     Files are hard-linked where the file system allows it (they share their content with the
     landing folder, so neither copy may be edited in place) and copied otherwise. Returns the
-    names added, sorted; calling it again for the same or an earlier day adds nothing.
+    names added, sorted; calling it again for the same or an earlier day adds nothing. A file
+    that has left the landing folder (archived after delivery) is not staged again.
     """
     landing, staged = Path(landing), Path(staged)
     staged.mkdir(parents=True, exist_ok=True)
     added = []
     for name, visible in sorted(read_arrivals(arrivals_json).items()):
-        if visible <= as_of and not (staged / name).exists():
+        if visible <= as_of and not (staged / name).exists() and (landing / name).exists():
             _place(landing / name, staged / name)
             added.append(name)
     return added
