@@ -7,7 +7,7 @@ import duckdb
 from mlflow.tracking import MlflowClient
 
 from churn_assets.dagster_internals import AssetCheckExecutionRecordStatus
-from churn_assets.keys import DRIFT_CHECK_KEY
+from churn_assets.keys import DRIFT_CHECK_KEY, PROMOTED_TAG
 from churn_assets.replay import ReplaySummary
 from churn_assets.settings import CHAMPION_ALIAS, REGISTERED_MODEL_NAME, ChurnPaths
 
@@ -75,10 +75,13 @@ def print_summary(
     ]
     print(f"\n== registered versions of {REGISTERED_MODEL_NAME}")
     for v in versions:
+        if PROMOTED_TAG not in v.tags:  # cut off mid-registration: never served nor backtested
+            print(f"v{v.version}  registration cut off (no '{PROMOTED_TAG}' tag): ignored")
+            continue
         print(
             f"v{v.version}  as of {v.tags.get('as_of_month')}  "
             f"val AUC {float(v.tags.get('val_auc', 'nan')):.3f}"
-            f"  promoted {v.tags.get('promoted')}  aliases {', '.join(v.aliases) or '-'}"
+            f"  promoted {v.tags.get(PROMOTED_TAG)}  aliases {', '.join(v.aliases) or '-'}"
         )
     retrains = [r for r in summary.runs if r.origin == "training_sensor"]
     champion = next((v.version for v in versions if CHAMPION_ALIAS in v.aliases), None)
