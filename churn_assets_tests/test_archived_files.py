@@ -237,4 +237,5 @@ def test_churn_assets_retract_takes_back_a_departed_files_rows_through_load_job(
     assert [r[0] for r in _stored(Path(churn_env["CHURN_HOME"]))] == ["u1"]
     with dg.DagsterInstance.get() as instance:
         [run] = instance.get_runs(limit=1)
-    assert run.job_name == "load_job" and run.tags["churn/trigger"] == "retract transactions 2016-04"
+    assert run.job_name == "load_job"
+    assert run.tags["churn/trigger"] == "retract transactions 2016-04"
