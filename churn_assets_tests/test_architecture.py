@@ -32,7 +32,8 @@ LAYERS = [
     ["performance"],
     ["automation"],
     ["definitions", "replay"],
-    ["report", "cli"],
+    ["report", "retraction"],
+    ["cli"],
 ]
 # The model kernel every stage shares imports none of them.
 KERNEL_NEVER_IMPORTS = {"training", "scoring", "monitoring", "performance", "automation"}
