@@ -107,7 +107,7 @@ def model_performance(
     champion = registry.champion()
     scored = score_versions(registry, frame, cohort, config, champion)
     rule_verdict = _judge_rule(scored, y, rule_scores, rule_auc, config)
-    judged = judge_champion(warehouse, registry, champion, scored, y, cohort, config)
+    judged = judge_champion(warehouse, champion, scored, y, cohort, config)
     verdict = worse_verdict(judged.verdict, rule_verdict)
     if verdict.severity in ("warn", "error"):
         context.log.warning(f"performance {verdict.severity}: {verdict.detail}")

@@ -15,7 +15,7 @@ from dagster_duckdb import DuckDBResource
 from mlflow.entities.model_registry import ModelVersion
 
 from churn_assets.modeling.bootstrap import bootstrap_intervals
-from churn_assets.performance.backtest import ScoredVersions, out_of_time_rows, validation_metrics
+from churn_assets.performance.backtest import ScoredVersions, out_of_time_rows
 from churn_assets.performance.config import PerformanceConfig
 from churn_assets.performance.judging import (
     DEFAULT_CONFIDENCE,
@@ -29,7 +29,6 @@ from churn_assets.performance.judging import (
     verdict_of,
     with_decile_ratio,
 )
-from churn_assets.resources import ModelRegistryResource
 from churn_assets.warehouse import table_exists
 
 JUDGEMENTS_SQL = Path(__file__).parent / "performance_judgements.sql"
@@ -134,9 +133,11 @@ def build_judgement_rows(
                 "interval_high": j.high,
                 "confidence": confidence,
                 "expected": j.expected,
-                "expected_source": expected.sources[j.metric],
+                "expected_source": expected.source,
                 "expected_cohorts": ", ".join(expected.cohorts[j.metric]),
                 "failed": j.failed,
+                "shortfall_z": j.shortfall_z,
+                "beyond_doubt": j.beyond_doubt,
                 "evaluated_at": now,
             }
             for j in judgements
@@ -153,9 +154,11 @@ def build_judgement_rows(
             "expected_source",
             "expected_cohorts",
             "failed",
+            "shortfall_z",
+            "beyond_doubt",
             "evaluated_at",
         ],
-    ).astype({"failed": bool})
+    ).astype({"failed": bool, "beyond_doubt": bool})
 
 
 def champion_check_result(
@@ -233,7 +236,6 @@ class ChampionJudgement:
 
 def judge_champion(
     warehouse: DuckDBResource,
-    registry: ModelRegistryResource,
     champion: ModelVersion | None,
     scored: ScoredVersions,
     y: np.ndarray,
@@ -260,8 +262,6 @@ def judge_champion(
         history = judgement_history(conn, version, cohort)
     expected = expected_level(
         out_of_time,
-        validation_metrics(registry, champion),
-        champion.tags.get("validation_cohort", ""),
         failed=[(c, m) for c, m, failed in history if failed],
         cohorts=config.expected_cohorts,
         metrics=config.judged_metrics,
@@ -270,8 +270,9 @@ def judge_champion(
         return ChampionJudgement(
             PerformanceVerdict(
                 "n/a",
-                f"n/a: champion v{version} has neither an out-of-time backtest nor "
-                "validation metrics to expect a level from",
+                f"n/a: champion v{version} has no out-of-time backtest before cohort "
+                f"{cohort:%Y-%m} to expect a level from (its validation metrics are optimistic: "
+                "it was tuned on that cohort)",
             )
         )
     return _judge_against_expected(scored, y, cohort, expected, history, config)
@@ -297,7 +298,11 @@ def _judge_against_expected(
         bucket_a_min=config.bucket_a_min_probability,
     )
     judgements = judge_metrics(
-        with_decile_ratio(scored.champion_row), intervals, expected.values, config.judged_metrics
+        with_decile_ratio(scored.champion_row),
+        intervals,
+        expected,
+        config.judged_metrics,
+        config.confidence,
     )
     found = persistence(cohort, judgements, history, config.persistence_window)
     verdict = verdict_of(
