@@ -27,6 +27,7 @@ from churn_assets.automation.retraining import (
     Decision,
     already_recorded,
     decide,
+    escalated_since,
     observation,
     record_decisions,
 )
@@ -396,7 +397,8 @@ def _newest_scored_cohort(instance: dg.DagsterInstance, today: date) -> str:
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="The retraining policy: train the first model; retrain on a drift tier, a "
     "persistent performance failure or a stale champion, at most once per newest labelled "
-    "cohort; escalate when retraining did not help. Decisions go to retraining_decisions.",
+    "cohort; escalate once per episode when retraining did not fix a failing monitor. "
+    "Decisions go to retraining_decisions.",
 )
 def training_sensor(
     context: dg.SensorEvaluationContext,
@@ -418,7 +420,13 @@ def training_sensor(
         return
 
     today = clock.current_month()
-    decision = decide(context.instance, retraining, champion, today)
+    decision = decide(
+        context.instance,
+        retraining,
+        champion,
+        today,
+        lambda kind, since, run_id: escalated_since(warehouse, kind, since, run_id),
+    )
     if decision is None:
         context.update_cursor(json.dumps(cursor))
         yield dg.SkipReason("no trigger: drift, performance and freshness within the policy")
@@ -453,8 +461,7 @@ def _retrain(
     if request is None:
         decision.action = "escalate"
         decision.reason = (
-            f"training on labels {decision.newest_labels[:7]} failed every attempt: "
-            "needs a person"
+            f"training on labels {decision.newest_labels[:7]} failed every attempt: needs a person"
         )
     else:
         decision.run_key = request.run_key or ""
