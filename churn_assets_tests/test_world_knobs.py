@@ -430,6 +430,7 @@ def _check_spec(spec: dict, small: bool) -> None:
     assert 8 <= spec["months"] <= 12 and 0 <= spec["history_months"] <= 18
     assert set(spec["degenerate"]) <= set(DEGENERATE_KINDS)
     assert 0.0 <= spec["member_changes"] <= 0.1
+    assert spec["thin_history"] == 0.0 or 1.5 <= spec["thin_history"] <= 6.0
     year, month = map(int, spec["start"].split("-"))
     months = [date(year + (month - 1 + k) // 12, (month - 1 + k) % 12 + 1, 1)
               for k in range(spec["months"])]  # fmt: skip
@@ -456,6 +457,7 @@ def test_drawn_worlds_vary_and_always_simulate(tmp_path: Path) -> None:
     assert sum(bool(s["late"]) for s in specs) > 10
     assert sum(bool(s["missing"]) for s in specs) > 5
     assert sum(bool(s["drifts"]) for s in specs) > 5
+    assert sum(bool(s["thin_history"]) for s in specs) > 5
 
     # Every drawn shape simulates (at 150 users, for speed); three also at their drawn size.
     for seed, spec in enumerate(specs):
@@ -477,7 +479,7 @@ def test_cli_shapes_a_world(tmp_path: Path) -> None:
         ["simulate", "--out", str(tmp_path), "--users", "200", "--months", "5", "--seed", "3",
          "--history-months", "2", "--degenerate", "no_age", "--degenerate", "single_city",
          "--late", "user_logs@2016-02+1", "--missing", "transactions@2016-03",
-         "--member-changes", "0.05"]
+         "--member-changes", "0.05", "--thin-history", "2.5"]
     )  # fmt: skip
     assert code == 0
     arguments = _json(tmp_path / "truth" / "drift_schedule.json")["arguments"]
@@ -485,7 +487,7 @@ def test_cli_shapes_a_world(tmp_path: Path) -> None:
         "users": 200, "start": "2016-01", "months": 5, "seed": 3, "drifts": [],
         "history_months": 2, "degenerate": ["no_age", "single_city"],
         "late": ["user_logs@2016-02+1"], "missing": ["transactions@2016-03"],
-        "member_changes": 0.05,
+        "member_changes": 0.05, "thin_history": 2.5,
     }  # fmt: skip
     assert not (tmp_path / "landing" / "transactions_201603.csv").exists()
 
@@ -496,7 +498,15 @@ def test_cli_fuzz_draws_the_world(tmp_path: Path, capsys: pytest.CaptureFixture)
     arguments = _json(tmp_path / "truth" / "drift_schedule.json")["arguments"]
     assert arguments["users"] == spec["users"] != 99
     assert arguments["start"] == spec["start"] and arguments["seed"] == 4
+    assert arguments.get("thin_history", 0.0) == spec["thin_history"]
     assert "world 4:" in capsys.readouterr().out
+
+
+def test_cli_thin_history_alone_thins_by_the_default_mean(tmp_path: Path) -> None:
+    flags = ["--users", "60", "--months", "3", "--thin-history"]
+    assert main(["simulate", "--out", str(tmp_path), *flags]) == 0
+    assert _json(tmp_path / "truth" / "drift_schedule.json")["arguments"]["thin_history"] == 3.0
+    assert (tmp_path / "truth" / "history_starts.csv").exists()
 
 
 @pytest.mark.parametrize(
@@ -508,6 +518,7 @@ def test_cli_fuzz_draws_the_world(tmp_path: Path, capsys: pytest.CaptureFixture)
         (["--degenerate", "no_city"], "unknown degenerate kind"),
         (["--history-months", "-1"], "history_months"),
         (["--member-changes", "2"], "member_changes"),
+        (["--thin-history", "0.5"], "thin_history"),
     ],
 )
 def test_cli_bad_shape_flags_exit_2(
