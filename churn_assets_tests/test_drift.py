@@ -24,6 +24,7 @@ from mlflow.tracking import MlflowClient
 from churn_assets.keys import DRIFT_CHECK, PREDICTION_CHECK
 from churn_assets.monitoring import psi
 from churn_assets.monitoring.assets import drift_report
+from churn_assets.monitoring.measure import share_truncated_columns
 from churn_assets.monitoring.target import churn_rate_shift, target_drift
 from churn_assets.resources import default_resources, ensure_experiment
 from churn_assets.settings import CHAMPION_ALIAS, EXPERIMENT_NAME, REGISTERED_MODEL_NAME
@@ -384,8 +385,26 @@ def test_a_column_reaching_before_the_bulk_of_the_history_is_named_not_judged(wo
     assert DECISIVE not in set(judged["column_name"])
     # plays_30d reads from 2016-04 on, after the bulk start: judged as before.
     assert "plays_30d" in set(judged["column_name"])
-    # The model's scores still move: prediction drift is not a feature's history.
-    assert not _checks(result)[PREDICTION_CHECK].passed
+    # The champion's scores are compared with that column drawn from one pool for both sides:
+    # its filling window moves no score, and nothing else changed here.
+    prediction = _checks(result)[PREDICTION_CHECK]
+    assert prediction.passed and "1 truncated feature(s) drawn from one pool" in (
+        prediction.description
+    )
+    assert prediction.metadata["truncated_shared"].value == 1
+
+
+def test_sharing_truncated_columns_leaves_the_others_and_gives_both_sides_one_pool():
+    rng = np.random.default_rng(3)
+    reference = pd.DataFrame({"grows": rng.normal(0, 1, 4000), "steady": rng.normal(0, 1, 4000)})
+    current = pd.DataFrame({"grows": rng.normal(3, 1, 4000), "steady": rng.normal(0, 1, 4000)})
+    shared_reference, shared_current = share_truncated_columns(reference, current, ["grows"])
+    assert shared_reference["steady"].equals(reference["steady"])
+    assert shared_current["steady"].equals(current["steady"])
+    # Both sides now draw "grows" from the same mixture: means within sampling noise of 1.5.
+    for side in (shared_reference, shared_current):
+        assert abs(side["grows"].mean() - 1.5) < 0.1
+    assert share_truncated_columns(reference, current, []) == (reference, current)
 
 
 def test_a_change_in_who_joins_stands_out_among_new_members_before_the_whole_cohort(world):

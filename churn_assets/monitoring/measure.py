@@ -128,10 +128,39 @@ def table_columns(conn, table: str = "features") -> set[str]:
     return {row[0] for row in conn.execute(f"DESCRIBE {table}").fetchall()}
 
 
+def share_truncated_columns(
+    reference: pd.DataFrame, current: pd.DataFrame, truncated: list[str], seed: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Both sides with their ``truncated`` columns drawn, row by row, from one pool of both.
+
+    A truncated feature grows as its window fills, so the champion's scores would move with it
+    on a world where nothing changed. Giving both sides the same joint distribution of those
+    columns (whole rows of them, so they keep their relation to one another) leaves the score
+    PSI to what the other inputs do to the model; it is the same on both sides by construction.
+    """
+    if not truncated:
+        return reference, current
+    pool = pd.concat([reference[truncated], current[truncated]], ignore_index=True)
+    rng = np.random.default_rng(seed)
+
+    def drawn(frame: pd.DataFrame) -> pd.DataFrame:
+        rows = pool.iloc[rng.integers(0, len(pool), len(frame))].set_index(frame.index)
+        return frame.assign(**{c: rows[c] for c in truncated})
+
+    return drawn(reference), drawn(current)
+
+
 def measure_prediction_drift(
-    conn, booster, reference: pd.DataFrame, current: pd.DataFrame, config: DriftConfig
+    conn,
+    booster,
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    config: DriftConfig,
+    truncated: list[str] | None = None,
 ) -> dict:
-    """PSI of the champion's scores, or n/a with the reason when the cohort cannot be scored."""
+    """PSI of the champion's scores, or n/a with the reason when the cohort cannot be scored;
+    ``truncated`` columns are shared between the sides first (:func:`share_truncated_columns`)."""
+    reference, current = share_truncated_columns(reference, current, list(truncated or []))
     try:
         reference_scores = predict_probability(booster, reference)
         current_scores = predict_probability(booster, current)
@@ -152,6 +181,7 @@ def measure_prediction_drift(
         "current_rows": int(row["current_rows"]),
         "reference_mean": float(np.mean(reference_scores)),
         "current_mean": float(np.mean(current_scores)),
+        "truncated_shared": len(truncated or []),
     }
 
 
@@ -201,6 +231,7 @@ def measure_cohort(
             sample_rows(conn, reference, scored, reference_rows, config.max_scored_rows),
             sample_rows(conn, [cohort], scored, current_rows, config.max_scored_rows),
             config,
+            [c for c in scored if c in data.truncated],
         )
         if scored
         else {"tier": "n/a", "reason": "no feature of the model in both sides"}

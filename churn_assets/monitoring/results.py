@@ -129,10 +129,17 @@ def describe_prediction_drift(measured: Measured, version: str, cohort: date) ->
     prediction = measured.prediction
     if prediction["tier"] == "n/a":
         return f"model v{version} cannot score cohort {cohort:%Y-%m}: {prediction['reason']}"
+    shared = prediction.get("truncated_shared", 0)
     return (
         f"PSI of model v{version}'s scores {prediction['psi']:.3f}, "
         f"{prediction['adjusted']:.3f} beyond noise ({prediction['tier']}); mean score "
         f"{prediction['current_mean']:.3f} vs {prediction['reference_mean']:.3f} on the reference"
+        + (
+            f"; {shared} truncated feature(s) drawn from one pool for both sides, so their "
+            "filling windows do not move the scores"
+            if shared
+            else ""
+        )
     )
 
 

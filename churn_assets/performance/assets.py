@@ -14,7 +14,8 @@ their reasons):
   signal for retraining. Only severity ERROR means "act".
 * ``champion_beats_rule``: a model that ranks churners worse than "auto-renew off or cancelled"
   beyond doubt (the paired bootstrap interval of the AUC difference on this cohort's users lies
-  below 0) is worse than no model, an ERROR at once; worse on the point estimate only, a WARN.
+  below 0) is worse than no model, an ERROR at once; worse on the point estimate only is
+  information (the check passes and its detail says so).
 
 Where there is nothing to judge (no champion yet, no labelled rows, a single-class cohort) both
 checks pass saying n/a, and the ``performance`` verdict is ``n/a``, not an alarm. The verdict
