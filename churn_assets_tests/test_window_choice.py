@@ -24,11 +24,12 @@ from mlflow.tracking import MlflowClient
 
 from churn_assets.keys import PROMOTED_TAG
 from churn_assets.modeling.bootstrap import paired_differences
+from churn_assets.modeling.frame import predict_probability
 from churn_assets.resources import default_resources, ensure_experiment
 from churn_assets.settings import CHAMPION_ALIAS, REGISTERED_MODEL_NAME
 from churn_assets.training import candidate as training_candidate
 from churn_assets.training.assets import churn_model
-from churn_assets.training.search import TunedModel
+from churn_assets.training.search import TunedModel, fit_lightgbm_automl
 from churn_assets.training.split import split_by_time
 from churn_assets.training.window_choice import (
     FULL,
@@ -240,3 +241,17 @@ def test_the_full_window_stays_unless_an_alternative_is_better_beyond_doubt():
     chosen, reason = pick_window([full, worse, _window("truth", y, truth, noisy)], "log_loss")
     assert chosen.name == "truth" and "better beyond doubt" in reason
     assert pick_window([full], "log_loss")[0] is full
+
+
+def test_a_refit_of_the_found_configuration_is_the_search_s_own_fit():
+    """What makes the windows comparable: refitted on the full window, the configuration gives
+    the search's own booster, so the alternatives differ from it only by what they learn from."""
+    rng = np.random.default_rng(2)
+    frame = pd.concat([_cohort(c, rng, c >= SHIFT) for c in COHORTS[2:]], ignore_index=True)
+    split = split_by_time(frame, FEATURES, held_out_share=0.5)
+    tuned = fit_lightgbm_automl(split, 1.0, 42)
+    again = refit(tuned.best_config, split, "none")
+    assert np.array_equal(
+        predict_probability(again, split.validation),
+        predict_probability(tuned.booster, split.validation),
+    )

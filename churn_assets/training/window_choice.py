@@ -11,11 +11,12 @@ three windows are weighed out of time:
   with its cohort's age in months counted from the newest training cohort.
 
 FLAML searches once, on the full window, as every training does; its configuration is then
-refitted on the other windows. Splitting the budget three ways would give each search a third
-of the trials and make the default worse in the common case; one search and two refits cost
-little more than the search alone and keep the choice fair in the one direction that matters:
-the configuration was chosen for the full window, on these validation users, so any bias
-favours the default.
+refitted on the other windows, exactly as FLAML fits its final model (on the full window the
+refit is the search's own booster). Splitting the budget three ways would give each search a
+third of the trials and make the default worse in the common case; one search and two refits
+cost little more than the search alone and keep the choice fair in the one direction that
+matters: the configuration was chosen for the full window, on these validation users, so any
+bias favours the default.
 
 Every window is scored on the same validation users, of the cohort the split holds out of every
 fit. They are the users the search is scored on: the window is one more tuning choice, so the
