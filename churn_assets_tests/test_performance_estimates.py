@@ -8,17 +8,39 @@ leave the realised metric outside the estimate.
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
+import json
+from pathlib import Path
 
+import dagster as dg
+import duckdb
+import lightgbm as lgb
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from churn_assets.features.assets import features
+from churn_assets.keys import PROMOTED_TAG
+from churn_assets.modeling.frame import as_matrix, informative_columns
 from churn_assets.modeling.metrics import classification_metrics
+from churn_assets.performance.assets import model_performance
+from churn_assets.performance.estimate_judging import judge_estimate, per_metric_confidence
+from churn_assets.performance.estimates import performance_estimate
 from churn_assets.performance.estimation import (
     Estimate,
     estimate_performance,
     expected_confusion,
     realised_metrics,
 )
+from churn_assets.performance.judging import ExpectedLevel
+from churn_assets.raw.assets import labels, members, transactions, user_logs
+from churn_assets.resources import default_resources, ensure_experiment
+from churn_assets.scoring.assets import predictions
 from churn_assets.scoring.buckets import assign_buckets
+from churn_assets.settings import CHAMPION_ALIAS, REGISTERED_MODEL_NAME
+from churn_assets.simulator import simulate
+from churn_assets_tests.helpers import RANGE_END, RANGE_START, materialize
 
 CHECKED = ("auc", "log_loss", "churn_rate", "lift_top_decile", "bucket_a_precision")
 
@@ -108,6 +130,39 @@ def test_the_expected_confusion_matrix_adds_up():
         assert total == pytest.approx(len(p))
 
 
+# -- the monitors -------------------------------------------------------------------------------
+
+
+def _level(auc: float, lift: float) -> ExpectedLevel:
+    months = ("2016-03", "2016-04")
+    return ExpectedLevel(
+        {"auc": auc, "lift_top_decile": lift},
+        {"auc": "out_of_time", "lift_top_decile": "out_of_time"},
+        {"auc": months, "lift_top_decile": months},
+    )
+
+
+ESTIMATES = {
+    "auc": Estimate("auc", 0.80, 0.77, 0.83),
+    "lift_top_decile": Estimate("lift_top_decile", 4.0, 3.5, 4.5),
+}
+
+
+def test_the_estimate_is_judged_against_an_out_of_time_level_only():
+    assert per_metric_confidence(0.99, 2) == pytest.approx(0.995)
+    verdict, judged = judge_estimate("3", ESTIMATES, None, 0.99)
+    assert verdict.severity == "n/a" and judged == []
+    assert "before labels" in verdict.detail
+    verdict, _ = judge_estimate("3", ESTIMATES, _level(0.82, 4.2), 0.99)
+    assert verdict.severity == "pass"
+    # A level below the interval is good news, not a warning; above it is.
+    assert judge_estimate("3", ESTIMATES, _level(0.70, 3.0), 0.99)[0].severity == "pass"
+    verdict, judged = judge_estimate("3", ESTIMATES, _level(0.86, 4.2), 0.99)
+    assert verdict.severity == "warn"
+    assert [j.metric for j in judged if j.failed] == ["auc"]
+    assert "99.50% each (Bonferroni)" in verdict.detail and "before labels" in verdict.detail
+
+
 def test_an_empty_cohort_estimates_nothing():
     empty = estimate_performance(np.array([]), np.array([]), confidence=0.95)
     assert all(np.isnan(e.estimate) for e in empty.values())
@@ -117,3 +172,133 @@ def test_an_empty_cohort_estimates_nothing():
     assert np.isnan(estimates["bucket_a_precision"].estimate)
     assert estimates["churn_rate"].estimate == pytest.approx(0.05)
     assert estimates["auc"].estimate == pytest.approx(0.5)  # all tied: no ranking at all
+
+
+# -- through the assets, on a simulated world -----------------------------------------------------
+
+LABELLED = ["2016-02-01", "2016-03-01", "2016-04-01", "2016-05-01", "2016-06-01"]
+
+
+def _run(assets: list, **kwargs) -> dg.ExecuteInProcessResult:
+    return materialize(assets, resources=default_resources(), **kwargs)
+
+
+def _champion(home: Path, tracking_uri: str) -> None:
+    """A seeded LightGBM learnt on 2016-02..03 and validated on 2016-04, registered champion.
+
+    Fitted directly, not searched: FLAML's budget is wall-clock time, and on a loaded machine
+    a tiny budget may end on a first, near-constant configuration."""
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
+        frame = conn.execute(
+            "SELECT f.*, l.is_churn FROM features f JOIN labels l USING (msno, cohort_month) "
+            "WHERE f.cohort_month IN ('2016-02-01', '2016-03-01') ORDER BY msno"
+        ).df()
+    columns = informative_columns(
+        frame, [c for c in frame.columns if c not in ("msno", "cohort_month", "is_churn")]
+    )
+    # Few rounds of small trees: a model that does not overfit stays calibrated out of time.
+    params = {"objective": "binary", "verbose": -1, "num_leaves": 7, "min_data_in_leaf": 100}
+    booster = lgb.train(
+        {**params, "learning_rate": 0.05, "seed": 0, "n_jobs": 1, "deterministic": True},
+        lgb.Dataset(as_matrix(frame, columns), frame["is_churn"].to_numpy()),
+        num_boost_round=40,
+    )
+    mlflow.set_tracking_uri(tracking_uri)
+    with mlflow.start_run(experiment_id=ensure_experiment(tracking_uri, home / "mlartifacts")):
+        info = mlflow.lightgbm.log_model(
+            booster,
+            name="model",
+            registered_model_name=REGISTERED_MODEL_NAME,
+            pip_requirements=["lightgbm"],
+        )
+    client, version = MlflowClient(tracking_uri), str(info.registered_model_version)
+    tags = {"validation_cohort": "2016-04-01", "feature_columns": json.dumps(columns)}
+    for key, value in {**tags, PROMOTED_TAG: "false"}.items():
+        client.set_model_version_tag(REGISTERED_MODEL_NAME, version, key, value)
+    client.set_registered_model_alias(REGISTERED_MODEL_NAME, CHAMPION_ALIAS, version)
+
+
+@pytest.fixture
+def world(churn_env) -> dict:
+    """A seven-month world loaded, its cohorts built, and a champion learnt on 02..03.
+
+    3,000 users make cohorts of about 1,300: a model learnt from a few hundred users gives a
+    handful of distinct scores, whose estimate says little of anything."""
+    home = Path(churn_env["CHURN_HOME"])
+    summary = simulate(home, users=3000, months=7, seed=23)
+    assert _run([members]).success
+    for asset, first in ((transactions, "2015-01-01"), (user_logs, "2016-01-01")):
+        tags = {RANGE_START: first, RANGE_END: "2016-07-01"}
+        assert _run([asset], tags=tags).success
+    for cohort in LABELLED:
+        assert _run([labels], partition_key=cohort).success
+        assert _run([features], partition_key=cohort).success
+    _champion(home, default_resources()["registry"].tracking_uri)
+    return {"home": home, "truth": summary.truth_dir / "churn_probability.csv"}
+
+
+def _materialized(result: dg.ExecuteInProcessResult, key: str) -> dict:
+    [event] = [
+        e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == key
+    ]
+    return {k: v.value for k, v in event.materialization.metadata.items()}
+
+
+def _score_and_estimate(cohort: str) -> dg.ExecuteInProcessResult:
+    result = _run([predictions, performance_estimate], partition_key=cohort)
+    assert result.success
+    return result
+
+
+def _query(home: Path, sql: str, *params) -> pd.DataFrame:
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
+        return conn.execute(sql, list(params)).df()
+
+
+def test_the_estimate_made_at_scoring_holds_when_the_labels_land(world):
+    home = world["home"]
+    # 2016-05: scored before any out-of-time backtest of the model exists, nothing to expect.
+    first = _score_and_estimate("2016-05-01")
+    [check] = first.get_asset_check_evaluations()
+    assert check.check_name == "estimated_performance" and check.passed
+    assert _materialized(first, "performance_estimate")["verdict"].startswith("n/a")
+    # Its labels land: the backtest sets the model's out-of-time level.
+    assert _run([model_performance], partition_key="2016-05-01").success
+
+    # 2016-06 is scored against that level; its estimate goes to the table.
+    second = _score_and_estimate("2016-06-01")
+    [check] = second.get_asset_check_evaluations()
+    assert check.passed, check.description  # nothing shifted in this world
+    estimated = _materialized(second, "performance_estimate")
+    assert estimated["verdict"].startswith("pass")
+    assert "out-of-time 2016-05" in estimated["expected_level_from"]
+    rows = _query(
+        home, "SELECT * FROM performance_estimates WHERE cohort_month = ?", "2016-06-01"
+    ).set_index("metric")
+    assert {"auc", "log_loss", "lift_top_decile", "bucket_a_precision", "churn_rate"} <= set(
+        rows.index
+    )
+    defined = rows.dropna(subset=["estimate"])
+    assert (defined["low"] <= defined["estimate"]).all()
+    assert (defined["estimate"] <= defined["high"]).all()
+    assert rows["confidence"].iloc[0] == pytest.approx(0.995)
+
+    # What the world really meant: the cohort's true churn probabilities.
+    truth = pd.read_csv(world["truth"])
+    truth = truth[truth["cohort_month"] == "2016-06-01"]
+    churn = rows.loc["churn_rate"]
+    assert churn["low"] <= truth["churn_probability"].mean() <= churn["high"]
+
+    # Its labels land: the realised AUC lies within the estimate made before them.
+    backtest = _run([model_performance], partition_key="2016-06-01")
+    assert backtest.success
+    realised = _materialized(backtest, "model_performance")
+    assert rows.loc["auc", "low"] <= realised["champion_auc"] <= rows.loc["auc", "high"]
+    assert abs(realised["champion_auc"] - rows.loc["auc", "estimate"]) < 0.05
+    verdicts = _query(
+        home,
+        "SELECT cohort_month, severity, detail FROM monitor_verdicts "
+        "WHERE monitor = 'estimated_performance' ORDER BY evaluated_at",
+    )
+    assert list(verdicts["severity"]) == ["n/a", "pass"]
+    assert all("before labels" in detail for detail in verdicts["detail"])
