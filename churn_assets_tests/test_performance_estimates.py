@@ -1,4 +1,4 @@
-"""Performance estimated before labels land, from the scores alone.
+"""Performance estimated before labels land, and held to the labels once they do.
 
 Labels are drawn from known probabilities, so the truth of every cohort is known: scores equal
 to the truth are calibrated, and the estimate must cover what the labels then realise; a score
@@ -25,7 +25,11 @@ from churn_assets.keys import PROMOTED_TAG
 from churn_assets.modeling.frame import as_matrix, informative_columns
 from churn_assets.modeling.metrics import classification_metrics
 from churn_assets.performance.assets import model_performance
-from churn_assets.performance.estimate_judging import judge_estimate, per_metric_confidence
+from churn_assets.performance.estimate_judging import (
+    compare_with_realised,
+    judge_estimate,
+    per_metric_confidence,
+)
 from churn_assets.performance.estimates import performance_estimate
 from churn_assets.performance.estimation import (
     Estimate,
@@ -163,6 +167,38 @@ def test_the_estimate_is_judged_against_an_out_of_time_level_only():
     assert "99.50% each (Bonferroni)" in verdict.detail and "before labels" in verdict.detail
 
 
+def _stored() -> pd.DataFrame:
+    return pd.DataFrame(
+        [(e.metric, e.estimate, e.low, e.high) for e in ESTIMATES.values()],
+        columns=["metric", "estimate", "low", "high"],
+    )
+
+
+def test_estimated_against_realised_names_the_kind_of_shift():
+    stable = compare_with_realised("3", _stored(), {"auc": 0.81, "lift_top_decile": 4.1}, None)
+    assert stable.verdict.severity == "pass"
+    assert stable.table.set_index("metric").loc["auc", "error"] == pytest.approx(0.01)
+    # The estimate stayed at the level, the labels fell: a concept shift.
+    concept = compare_with_realised(
+        "3", _stored(), {"auc": 0.70, "lift_top_decile": 4.1}, _level(0.80, 4.0)
+    )
+    assert concept.verdict.severity == "warn" and "concept shift" in concept.verdict.detail
+    # The estimate fell from the level and the labels followed: foreseen.
+    foreseen = compare_with_realised(
+        "3", _stored(), {"auc": 0.79, "lift_top_decile": 4.0}, _level(0.88, 4.0)
+    )
+    assert foreseen.verdict.severity == "pass"
+    assert "covariate shift the estimate saw first" in foreseen.verdict.detail
+    # The estimate fell, the labels did not.
+    unfollowed = compare_with_realised(
+        "3", _stored(), {"auc": 0.87, "lift_top_decile": 4.0}, _level(0.88, 4.0)
+    )
+    assert unfollowed.verdict.severity == "warn"
+    assert "did not follow" in unfollowed.verdict.detail
+    missing = compare_with_realised("3", _stored().iloc[0:0], {"auc": 0.8}, None)
+    assert missing.verdict.severity == "n/a"
+
+
 def test_an_empty_cohort_estimates_nothing():
     empty = estimate_performance(np.array([]), np.array([]), confidence=0.95)
     assert all(np.isnan(e.estimate) for e in empty.values())
@@ -262,7 +298,7 @@ def test_the_estimate_made_at_scoring_holds_when_the_labels_land(world):
     [check] = first.get_asset_check_evaluations()
     assert check.check_name == "estimated_performance" and check.passed
     assert _materialized(first, "performance_estimate")["verdict"].startswith("n/a")
-    # Its labels land: the backtest sets the model's out-of-time level.
+    # Its labels land: the backtest sets the model's out-of-time level, and holds the estimate.
     assert _run([model_performance], partition_key="2016-05-01").success
 
     # 2016-06 is scored against that level; its estimate goes to the table.
@@ -289,16 +325,20 @@ def test_the_estimate_made_at_scoring_holds_when_the_labels_land(world):
     churn = rows.loc["churn_rate"]
     assert churn["low"] <= truth["churn_probability"].mean() <= churn["high"]
 
-    # Its labels land: the realised AUC lies within the estimate made before them.
+    # Its labels land: the realised AUC is close to the estimate, within its interval.
     backtest = _run([model_performance], partition_key="2016-06-01")
     assert backtest.success
     realised = _materialized(backtest, "model_performance")
-    assert rows.loc["auc", "low"] <= realised["champion_auc"] <= rows.loc["auc", "high"]
-    assert abs(realised["champion_auc"] - rows.loc["auc", "estimate"]) < 0.05
+    assert realised["realised_auc"] == pytest.approx(realised["champion_auc"])
+    assert abs(realised["estimate_error_auc"]) < 0.05
+    assert rows.loc["auc", "low"] <= realised["realised_auc"] <= rows.loc["auc", "high"]
     verdicts = _query(
         home,
-        "SELECT cohort_month, severity, detail FROM monitor_verdicts "
-        "WHERE monitor = 'estimated_performance' ORDER BY evaluated_at",
+        "SELECT cohort_month, monitor, severity, detail FROM monitor_verdicts "
+        "WHERE monitor IN ('estimated_performance', 'realised_vs_estimated_performance') "
+        "ORDER BY evaluated_at",
     )
-    assert list(verdicts["severity"]) == ["n/a", "pass"]
-    assert all("before labels" in detail for detail in verdicts["detail"])
+    by_month = verdicts.groupby([verdicts["cohort_month"].astype(str), "monitor"]).last()
+    assert by_month.loc[("2016-05-01", "estimated_performance"), "severity"] == "n/a"
+    assert "before labels" in by_month.loc[("2016-06-01", "estimated_performance"), "detail"]
+    assert by_month.loc[("2016-06-01", "realised_vs_estimated_performance"), "severity"] == "pass"

@@ -1,5 +1,5 @@
-"""The estimate made before labels, judged when the cohort is scored against the champion's
-expected level.
+"""The estimate made before labels, judged twice: when the cohort is scored, against the
+champion's expected level; when its labels land, against what was realised.
 
 * ``estimated_performance`` (at scoring): the estimated AUC and lift at 10 % against the
   version's expected level, the mean of its first out-of-time backtests (the same level
@@ -14,11 +14,20 @@ expected level.
   two). The level is a realised metric of earlier cohorts, and the interval is the spread of a
   realised metric of such a cohort under calibration, so the confidence is the test's own: no
   tolerance is tuned to any kind of drift.
+* ``realised_vs_estimated_performance`` (when labels land): the realised metric lies within the
+  estimate's interval, or the estimate was wrong, and which way. The estimate moved and the
+  realised value followed: a covariate shift, seen before the labels. The realised value moved
+  and the estimate did not: a concept shift, the relation between features and churn changed and
+  the scores are no longer calibrated; only labels could show it.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
 
 from churn_assets.performance.estimation import Estimate
 from churn_assets.performance.judging import (
@@ -29,6 +38,7 @@ from churn_assets.performance.judging import (
 )
 
 ESTIMATE_MONITOR = "estimated_performance"
+COMPARISON_MONITOR = "realised_vs_estimated_performance"
 ESTIMATE_JUDGED_METRICS = ("auc", "lift_top_decile")
 BEFORE_LABELS = "estimated from the scores before labels land, assuming they are calibrated"
 
@@ -74,3 +84,83 @@ def judge_estimate(
     return PerformanceVerdict(
         "pass", f"champion v{version} expected at its level: {shown} ({basis})"
     ), judgements
+
+
+@dataclass(frozen=True)
+class Comparison:
+    verdict: PerformanceVerdict
+    table: pd.DataFrame  # metric, estimate, low, high, realised, error, within
+
+
+def _diagnose(row: pd.Series, level: float | None) -> str:
+    """What an estimate and a realised value say together about the kind of shift."""
+    moved = level is not None and not row["low"] <= level <= row["high"]
+    shown = (
+        f"{row['metric']} realised {row['realised']:.4f}, estimated {row['estimate']:.4f} "
+        f"[{row['low']:.4f}, {row['high']:.4f}]"
+        + (f", expected {level:.4f}" if level is not None else "")
+    )
+    if row["within"]:
+        return shown + (
+            ": both moved from the expected level, a covariate shift the estimate saw first"
+            if moved
+            else ": as estimated"
+        )
+    if level is None:
+        return shown + ": outside the estimate, the scores were not calibrated on this cohort"
+    if not moved:
+        return shown + (
+            ": the realised value moved and the estimate did not, a concept shift (the relation "
+            "between features and churn changed; the scores are no longer calibrated)"
+        )
+    if (row["realised"] - row["estimate"]) * (level - row["estimate"]) > 0:
+        return shown + (
+            ": the estimate moved (a covariate shift) but the realised value did not follow, "
+            "the model is not calibrated where the cohort moved"
+        )
+    return shown + (
+        ": the estimate moved (a covariate shift) and the realised value moved further still, "
+        "the relation to churn changed too (a concept shift as well)"
+    )
+
+
+def compare_with_realised(
+    version: str,
+    stored: pd.DataFrame,
+    realised: Mapping[str, float] | None,
+    expected: ExpectedLevel | None,
+    metrics: Sequence[str] = ESTIMATE_JUDGED_METRICS,
+) -> Comparison:
+    """The champion's estimate for this cohort (rows of ``performance_estimates``) against its
+    realised metrics: pass when every judged one lies within its interval, warn otherwise."""
+    if stored.empty or realised is None:
+        why = "no estimate was stored" if realised is not None else "nothing realised"
+        return Comparison(
+            PerformanceVerdict("n/a", f"n/a: {why} for champion v{version} on this cohort"),
+            pd.DataFrame(),
+        )
+    table = stored[["metric", "estimate", "low", "high"]].copy()
+    table["realised"] = [float(realised.get(m, math.nan)) for m in table["metric"]]
+    table["error"] = table["realised"] - table["estimate"]
+    table["within"] = (table["realised"] >= table["low"]) & (table["realised"] <= table["high"])
+    judged = table[table["metric"].isin(metrics) & table["realised"].notna()]
+    if judged.empty or judged[["low", "high"]].isna().any(axis=None):
+        return Comparison(
+            PerformanceVerdict("n/a", f"n/a: no judged metric of v{version} to compare"), table
+        )
+    levels = expected.values if expected is not None else {}
+    detail = "; ".join(_diagnose(r, levels.get(r["metric"])) for _, r in judged.iterrows())
+    if judged["within"].all():
+        return Comparison(
+            PerformanceVerdict(
+                "pass", f"champion v{version} realised what was estimated: {detail}"
+            ),
+            table,
+        )
+    return Comparison(
+        PerformanceVerdict(
+            "warn",
+            f"champion v{version} realised outside its estimate made before labels: {detail}",
+        ),
+        table,
+    )
