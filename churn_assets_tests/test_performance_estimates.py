@@ -332,13 +332,15 @@ def test_the_estimate_made_at_scoring_holds_when_the_labels_land(world):
     assert realised["realised_auc"] == pytest.approx(realised["champion_auc"])
     assert abs(realised["estimate_error_auc"]) < 0.05
     assert rows.loc["auc", "low"] <= realised["realised_auc"] <= rows.loc["auc", "high"]
+    assert realised["calibration_ece"] >= 0 and "reliability" in realised
     verdicts = _query(
         home,
         "SELECT cohort_month, monitor, severity, detail FROM monitor_verdicts "
-        "WHERE monitor IN ('estimated_performance', 'realised_vs_estimated_performance') "
-        "ORDER BY evaluated_at",
+        "WHERE monitor IN ('estimated_performance', 'realised_vs_estimated_performance', "
+        "'calibration') ORDER BY evaluated_at",
     )
     by_month = verdicts.groupby([verdicts["cohort_month"].astype(str), "monitor"]).last()
     assert by_month.loc[("2016-05-01", "estimated_performance"), "severity"] == "n/a"
     assert "before labels" in by_month.loc[("2016-06-01", "estimated_performance"), "detail"]
     assert by_month.loc[("2016-06-01", "realised_vs_estimated_performance"), "severity"] == "pass"
+    assert by_month.loc[("2016-06-01", "calibration"), "severity"] == "pass"

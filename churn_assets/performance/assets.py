@@ -18,9 +18,10 @@ their reasons):
 
 Where there is nothing to judge (no champion yet, no labelled rows, a single-class cohort) both
 checks pass saying n/a, and the ``performance`` verdict is ``n/a``, not an alarm. The verdict
-written to ``monitor_verdicts`` is the worse of the two checks. Another verdict goes with it
-(:mod:`churn_assets.performance.findings`): ``realised_vs_estimated_performance``, the estimate
-made before the labels (``performance_estimate``) against what was realised.
+written to ``monitor_verdicts`` is the worse of the two checks. Two more verdicts go with it
+(:mod:`churn_assets.performance.findings`): ``calibration``, the champion's scores against the
+churn they announced, and ``realised_vs_estimated_performance``, the estimate made before the
+labels (``performance_estimate``) against what was realised.
 """
 
 import json

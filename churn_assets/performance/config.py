@@ -4,6 +4,7 @@ import dagster as dg
 from pydantic import Field
 
 from churn_assets.modeling.bootstrap import DEFAULT_RESAMPLES
+from churn_assets.performance.calibration import CALIBRATION_BINS, CALIBRATION_CONFIDENCE
 from churn_assets.performance.estimate_judging import ESTIMATE_JUDGED_METRICS
 from churn_assets.performance.judging import (
     DEFAULT_CONFIDENCE,
@@ -55,6 +56,18 @@ class PerformanceConfig(dg.Config):
     judged_metrics: list[str] = Field(
         default=list(JUDGED_METRICS),
         description=f"Metrics judged, among {', '.join(JUDGEABLE_METRICS)}.",
+    )
+    calibration_bins: int = Field(
+        default=CALIBRATION_BINS,
+        ge=2,
+        description="Equal-mass bins of the champion's scores in its reliability curve.",
+    )
+    calibration_confidence: float = Field(
+        default=CALIBRATION_CONFIDENCE,
+        gt=0.0,
+        lt=1.0,
+        description="Confidence of the calibration test: warn when the gap between scores and "
+        "churn rates per bin exceeds this quantile of what binomial noise gives.",
     )
 
 

@@ -1,7 +1,7 @@
-"""What a labelled cohort says of the champion beyond its metrics: whether the estimate made
-from its scores before the labels held (:mod:`churn_assets.performance.estimate_judging`). It is
-a verdict of its own in ``monitor_verdicts``, recorded with the backtest, and numbers in its
-metadata."""
+"""What a labelled cohort says of the champion beyond its metrics: whether its scores were
+calibrated (:mod:`churn_assets.performance.calibration`), and whether the estimate made from them
+before the labels held (:mod:`churn_assets.performance.estimate_judging`). Each is a verdict of
+its own in ``monitor_verdicts``, recorded with the backtest, and numbers in its metadata."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from churn_assets.performance.backtest import ScoredVersions
+from churn_assets.performance.calibration import CALIBRATION_MONITOR, judge_calibration, not_judged
 from churn_assets.performance.champion import ChampionJudgement
 from churn_assets.performance.config import PerformanceConfig
 from churn_assets.performance.estimate_judging import (
@@ -41,20 +42,26 @@ def labelled_findings(
     judged: ChampionJudgement,
     config: PerformanceConfig,
 ) -> list[Finding]:
-    """The champion's estimate for the cohort against what it realised."""
+    """The champion's calibration on the cohort, and its estimate against what it realised."""
     version = scored.champion_version
+    scores = scored.champion_probability if scored.cannot_score is None else None
+    calibration = judge_calibration(
+        y, scores, version, config.calibration_bins, config.calibration_confidence
+    )
     with warehouse.get_connection() as conn:
         stored = stored_estimates(conn, cohort, version or "")
     comparison = compare_with_realised(version or "", stored, scored.champion_row, judged.expected)
     return [
+        Finding(CALIBRATION_MONITOR, calibration.verdict, calibration.metadata()),
         Finding(COMPARISON_MONITOR, comparison.verdict, comparison_metadata(comparison)),
     ]
 
 
 def nothing_labelled(cohort: date) -> list[Finding]:
-    """No labelled rows: the estimate cannot be held to anything."""
+    """No labelled rows: neither calibration nor the estimate can be held to anything."""
     detail = f"no labelled rows for cohort {cohort:%Y-%m}"
     return [
+        Finding(CALIBRATION_MONITOR, not_judged(detail).verdict),
         Finding(COMPARISON_MONITOR, PerformanceVerdict("n/a", f"n/a: {detail}")),
     ]
 
