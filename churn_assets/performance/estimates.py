@@ -121,8 +121,6 @@ def _expected_level(
         history = judgement_history(conn, version, cohort)
     return expected_level(
         backtests,
-        None,
-        "",
         failed=[(c, m) for c, m, failed in history if failed],
         cohorts=config.expected_cohorts,
         metrics=config.judged_metrics,
