@@ -15,6 +15,10 @@ world is simulated with its drift from ``--drift-month`` on, replayed with ``chu
 * training runs per labelled cohort (first model included);
 * AUC / truth: the AUC of the scores the loop served, over the AUC of the simulator's true
   probability on the same users, mean over labelled cohorts before the drift and over the last two.
+
+``--thin-history MONTHS`` lands each world's payment history thinning toward the start of the
+data (``simulate(thin_history=...)``), so yearly counts grow cohort by cohort by construction, as
+in KKBox's first cohorts; its rows are labelled with the mean months back.
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchmarks_md import parse_args, write_section
 
 from churn_assets.partitions import add_months, month_start
-from churn_assets.simulator import parse_drift, simulate
+from churn_assets.simulator import Drift, parse_drift, simulate
+from churn_assets.simulator.thinning import THIN_HISTORY_MEAN
 
 SECTION = "## Monitoring that decides"
 SCENARIOS = ("none", "segment", "covariate", "concept", "outage", "schema")
@@ -79,6 +84,7 @@ class Outcome:
     auc_ratio_before: float
     auc_ratio_after: float
     seconds: float
+    thin_history: float = 0.0  # mean months back of each user's first landed payment; 0: all
 
 
 def replay(world: Path, home: Path, budget: float) -> tuple[int, int]:
@@ -153,15 +159,29 @@ def auc_ratios(conn: duckdb.DuckDBPyConnection, truth: pd.DataFrame) -> pd.Serie
     return pd.Series(ratios).sort_index()
 
 
-def judge(scenario: str, seed: int, root: Path, args: argparse.Namespace) -> Outcome:
-    started = time.monotonic()
-    start = month_start(args.start)
-    drift_month = add_months(start, args.drift_month - 1)
+def simulate_world(
+    scenario: str, seed: int, root: Path, args: argparse.Namespace
+) -> tuple[Path, list[Drift]]:
+    """The scenario's world for ``seed``, its drift from ``--drift-month`` on; (folder, drifts)."""
+    drift_month = add_months(month_start(args.start), args.drift_month - 1)
     drifts = [] if scenario == "none" else [parse_drift(f"{scenario}@{drift_month:%Y-%m}")]
     world = root / f"{scenario}-{seed}"
     simulate(
-        world, users=args.users, start=args.start, months=args.months, seed=seed, drifts=drifts
+        world,
+        users=args.users,
+        start=args.start,
+        months=args.months,
+        seed=seed,
+        drifts=drifts,
+        thin_history=args.thin_history,
     )
+    return world, drifts
+
+
+def judge(scenario: str, seed: int, root: Path, args: argparse.Namespace) -> Outcome:
+    started = time.monotonic()
+    world, drifts = simulate_world(scenario, seed, root, args)
+    drift_month = drifts[0].month if drifts else None
     home = world / "home"
     runs, failed = replay(world, home, args.budget)
     first_affected = None
@@ -208,6 +228,7 @@ def judge(scenario: str, seed: int, root: Path, args: argparse.Namespace) -> Out
         float(before.mean()) if len(before) else math.nan,
         float(ratios.tail(2).mean()) if len(ratios) else math.nan,
         time.monotonic() - started,
+        args.thin_history,
     )
 
 
@@ -223,24 +244,42 @@ def trainings(home: Path) -> int:
     return sum(1 for r in runs if "candidate_status" in r.data.tags)
 
 
+def _row(scenario: str, thin_history: float, group: pd.DataFrame) -> str:
+    """One table row: a scenario's worlds (on a thinning history, labelled with its mean)."""
+    detected = group["delay"].dropna()
+    label = f"{scenario}, thin history {thin_history:g}" if thin_history else scenario
+    return (
+        f"| {label} | {len(group)} | {int(group['failed_runs'].sum())} | "
+        + (
+            "-"
+            if scenario == "none"
+            else f"{len(detected)}/{len(group)}: "
+            + (", ".join(str(int(d)) for d in detected) or "none")
+        )
+        + f" | {int(group['false_alarms'].sum())}/{int(group['undrifted_cohorts'].sum())} | "
+        f"{group['trainings'].sum() / max(group['labelled_cohorts'].sum(), 1):.2f} | "
+        f"{_figure(group['auc_ratio_before'].mean())} | "
+        f"{_figure(group['auc_ratio_after'].mean())} | {group['seconds'].mean():.0f} |"
+    )
+
+
+def _thinning(frame: pd.DataFrame) -> str:
+    """How the worlds' payment histories thin, as the heading sentence says it ('' when none)."""
+    means = sorted({float(m) for m in frame["thin_history"] if m})
+    if not means:
+        return ""
+    shown = ", ".join(f"{m:g}" for m in means)
+    return f", payment history thinning toward the data's start ({shown} months back on average)"
+
+
 def render(outcomes: list[Outcome], args: argparse.Namespace) -> str:
     frame = pd.DataFrame([o.__dict__ for o in outcomes])
-    rows = []
-    for scenario, group in frame.groupby("scenario", sort=False):
-        detected = group["delay"].dropna()
-        rows.append(
-            f"| {scenario} | {len(group)} | {int(group['failed_runs'].sum())} | "
-            + (
-                "-"
-                if scenario == "none"
-                else f"{len(detected)}/{len(group)}: "
-                + (", ".join(str(int(d)) for d in detected) or "none")
-            )
-            + f" | {int(group['false_alarms'].sum())}/{int(group['undrifted_cohorts'].sum())} | "
-            f"{group['trainings'].sum() / max(group['labelled_cohorts'].sum(), 1):.2f} | "
-            f"{_figure(group['auc_ratio_before'].mean())} | "
-            f"{_figure(group['auc_ratio_after'].mean())} | {group['seconds'].mean():.0f} |"
+    rows = [
+        _row(scenario, thin_history, group)
+        for (scenario, thin_history), group in frame.groupby(
+            ["scenario", "thin_history"], sort=False
         )
+    ]
     undrifted = frame["undrifted_cohorts"].sum()
     alarm_rate = frame["false_alarms"].sum() / undrifted if undrifted else math.nan
     per_label = frame["trainings"].sum() / max(frame["labelled_cohorts"].sum(), 1)
@@ -252,7 +291,7 @@ def render(outcomes: list[Outcome], args: argparse.Namespace) -> str:
             SECTION,
             "",
             f"{args.users} users, {args.months} months from {args.start}, drift from month "
-            f"{args.drift_month}, FLAML budget {args.budget:g} s, seeds "
+            f"{args.drift_month}{_thinning(frame)}, FLAML budget {args.budget:g} s, seeds "
             f"{', '.join(str(s) for s in sorted({o.seed for o in outcomes}))}. Each world is "
             "replayed by "
             "`churn-assets replay` and judged from what the loop recorded (see the script's "
@@ -306,6 +345,16 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=3.0)
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--first-seed", type=int, default=1, help="to split seeds across runs")
+    parser.add_argument(
+        "--thin-history",
+        type=float,
+        nargs="?",
+        const=THIN_HISTORY_MEAN,
+        default=0.0,
+        metavar="MONTHS",
+        help="payment history thinning toward the data's start, MONTHS back on average "
+        f"(alone: {THIN_HISTORY_MEAN:g}); 0: every world lands its whole history",
+    )
     parser.add_argument(
         "--from-logs",
         nargs="*",

@@ -29,6 +29,7 @@ from churn_assets.settings import (
     check_tracking_server,
     churn_paths,
 )
+from churn_assets.simulator.thinning import THIN_HISTORY_MEAN
 
 # Exit codes (README, "Commands"): 0 done; 1 a run failed (each printed with its reason);
 # 2 the request was refused (bad arguments or input, unknown version, nothing to roll back to);
@@ -97,6 +98,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             "late": [parse_late(text) for text in args.late],
             "missing": [parse_missing(text) for text in args.missing],
             "member_changes": args.member_changes,
+            "thin_history": args.thin_history,
         }
     summary = simulate(Path(args.out), **spec)
     print(f"landing: {summary.landing_dir}")
@@ -322,8 +324,9 @@ def cmd_retract(args: argparse.Namespace) -> int:
 
 
 def _add_world_knobs(sim: argparse.ArgumentParser) -> None:
-    """The flags that give a world its odd shapes (drifts, history, degenerate columns, late and
-    missing files, changing members), apart from its size so ``simulate`` reads at a glance."""
+    """The flags that give a world its odd shapes (drifts, history and how it thins, degenerate
+    columns, late and missing files, changing members), apart from its size so ``simulate`` reads
+    at a glance."""
     sim.add_argument(
         "--drift",
         action="append",
@@ -338,6 +341,16 @@ def _add_world_knobs(sim: argparse.ArgumentParser) -> None:
         default=12,
         metavar="N",
         help="months of subscription history (transactions only) before --start (default 12)",
+    )
+    sim.add_argument(
+        "--thin-history",
+        type=float,
+        nargs="?",
+        const=THIN_HISTORY_MEAN,
+        default=0.0,
+        metavar="MONTHS",
+        help="each user's payments land from a month drawn per user, MONTHS before --start on "
+        f"average (alone: {THIN_HISTORY_MEAN:g}), as a log that begins on a fixed day; 0: off",
     )
     sim.add_argument(
         "--degenerate",

@@ -20,6 +20,7 @@ from churn_assets.features.assets import features
 from churn_assets.monitoring.assets import drift_report
 from churn_assets.outcomes.assets import retention_outcome
 from churn_assets.performance.assets import model_performance
+from churn_assets.performance.estimates import performance_estimate
 from churn_assets.raw.assets import labels, members, transactions, user_logs
 from churn_assets.resources import default_resources
 from churn_assets.scoring.assets import predictions
@@ -33,6 +34,7 @@ ASSETS = [
     features,
     churn_model,
     predictions,
+    performance_estimate,
     drift_report,
     model_performance,
     retention_outcome,

@@ -16,6 +16,7 @@ LABELS = dg.AssetKey("labels")
 FEATURES = dg.AssetKey("features")
 CHURN_MODEL = dg.AssetKey("churn_model")
 PREDICTIONS = dg.AssetKey("predictions")
+PERFORMANCE_ESTIMATE = dg.AssetKey("performance_estimate")
 DRIFT_REPORT = dg.AssetKey("drift_report")
 MODEL_PERFORMANCE = dg.AssetKey("model_performance")
 RETENTION_OUTCOME = dg.AssetKey("retention_outcome")
@@ -49,6 +50,13 @@ RULE_CHECK = "champion_beats_rule"
 CHAMPION_PERFORMANCE_CHECK = "champion_performance"
 RULE_CHECK_KEY = dg.AssetCheckKey(MODEL_PERFORMANCE, RULE_CHECK)
 CHAMPION_PERFORMANCE_CHECK_KEY = dg.AssetCheckKey(MODEL_PERFORMANCE, CHAMPION_PERFORMANCE_CHECK)
+
+# Check of performance_estimate: the champion's performance estimated from its scores, before the
+# cohort's labels land, against its expected level.
+ESTIMATED_PERFORMANCE_CHECK = "estimated_performance"
+ESTIMATED_PERFORMANCE_CHECK_KEY = dg.AssetCheckKey(
+    PERFORMANCE_ESTIMATE, ESTIMATED_PERFORMANCE_CHECK
+)
 
 # Run tags the sensors write and read back.
 REQUEST_TAG = "churn/request"  # one logical request, retried under several runs

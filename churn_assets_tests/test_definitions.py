@@ -16,6 +16,7 @@ EXPECTED_ASSETS = {
     "features",
     "churn_model",
     "predictions",
+    "performance_estimate",
     "drift_report",
     "model_performance",
     "retention_outcome",
@@ -66,6 +67,7 @@ def test_checks_guard_raw_data_features_and_drift(churn_env):
         assert (table, "schema") in check_keys and (table, "nulls") in check_keys
     assert ("features", "cohort_not_empty") in check_keys
     assert ("drift_report", "feature_drift") in check_keys
+    assert ("performance_estimate", "estimated_performance") in check_keys
     blocking = {
         spec.asset_key.to_user_string()
         for assets_def in repo.assets_defs_by_key.values()

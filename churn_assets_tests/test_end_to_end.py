@@ -76,6 +76,13 @@ def test_warehouse_tables_hold_every_stage(replayed_world):
             assert len(parts) == 3, text
             assert all(p.endswith(("(raises risk)", "(lowers risk)", "(no effect)")) for p in parts)
         assert reasons[-1][0].split("; ")[0].endswith("(raises risk)")
+        # Every scored cohort's performance was estimated when it was scored, by its scorer.
+        estimated = conn.execute(
+            "SELECT DISTINCT e.cohort_month FROM performance_estimates e "
+            "JOIN predictions p USING (cohort_month, model_version) WHERE e.metric = 'auc' "
+            "ORDER BY 1"
+        ).fetchall()
+        assert [r[0] for r in estimated] == [r[0] for r in scored]
 
         verdicts = conn.execute(
             "SELECT cohort_month, severity FROM monitor_verdicts WHERE monitor = 'data_drift' "

@@ -158,7 +158,7 @@ def test_a_cohort_scored_by_the_truth_passes_and_a_degraded_score_fails():
     point = with_decile_ratio(classification_metrics(y, truth))
     for metric, (low, high) in intervals.items():
         assert low < point[metric] < high, metric
-    honest = judge_metrics(point, intervals, expected)
+    honest = judge_metrics(point, intervals, _level(expected))
     assert len(honest) == 5 and not any(j.failed for j in honest)
 
     # Half the truth, half noise: ranks and calibration both worse than expected.
@@ -166,7 +166,7 @@ def test_a_cohort_scored_by_the_truth_passes_and_a_degraded_score_fails():
     bad = judge_metrics(
         with_decile_ratio(classification_metrics(y, degraded)),
         bootstrap_intervals(y, degraded, seed=1),
-        expected,
+        _level(expected),
     )
     failed = {j.metric for j in bad if j.failed}
     assert {"auc", "normalized_log_loss"} <= failed
@@ -187,7 +187,7 @@ def test_a_higher_churn_rate_alone_fails_raw_log_loss_not_the_normalized_one():
     judged = judge_metrics(
         classification_metrics(y, truth),
         bootstrap_intervals(y, truth, metrics, seed=1, confidence=0.99),
-        classification_metrics(y_before, truth_before),
+        _level(classification_metrics(y_before, truth_before)),
         metrics,
     )
     assert {j.metric: j.failed for j in judged} == {
@@ -196,34 +196,61 @@ def test_a_higher_churn_rate_alone_fails_raw_log_loss_not_the_normalized_one():
     }
 
 
-def _judged(metric: str, failed: bool) -> MetricJudgement:
-    return MetricJudgement(metric, 0.7, 0.68, 0.72, 0.8 if failed else 0.7, failed)
+def _level(values: dict[str, float], months: tuple[str, ...] = ("2016-02",)) -> ExpectedLevel:
+    """An out-of-time expected level of every metric in ``values``, from ``months``."""
+    finite = {m: v for m, v in values.items() if isinstance(v, float) and np.isfinite(v)}
+    return ExpectedLevel(finite, dict.fromkeys(finite, months))
 
 
-def test_one_bad_cohort_warns_and_two_of_the_last_three_are_an_error():
-    expected = ExpectedLevel({"auc": 0.8}, {"auc": "out_of_time"}, {"auc": ("2016-02",)})
+def _judged(metric: str, failed: bool, beyond_doubt: bool = False) -> MetricJudgement:
+    z = 5.0 if beyond_doubt else (2.0 if failed else 0.0)
+    return MetricJudgement(metric, 0.7, 0.68, 0.72, 0.8 if failed else 0.7, failed, z, beyond_doubt)
+
+
+def test_one_dip_is_information_one_beyond_doubt_warns_two_of_the_last_three_are_an_error():
+    expected = _level({"auc": 0.8})
     may, june, july = date(2016, 5, 1), date(2016, 6, 1), date(2016, 7, 1)
-    now = [_judged("auc", True), _judged("log_loss", False)]
+    dip = [_judged("auc", True), _judged("log_loss", False)]
+    certain = [_judged("auc", True, beyond_doubt=True), _judged("log_loss", False)]
 
-    def severity(history):
+    def severity(history, now=dip):
         found = persistence(july, now, history)
         return verdict_of("3", now, expected, found).severity
 
-    assert severity([]) == "warn"
-    assert severity([(may, "auc", False), (june, "auc", False)]) == "warn"
+    assert severity([]) == "pass"
+    assert "information" in verdict_of("3", dip, expected, persistence(july, dip, [])).detail
+    assert severity([], certain) == "warn"
+    assert severity([(may, "auc", False), (june, "auc", False)]) == "pass"
     # Another metric's failure does not add up with this one.
-    assert severity([(june, "log_loss", True)]) == "warn"
+    assert severity([(june, "log_loss", True)]) == "pass"
     # Out of the window of the last three cohorts judged: no longer counts.
     assert severity(
         [(date(2016, 3, 1), "auc", True), (may, "auc", False), (june, "auc", False)]
-    ) == ("warn")
+    ) == ("pass")
     assert severity([(may, "auc", True), (june, "auc", False)]) == "error"
     # A later cohort (a backfill judged after it) is not history for this one.
-    assert severity([(date(2016, 8, 1), "auc", True)]) == "warn"
+    assert severity([(date(2016, 8, 1), "auc", True)]) == "pass"
     assert verdict_of(
         "3", [_judged("auc", False)], expected, persistence(july, [], [])
     ).severity == ("pass")
     assert verdict_of("3", [], expected, persistence(july, [], [])).severity == "n/a"
+
+
+def test_beyond_doubt_is_bonferroni_corrected_over_the_metrics_judged():
+    level = _level({"auc": 0.80, "f2": 0.50})
+    # A cohort interval of +-0.0258 at 99 %: a standard error of 0.01, times sqrt(2) with a
+    # level from one cohort. A shortfall of 0.05 is z = 3.5; of 0.04, z = 2.8.
+    intervals = {"auc": (0.7242, 0.7758), "f2": (0.4742, 0.5258)}
+    far = judge_metrics({"auc": 0.75, "f2": 0.50}, intervals, level, ["auc", "f2"])
+    near = judge_metrics({"auc": 0.76, "f2": 0.50}, intervals, level, ["auc", "f2"])
+    assert far[0].failed and far[0].beyond_doubt and far[0].shortfall_z == pytest.approx(3.54, 0.01)
+    assert near[0].failed and not near[0].beyond_doubt
+    # With one metric only the doubt quantile is lower (3.09, not 3.29): the same shortfall
+    # that is within doubt among two metrics is not among one.
+    alone = judge_metrics({"auc": 0.7555}, intervals, _level({"auc": 0.80}), ["auc"])
+    among_two = judge_metrics({"auc": 0.7555, "f2": 0.50}, intervals, level, ["auc", "f2"])
+    assert alone[0].beyond_doubt and not among_two[0].beyond_doubt
+    assert not far[1].failed and far[1].shortfall_z == 0.0
 
 
 # -- the checks in Dagster ------------------------------------------------------------------------
@@ -257,11 +284,11 @@ def test_model_performance_says_na_then_warns_then_errors_on_a_persistent_shift(
         REGISTERED_MODEL_NAME, CHAMPION_ALIAS, version
     )
 
-    # Its first out-of-time cohort: judged against validation metrics, and it says so.
+    # Its first out-of-time cohort: no level yet but the optimistic validation metrics, so n/a.
     checks = _checks(_backtest(instance, date(2016, 4, 1)))
     first = checks[CHAMPION_PERFORMANCE_CHECK]
     assert first.passed, first.description
-    assert "validation metrics" in _meta(first)["expected_level_from"]
+    assert first.description.startswith("n/a") and "out-of-time" in first.description
     assert checks[RULE_CHECK].passed
 
     # The shift: one bad cohort warns (against the out-of-time level of 2016-04)...
@@ -304,7 +331,8 @@ def test_below_the_rule_is_an_error_only_beyond_doubt():
     beyond = judge_against_rule(champion, 0.86, None, (-0.11, -0.01))
     luck = judge_against_rule(champion, 0.82, None, (-0.09, 0.05))
     above = judge_against_rule(champion, 0.75, None, (0.01, 0.09))
-    assert (beyond.severity, luck.severity, above.severity) == ("error", "warn", "pass")
+    assert (beyond.severity, luck.severity, above.severity) == ("error", "pass", "pass")
+    assert luck.detail.startswith("information:")
     assert "the rule ranks churners better" in beyond.detail
     assert "[-0.0900, +0.0500]" in luck.detail
     assert judge_against_rule(None, 0.8).severity == "n/a"

@@ -1,6 +1,7 @@
 """The retraining policy through Dagster's own sensor evaluation, on an instance holding real
 check results and real training runs: it retrains once per newest labelled cohort, never storms,
-escalates when retraining did not help, and leaves promotion to a person when asked to."""
+escalates once per episode when retraining did not mend a failing monitor, and leaves promotion
+to a person when asked to."""
 
 from __future__ import annotations
 
@@ -212,3 +213,67 @@ def test_a_provisional_champion_is_retrained_once_newer_labels_exist(world):
     assert _decisions(world)[0][:2] == ("provisional", "retrain")
     _run(world, requests[0], promoted=True)
     assert _tick(world, cursor)[0] == []  # once per newest labelled cohort, as any trigger
+
+
+def _new_labels(world, cohort: str, today: str) -> None:
+    world["instance"].report_runless_asset_event(
+        dg.AssetMaterialization("labels", partition=cohort)
+    )
+    world["resources"]["clock"] = ClockResource(today=today)
+
+
+def _alerts_did_not_help(world) -> list[str]:
+    log = world["warehouse"].parent / "logs" / "alerts.log"
+    lines = log.read_text().splitlines() if log.exists() else []
+    return [line for line in lines if "retraining_did_not_help" in line]
+
+
+def test_a_person_is_called_once_per_episode_and_again_only_after_the_check_passed(world):
+    _drift(world)
+    requests, cursor = _tick(world)
+    _run(world, requests[0], promoted=False)
+    _drift(world)
+    _tick(world, cursor)
+    assert [a for _, a, _ in _decisions(world)] == ["retrain", "escalate"]
+
+    # Still the same episode (the check never passed): new labels retrain, the candidate loses
+    # again, and nobody is called a second time.
+    _new_labels(world, "2016-07-01", "2016-09-01")
+    requests, cursor = _tick(world, cursor)
+    _run(world, requests[0], promoted=False)
+    _drift(world, cohort="2016-09-01")
+    assert _tick(world, cursor)[0] == []
+    decisions = _decisions(world)
+    assert [a for _, a, _ in decisions] == ["retrain", "escalate", "retrain", "hold"]
+    assert len(_alerts_did_not_help(world)) == 1
+
+    # The check passes once: the episode is over. The next failure that retraining does not
+    # mend is a new episode, and a person is called again.
+    _drift(world, passed=True, cohort="2016-09-01")
+    _drift(world, cohort="2016-09-01")
+    _new_labels(world, "2016-08-01", "2016-10-01")
+    requests, cursor = _tick(world, cursor)
+    _run(world, requests[0], promoted=False)
+    _drift(world, cohort="2016-09-01")
+    _tick(world, cursor)
+    assert [a for _, a, _ in _decisions(world)][-2:] == ["retrain", "escalate"]
+    assert len(_alerts_did_not_help(world)) == 2
+
+
+def test_a_retraining_for_staleness_that_keeps_the_champion_calls_nobody(world):
+    world["resources"]["registry"] = FixedChampion(
+        tracking_uri="sqlite:///unused", validation_cohort="2016-01-01"
+    )
+    requests, cursor = _tick(world)
+    _run(world, requests[0], promoted=False)
+    assert _tick(world, cursor)[0] == []
+    assert [a for _, a, _ in _decisions(world)] == ["retrain", "hold"]
+    assert "nothing needs a person" in _reason(world)
+    assert _alerts_did_not_help(world) == []
+
+
+def _reason(world) -> str:
+    with duckdb.connect(str(world["warehouse"]), read_only=True) as conn:
+        return conn.execute(
+            "SELECT reason FROM retraining_decisions ORDER BY decided_at DESC LIMIT 1"
+        ).fetchone()[0]

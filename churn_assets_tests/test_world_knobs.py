@@ -1,8 +1,9 @@
 """Worlds of any shape: history length, start month, degenerate columns, late and missing files,
-changing members, and seeded draws of all of them."""
+changing members, a payment history thinning toward the start, and seeded draws of all of them."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import date
 from pathlib import Path
@@ -258,6 +259,10 @@ def stage_names(seen: dict[str, date], day: date) -> set[str]:
         ({"history_months": 2.0}, "history_months"),
         ({"member_changes": 1.5}, "member_changes"),
         ({"member_changes": True}, "member_changes"),
+        ({"thin_history": 0.5}, "thin_history"),
+        ({"thin_history": -3}, "thin_history"),
+        ({"thin_history": True}, "thin_history"),
+        ({"thin_history": float("nan")}, "thin_history"),
     ],
 )
 def test_bad_shape_arguments(tmp_path: Path, kwargs: dict, match: str) -> None:
@@ -336,6 +341,85 @@ def test_member_changes_respect_degenerate_columns(tmp_path: Path) -> None:
     assert set(members["city"]) == {1} and set(members["bd"]) == {0}
 
 
+# --- a payment history thinning toward the start of the data ---------------------------------
+
+# Every file of a small world without thinning, as drawn before the knob existed: the knob draws
+# on a stream of its own, so a world without it stays the world of its seed.
+UNTHINNED = {"users": 120, "months": 3, "seed": 2, "degenerate": ["no_cancels"],
+             "member_changes": 0.1}  # fmt: skip
+UNTHINNED_SHA256 = "d95948edb5cca89f08e2c7cdf118a33e6b4edef496c06ac7d2bb2ceda5cf641d"
+
+
+@pytest.fixture(scope="module")
+def thinned(tmp_path_factory: pytest.TempPathFactory) -> SimulationSummary:
+    return simulate(tmp_path_factory.mktemp("thinned"), thin_history=3, **WORLD)
+
+
+def _months_back(day: pd.Series) -> pd.Series:
+    """Whole months from a YYYYMMDD day's month to 2016-01, the first simulated month."""
+    return 2016 * 12 - (day // 10000 * 12 + day // 100 % 100 - 1)
+
+
+def test_a_thinned_history_lands_each_users_rows_from_its_drawn_start(
+    plain: SimulationSummary, thinned: SimulationSummary
+) -> None:
+    starts = _read(thinned.truth_dir / "history_starts.csv")
+    assert list(starts.columns) == ["msno", "months_back", "landed_from"]
+    assert set(_read(plain.landing_dir / "members.csv")["msno"]) <= set(starts["msno"])
+    assert starts["months_back"].between(1, 12).all()
+    assert (_months_back(starts["landed_from"]) == starts["months_back"]).all()
+    assert 2.5 < starts["months_back"].mean() < 3.5
+    assert (starts["months_back"] == 12).mean() < 0.05  # few land the whole history
+
+    full = _table(plain.landing_dir, "transactions_")
+    landed = _table(thinned.landing_dir, "transactions_")
+    start_of = dict(zip(starts["msno"], starts["landed_from"], strict=True))
+    kept = full["transaction_date"] >= full["msno"].map(start_of).fillna(0)
+    assert landed.equals(full[kept].reset_index(drop=True))
+    assert len(landed) < 0.75 * len(full)
+    assert thinned.rows == {**plain.rows, "transactions": len(landed)}
+
+    # Only the history's transactions change: labels, listening, members and truth stay.
+    for path in sorted(plain.landing_dir.iterdir()):
+        if not path.name.startswith("transactions_2015"):
+            assert (thinned.landing_dir / path.name).read_bytes() == path.read_bytes(), path.name
+    for name in ("churn_probability.csv", "member_changes.csv"):
+        assert (thinned.truth_dir / name).read_bytes() == (plain.truth_dir / name).read_bytes()
+    assert not (plain.truth_dir / "history_starts.csv").exists()
+    arguments = _json(plain.truth_dir / "drift_schedule.json")["arguments"]
+    thinned_arguments = _json(thinned.truth_dir / "drift_schedule.json")["arguments"]
+    assert thinned_arguments == {**arguments, "thin_history": 3.0}
+
+
+def test_thinned_first_payments_lie_a_few_months_before_the_data(
+    plain: SimulationSummary, thinned: SimulationSummary
+) -> None:
+    """Of the users who paid before the window, most first paid within six months of it."""
+
+    def recent(summary: SimulationSummary) -> float:
+        first = _table(summary.landing_dir, "transactions_").groupby("msno")["transaction_date"]
+        before = first.min()[lambda days: days < 20160101]
+        return float((_months_back(before) <= 6).mean())
+
+    assert recent(thinned) > 0.8
+    assert recent(plain) < 0.3
+
+
+def test_thinning_is_capped_by_the_history(tmp_path: Path) -> None:
+    summary = simulate(tmp_path, users=150, months=3, seed=4, history_months=2, thin_history=6)
+    back = _read(summary.truth_dir / "history_starts.csv")["months_back"]
+    assert set(back) == {1, 2} and (back == 2).mean() > 0.6
+
+
+def test_a_world_without_thinning_is_the_world_drawn_before_the_knob(tmp_path: Path) -> None:
+    """A changed digest changes every world of a seed (benchmarks included): only on purpose."""
+    simulate(tmp_path, thin_history=0, **UNTHINNED)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in tmp_path.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(tmp_path)).encode() + b"\0" + path.read_bytes())
+    assert digest.hexdigest() == UNTHINNED_SHA256
+
+
 # --- drawn worlds -----------------------------------------------------------------------------
 
 
@@ -346,6 +430,7 @@ def _check_spec(spec: dict, small: bool) -> None:
     assert 8 <= spec["months"] <= 12 and 0 <= spec["history_months"] <= 18
     assert set(spec["degenerate"]) <= set(DEGENERATE_KINDS)
     assert 0.0 <= spec["member_changes"] <= 0.1
+    assert spec["thin_history"] == 0.0 or 1.5 <= spec["thin_history"] <= 6.0
     year, month = map(int, spec["start"].split("-"))
     months = [date(year + (month - 1 + k) // 12, (month - 1 + k) % 12 + 1, 1)
               for k in range(spec["months"])]  # fmt: skip
@@ -372,6 +457,7 @@ def test_drawn_worlds_vary_and_always_simulate(tmp_path: Path) -> None:
     assert sum(bool(s["late"]) for s in specs) > 10
     assert sum(bool(s["missing"]) for s in specs) > 5
     assert sum(bool(s["drifts"]) for s in specs) > 5
+    assert sum(bool(s["thin_history"]) for s in specs) > 5
 
     # Every drawn shape simulates (at 150 users, for speed); three also at their drawn size.
     for seed, spec in enumerate(specs):
@@ -393,7 +479,7 @@ def test_cli_shapes_a_world(tmp_path: Path) -> None:
         ["simulate", "--out", str(tmp_path), "--users", "200", "--months", "5", "--seed", "3",
          "--history-months", "2", "--degenerate", "no_age", "--degenerate", "single_city",
          "--late", "user_logs@2016-02+1", "--missing", "transactions@2016-03",
-         "--member-changes", "0.05"]
+         "--member-changes", "0.05", "--thin-history", "2.5"]
     )  # fmt: skip
     assert code == 0
     arguments = _json(tmp_path / "truth" / "drift_schedule.json")["arguments"]
@@ -401,7 +487,7 @@ def test_cli_shapes_a_world(tmp_path: Path) -> None:
         "users": 200, "start": "2016-01", "months": 5, "seed": 3, "drifts": [],
         "history_months": 2, "degenerate": ["no_age", "single_city"],
         "late": ["user_logs@2016-02+1"], "missing": ["transactions@2016-03"],
-        "member_changes": 0.05,
+        "member_changes": 0.05, "thin_history": 2.5,
     }  # fmt: skip
     assert not (tmp_path / "landing" / "transactions_201603.csv").exists()
 
@@ -412,7 +498,15 @@ def test_cli_fuzz_draws_the_world(tmp_path: Path, capsys: pytest.CaptureFixture)
     arguments = _json(tmp_path / "truth" / "drift_schedule.json")["arguments"]
     assert arguments["users"] == spec["users"] != 99
     assert arguments["start"] == spec["start"] and arguments["seed"] == 4
+    assert arguments.get("thin_history", 0.0) == spec["thin_history"]
     assert "world 4:" in capsys.readouterr().out
+
+
+def test_cli_thin_history_alone_thins_by_the_default_mean(tmp_path: Path) -> None:
+    flags = ["--users", "60", "--months", "3", "--thin-history"]
+    assert main(["simulate", "--out", str(tmp_path), *flags]) == 0
+    assert _json(tmp_path / "truth" / "drift_schedule.json")["arguments"]["thin_history"] == 3.0
+    assert (tmp_path / "truth" / "history_starts.csv").exists()
 
 
 @pytest.mark.parametrize(
@@ -424,6 +518,7 @@ def test_cli_fuzz_draws_the_world(tmp_path: Path, capsys: pytest.CaptureFixture)
         (["--degenerate", "no_city"], "unknown degenerate kind"),
         (["--history-months", "-1"], "history_months"),
         (["--member-changes", "2"], "member_changes"),
+        (["--thin-history", "0.5"], "thin_history"),
     ],
 )
 def test_cli_bad_shape_flags_exit_2(

@@ -27,36 +27,40 @@ load_job = dg.define_asset_job(
     "the registered models on a cohort whose labels landed.",
 )
 
-# Cohort of the new month: its features, its scores, and how far it drifted; a labelled cohort
-# rebuilt (a file it read was replaced) is backtested again too.
+# Cohort of the new month: its features, its scores, the performance they promise, and how far it
+# drifted; a labelled cohort rebuilt (a file it read was replaced) is backtested again too.
 cohort_job = dg.define_asset_job(
     keys.COHORT_JOB,
     selection=dg.AssetSelection.assets(
         keys.FEATURES,
         keys.PREDICTIONS,
+        keys.PERFORMANCE_ESTIMATE,
         keys.DRIFT_REPORT,
         keys.MODEL_PERFORMANCE,
         keys.RETENTION_OUTCOME,
     ),
     partitions_def=monthly_partitions,
-    description="Build a cohort's features, score it with the champion, and measure drift; "
-    "backtest a labelled cohort that was rebuilt.",
+    description="Build a cohort's features, score it with the champion, estimate its "
+    "performance before labels, and measure drift; backtest a labelled cohort that was rebuilt.",
 )
 
-# Retrain, then re-score and re-measure the cohort that asked for it.
+# Retrain, then re-score, re-estimate and re-measure the cohort that asked for it.
 training_job = dg.define_asset_job(
     keys.TRAINING_JOB,
-    selection=dg.AssetSelection.assets(keys.CHURN_MODEL, keys.PREDICTIONS, keys.DRIFT_REPORT),
+    selection=dg.AssetSelection.assets(
+        keys.CHURN_MODEL, keys.PREDICTIONS, keys.PERFORMANCE_ESTIMATE, keys.DRIFT_REPORT
+    ),
     partitions_def=monthly_partitions,
     hooks={end_mlflow_on_run_finished},
-    description="Train and register a new model version, then re-score the cohort.",
+    description="Train and register a new model version, then re-score (and re-estimate) the "
+    "cohort.",
 )
 
 
 @dg.job(
     name=keys.PROMOTION_JOB,
     description="Promote a registered version to champion, or roll back (config: action, "
-    "version, reason). Every change is recorded in model_promotions and MLflow tags."
+    "version, reason). Every change is recorded in model_promotions and MLflow tags.",
 )
 def promotion_job() -> None:
     change_champion_op()
@@ -65,7 +69,7 @@ def promotion_job() -> None:
 @dg.job(
     name=keys.RETENTION_JOB,
     description="Delete registered versions created before a date (config: created_before); "
-    "the champion, the challenger and the rollback target are never deleted."
+    "the champion, the challenger and the rollback target are never deleted.",
 )
 def retention_job() -> None:
     delete_old_versions_op()

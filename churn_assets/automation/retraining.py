@@ -17,9 +17,14 @@ at most one training per newest labelled cohort whatever the trigger (a rejected
 not trigger again until new labels land, so a failing check cannot start a storm); a cool-down of
 ``cooldown_months`` between trainings (default 1). A failed training run is retried as any run is.
 
-Outcomes: the training promotes its candidate or keeps the champion. When a training triggered by
-a failing monitor kept the champion (or left its candidate waiting for a person in manual
-promotion mode), the policy escalates once: "needs a person".
+Outcomes: the training promotes its candidate or keeps the champion. Escalation ("needs a
+person") is for a retraining that did not help with what it was meant to fix: only when the
+trigger was a failing monitor (drift or performance), the training on the newest labels kept the
+champion (or left its candidate waiting for a person in manual promotion mode), and that monitor
+still fails. A retraining for staleness or a provisional champion that keeps the champion is no
+failure: it holds until new labels land. At most one escalation per episode: an episode is the
+unbroken run of failing evaluations of that monitor's check, and it ends when the check passes;
+a person is called once for it, not every month it lasts.
 
 Every decision is appended to the warehouse table ``retraining_decisions`` and reported as an
 observation of ``churn_model`` (so it shows on that asset's page in the UI).
@@ -27,6 +32,7 @@ observation of ``churn_model`` (so it shows on that asset's page in the UI).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -56,12 +62,17 @@ RECORDED_SQL = Path(__file__).parent / "decision_recorded.sql"
 SEVERITY_RANK = {dg.AssetCheckSeverity.WARN: 1, dg.AssetCheckSeverity.ERROR: 2}
 
 
+# Triggers that are a monitor failing: what a retraining is meant to fix, and may escalate.
+FAILURE_TRIGGERS = ("drift", "performance")
+
+
 @dataclass(frozen=True)
 class Trigger:
     kind: str  # drift, performance, staleness, provisional
     cohort: str  # the cohort (partition) the evidence was observed on
     evidence: str
     kinds: tuple[str, ...] = ()  # every trigger in force with it, itself first
+    episode_start: datetime | None = None  # a failing monitor: its first failure in this run
 
 
 @dataclass
@@ -94,6 +105,25 @@ def _failed_at(record, tier: dg.AssetCheckSeverity) -> bool:
     return SEVERITY_RANK.get(severity, 2) >= SEVERITY_RANK[tier]
 
 
+EPISODE_LOOKBACK = 200  # check evaluations read back to find where a failing run began
+
+
+def _episode_start(
+    instance: dg.DagsterInstance, key: dg.AssetCheckKey, tier: dg.AssetCheckSeverity
+) -> datetime | None:
+    """When the unbroken run of failing evaluations of ``key`` (at ``tier`` or above) that the
+    newest evaluation belongs to began; None when the newest does not fail."""
+    records = instance.event_log_storage.get_asset_check_execution_history(
+        key, limit=EPISODE_LOOKBACK
+    )
+    start = None
+    for record in records:  # newest first
+        if not _failed_at(record, tier):
+            break
+        start = record.create_timestamp
+    return datetime.fromtimestamp(start) if start is not None else None
+
+
 def triggers(
     instance: dg.DagsterInstance,
     policy: RetrainingPolicy,
@@ -105,7 +135,12 @@ def triggers(
     drift = _latest_check(instance, DRIFT_CHECK_KEY)
     if _failed_at(drift, policy.drift_severity):
         found.append(
-            Trigger("drift", drift.partition or "", drift.evaluation.description or "drift")
+            Trigger(
+                "drift",
+                drift.partition or "",
+                drift.evaluation.description or "drift",
+                episode_start=_episode_start(instance, DRIFT_CHECK_KEY, policy.drift_severity),
+            )
         )
     # A persistent failure against the champion's own expected level, or a champion that ranks
     # churners worse than the as-is rule: either way the score no longer earns its keep.
@@ -117,6 +152,7 @@ def triggers(
                     "performance",
                     performance.partition or "",
                     performance.evaluation.description or f"{key.name} failed",
+                    episode_start=_episode_start(instance, key, dg.AssetCheckSeverity.ERROR),
                 )
             )
             break
@@ -173,15 +209,22 @@ def decide(
     policy: RetrainingPolicy,
     champion: ModelVersion,
     today: date,
+    escalated_since: Callable[[str, datetime, str], bool] = lambda kind, since, run_id: False,
 ) -> Decision | None:
-    """One decision for this evaluation, or None when no trigger is in force."""
+    """One decision for this evaluation, or None when no trigger is in force.
+
+    ``escalated_since(kind, when, run_id)``: whether the history holds an escalation for a
+    ``kind`` trigger decided at or after ``when`` (the episode's start) about another training
+    run than ``run_id``: one call per episode."""
     newest = newest_labels_known(instance, today)
     found = triggers(instance, policy, champion, newest)
     if not found:
         return None
-    trigger = found[0]  # the most urgent: drift, then performance, then staleness
+    first = found[0]  # the most urgent: drift, then performance, then staleness
     evidence = "; ".join(f"{t.kind}: {t.evidence}" for t in found)
-    trigger = Trigger(trigger.kind, trigger.cohort, evidence, tuple(t.kind for t in found))
+    trigger = Trigger(
+        first.kind, first.cohort, evidence, tuple(t.kind for t in found), first.episode_start
+    )
     runs = _training_runs(instance)
     if any(not r.is_finished for r in runs):
         return Decision(trigger, "hold", "a training is running", newest)
@@ -193,27 +236,7 @@ def decide(
     on_these = [r for r in runs if r.tags.get(LABELS_TAG) == newest]
     done = [r for r in on_these if r.status == dg.DagsterRunStatus.SUCCESS]
     if done:
-        outcome = _outcome(instance, done[0])
-        if outcome.get("promoted_to_champion"):
-            return Decision(
-                trigger,
-                "hold",
-                f"retrained on labels {newest[:7]}; waiting for new labels",
-                newest,
-            )
-        why = (
-            f"challenger v{outcome.get('model_version')} awaits a person's promotion"
-            if outcome.get("model_version")
-            else outcome.get("not_trained_because")
-            or f"candidate rejected: {outcome.get('hurdle', 'no better than the champion')}"
-        )
-        return Decision(
-            trigger,
-            "escalate",
-            f"retraining on labels {newest[:7]} did not help ({why}): needs a person",
-            newest,
-            run_id=done[0].run_id,
-        )
+        return _after_retraining(instance, trigger, newest, done[0], escalated_since)
     last_as_of = max(
         (r.tags.get(LABELS_TAG, "") for r in runs if r.status == dg.DagsterRunStatus.SUCCESS),
         default="",
@@ -223,6 +246,70 @@ def decide(
             trigger, "hold", f"cool-down: last training on labels {last_as_of[:7]}", newest
         )
     return Decision(trigger, "retrain", f"{trigger.kind} with labels up to {newest[:7]}", newest)
+
+
+def _after_retraining(
+    instance: dg.DagsterInstance,
+    trigger: Trigger,
+    newest: str,
+    run: dg.DagsterRun,
+    escalated_since: Callable[[str, datetime, str], bool],
+) -> Decision:
+    """A training on the newest labels is done and a trigger is still in force: hold, or call a
+    person once per episode when it was meant to fix a failing monitor that still fails."""
+    outcome = _outcome(instance, run)
+    if outcome.get("promoted_to_champion"):
+        return Decision(
+            trigger, "hold", f"retrained on labels {newest[:7]}; waiting for new labels", newest
+        )
+    why = (
+        f"challenger v{outcome.get('model_version')} awaits a person's promotion"
+        if outcome.get("model_version")
+        else outcome.get("not_trained_because")
+        or f"candidate rejected: {outcome.get('hurdle', 'no better than the champion')}"
+    )
+    if trigger.kind not in FAILURE_TRIGGERS:
+        return Decision(
+            trigger,
+            "hold",
+            f"retrained on labels {newest[:7]} for {trigger.kind}, the champion stays ({why}); "
+            "no monitor fails, so nothing needs a person: waiting for new labels",
+            newest,
+        )
+    since = trigger.episode_start
+    if since is not None and escalated_since(trigger.kind, since, run.run_id):
+        return Decision(
+            trigger,
+            "hold",
+            f"{trigger.kind} still fails after retraining on labels {newest[:7]} ({why}); a "
+            f"person was called once for this episode (failing since {since:%Y-%m-%d %H:%M}): "
+            "no second call until the check passes",
+            newest,
+        )
+    return Decision(
+        trigger,
+        "escalate",
+        f"retraining on labels {newest[:7]} did not help ({why}) and {trigger.kind} still "
+        "fails: needs a person",
+        newest,
+        run_id=run.run_id,
+    )
+
+
+def escalated_since(warehouse: DuckDBResource, kind: str, since: datetime, run_id: str) -> bool:
+    """Whether the decision history holds an escalation for a ``kind`` trigger from ``since``
+    about another training run than ``run_id`` (the same one is the same decision, repeated)."""
+    with warehouse.get_connection() as conn:
+        if not table_exists(conn, "retraining_decisions"):
+            return False
+        return bool(
+            conn.execute(
+                "SELECT count(*) > 0 FROM retraining_decisions "
+                "WHERE action = 'escalate' AND trigger = ? AND decided_at >= ? "
+                "AND coalesce(run_id, '') <> ?",
+                [kind, since, run_id],
+            ).fetchone()[0]
+        )
 
 
 def already_recorded(warehouse: DuckDBResource, decision: Decision) -> bool:
@@ -289,6 +376,7 @@ __all__ = [
     "Decision",
     "Trigger",
     "decide",
+    "escalated_since",
     "newest_labels_known",
     "observation",
     "record_decisions",

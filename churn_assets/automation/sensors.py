@@ -27,6 +27,7 @@ from churn_assets.automation.retraining import (
     Decision,
     already_recorded,
     decide,
+    escalated_since,
     observation,
     record_decisions,
 )
@@ -38,6 +39,7 @@ from churn_assets.keys import (
     LABELS,
     LABELS_TAG,
     MODEL_PERFORMANCE,
+    PERFORMANCE_ESTIMATE,
     PREDICTIONS,
     RETENTION_OUTCOME,
     TRANSACTIONS,
@@ -215,7 +217,7 @@ def cohort_sensor(
     cursor = _cursor(context)
     touched = _newly_loaded(context.instance, cursor)
     scoring = _champion_exists(registry)
-    selection = [FEATURES] + ([PREDICTIONS, DRIFT_REPORT] if scoring else [])
+    selection = [FEATURES] + ([PREDICTIONS, PERFORMANCE_ESTIMATE, DRIFT_REPORT] if scoring else [])
     catalog = landing.catalog() if touched else None
     if catalog is not None and _loads_pending(context.instance, catalog, clock):
         # Built now, a cohort would read a history that is still arriving: wait a tick.
@@ -396,7 +398,8 @@ def _newest_scored_cohort(instance: dg.DagsterInstance, today: date) -> str:
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="The retraining policy: train the first model; retrain on a drift tier, a "
     "persistent performance failure or a stale champion, at most once per newest labelled "
-    "cohort; escalate when retraining did not help. Decisions go to retraining_decisions.",
+    "cohort; escalate once per episode when retraining did not fix a failing monitor. "
+    "Decisions go to retraining_decisions.",
 )
 def training_sensor(
     context: dg.SensorEvaluationContext,
@@ -418,7 +421,13 @@ def training_sensor(
         return
 
     today = clock.current_month()
-    decision = decide(context.instance, retraining, champion, today)
+    decision = decide(
+        context.instance,
+        retraining,
+        champion,
+        today,
+        lambda kind, since, run_id: escalated_since(warehouse, kind, since, run_id),
+    )
     if decision is None:
         context.update_cursor(json.dumps(cursor))
         yield dg.SkipReason("no trigger: drift, performance and freshness within the policy")
@@ -453,8 +462,7 @@ def _retrain(
     if request is None:
         decision.action = "escalate"
         decision.reason = (
-            f"training on labels {decision.newest_labels[:7]} failed every attempt: "
-            "needs a person"
+            f"training on labels {decision.newest_labels[:7]} failed every attempt: needs a person"
         )
     else:
         decision.run_key = request.run_key or ""

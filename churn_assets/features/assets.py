@@ -13,6 +13,7 @@ from churn_assets.features.feature_sets import (
     cohort_coverage,
     columns_not_produced,
 )
+from churn_assets.features.windows import LISTENING, PAYMENTS, bulk_starts, truncated_features
 from churn_assets.keys import COHORT_NOT_EMPTY_CHECK, COVERAGE_CHECK
 from churn_assets.partitions import add_months, month_start, monthly_partitions
 from churn_assets.raw.assets import SQL as RAW_SQL
@@ -75,6 +76,7 @@ def features(context: dg.AssetExecutionContext, warehouse: DuckDBResource) -> dg
             f"cohort {cutoff:%Y-%m} is incomplete, missing {coverage['missing_months']}: it is "
             "left out of training and drift references"
         )
+    truncated = truncated_features(cutoff, bulk_starts(coverage), list(summary.index))
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": users,
@@ -87,9 +89,9 @@ def features(context: dg.AssetExecutionContext, warehouse: DuckDBResource) -> dg
                 summary["null_share"].fillna(0.0).round(4).to_dict() if users else {}
             ),
             "summary": dg.MetadataValue.md(summary.round(2).to_markdown() if users else ""),
-            **_coverage_metadata(coverage),
+            **_coverage_metadata(coverage, truncated),
         },
-        check_results=_checks(users, coverage),
+        check_results=_checks(users, coverage, truncated),
     )
 
 
@@ -107,9 +109,16 @@ def _build_cohort(conn: duckdb.DuckDBPyConnection, cutoff: date) -> tuple[list, 
     return added, retired
 
 
-def _coverage_metadata(coverage: dict) -> dict[str, object]:
-    """Which of the months the cohort's windows read were loaded."""
+def _coverage_metadata(coverage: dict, truncated: list[str]) -> dict[str, object]:
+    """Which of the months the cohort's windows read were loaded, and which features reach
+    before the bulk of their table's history."""
+    starts = bulk_starts(coverage)
     return {
+        "payment_history_bulk_from": f"{starts[PAYMENTS]:%Y-%m}" if starts[PAYMENTS] else "none",
+        "listening_history_bulk_from": f"{starts[LISTENING]:%Y-%m}"
+        if starts[LISTENING]
+        else "none",
+        "truncated_features": dg.MetadataValue.json(truncated),
         "window_complete": coverage["complete"],
         "missing_months": coverage["missing_months"] or "none",
         "listening_months_loaded": f"{coverage['listening_months_loaded']} of "
@@ -119,8 +128,16 @@ def _coverage_metadata(coverage: dict) -> dict[str, object]:
     }
 
 
-def _checks(users: int, coverage: dict) -> list[dg.AssetCheckResult]:
-    """The cohort has users; the months its windows read are all loaded."""
+def _shown(value: object) -> object:
+    """A coverage value as check metadata takes it (dates as YYYY-MM-DD, unknown as 'none')."""
+    if value is None:
+        return "none"
+    return value.isoformat() if isinstance(value, date) else value
+
+
+def _checks(users: int, coverage: dict, truncated: list[str]) -> list[dg.AssetCheckResult]:
+    """The cohort has users; the months its windows read are all loaded (a window reaching
+    before the bulk of the history is no hole: it is named, and drift leaves it unjudged)."""
     return [
         dg.AssetCheckResult(
             check_name=COHORT_NOT_EMPTY_CHECK,
@@ -136,9 +153,18 @@ def _checks(users: int, coverage: dict) -> list[dg.AssetCheckResult]:
             check_name=COVERAGE_CHECK,
             passed=bool(coverage["complete"]),
             severity=dg.AssetCheckSeverity.WARN,
-            description="complete"
-            if coverage["complete"]
-            else f"missing {coverage['missing_months']}",
-            metadata={k: v for k, v in coverage.items() if k != "evaluated_at"},
+            description=(
+                "complete" if coverage["complete"] else f"missing {coverage['missing_months']}"
+            )
+            + (
+                f"; {len(truncated)} feature(s) truncated, their window reaching before the bulk "
+                f"of the history: {', '.join(truncated)}"
+                if truncated
+                else ""
+            ),
+            metadata={
+                **{k: _shown(v) for k, v in coverage.items() if k != "evaluated_at"},
+                "truncated_features": ", ".join(truncated) or "none",
+            },
         ),
     ]

@@ -2,8 +2,10 @@
 -- method 'psi': one row per feature column; 'prediction_psi': the champion's score
 -- (column_name 'churn_probability'); 'weighted_psi': the importance-weighted score of all
 -- features (column_name '*'); 'psi_new_members': one row per feature column over the members
--- registered within the new-member window, on both sides. stands_out: the column's shift alone
--- is major and beyond noise over every column tested (it makes data drift at least a warning).
+-- registered within the new-member window, on both sides. moves: the column's shift alone is
+-- major and beyond noise over every column tested; stands_out: it moves and the champion relies
+-- on it (gain share from an even share of the columns it uses): it makes data drift at least a
+-- warning. A column that moves but is barely used is information only.
 -- score is the raw PSI (the weighted one for 'weighted_psi'), adjusted_score what is judged: PSI
 -- beyond sampling noise; drifted when tier is not 'pass'.
 CREATE TABLE IF NOT EXISTS drift_metrics (
@@ -28,5 +30,6 @@ ALTER TABLE drift_metrics ADD COLUMN IF NOT EXISTS reference_rows BIGINT;
 ALTER TABLE drift_metrics ADD COLUMN IF NOT EXISTS current_rows BIGINT;
 ALTER TABLE drift_metrics ADD COLUMN IF NOT EXISTS evaluated_at TIMESTAMP;
 ALTER TABLE drift_metrics ADD COLUMN IF NOT EXISTS stands_out BOOLEAN;
+ALTER TABLE drift_metrics ADD COLUMN IF NOT EXISTS moves BOOLEAN;
 DELETE FROM drift_metrics WHERE cohort_month = $cohort;
 INSERT INTO drift_metrics BY NAME SELECT * FROM drift_rows;

@@ -3,7 +3,7 @@ new members' drift, and the drift of the champion's own scores."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 import dagster as dg
@@ -15,40 +15,82 @@ from churn_assets.features.feature_sets import CALENDAR_SHAPED_FEATURES, CATEGOR
 from churn_assets.modeling.frame import predict_probability
 from churn_assets.monitoring import psi
 from churn_assets.monitoring.config import DriftConfig
-from churn_assets.monitoring.reference import Reference, compared_columns, row_count, sample_rows
+from churn_assets.monitoring.reference import (
+    Reference,
+    compared_columns,
+    row_count,
+    sample_rows,
+    truncated_columns,
+)
 from churn_assets.monitoring.target import TargetDrift, target_drift
+
+# The statistics feature_psi gives per column (psi.sql), for a cohort with nothing to compare.
+PSI_COLUMNS = [
+    "column_name", "reference_rows", "current_rows", "bins", "psi", "js_distance",
+    "expected_psi", "noise_limit",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
 class DataDrift:
     """Per-column statistics of the whole cohort and of its new members, and the verdict."""
 
-    judged: pd.DataFrame  # whole cohort, one row per column (psi.judge_columns + stands_out)
+    judged: pd.DataFrame  # whole cohort, one row per judged column (judge_columns + stands_out)
     new_members: pd.DataFrame  # the same over the new members; empty when not compared
     weighted: float
     tier: str
+    # Columns left unjudged: their window reaches before the bulk of the history in this cohort
+    # or a reference cohort, so they differ by how much history was loaded (column -> cohorts).
+    truncated: dict[str, list[date]] = field(default_factory=dict)
+    relied_on_from: float = 0.0  # the importance from which a column may stand out on its own
 
     def standing_out(self) -> list[str]:
         """Columns that stand out on their own, named with their population and PSI."""
+        return self._named("stands_out")
+
+    def moving(self) -> list[str]:
+        """Columns with a major shift beyond noise that the champion barely uses: information."""
+        return self._named("moves")
+
+    def _named(self, flag: str) -> list[str]:
         return [
-            f"{r.column_name}{label} (PSI {r.psi:.2f})"
+            f"{r.column_name}{label} (PSI {r.psi:.2f}, weight {r.importance:.3f})"
             for frame, label in ((self.judged, ""), (self.new_members, " among new members"))
             for r in frame.itertuples()
-            if r.stands_out
+            if getattr(r, flag)
         ]
 
 
+def relied_on_floor(importance: pd.Series) -> float:
+    """The gain share from which the champion relies on a column: an even share of the columns
+    it uses (1 / how many carry any gain). A column below it moves the model less than an
+    average column it uses; its shift alone is information, not an alarm."""
+    used = int((importance > 0).sum())
+    return 1.0 / used if used else 1.0
+
+
 def measure_data_drift(
-    conn, cohort: date, reference: list[date], columns: list[str], importance, config
+    conn,
+    cohort: date,
+    reference: list[date],
+    columns: list[str],
+    importance,
+    config,
+    truncated: dict[str, list[date]] | None = None,
 ) -> DataDrift:
-    """PSI of every column over the cohort and over its new members, and the data-drift tier."""
+    """PSI of every judged column over the cohort and over its new members, and the data-drift
+    tier; ``truncated`` columns are left out of both (see :mod:`churn_assets.features.windows`)."""
+    truncated = {c: months for c, months in (truncated or {}).items() if c in columns}
+    judged_columns = [c for c in columns if c not in truncated]
 
     def judged(max_registration_days: int | None) -> pd.DataFrame:
+        if not judged_columns:
+            return psi.judge_columns(pd.DataFrame(columns=PSI_COLUMNS), importance)
         stats = psi.feature_psi(
             conn,
             cohort,
             reference,
-            columns,
+            judged_columns,
             CATEGORICAL_FEATURES,
             config.max_reference_rows,
             max_registration_days,
@@ -58,27 +100,67 @@ def measure_data_drift(
 
     whole = judged(None)
     sliced = config.new_member_days and "registration_age_days" in table_columns(conn)
-    new_members = judged(config.new_member_days) if sliced else whole.iloc[:0]
-    tested = len(whole) + len(new_members)
-    for frame in (whole, new_members):
-        frame["stands_out"] = psi.standouts(frame, tested, config.major_psi).astype(bool) & (
-            ~frame["column_name"].isin(CALENDAR_SHAPED_FEATURES)
-        )
+    new_members = judged(config.new_member_days) if sliced else whole.iloc[:0].copy()
+    floor = relied_on_floor(whole["importance"])
+    _flag_standouts(whole, new_members, floor, config.major_psi)
     weighted = float(whole["weighted_contribution"].sum())
     tier = psi.tier_of(weighted, config.moderate_psi, config.major_psi)
     if whole["stands_out"].any() or new_members["stands_out"].any():
         tier = psi.worst([tier, "warn"])
-    return DataDrift(whole, new_members, weighted, tier)
+    return DataDrift(whole, new_members, weighted, tier, truncated, floor)
+
+
+def _flag_standouts(
+    whole: pd.DataFrame, new_members: pd.DataFrame, floor: float, major: float
+) -> None:
+    """``moves``: a major shift beyond noise over every column tested (calendar-shaped columns
+    aside); ``stands_out``: one that moves and that the champion relies on (``floor``)."""
+    tested = len(whole) + len(new_members)
+    relied = set(whole.loc[whole["importance"] >= floor, "column_name"])
+    for frame in (whole, new_members):
+        frame["moves"] = psi.standouts(frame, tested, major).astype(bool) & (
+            ~frame["column_name"].isin(CALENDAR_SHAPED_FEATURES)
+        )
+        frame["stands_out"] = frame["moves"] & frame["column_name"].isin(relied)
 
 
 def table_columns(conn, table: str = "features") -> set[str]:
     return {row[0] for row in conn.execute(f"DESCRIBE {table}").fetchall()}
 
 
+def share_truncated_columns(
+    reference: pd.DataFrame, current: pd.DataFrame, truncated: list[str], seed: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Both sides with their ``truncated`` columns drawn, row by row, from one pool of both.
+
+    A truncated feature grows as its window fills, so the champion's scores would move with it
+    on a world where nothing changed. Giving both sides the same joint distribution of those
+    columns (whole rows of them, so they keep their relation to one another) leaves the score
+    PSI to what the other inputs do to the model; it is the same on both sides by construction.
+    """
+    if not truncated:
+        return reference, current
+    pool = pd.concat([reference[truncated], current[truncated]], ignore_index=True)
+    rng = np.random.default_rng(seed)
+
+    def drawn(frame: pd.DataFrame) -> pd.DataFrame:
+        rows = pool.iloc[rng.integers(0, len(pool), len(frame))].set_index(frame.index)
+        return frame.assign(**{c: rows[c] for c in truncated})
+
+    return drawn(reference), drawn(current)
+
+
 def measure_prediction_drift(
-    conn, booster, reference: pd.DataFrame, current: pd.DataFrame, config: DriftConfig
+    conn,
+    booster,
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    config: DriftConfig,
+    truncated: list[str] | None = None,
 ) -> dict:
-    """PSI of the champion's scores, or n/a with the reason when the cohort cannot be scored."""
+    """PSI of the champion's scores, or n/a with the reason when the cohort cannot be scored;
+    ``truncated`` columns are shared between the sides first (:func:`share_truncated_columns`)."""
+    reference, current = share_truncated_columns(reference, current, list(truncated or []))
     try:
         reference_scores = predict_probability(booster, reference)
         current_scores = predict_probability(booster, current)
@@ -99,6 +181,7 @@ def measure_prediction_drift(
         "current_rows": int(row["current_rows"]),
         "reference_mean": float(np.mean(reference_scores)),
         "current_mean": float(np.mean(current_scores)),
+        "truncated_shared": len(truncated or []),
     }
 
 
@@ -137,7 +220,8 @@ def measure_cohort(
     if not columns:
         raise dg.Failure(f"cohort {cohort:%Y-%m} shares no numeric feature with the reference")
     importance = dict(zip(booster.feature_name(), booster.feature_importance("gain"), strict=True))
-    data = measure_data_drift(conn, cohort, reference, columns, importance, config)
+    truncated = truncated_columns(conn, [cohort, *reference], columns)
+    data = measure_data_drift(conn, cohort, reference, columns, importance, config, truncated)
     # The booster's features both sides have; one it needs and they lack: n/a.
     scored = [c for c in booster.feature_name() if c in columns]
     prediction = (
@@ -147,6 +231,7 @@ def measure_cohort(
             sample_rows(conn, reference, scored, reference_rows, config.max_scored_rows),
             sample_rows(conn, [cohort], scored, current_rows, config.max_scored_rows),
             config,
+            [c for c in scored if c in data.truncated],
         )
         if scored
         else {"tier": "n/a", "reason": "no feature of the model in both sides"}

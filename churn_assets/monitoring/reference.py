@@ -11,10 +11,12 @@ from pathlib import Path
 import pandas as pd
 
 from churn_assets.features.feature_sets import (
+    cohort_coverage,
     complete_cohorts,
     feature_columns_of,
     keep_common_features,
 )
+from churn_assets.features.windows import bulk_starts, truncated_features
 from churn_assets.monitoring import psi
 from churn_assets.partitions import month_start
 from churn_assets.warehouse import run_sql_file
@@ -81,6 +83,18 @@ def compared_columns(conn, cohort: date, reference: list[date]) -> list[str]:
     empty = conn.execute("SELECT * FROM features LIMIT 0").df()
     common = feature_columns_of(list(keep_common_features(conn, empty, [cohort, *reference])))
     return psi.numeric_feature_columns(conn, common)
+
+
+def truncated_columns(conn, cohorts: list[date], columns: list[str]) -> dict[str, list[date]]:
+    """Which of ``columns`` are truncated in which of ``cohorts`` (their window reaching before
+    the bulk of their table's history when the cohort was built): such a column differs between
+    cohorts by how much history was loaded, so drift leaves it unjudged."""
+    found: dict[str, list[date]] = {}
+    for cohort in sorted(cohorts):
+        starts = bulk_starts(cohort_coverage(conn, cohort))
+        for column in truncated_features(cohort, starts, columns):
+            found.setdefault(column, []).append(cohort)
+    return found
 
 
 def row_count(conn, cohorts: list[date]) -> int:

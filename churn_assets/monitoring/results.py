@@ -98,12 +98,30 @@ def describe_data_drift(
     measured: Measured, basis: Reference, version: str, config: DriftConfig
 ) -> str:
     data, drifted, standing_out = measured.data, measured.drifted, measured.data.standing_out()
+    moving = data.moving()
     return (
         f"weighted PSI {data.weighted:.3f} ({data.tier}; warn from {config.moderate_psi:g}, "
         f"error from {config.major_psi:g}) against {basis.describe(version)}; top "
         f"contributions: {name_top_columns(data.judged)}; {len(drifted)} of {len(data.judged)} "
         "columns drifted on their own"
         + (f"; standing out on their own: {', '.join(standing_out)}" if standing_out else "")
+        + (
+            f"; moving but barely used (weight under {data.relied_on_from:.3f}, information): "
+            f"{', '.join(moving)}"
+            if moving
+            else ""
+        )
+        + (f"; {describe_truncated(data.truncated)}" if data.truncated else "")
+    )
+
+
+def describe_truncated(truncated: dict[str, list[date]]) -> str:
+    """The columns left unjudged for reaching before the bulk of the history, and where."""
+    months = sorted({m for ms in truncated.values() for m in ms})
+    return (
+        f"not judged: {len(truncated)} column(s) whose window reaches before the bulk of the "
+        f"history in cohort(s) {', '.join(f'{m:%Y-%m}' for m in months)} "
+        f"({', '.join(sorted(truncated))}): no reference with the same truncation"
     )
 
 
@@ -111,10 +129,17 @@ def describe_prediction_drift(measured: Measured, version: str, cohort: date) ->
     prediction = measured.prediction
     if prediction["tier"] == "n/a":
         return f"model v{version} cannot score cohort {cohort:%Y-%m}: {prediction['reason']}"
+    shared = prediction.get("truncated_shared", 0)
     return (
         f"PSI of model v{version}'s scores {prediction['psi']:.3f}, "
         f"{prediction['adjusted']:.3f} beyond noise ({prediction['tier']}); mean score "
         f"{prediction['current_mean']:.3f} vs {prediction['reference_mean']:.3f} on the reference"
+        + (
+            f"; {shared} truncated feature(s) drawn from one pool for both sides, so their "
+            "filling windows do not move the scores"
+            if shared
+            else ""
+        )
     )
 
 
@@ -184,9 +209,12 @@ def _data_drift_check(
             "weighted_psi": data.weighted,
             "prediction_psi": measured.prediction.get("psi", math.nan),
             "top_columns": top_columns,
-            "drifted_share": len(drifted) / len(data.judged),
+            "drifted_share": len(drifted) / len(data.judged) if len(data.judged) else 0.0,
             "drifted_columns": ", ".join(drifted) or "none",
             "standing_out": ", ".join(data.standing_out()) or "none",
+            "moving_not_relied_on": ", ".join(data.moving()) or "none",
+            "relied_on_from_weight": round(data.relied_on_from, 4),
+            "truncated_not_judged": ", ".join(sorted(data.truncated)) or "none",
             "new_members_compared": int(data.new_members["current_rows"].max())
             if len(data.new_members)
             else 0,

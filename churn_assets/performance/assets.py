@@ -14,11 +14,15 @@ their reasons):
   signal for retraining. Only severity ERROR means "act".
 * ``champion_beats_rule``: a model that ranks churners worse than "auto-renew off or cancelled"
   beyond doubt (the paired bootstrap interval of the AUC difference on this cohort's users lies
-  below 0) is worse than no model, an ERROR at once; worse on the point estimate only, a WARN.
+  below 0) is worse than no model, an ERROR at once; worse on the point estimate only is
+  information (the check passes and its detail says so).
 
 Where there is nothing to judge (no champion yet, no labelled rows, a single-class cohort) both
 checks pass saying n/a, and the ``performance`` verdict is ``n/a``, not an alarm. The verdict
-written to ``monitor_verdicts`` is the worse of the two checks.
+written to ``monitor_verdicts`` is the worse of the two checks. Two more verdicts go with it
+(:mod:`churn_assets.performance.findings`): ``calibration``, the champion's scores against the
+churn they announced, and ``realised_vs_estimated_performance``, the estimate made before the
+labels (``performance_estimate``) against what was realised.
 """
 
 import json
@@ -57,6 +61,12 @@ from churn_assets.performance.champion import (
     worse_verdict,
 )
 from churn_assets.performance.config import PerformanceConfig
+from churn_assets.performance.findings import (
+    Finding,
+    findings_metadata,
+    labelled_findings,
+    nothing_labelled,
+)
 from churn_assets.performance.judging import JUDGEABLE_METRICS, PerformanceVerdict
 from churn_assets.resources import ModelRegistryResource
 from churn_assets.warehouse import run_sql_file, transaction
@@ -107,13 +117,14 @@ def model_performance(
     champion = registry.champion()
     scored = score_versions(registry, frame, cohort, config, champion)
     rule_verdict = _judge_rule(scored, y, rule_scores, rule_auc, config)
-    judged = judge_champion(warehouse, registry, champion, scored, y, cohort, config)
+    judged = judge_champion(warehouse, champion, scored, y, cohort, config)
     verdict = worse_verdict(judged.verdict, rule_verdict)
     if verdict.severity in ("warn", "error"):
         context.log.warning(f"performance {verdict.severity}: {verdict.detail}")
-    history_md = _record(warehouse, cohort, scored, judged, verdict, config)
+    findings = labelled_findings(warehouse, cohort, scored, y, judged, config)
+    history_md = _record(warehouse, cohort, scored, judged, verdict, config, findings)
     return _performance_result(
-        frame, scored, judged, rule_verdict, verdict, rule_auc, history_md, config
+        frame, scored, judged, rule_verdict, verdict, rule_auc, history_md, config, findings
     )
 
 
@@ -150,8 +161,9 @@ def _record(
     judged: ChampionJudgement,
     verdict: PerformanceVerdict,
     config: PerformanceConfig,
+    findings: list[Finding],
 ) -> str:
-    """Every version's metrics, the champion's judgements and the verdict, in one transaction;
+    """Every version's metrics, the champion's judgements and the verdicts, in one transaction;
     the judgement history as markdown."""
     judgement_rows = build_judgement_rows(
         cohort,
@@ -168,7 +180,15 @@ def _record(
             run_sql_file(conn, SQL, {"cohort": cohort})
             run_sql_file(conn, JUDGEMENTS_SQL, {"cohort": cohort})
             record_verdict(conn, cohort, MONITOR, verdict.severity, verdict.detail)
+            _record_findings(conn, cohort, findings)
         return history_markdown(conn, cohort)
+
+
+def _record_findings(conn, cohort: date, findings: list[Finding]) -> None:
+    for finding in findings:
+        record_verdict(
+            conn, cohort, finding.monitor, finding.verdict.severity, finding.verdict.detail
+        )
 
 
 def _nothing_to_backtest(
@@ -181,6 +201,7 @@ def _nothing_to_backtest(
     nothing = PerformanceVerdict("n/a", detail)
     with warehouse.get_connection() as conn, transaction(conn):
         record_verdict(conn, cohort, MONITOR, "n/a", detail)
+        _record_findings(conn, cohort, nothing_labelled(cohort))
     return dg.MaterializeResult(
         metadata={"dagster/row_count": 0, "users": 0, "verdict": detail},
         check_results=[
@@ -199,6 +220,7 @@ def _performance_result(
     rule_auc: float,
     history_md: str,
     config: PerformanceConfig,
+    findings: list[Finding],
 ) -> dg.MaterializeResult:
     """The materialization's metadata and both checks' results."""
     performance = scored.performance
@@ -230,6 +252,7 @@ def _performance_result(
             "versions_unscorable": dg.MetadataValue.json(scored.unscorable),
             "this_cohort": dg.MetadataValue.md(this_cohort),
             "auc_history": dg.MetadataValue.md(history_md),
+            **findings_metadata(findings),
         },
         check_results=[
             champion_check_result(

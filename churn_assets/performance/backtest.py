@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 from mlflow.entities.model_registry import ModelVersion
-from mlflow.exceptions import MlflowException
 
 from churn_assets.features.feature_sets import keep_common_features
 from churn_assets.modeling.frame import LABEL, predict_probability
@@ -42,18 +41,6 @@ METRIC_COLUMNS = (
     "bucket_a_precision",
     "bucket_a_recall",
 )
-
-
-def validation_metrics(registry: ModelRegistryResource, version: ModelVersion) -> dict[str, float]:
-    """The version's validation metrics as its training run logged them (``val_*``)."""
-    try:
-        logged = registry.client.get_run(version.run_id).data.metrics if version.run_id else {}
-    except MlflowException:
-        logged = {}
-    metrics = {k[4:]: float(v) for k, v in logged.items() if k.startswith("val_")}
-    if "auc" not in metrics and version.tags.get("val_auc"):
-        metrics["auc"] = float(version.tags["val_auc"])
-    return metrics
 
 
 def out_of_time_rows(conn, version: str, cohort: date) -> list[dict]:

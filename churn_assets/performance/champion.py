@@ -15,7 +15,7 @@ from dagster_duckdb import DuckDBResource
 from mlflow.entities.model_registry import ModelVersion
 
 from churn_assets.modeling.bootstrap import bootstrap_intervals
-from churn_assets.performance.backtest import ScoredVersions, out_of_time_rows, validation_metrics
+from churn_assets.performance.backtest import ScoredVersions, out_of_time_rows
 from churn_assets.performance.config import PerformanceConfig
 from churn_assets.performance.judging import (
     DEFAULT_CONFIDENCE,
@@ -29,7 +29,6 @@ from churn_assets.performance.judging import (
     verdict_of,
     with_decile_ratio,
 )
-from churn_assets.resources import ModelRegistryResource
 from churn_assets.warehouse import table_exists
 
 JUDGEMENTS_SQL = Path(__file__).parent / "performance_judgements.sql"
@@ -59,8 +58,8 @@ def judge_against_rule(
 
     ``difference_interval`` is the paired bootstrap interval of champion AUC minus rule AUC on
     this cohort's users. The rule ranking better beyond doubt (the whole interval below 0) is an
-    error; better on this cohort's point estimate only, a warning: on a few dozen churners the
-    two AUCs trade places by luck alone.
+    error; better on this cohort's point estimate only is information, named in the detail: on
+    a few dozen churners the two AUCs trade places by luck alone.
     """
     if unscorable is not None:
         return PerformanceVerdict("error", unscorable)
@@ -79,7 +78,9 @@ def judge_against_rule(
     if high < 0:
         return PerformanceVerdict("error", f"{shown}: the rule ranks churners better")
     if auc < rule_auc:
-        return PerformanceVerdict("warn", f"{shown}: below the rule on this cohort only")
+        return PerformanceVerdict(
+            "pass", f"information: {shown}: below the rule on this cohort's point estimate only"
+        )
     return PerformanceVerdict("pass", shown)
 
 
@@ -134,9 +135,11 @@ def build_judgement_rows(
                 "interval_high": j.high,
                 "confidence": confidence,
                 "expected": j.expected,
-                "expected_source": expected.sources[j.metric],
+                "expected_source": expected.source,
                 "expected_cohorts": ", ".join(expected.cohorts[j.metric]),
                 "failed": j.failed,
+                "shortfall_z": j.shortfall_z,
+                "beyond_doubt": j.beyond_doubt,
                 "evaluated_at": now,
             }
             for j in judgements
@@ -153,9 +156,11 @@ def build_judgement_rows(
             "expected_source",
             "expected_cohorts",
             "failed",
+            "shortfall_z",
+            "beyond_doubt",
             "evaluated_at",
         ],
-    ).astype({"failed": bool})
+    ).astype({"failed": bool, "beyond_doubt": bool})
 
 
 def champion_check_result(
@@ -233,7 +238,6 @@ class ChampionJudgement:
 
 def judge_champion(
     warehouse: DuckDBResource,
-    registry: ModelRegistryResource,
     champion: ModelVersion | None,
     scored: ScoredVersions,
     y: np.ndarray,
@@ -260,8 +264,6 @@ def judge_champion(
         history = judgement_history(conn, version, cohort)
     expected = expected_level(
         out_of_time,
-        validation_metrics(registry, champion),
-        champion.tags.get("validation_cohort", ""),
         failed=[(c, m) for c, m, failed in history if failed],
         cohorts=config.expected_cohorts,
         metrics=config.judged_metrics,
@@ -270,8 +272,9 @@ def judge_champion(
         return ChampionJudgement(
             PerformanceVerdict(
                 "n/a",
-                f"n/a: champion v{version} has neither an out-of-time backtest nor "
-                "validation metrics to expect a level from",
+                f"n/a: champion v{version} has no out-of-time backtest before cohort "
+                f"{cohort:%Y-%m} to expect a level from (its validation metrics are optimistic: "
+                "it was tuned on that cohort)",
             )
         )
     return _judge_against_expected(scored, y, cohort, expected, history, config)
@@ -297,7 +300,11 @@ def _judge_against_expected(
         bucket_a_min=config.bucket_a_min_probability,
     )
     judgements = judge_metrics(
-        with_decile_ratio(scored.champion_row), intervals, expected.values, config.judged_metrics
+        with_decile_ratio(scored.champion_row),
+        intervals,
+        expected,
+        config.judged_metrics,
+        config.confidence,
     )
     found = persistence(cohort, judgements, history, config.persistence_window)
     verdict = verdict_of(

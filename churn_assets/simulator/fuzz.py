@@ -26,6 +26,7 @@ MISSING_TABLES = ("user_logs", "transactions")
 MISSING_SHARE = 0.5  # chance of one missing file
 MAX_MEMBER_CHANGES = 0.1
 DRIFT_SHARE = 0.5  # chance of one drift
+THIN_SHARE, THIN_MEANS = 0.3, (1.5, 6.0)  # chance of a thinning history, its mean months back
 _FUZZ_STREAM = 104
 
 
@@ -41,7 +42,9 @@ def draw_world(seed: int, small: bool = True) -> dict[str, Any]:
     simulated months after 0..18 months of subscription history; each degenerate column kind
     with chance 0.2; 0..2 late monthly files (1..2 months late); at most one missing user_logs or
     transactions file (never in the first two or last two months); up to 10 % changed members;
-    and, half the time, one drift of any kind from a month after the first.
+    half the time, one drift of any kind from a month after the first; and, three times in ten,
+    a payment history thinning toward the start of the data (1.5..6 months back on average).
+    The thinning is drawn last, so every other draw is that of the same seed before it existed.
     """
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"a world seed must be a non-negative integer, got {seed!r}")
@@ -71,6 +74,9 @@ def draw_world(seed: int, small: bool = True) -> dict[str, Any]:
     if rng.random() < DRIFT_SHARE:
         kind = DRIFT_KINDS[int(rng.integers(len(DRIFT_KINDS)))]
         drifts.append(Drift(kind, add_months(start, _between(rng, (1, months - 1)))))
+    thin_history = 0.0
+    if rng.random() < THIN_SHARE:
+        thin_history = round(float(rng.uniform(*THIN_MEANS)), 1)
     return {
         "users": users,
         "start": f"{start:%Y-%m}",
@@ -82,6 +88,7 @@ def draw_world(seed: int, small: bool = True) -> dict[str, Any]:
         "late": late,
         "missing": missing,
         "member_changes": member_changes,
+        "thin_history": thin_history,
     }
 
 

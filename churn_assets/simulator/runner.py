@@ -22,6 +22,7 @@ from .labels import cohort_expiries, kkbox_churn_labels
 from .member_changes import CHANGE_COLUMNS, MemberChanges, draw_member_changes
 from .population import Population
 from .targeted import TargetedDrifts
+from .thinning import HistoryStarts, check_thin_history, draw_history_starts
 from .world import World, WorldHistory
 from .writer import (
     LABEL_COLUMNS,
@@ -124,26 +125,22 @@ def _label_cohort(
     return labels, truth[list(TRUTH_COLUMNS)]
 
 
-def _arguments(
-    history_months: int,
-    degenerate: tuple[str, ...],
-    late: list[tuple[str, date, int]],
-    missing: list[tuple[str, date]],
-    member_changes: float,
-) -> dict[str, object]:
+def _arguments(shape: _Shape) -> dict[str, object]:
     """The shape knobs as recorded, those left at their defaults omitted (older worlds read the
     same)."""
     out: dict[str, object] = {}
-    if history_months != mg.HISTORY_MONTHS:
-        out["history_months"] = history_months
-    if degenerate:
-        out["degenerate"] = list(degenerate)
-    if late:
-        out["late"] = [format_late(entry) for entry in late]
-    if missing:
-        out["missing"] = [format_missing(entry) for entry in missing]
-    if member_changes:
-        out["member_changes"] = member_changes
+    if len(shape.history) != mg.HISTORY_MONTHS:
+        out["history_months"] = len(shape.history)
+    if shape.kinds:
+        out["degenerate"] = list(shape.kinds)
+    if shape.late:
+        out["late"] = [format_late(entry) for entry in shape.late]
+    if shape.missing:
+        out["missing"] = [format_missing(entry) for entry in shape.missing]
+    if shape.member_changes:
+        out["member_changes"] = shape.member_changes
+    if shape.thin_history:
+        out["thin_history"] = shape.thin_history
     return out
 
 
@@ -160,6 +157,7 @@ class _Shape:
     late: list[tuple[str, date, int]]
     missing: list[tuple[str, date]]
     member_changes: float
+    thin_history: float  # mean months back of each user's first landed month; 0: all lands
 
     @property
     def cohorts(self) -> list[date]:
@@ -177,6 +175,7 @@ def _shape(
     late: Sequence[tuple[str, date, int]],
     missing: Sequence[tuple[str, date]],
     member_changes: float,
+    thin_history: float,
 ) -> _Shape:
     """Check every argument before anything is written, so a bad call leaves no folder behind."""
     drifts = list(drifts)
@@ -185,6 +184,7 @@ def _shape(
     first = parse_month(start)
     month_list = [add_months(first, k) for k in range(months)]
     late_list, missing_list = late_files(late, missing, month_list)
+    thin_history = check_thin_history(thin_history)
     return _Shape(
         users=users,
         first=first,
@@ -195,6 +195,7 @@ def _shape(
         late=late_list,
         missing=missing_list,
         member_changes=member_changes,
+        thin_history=thin_history,
     )
 
 
@@ -249,14 +250,26 @@ class _Landing:
                 frame, f"members_{month_tag(month)}.csv", self.monthly(month)
             )
 
-    def transactions(self, history: WorldHistory) -> pd.DataFrame:
+    def transactions(self, history: WorldHistory, starts: HistoryStarts | None) -> pd.DataFrame:
         """One transactions file per month; all of them are returned, for the labels.
 
-        A history month without a transaction gets no file; every simulated month gets one.
+        With ``starts`` (a thinning history), a user's rows dated before its drawn start are not
+        landed but are returned all the same: labels are KKBox's own, from its full records.
         """
         transactions = transactions_frame(history)
         if self.shape.kinds:
             transactions = degrade(transactions, "transactions", self.shape.kinds)
+        landed = transactions
+        if starts is not None:
+            rows = history.transactions
+            kept = starts.landed(rows["user"], rows["transaction_date"])
+            landed = transactions[kept[transactions.index.to_numpy()]]
+        self._monthly_transactions(landed, history)
+        return transactions
+
+    def _monthly_transactions(self, transactions: pd.DataFrame, history: WorldHistory) -> None:
+        """A history month without a landed transaction gets no file; every simulated month
+        gets one."""
         dates = transactions["transaction_date"].to_numpy()
         stamps = yyyymmdd(np.concatenate([history.history_starts, history.month_starts]))
         history_months = len(self.shape.history)
@@ -268,7 +281,6 @@ class _Landing:
                     f"transactions_{month_tag(month)}.csv",
                     self.monthly(month),
                 )
-        return transactions
 
     def user_logs(self, history: WorldHistory, delivery: Delivery) -> None:
         """One user_logs file per simulated month, as delivered (schema and outage drifts)."""
@@ -298,10 +310,24 @@ class _Landing:
         )
 
 
+def _history_starts(shape: _Shape, history: WorldHistory, seed: int) -> HistoryStarts | None:
+    """Each user's first landed month when the history thins, drawn from its own stream."""
+    if not shape.thin_history:
+        return None
+    days = np.concatenate([history.history_starts, history.month_starts[:1]])
+    return draw_history_starts(history.population, days, shape.thin_history, seed)
+
+
 def _write_truth(
-    folder: Path, shape: _Shape, truth: pd.DataFrame, pop: Population, changes: MemberChanges
+    folder: Path,
+    shape: _Shape,
+    truth: pd.DataFrame,
+    pop: Population,
+    changes: MemberChanges,
+    starts: HistoryStarts | None,
 ) -> None:
-    """What the landing files hide: true churn probabilities and the members' changes."""
+    """What the landing files hide: true churn probabilities, the members' changes and, when
+    the history thins, where each user's landed payments begin."""
     write_csv(truth, folder / "churn_probability.csv", decimals=6)
     month_days = [f"{m:%Y-%m-%d}" for m in shape.months]
     change_frame = (
@@ -310,12 +336,13 @@ def _write_truth(
         else pd.DataFrame(columns=list(CHANGE_COLUMNS))
     )
     write_csv(change_frame, folder / "member_changes.csv")
+    if starts is not None:
+        write_csv(starts.record(pop), folder / "history_starts.csv")
 
 
 def _schedule(shape: _Shape, seed: int, delivery: Delivery) -> dict[str, object]:
     """truth/drift_schedule.json: each drift as applied, the arguments, the months written."""
     targeted = TargetedDrifts.plan(seed, shape.drifts, shape.first)
-    history_months = len(shape.history)
     return {
         "drifts": [delivery.describe(d) | targeted.describe(d) for d in shape.drifts],
         "arguments": {
@@ -324,9 +351,7 @@ def _schedule(shape: _Shape, seed: int, delivery: Delivery) -> dict[str, object]
             "months": len(shape.months),
             "seed": seed,
             "drifts": [str(d) for d in shape.drifts],
-            **_arguments(
-                history_months, shape.kinds, shape.late, shape.missing, shape.member_changes
-            ),
+            **_arguments(shape),
         },
         "months": [f"{m:%Y-%m-%d}" for m in shape.months],
         "history_months": [f"{m:%Y-%m-%d}" for m in shape.history],
@@ -367,6 +392,7 @@ def simulate(
     late: Sequence[tuple[str, date, int]] = (),
     missing: Sequence[tuple[str, date]] = (),
     member_changes: float = 0.0,
+    thin_history: float = 0.0,
 ) -> SimulationSummary:
     """Simulate ``months`` months of a ``users``-user KKBox-like service into ``out``.
 
@@ -389,28 +415,42 @@ def simulate(
     * ``member_changes``: the share of users with a members row whose city (sometimes birth year
       or registration channel) changes in a later simulated month; they appear again, with the
       new values, in that month's members file (truth/member_changes.csv lists the changes).
+    * ``thin_history``: each user's transactions land from a month drawn per user, that many
+      months before ``start`` on average, as a log that begins on a fixed day (:mod:`.thinning`;
+      0 lands the whole history; :data:`~.thinning.THIN_HISTORY_MEAN` is a KKBox-like mean).
 
-    Labels are computed from every landed transaction, a missing or late file's too, as KKBox
-    would have shipped them; they must agree with the world's own decisions user by user.
+    Labels are computed from every transaction, a missing or late file's and a thinned history's
+    too, as KKBox would have shipped them; they must agree with the world's own decisions user by
+    user.
     """
     shape = _shape(
-        users, start, months, drifts, history_months, degenerate, late, missing, member_changes
-    )
+        users, start, months, drifts, history_months, degenerate, late, missing, member_changes,
+        thin_history,
+    )  # fmt: skip
     landing_dir, truth_dir = _prepare(Path(out))
     world = World(users, shape.first, months, seed, shape.drifts, history_months=history_months)
     history = world.run()
-    pop = history.population
-    delivery = Delivery(seed, shape.drifts)
     landing = _Landing(landing_dir, shape)
-    changes = draw_member_changes(pop, months, member_changes, seed, frozenset(shape.kinds))
+    changes = _land(landing, truth_dir, history, seed)
+    return _summary(landing, truth_dir, len(history.population), int(changes.users.size))
+
+
+def _land(landing: _Landing, truth_dir: Path, history: WorldHistory, seed: int) -> MemberChanges:
+    """Every landing file, then the truth they hide; the members' changes are returned."""
+    shape, pop = landing.shape, history.population
+    delivery = Delivery(seed, shape.drifts)
+    changes = draw_member_changes(
+        pop, len(shape.months), shape.member_changes, seed, frozenset(shape.kinds)
+    )
     landing.members(pop, changes)
-    transactions = landing.transactions(history)
+    starts = _history_starts(shape, history, seed)
+    transactions = landing.transactions(history, starts)
     landing.user_logs(history, delivery)
     truth = landing.labels(transactions, _decision_frame(history))
-    _write_truth(truth_dir, shape, truth, pop, changes)
+    _write_truth(truth_dir, shape, truth, pop, changes, starts)
     _write_json(truth_dir / "drift_schedule.json", _schedule(shape, seed, delivery))
     _write_json(truth_dir / "arrivals.json", landing.arrival_record())
-    return _summary(landing, truth_dir, len(pop), int(changes.users.size))
+    return changes
 
 
 def _write_json(path: Path, content: dict) -> None:

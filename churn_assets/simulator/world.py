@@ -9,7 +9,8 @@ rounds of expiries that short plans create inside one month.
 Users who exist before the window get a written subscription history: the same month loop runs
 over ``history_months`` months before it (:data:`~.marginals.HISTORY_MONTHS` unless told),
 landing transactions (renewals, cancels, lapses and comebacks with the window's own marginals)
-but no listening rows, so early cohorts see the same tenure and yearly counts as later ones.
+but no listening rows, so early cohorts see the same tenure and yearly counts as later ones
+(unless the landed history thins toward the start on purpose, see :mod:`.thinning`).
 
 :class:`World` holds the state and steps the months; the steps themselves live by what they
 draw: :mod:`.population` (who exists), :mod:`.subscriptions` (purchases, renewals and the

@@ -15,7 +15,8 @@ and a paired bootstrap must put the AUC gain's lower bound above ``promotion_mar
 (:mod:`churn_assets.training.promotion` decides, and says why and what is recorded).
 
 The steps live in modules named for them: ``window`` (the labelled cohorts), ``candidate`` (the
-search and the hurdle), ``promotion`` (registration and champion rules), ``tracking`` (MLflow and
+search and the hurdle), ``window_choice`` (after a persistent performance failure, which cohorts
+to learn from), ``promotion`` (registration and champion rules), ``tracking`` (MLflow and
 metadata) and ``registration`` (tags and aliases, all or nothing).
 """
 

@@ -1,5 +1,7 @@
 """A candidate: FLAML's search on the window's informative columns, judged against the baselines.
 
+After a persistent performance failure the cohorts it learns from are chosen too
+(:mod:`churn_assets.training.window_choice`); otherwise it learns from the whole window.
 Nothing here touches the registry's state: a candidate is everything known about a model before
 it is logged, registered or compared with the champion.
 """
@@ -23,6 +25,7 @@ from churn_assets.training.hurdle import Hurdle, judge_hurdle
 from churn_assets.training.search import TunedModel, fit_lightgbm_automl, search_history
 from churn_assets.training.split import LabelledSplit
 from churn_assets.training.window import LabelledWindow
+from churn_assets.training.window_choice import WindowChoice, choose_window, window_choice_wanted
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,8 @@ class Candidate:
     metrics: dict[str, float]  # on the validation cohort
     baselines: dict[str, dict[str, float]]
     hurdle: Hurdle
+    # Set only after a persistent performance failure: the windows weighed and the one chosen.
+    window_choice: WindowChoice | None = None
 
     @property
     def booster(self) -> lgb.Booster:
@@ -64,31 +69,19 @@ def tune_and_judge(
     split: LabelledSplit,
     champion: ModelVersion | None,
 ) -> Candidate:
-    """FLAML's search on the informative columns, then the candidate against the baselines."""
+    """FLAML's search on the informative columns, the window to learn from when the champion's
+    performance failed, then the candidate against the baselines."""
     informative = informative_columns(
         pd.concat([split.train, split.validation]), split.feature_columns
     )
     dropped = sorted(set(split.feature_columns) - set(informative))
     split = replace(split, feature_columns=informative)
-    starting_config = champion_starting_config(champion) if config.warm_start else None
-    budget_s = config.time_budget_s * (config.warm_budget_share if starting_config else 1.0)
-    with tempfile.TemporaryDirectory() as folder:
-        log_file = Path(folder) / "flaml.log"
-        tuned = fit_lightgbm_automl(
-            split,
-            budget_s,
-            config.seed,
-            starting_config=starting_config,
-            class_weight=config.class_weight,
-            log_file=log_file,
-            metric=config.search_metric,
-        )
-        history = search_history(log_file)
-    if tuned.out_of_time:
-        context.log.warning(
-            f"no FLAML trial finished within {budget_s:g} s: fitted one configuration without a "
-            "time limit instead (raise time_budget_s on a machine this loaded)"
-        )
+    tuned, history, budget_s = _search(context, config, split, champion)
+    choice = None
+    if window_choice_wanted(config):
+        choice = choose_window(config, split, tuned)
+        context.log.info(f"window {choice.chosen.name}: {choice.reason}")
+        split, tuned = choice.chosen.split, replace(tuned, booster=choice.chosen.booster)
     y_val = split.validation[LABEL].to_numpy()
     probability = predict_probability(tuned.booster, split.validation)
     metrics = classification_metrics(y_val, probability)
@@ -114,4 +107,35 @@ def tune_and_judge(
         metrics=metrics,
         baselines=baselines,
         hurdle=hurdle,
+        window_choice=choice,
     )
+
+
+def _search(
+    context: dg.AssetExecutionContext,
+    config: TrainingConfig,
+    split: LabelledSplit,
+    champion: ModelVersion | None,
+) -> tuple[TunedModel, pd.DataFrame, float]:
+    """FLAML's search, warm from the champion's configuration, with its trial history and the
+    budget it was given."""
+    starting_config = champion_starting_config(champion) if config.warm_start else None
+    budget_s = config.time_budget_s * (config.warm_budget_share if starting_config else 1.0)
+    with tempfile.TemporaryDirectory() as folder:
+        log_file = Path(folder) / "flaml.log"
+        tuned = fit_lightgbm_automl(
+            split,
+            budget_s,
+            config.seed,
+            starting_config=starting_config,
+            class_weight=config.class_weight,
+            log_file=log_file,
+            metric=config.search_metric,
+        )
+        history = search_history(log_file)
+    if tuned.out_of_time:
+        context.log.warning(
+            f"no FLAML trial finished within {budget_s:g} s: fitted one configuration without a "
+            "time limit instead (raise time_budget_s on a machine this loaded)"
+        )
+    return tuned, history, budget_s

@@ -93,6 +93,18 @@ class TrainingConfig(dg.Config):
         "performance, staleness): with any of them the champion is replaced by a candidate at "
         "least as good on the users neither was tuned on, not only by one better beyond doubt.",
     )
+    recent_window_cohorts: int = Field(
+        default=3,
+        ge=1,
+        description="After a persistent performance failure, the window choice also tries "
+        "learning from only this many of the newest training cohorts.",
+    )
+    recency_half_life_cohorts: float = Field(
+        default=2.0,
+        gt=0.0,
+        description="After a persistent performance failure, the window choice also tries the "
+        "whole window with rows weighted down by half every this many cohorts of age.",
+    )
     include_incomplete_cohorts: bool = Field(
         default=False,
         description="Train on cohorts built with a hole in their windows too. By default they "

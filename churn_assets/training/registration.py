@@ -42,6 +42,7 @@ def version_tags(
         "beats_champion": str(decision.beats_champion).lower(),
         "cleared_hurdle": hurdle.tag,
         "hurdle": hurdle.verdict(),
+        **(candidate.window_choice.tags() if candidate.window_choice is not None else {}),
         # Last, always: its presence says every tag above was written.
         PROMOTED_TAG: "false",
     }

@@ -67,6 +67,7 @@ def log_candidate_run(
 ) -> None:
     """Parameters, metrics, the search and the hurdle on the candidate's MLflow run."""
     split, tuned, hurdle = candidate.split, candidate.tuned, candidate.hurdle
+    choice = candidate.window_choice
     mlf.log_params(
         {
             "as_of_month": f"{as_of:%Y-%m}",
@@ -82,6 +83,7 @@ def log_candidate_run(
             "validation_rows": len(split.validation),
             "held_out_rows": len(split.held_out),
             **{f"lgbm_{k}": v for k, v in tuned.best_config.items()},
+            **(choice.params() if choice is not None else {}),
         }
     )
     mlf.log_metrics(
@@ -98,6 +100,7 @@ def log_candidate_run(
             "hurdle_auc_diff_low": hurdle.difference_low,
             "hurdle_auc_diff_high": hurdle.difference_high,
         }
+        | (choice.run_metrics() if choice is not None else {})
     )
     _log_search_history(mlf, candidate.history, config.search_metric)
     mlf.log_dict(candidate.importance().to_dict(), "feature_importance_gain.json")
@@ -109,6 +112,7 @@ def log_candidate_run(
             "cleared_hurdle": hurdle.tag,
             "hurdle": verdict,
             **({} if register else {"rejection_reason": f"does not beat the baseline: {verdict}"}),
+            **(choice.tags() if choice is not None else {}),
         }
     )
 
@@ -178,4 +182,5 @@ def candidate_metadata(
         "feature_importance_gain": dg.MetadataValue.md(
             candidate.importance().head(15).to_frame("gain").to_markdown()
         ),
+        **(candidate.window_choice.metadata() if candidate.window_choice is not None else {}),
     }
