@@ -22,6 +22,16 @@ class DriftConfig(dg.Config):
         description="Also compare the members registered within this many days of their "
         "cut-off (the first three months, where a change in who joins shows first); 0: never.",
     )
+    max_segments: int = Field(
+        default=20,
+        ge=0,
+        description="Segments judged per segment column (city, channel, payment method, plan): "
+        "the largest in the cohort with 50 rows a side; 0: no segment drift.",
+    )
+    max_segment_rows: int = Field(
+        default=250_000,
+        description="Rows of each side the segment statistics read at most (a hash sample).",
+    )
     max_reference_rows: int = Field(
         default=psi.MAX_REFERENCE_ROWS,
         description="Reference rows the feature statistics read at most (a hash sample of users).",
