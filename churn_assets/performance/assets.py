@@ -58,6 +58,11 @@ from churn_assets.performance.champion import (
 )
 from churn_assets.performance.config import PerformanceConfig
 from churn_assets.performance.judging import JUDGEABLE_METRICS, PerformanceVerdict
+from churn_assets.performance.segments import (
+    champion_segments,
+    record_segments,
+    segment_metadata,
+)
 from churn_assets.resources import ModelRegistryResource
 from churn_assets.warehouse import run_sql_file, transaction
 
@@ -111,9 +116,17 @@ def model_performance(
     verdict = worse_verdict(judged.verdict, rule_verdict)
     if verdict.severity in ("warn", "error"):
         context.log.warning(f"performance {verdict.severity}: {verdict.detail}")
-    history_md = _record(warehouse, cohort, scored, judged, verdict, config)
+    segments = champion_segments(
+        frame,
+        y,
+        scored.champion_probability,
+        judged.expected.values if judged.expected else None,
+        (scored.champion_row or {}).get("auc", float("nan")),
+        config.confidence,
+    )
+    history_md = _record(warehouse, cohort, scored, judged, verdict, config, segments)
     return _performance_result(
-        frame, scored, judged, rule_verdict, verdict, rule_auc, history_md, config
+        frame, scored, judged, rule_verdict, verdict, rule_auc, history_md, config, segments
     )
 
 
@@ -150,9 +163,10 @@ def _record(
     judged: ChampionJudgement,
     verdict: PerformanceVerdict,
     config: PerformanceConfig,
+    segments: pd.DataFrame,
 ) -> str:
-    """Every version's metrics, the champion's judgements and the verdict, in one transaction;
-    the judgement history as markdown."""
+    """Every version's metrics, the champion's judgements, its segments and the verdict, in one
+    transaction; the judgement history as markdown."""
     judgement_rows = build_judgement_rows(
         cohort,
         scored.champion_version or "",
@@ -167,6 +181,10 @@ def _record(
         with transaction(conn):
             run_sql_file(conn, SQL, {"cohort": cohort})
             run_sql_file(conn, JUDGEMENTS_SQL, {"cohort": cohort})
+            if scored.champion_version is not None:
+                record_segments(
+                    conn, cohort, scored.champion_version, segments, scored.evaluated_at
+                )
             record_verdict(conn, cohort, MONITOR, verdict.severity, verdict.detail)
         return history_markdown(conn, cohort)
 
@@ -199,6 +217,7 @@ def _performance_result(
     rule_auc: float,
     history_md: str,
     config: PerformanceConfig,
+    segments: pd.DataFrame,
 ) -> dg.MaterializeResult:
     """The materialization's metadata and both checks' results."""
     performance = scored.performance
@@ -230,6 +249,7 @@ def _performance_result(
             "versions_unscorable": dg.MetadataValue.json(scored.unscorable),
             "this_cohort": dg.MetadataValue.md(this_cohort),
             "auc_history": dg.MetadataValue.md(history_md),
+            **segment_metadata(segments),
         },
         check_results=[
             champion_check_result(
