@@ -221,6 +221,10 @@ def test_segment_statistics_are_the_whole_cohort_statistics_of_the_segment_rows(
         for row in expected.itertuples():
             assert got.loc[row.column_name, "psi"] == pytest.approx(row.psi, rel=1e-9)
             assert got.loc[row.column_name, "current_rows"] == row.current_rows
-    # The shifted city's listening moved; another city's did not beyond its noise.
+    # A large side is read through a hash sample of users; its full size is still counted.
+    sampled, _ = segments.segment_stats(conn, VALIDATION, TRAINING, columns, ["city"], 20, 500)
+    assert sampled["current_users"].sum() == 1000 and sampled["reference_users"].sum() == 3000
+    assert 350 < sampled["current_rows"].sum() < 650 and 350 < sampled["reference_rows"].sum() < 650
+    # The shifted city's listening moved beyond its noise.
     shifted = stats[stats["segment_value"] == SHIFTED_CITY].set_index("column_name")
     assert (shifted.loc[LISTENING, "psi"] > shifted.loc[LISTENING, "noise_limit"]).all()
