@@ -304,7 +304,7 @@ def test_an_undrifted_small_cohort_passes(world):
     noise = (per_column["bins"] - 1) * (1 / per_column["reference_rows"] + 1 / 300)
     assert np.allclose(per_column["expected_noise"], noise)
     assert (per_column["current_rows"] == 300).all()
-    assert set(rows["method"]) == {"psi", "weighted_psi", "prediction_psi"}
+    assert set(rows["method"]) == {"psi", "psi_segment", "weighted_psi", "prediction_psi"}
     assert len(_metrics(world, UNDRIFTED, new_members=True)) == 11
     assert not rows["stands_out"].fillna(False).any()
 

@@ -20,6 +20,9 @@ KEY_COLUMNS = ("msno", "cohort_month")
 
 # Feature columns that hold codes, not quantities (drift and reasons treat them as categories).
 CATEGORICAL_FEATURES = ("city", "gender_code", "registered_via", "last_payment_method_id")
+# Codes that say who a customer is and how they pay: drift and performance are also judged within
+# each of their values (the plan's length read as a category, as plans are sold).
+SEGMENT_COLUMNS = ("city", "registered_via", "last_payment_method_id", "last_plan_days")
 # Feature columns whose distribution the calendar shapes: a member's registration ages a month
 # each month, and the days to expiry of a cohort span its month's 28 to 31 days (February's
 # cohort shifts every decile of it). Their shift is mostly the calendar, so drift weighs them by

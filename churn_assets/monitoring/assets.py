@@ -12,7 +12,10 @@ many complete cohorts before this one stand in
   :func:`churn_assets.monitoring.psi.standouts`) makes it at least a warning. The same columns
   are also compared over the **new members** alone (registered within ``new_member_days`` of
   their cut-off, on both sides): a change in who joins (a new acquisition channel, a campaign's
-  younger sign-ups) is diluted in the whole cohort for months, but plain among its newest members;
+  younger sign-ups) is diluted in the whole cohort for months, but plain among its newest members,
+  and within each **customer segment** (a city, channel, payment method or plan, on both sides,
+  :mod:`churn_assets.monitoring.segments`): a segment whose weighted shift is major, beyond noise
+  over every segment tested and of at least an even share of its column's users warns too;
 * **prediction drift** (check ``prediction_drift``, verdict ``prediction_drift``): PSI of the
   champion's scores on the cohort against its scores on the reference;
 * **target drift** (verdict ``target_drift``, :mod:`churn_assets.monitoring.target`): the churn
@@ -59,7 +62,8 @@ DRIFT_CHECKS = [
         partitions_def=monthly_partitions,
         description="Importance-weighted PSI of the features against the champion's "
         "training data: fails WARN from 0.1, ERROR from 0.25; WARN too when one column, in "
-        "the cohort or among its new members, stands out on its own.",
+        "the cohort or among its new members, stands out on its own, or one customer segment "
+        "(city, channel, payment method, plan) shifts on its own.",
     ),
     dg.AssetCheckSpec(
         PREDICTION_CHECK,

@@ -3,7 +3,7 @@
 import dagster as dg
 from pydantic import Field
 
-from churn_assets.monitoring import psi
+from churn_assets.monitoring import psi, segments
 
 
 class DriftConfig(dg.Config):
@@ -21,6 +21,17 @@ class DriftConfig(dg.Config):
         ge=0,
         description="Also compare the members registered within this many days of their "
         "cut-off (the first three months, where a change in who joins shows first); 0: never.",
+    )
+    max_segments: int = Field(
+        default=segments.MAX_SEGMENTS,
+        ge=0,
+        description="Segments judged per segment column (city, channel, payment method, plan): "
+        "the largest in the cohort with 50 rows a side; 0: no segment drift.",
+    )
+    max_segment_rows: int = Field(
+        default=segments.MAX_SEGMENT_ROWS,
+        description="Rows of each side the segment statistics read at most (a hash sample): "
+        "a grouped pass costs about its rows times the segment columns and the columns.",
     )
     max_reference_rows: int = Field(
         default=psi.MAX_REFERENCE_ROWS,

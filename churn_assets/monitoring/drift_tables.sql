@@ -8,6 +8,10 @@
 -- warning. A column that moves but is barely used is information only.
 -- score is the raw PSI (the weighted one for 'weighted_psi'), adjusted_score what is judged: PSI
 -- beyond sampling noise; drifted when tier is not 'pass'.
+-- 'psi_segment': one row per customer segment judged (column_name 'city=13', segment_column,
+-- segment_value, segment_share of the cohort's users): score its importance-weighted PSI,
+-- adjusted_score that beyond each column's noise, noise_limit the Bonferroni limit over the
+-- segments tested; stands_out: the segment warns (monitoring/segments.py).
 CREATE TABLE IF NOT EXISTS drift_metrics (
     cohort_month DATE NOT NULL,
     column_name VARCHAR NOT NULL,
@@ -31,5 +35,8 @@ ALTER TABLE drift_metrics ADD COLUMN IF NOT EXISTS current_rows BIGINT;
 ALTER TABLE drift_metrics ADD COLUMN IF NOT EXISTS evaluated_at TIMESTAMP;
 ALTER TABLE drift_metrics ADD COLUMN IF NOT EXISTS stands_out BOOLEAN;
 ALTER TABLE drift_metrics ADD COLUMN IF NOT EXISTS moves BOOLEAN;
+ALTER TABLE drift_metrics ADD COLUMN IF NOT EXISTS segment_column VARCHAR;
+ALTER TABLE drift_metrics ADD COLUMN IF NOT EXISTS segment_value DOUBLE;
+ALTER TABLE drift_metrics ADD COLUMN IF NOT EXISTS segment_share DOUBLE;
 DELETE FROM drift_metrics WHERE cohort_month = $cohort;
 INSERT INTO drift_metrics BY NAME SELECT * FROM drift_rows;

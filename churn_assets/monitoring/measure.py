@@ -22,6 +22,7 @@ from churn_assets.monitoring.reference import (
     sample_rows,
     truncated_columns,
 )
+from churn_assets.monitoring.segments import measure_segments, no_segments, warning_names
 from churn_assets.monitoring.target import TargetDrift, target_drift
 
 # The statistics feature_psi gives per column (psi.sql), for a cohort with nothing to compare.
@@ -43,6 +44,12 @@ class DataDrift:
     # or a reference cohort, so they differ by how much history was loaded (column -> cohorts).
     truncated: dict[str, list[date]] = field(default_factory=dict)
     relied_on_from: float = 0.0  # the importance from which a column may stand out on its own
+    segments: pd.DataFrame = field(default_factory=no_segments)  # judged segments (segments.py)
+    segments_too_small: int = 0  # segments counted but under 50 rows a side: not judged
+
+    def segments_warning(self) -> list[str]:
+        """Segments whose shift warns on its own, named with their PSI and share."""
+        return warning_names(self.segments)
 
     def standing_out(self) -> list[str]:
         """Columns that stand out on their own, named with their population and PSI."""
@@ -105,9 +112,12 @@ def measure_data_drift(
     _flag_standouts(whole, new_members, floor, config.major_psi)
     weighted = float(whole["weighted_contribution"].sum())
     tier = psi.tier_of(weighted, config.moderate_psi, config.major_psi)
-    if whole["stands_out"].any() or new_members["stands_out"].any():
+    segments, too_small = measure_segments(
+        conn, cohort, reference, judged_columns, importance, config
+    )
+    if whole["stands_out"].any() or new_members["stands_out"].any() or segments["warns"].any():
         tier = psi.worst([tier, "warn"])
-    return DataDrift(whole, new_members, weighted, tier, truncated, floor)
+    return DataDrift(whole, new_members, weighted, tier, truncated, floor, segments, too_small)
 
 
 def _flag_standouts(

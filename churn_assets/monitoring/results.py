@@ -17,6 +17,7 @@ from churn_assets.monitoring.config import DriftConfig
 from churn_assets.monitoring.drift import log_drift_run, save_html_report
 from churn_assets.monitoring.measure import DataDrift, Measured
 from churn_assets.monitoring.reference import Reference
+from churn_assets.monitoring.segments import segments_markdown
 from churn_assets.monitoring.target import TargetDrift
 from churn_assets.resources import ModelRegistryResource
 
@@ -47,6 +48,7 @@ def drift_metric_rows(data: DataDrift, prediction: dict, config: DriftConfig) ->
         ],
         ignore_index=True,
     ).assign(threshold=config.moderate_psi, major_threshold=config.major_psi)
+    segments = segment_metric_rows(data.segments, config)
     summary = [
         {
             "column_name": "*",
@@ -81,7 +83,37 @@ def drift_metric_rows(data: DataDrift, prediction: dict, config: DriftConfig) ->
     summary_frame = pd.DataFrame(summary).assign(
         threshold=config.moderate_psi, major_threshold=config.major_psi
     )
-    return pd.concat([columns, summary_frame], ignore_index=True)
+    return pd.concat(
+        [frame for frame in (columns, segments, summary_frame) if not frame.empty],
+        ignore_index=True,
+    )
+
+
+def segment_metric_rows(segments: pd.DataFrame, config: DriftConfig) -> pd.DataFrame:
+    """One drift_metrics row per judged segment (method ``psi_segment``, column ``city=13``):
+    its weighted PSI, noise mean and Bonferroni limit, adjusted score, share; ``stands_out``
+    says it warns."""
+    return pd.DataFrame(
+        {
+            "column_name": segments["segment"],
+            "method": "psi_segment",
+            "segment_column": segments["segment_column"],
+            "segment_value": segments["segment_value"].astype(float),
+            "segment_share": segments["share"].astype(float),
+            "score": segments["psi"].astype(float),
+            "expected_noise": segments["expected_psi"].astype(float),
+            "noise_limit": segments["noise_limit"].astype(float),
+            "adjusted_score": segments["adjusted_score"].astype(float),
+            "tier": segments["tier"],
+            "drifted": segments["tier"] != "pass",
+            "moves": segments["moves"].astype(bool),
+            "stands_out": segments["warns"].astype(bool),
+            "reference_rows": segments["reference_rows"].astype("int64"),
+            "current_rows": segments["current_rows"].astype("int64"),
+            "threshold": config.moderate_psi,
+            "major_threshold": config.major_psi,
+        }
+    )
 
 
 def check_result(name: str, tier: str, description: str, metadata: dict) -> dg.AssetCheckResult:
@@ -112,6 +144,18 @@ def describe_data_drift(
             else ""
         )
         + (f"; {describe_truncated(data.truncated)}" if data.truncated else "")
+        + describe_segments(data)
+    )
+
+
+def describe_segments(data: DataDrift) -> str:
+    """The segments that warn, or how many were judged (and too small to judge)."""
+    warning = data.segments_warning()
+    if warning:
+        return f"; segments warning: {', '.join(warning)}"
+    return (
+        f"; {len(data.segments)} segment(s) judged, none warns"
+        f" ({data.segments_too_small} too small to judge)"
     )
 
 
@@ -164,6 +208,7 @@ def drift_result(
         ["column_name", "psi", "adjusted_score", "importance", "weighted_contribution", "tier"]
     ]
     top_columns = dg.MetadataValue.md(table.round(4).to_markdown(index=False))
+    segments = dg.MetadataValue.md(segments_markdown(data.segments))
     report = (
         {
             "report_path": dg.MetadataValue.path(str(html_path)),
@@ -187,16 +232,22 @@ def drift_result(
             "target_drift_detail": measured.target.detail,
             "drifted_columns": dg.MetadataValue.json(measured.drifted),
             "columns": top_columns,
+            "segments": segments,
+            "segments_warning": ", ".join(data.segments_warning()) or "none",
         },
         check_results=[
-            _data_drift_check(measured, details[0], evidence, top_columns),
+            _data_drift_check(measured, details[0], evidence, top_columns, segments),
             _prediction_drift_check(measured, details[1], evidence),
         ],
     )
 
 
 def _data_drift_check(
-    measured: Measured, detail: str, evidence: dict, top_columns: dg.MetadataValue
+    measured: Measured,
+    detail: str,
+    evidence: dict,
+    top_columns: dg.MetadataValue,
+    segments: dg.MetadataValue,
 ) -> dg.AssetCheckResult:
     """The feature_drift check: the weighted score's tier, with what drifted and stood out."""
     data, drifted = measured.data, measured.drifted
@@ -218,6 +269,10 @@ def _data_drift_check(
             "new_members_compared": int(data.new_members["current_rows"].max())
             if len(data.new_members)
             else 0,
+            "segments_warning": ", ".join(data.segments_warning()) or "none",
+            "segments_judged": len(data.segments),
+            "segments_too_small": data.segments_too_small,
+            "segments": segments,
         },
     )
 

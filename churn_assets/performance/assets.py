@@ -68,6 +68,11 @@ from churn_assets.performance.findings import (
     nothing_labelled,
 )
 from churn_assets.performance.judging import JUDGEABLE_METRICS, PerformanceVerdict
+from churn_assets.performance.segments import (
+    champion_segments,
+    record_segments,
+    segment_metadata,
+)
 from churn_assets.resources import ModelRegistryResource
 from churn_assets.warehouse import run_sql_file, transaction
 
@@ -122,9 +127,26 @@ def model_performance(
     if verdict.severity in ("warn", "error"):
         context.log.warning(f"performance {verdict.severity}: {verdict.detail}")
     findings = labelled_findings(warehouse, cohort, scored, y, judged, config)
-    history_md = _record(warehouse, cohort, scored, judged, verdict, config, findings)
+    segments = champion_segments(
+        frame,
+        y,
+        scored.champion_probability,
+        judged.expected.values if judged.expected else None,
+        (scored.champion_row or {}).get("auc", float("nan")),
+        config.confidence,
+    )
+    history_md = _record(warehouse, cohort, scored, judged, verdict, config, findings, segments)
     return _performance_result(
-        frame, scored, judged, rule_verdict, verdict, rule_auc, history_md, config, findings
+        frame,
+        scored,
+        judged,
+        rule_verdict,
+        verdict,
+        rule_auc,
+        history_md,
+        config,
+        findings,
+        segments,
     )
 
 
@@ -162,9 +184,10 @@ def _record(
     verdict: PerformanceVerdict,
     config: PerformanceConfig,
     findings: list[Finding],
+    segments: pd.DataFrame,
 ) -> str:
-    """Every version's metrics, the champion's judgements and the verdicts, in one transaction;
-    the judgement history as markdown."""
+    """Every version's metrics, the champion's judgements, its segments and the verdicts, in one
+    transaction; the judgement history as markdown."""
     judgement_rows = build_judgement_rows(
         cohort,
         scored.champion_version or "",
@@ -179,6 +202,10 @@ def _record(
         with transaction(conn):
             run_sql_file(conn, SQL, {"cohort": cohort})
             run_sql_file(conn, JUDGEMENTS_SQL, {"cohort": cohort})
+            if scored.champion_version is not None:
+                record_segments(
+                    conn, cohort, scored.champion_version, segments, scored.evaluated_at
+                )
             record_verdict(conn, cohort, MONITOR, verdict.severity, verdict.detail)
             _record_findings(conn, cohort, findings)
         return history_markdown(conn, cohort)
@@ -221,6 +248,7 @@ def _performance_result(
     history_md: str,
     config: PerformanceConfig,
     findings: list[Finding],
+    segments: pd.DataFrame,
 ) -> dg.MaterializeResult:
     """The materialization's metadata and both checks' results."""
     performance = scored.performance
@@ -253,6 +281,7 @@ def _performance_result(
             "this_cohort": dg.MetadataValue.md(this_cohort),
             "auc_history": dg.MetadataValue.md(history_md),
             **findings_metadata(findings),
+            **segment_metadata(segments),
         },
         check_results=[
             champion_check_result(
