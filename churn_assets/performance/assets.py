@@ -238,6 +238,10 @@ def _nothing_to_backtest(
     )
 
 
+# The champion's figures on the cohort that the materialization shows as champion_<metric>.
+CHAMPION_FIGURES = ("auc", "log_loss", "brier", "ks", "lift_top_decile", "bucket_a_recall")
+
+
 def _performance_result(
     frame: pd.DataFrame,
     scored: ScoredVersions,
@@ -267,12 +271,7 @@ def _performance_result(
             "users": len(frame),
             "churn_rate": float(np.mean(frame[LABEL].to_numpy())),
             "champion_version": scored.champion_version or "",
-            "champion_auc": champion_metrics["auc"],
-            "champion_log_loss": champion_metrics["log_loss"],
-            "champion_brier": champion_metrics["brier"],
-            "champion_ks": champion_metrics["ks"],
-            "champion_lift_top_decile": champion_metrics["lift_top_decile"],
-            "champion_bucket_a_recall": champion_metrics["bucket_a_recall"],
+            **{f"champion_{m}": champion_metrics[m] for m in CHAMPION_FIGURES},
             "rule_auc": rule_auc,
             "verdict": f"{verdict.severity}: {verdict.detail}",
             "expected_level_from": evidence.get("expected_level_from", ""),
