@@ -33,6 +33,7 @@ LAYERS = [
     ["automation"],
     ["definitions", "replay"],
     ["report", "retraction"],
+    ["serving"],
     ["cli"],
 ]
 # The model kernel every stage shares imports none of them.
