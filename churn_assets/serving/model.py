@@ -27,6 +27,11 @@ log = logging.getLogger("churn_assets.serving")
 
 # How often the server asks the registry which version is champion.
 POLL_S = 5.0
+# Scoring's default bucket cut-offs (A from, B from), as the predictions asset applies them.
+BUCKET_THRESHOLDS = (
+    ScoringConfig().bucket_a_min_probability,
+    ScoringConfig().bucket_b_min_probability,
+)
 
 
 class OneThread:
@@ -75,13 +80,11 @@ def score(model: ServingModel, values: dict[str, Any], reasons: str | None = Non
     Values convert as :func:`churn_assets.modeling.frame.as_matrix` converts a cohort: numbers to
     float64, other values parsed as numbers, what does not parse (and null) as missing.
     """
-    matrix = pd.DataFrame([[_number(values[c]) for c in model.features]], columns=model.features)
-    probability = model.booster.predict(matrix.to_numpy())
-    config = ScoringConfig()
-    bucket = assign_buckets(
-        probability, config.bucket_a_min_probability, config.bucket_b_min_probability
-    )[0]
+    row = np.array([[_number(values[c]) for c in model.features]], dtype="float64")
+    probability = model.booster.predict(row)
+    bucket = assign_buckets(probability, *BUCKET_THRESHOLDS)[0]
     if reasons is None:
+        matrix = pd.DataFrame(row, columns=list(model.features))
         # Joined as the predictions table holds them (scoring/assets.py).
         reasons = "; ".join(reason_text(*r) for r in top_reasons(model.booster, matrix)[0])
     return Score(float(probability[0]), str(bucket), reasons)
