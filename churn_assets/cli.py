@@ -1,4 +1,5 @@
-"""``churn-assets``: simulate a world, replay the production loop over it, or run the demo.
+"""``churn-assets``: simulate a world, replay the production loop over it, run the demo, or serve
+scores over HTTP.
 
 The command sets the DESIGN §1 defaults (CHURN_HOME, DAGSTER_HOME under it) before Dagster loads,
 so the runs it makes show up in ``dagster dev`` started with the same DAGSTER_HOME.
@@ -323,6 +324,20 @@ def cmd_retract(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve until stopped; it reads the home (registry, online store) and never takes its lock,
+    so it runs beside replays and the daemon."""
+    from churn_assets.serving.server import serve
+
+    paths = churn_paths()
+    check_tracking_server(paths.mlflow_tracking_uri)
+    os.environ.setdefault("CHURN_HOME", str(paths.home))
+    # uvicorn stops gracefully on SIGINT or SIGTERM, then passes the signal on: a clean stop.
+    with contextlib.suppress(KeyboardInterrupt):
+        serve(args.host, args.port)
+    return EXIT_OK
+
+
 def _add_world_knobs(sim: argparse.ArgumentParser) -> None:
     """The flags that give a world its odd shapes (drifts, history and how it thins, degenerate
     columns, late and missing files, changing members), apart from its size so ``simulate`` reads
@@ -459,6 +474,14 @@ def _add_retract(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     retract.set_defaults(func=cmd_retract)
 
 
+def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``serve``: the champion's scores over HTTP (DESIGN §7)."""
+    serve = commands.add_parser("serve", help="real-time scoring over HTTP (FastAPI, uvicorn)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on")
+    serve.set_defaults(func=cmd_serve)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``churn-assets`` command line, one subcommand per ``_add_*`` step in help order."""
     parser = argparse.ArgumentParser(prog="churn-assets", description=__doc__.splitlines()[0])
@@ -469,6 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_promote(commands)
     _add_rollback(commands)
     _add_retract(commands)
+    _add_serve(commands)
     return parser
 
 

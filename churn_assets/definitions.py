@@ -24,6 +24,7 @@ from churn_assets.performance.estimates import performance_estimate
 from churn_assets.raw.assets import labels, members, transactions, user_logs
 from churn_assets.resources import default_resources
 from churn_assets.scoring.assets import predictions
+from churn_assets.scoring.online import online_features
 from churn_assets.training.assets import churn_model
 
 ASSETS = [
@@ -34,6 +35,7 @@ ASSETS = [
     features,
     churn_model,
     predictions,
+    online_features,
     performance_estimate,
     drift_report,
     model_performance,

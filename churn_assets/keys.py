@@ -16,6 +16,7 @@ LABELS = dg.AssetKey("labels")
 FEATURES = dg.AssetKey("features")
 CHURN_MODEL = dg.AssetKey("churn_model")
 PREDICTIONS = dg.AssetKey("predictions")
+ONLINE_FEATURES = dg.AssetKey("online_features")  # what `churn-assets serve` looks users up in
 PERFORMANCE_ESTIMATE = dg.AssetKey("performance_estimate")
 DRIFT_REPORT = dg.AssetKey("drift_report")
 MODEL_PERFORMANCE = dg.AssetKey("model_performance")

@@ -2,7 +2,8 @@
 
 Assets ask for ``warehouse`` (DuckDB), ``landing`` (the raw-file folder), ``registry`` (the MLflow
 model registry), ``mlflow`` (dagster-mlflow's tracking resource, one MLflow run per Dagster run),
-``reports`` (where HTML goes) and ``control`` (the control group); sensors ask for ``clock``,
+``reports`` (where HTML goes), ``control`` (the control group) and ``online_store`` (what
+``churn-assets serve`` looks users up in); sensors ask for ``clock``,
 ``retraining`` (the retraining policy) and ``alerts`` (log file, mail, webhook).
 
 Every deployment knob is a typed field here with its one default;
@@ -33,11 +34,14 @@ from churn_assets.alerts.channels import alerts_resource
 from churn_assets.dagster_internals import backoff
 from churn_assets.keys import PROMOTED_TAG
 from churn_assets.landing.catalog import LandingCatalog
+from churn_assets.online.embedded import EmbeddedOnlineStore
+from churn_assets.online.store import OnlineStore
 from churn_assets.settings import (
     CHALLENGER_ALIAS,
     CHAMPION_ALIAS,
     CONTROL_VARIABLES,
     EXPERIMENT_NAME,
+    ONLINE_STORE_VARIABLES,
     REGISTERED_MODEL_NAME,
     REPORTS_VARIABLES,
     RETRAINING_VARIABLES,
@@ -236,6 +240,26 @@ class ControlGroupResource(dg.ConfigurableResource):
     )
 
 
+class OnlineStoreResource(dg.ConfigurableResource):
+    """The online store, chosen here and only here: Redis when a URL is set, else the embedded
+    SQLite files under CHURN_HOME (readable while the pipeline writes its warehouse)."""
+
+    folder: str = Field(description="Folder of the embedded store's versions and pointer.")
+    redis_url: str = Field(
+        default="", description="Redis URL (CHURN_REDIS_URL); empty: the embedded store."
+    )
+    redis_prefix: str = Field(
+        default="churn:online", description="Prefix of every Redis key the store writes."
+    )
+
+    def open(self) -> OnlineStore:
+        if self.redis_url:
+            from churn_assets.online.redis_store import RedisOnlineStore
+
+            return RedisOnlineStore(self.redis_url, self.redis_prefix)
+        return EmbeddedOnlineStore(Path(self.folder))
+
+
 class RetrainingPolicy(dg.ConfigurableResource):
     """How eagerly the training sensor retrains, and what it asks of the runs it launches
     (:mod:`churn_assets.automation.retraining` says why each default is what it is)."""
@@ -296,6 +320,9 @@ def default_resources(environ: Mapping[str, str] | None = None) -> dict[str, Any
             path=str(paths.reports), **read_variables(REPORTS_VARIABLES, environ)
         ),
         "control": ControlGroupResource(**read_variables(CONTROL_VARIABLES, environ)),
+        "online_store": OnlineStoreResource(
+            folder=str(paths.home / "online"), **read_variables(ONLINE_STORE_VARIABLES, environ)
+        ),
         "clock": ClockResource(),
         "retraining": RetrainingPolicy(**read_variables(RETRAINING_VARIABLES, environ)),
         "registry": ModelRegistryResource(

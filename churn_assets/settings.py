@@ -123,6 +123,21 @@ def memory_limit(value: str) -> str:
     return value
 
 
+def redis_url(value: str) -> str:
+    """A URL redis-py opens: ``redis://``, ``rediss://`` or ``unix://``."""
+    if not value.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError(f"expected a redis://, rediss:// or unix:// URL, not {value!r}")
+    return value
+
+
+def api_token(value: str) -> str:
+    """A bearer token, sent as one header word: no spaces inside."""
+    token = value.strip()
+    if any(c.isspace() for c in token):
+        raise ValueError("must not contain spaces")
+    return token
+
+
 def recipients(value: str) -> list[str]:
     """A comma-separated list of e-mail addresses."""
     return [a.strip() for a in value.split(",") if a.strip()]
@@ -140,6 +155,8 @@ RETRAINING_VARIABLES: tuple[Variable, ...] = (
 )
 CONTROL_VARIABLES: tuple[Variable, ...] = (("share", "CHURN_CONTROL_SHARE", share),)
 REPORTS_VARIABLES: tuple[Variable, ...] = (("drift_html", "CHURN_DRIFT_HTML", yes_no),)
+ONLINE_STORE_VARIABLES: tuple[Variable, ...] = (("redis_url", "CHURN_REDIS_URL", redis_url),)
+SERVING_VARIABLES: tuple[Variable, ...] = (("api_token", "CHURN_API_TOKEN", api_token),)
 ALERT_VARIABLES: tuple[Variable, ...] = (
     ("smtp_host", "CHURN_ALERT_SMTP_HOST", str),
     ("smtp_port", "CHURN_ALERT_SMTP_PORT", int),
@@ -231,5 +248,7 @@ def check_environment(environ: Mapping[str, str] | None = None) -> None:
         CONTROL_VARIABLES,
         REPORTS_VARIABLES,
         ALERT_VARIABLES,
+        ONLINE_STORE_VARIABLES,
+        SERVING_VARIABLES,
     ):
         read_variables(variables, environ)

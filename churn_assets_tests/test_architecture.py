@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "churn_assets"
 # stands in its own layer or an earlier one, never a later one.
 LAYERS = [
     ["keys", "settings", "partitions", "warehouse", "dagster_internals", "run_failures"],
-    ["home_lock", "simulator", "landing"],
+    ["home_lock", "simulator", "landing", "online"],
     ["alerts"],
     ["resources"],
     ["modeling"],
@@ -33,6 +33,7 @@ LAYERS = [
     ["automation"],
     ["definitions", "replay"],
     ["report", "retraction"],
+    ["serving"],
     ["cli"],
 ]
 # The model kernel every stage shares imports none of them.

@@ -16,6 +16,7 @@ EXPECTED_ASSETS = {
     "features",
     "churn_model",
     "predictions",
+    "online_features",
     "performance_estimate",
     "drift_report",
     "model_performance",

@@ -27,13 +27,15 @@ load_job = dg.define_asset_job(
     "the registered models on a cohort whose labels landed.",
 )
 
-# Cohort of the new month: its features, its scores, the performance they promise, and how far it
-# drifted; a labelled cohort rebuilt (a file it read was replaced) is backtested again too.
+# Cohort of the new month: its features, its scores (published to the online store too), the
+# performance they promise, and how far it drifted; a labelled cohort rebuilt (a file it read was
+# replaced) is backtested again too.
 cohort_job = dg.define_asset_job(
     keys.COHORT_JOB,
     selection=dg.AssetSelection.assets(
         keys.FEATURES,
         keys.PREDICTIONS,
+        keys.ONLINE_FEATURES,
         keys.PERFORMANCE_ESTIMATE,
         keys.DRIFT_REPORT,
         keys.MODEL_PERFORMANCE,
@@ -44,11 +46,15 @@ cohort_job = dg.define_asset_job(
     "performance before labels, and measure drift; backtest a labelled cohort that was rebuilt.",
 )
 
-# Retrain, then re-score, re-estimate and re-measure the cohort that asked for it.
+# Retrain, then re-score (and re-publish), re-estimate and re-measure the cohort that asked for it.
 training_job = dg.define_asset_job(
     keys.TRAINING_JOB,
     selection=dg.AssetSelection.assets(
-        keys.CHURN_MODEL, keys.PREDICTIONS, keys.PERFORMANCE_ESTIMATE, keys.DRIFT_REPORT
+        keys.CHURN_MODEL,
+        keys.PREDICTIONS,
+        keys.ONLINE_FEATURES,
+        keys.PERFORMANCE_ESTIMATE,
+        keys.DRIFT_REPORT,
     ),
     partitions_def=monthly_partitions,
     hooks={end_mlflow_on_run_finished},

@@ -39,6 +39,7 @@ from churn_assets.keys import (
     LABELS,
     LABELS_TAG,
     MODEL_PERFORMANCE,
+    ONLINE_FEATURES,
     PERFORMANCE_ESTIMATE,
     PREDICTIONS,
     RETENTION_OUTCOME,
@@ -217,7 +218,8 @@ def cohort_sensor(
     cursor = _cursor(context)
     touched = _newly_loaded(context.instance, cursor)
     scoring = _champion_exists(registry)
-    selection = [FEATURES] + ([PREDICTIONS, PERFORMANCE_ESTIMATE, DRIFT_REPORT] if scoring else [])
+    scored = [PREDICTIONS, ONLINE_FEATURES, PERFORMANCE_ESTIMATE, DRIFT_REPORT]
+    selection = [FEATURES] + (scored if scoring else [])
     catalog = landing.catalog() if touched else None
     if catalog is not None and _loads_pending(context.instance, catalog, clock):
         # Built now, a cohort would read a history that is still arriving: wait a tick.

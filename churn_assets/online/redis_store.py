@@ -1,0 +1,136 @@
+"""The Redis online store (``CHURN_REDIS_URL``): one hash per published version of a cohort.
+
+Keys, under ``prefix``:
+
+* ``{prefix}:published``: hash, cohort (``YYYY-MM-DD``) -> the version readers see;
+* ``{prefix}:{cohort}:{version}:users``: hash, msno -> the record (online/store.py);
+* ``{prefix}:{cohort}:{version}:meta``: hash with the feature ``columns`` and when published.
+
+A new version is written in pipelined chunks with an expiry, so a publish that dies cleans up
+after itself; then one transaction makes it permanent and points the cohort at it, and gives the
+version it replaces a short expiry, so a reader that read the old pointer still finds its data.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
+
+import redis
+
+from churn_assets.online.store import (
+    OnlineRecord,
+    OnlineStore,
+    Publication,
+    StoreUnavailable,
+    chunks,
+    decode_payload,
+    new_version_id,
+)
+
+DEFAULT_PREFIX = "churn:online"
+# A version being written expires unless its publish completes (a killed run leaves nothing).
+PENDING_TTL_S = 6 * 3600
+# A replaced version stays this long for readers that read the pointer before the flip.
+RETIRED_TTL_S = 300
+
+
+class RedisOnlineStore(OnlineStore):
+    """redis-py, pipelined; lookups take two round trips (the pointers, then every cohort)."""
+
+    kind = "redis"
+
+    def __init__(self, url: str, prefix: str = DEFAULT_PREFIX) -> None:
+        self.url = url
+        self.prefix = prefix
+        self._redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        self._columns: dict[str, list[str]] = {}
+
+    @property
+    def _pointer_key(self) -> str:
+        return f"{self.prefix}:published"
+
+    def _key(self, cohort: str, version: str, part: str) -> str:
+        return f"{self.prefix}:{cohort}:{version}:{part}"
+
+    def publish(
+        self, cohort: date, columns: list[str], rows: Iterable[tuple[str, str]]
+    ) -> Publication:
+        day, version = cohort.isoformat(), new_version_id()
+        users, meta = self._key(day, version, "users"), self._key(day, version, "meta")
+        pipe = self._redis.pipeline(transaction=False)
+        published_at = datetime.now(UTC).isoformat()
+        pipe.hset(meta, mapping={"columns": json.dumps(columns), "published_at": published_at})
+        pipe.expire(meta, PENDING_TTL_S)
+        count = 0
+        for batch in chunks(rows):
+            pipe.hset(users, mapping=dict(batch))
+            pipe.expire(users, PENDING_TTL_S)
+            pipe.execute()
+            count += len(batch)
+        pipe.execute()
+        self._flip(day, version)
+        return Publication(cohort=cohort, version=version, rows=count)
+
+    def _flip(self, day: str, version: str) -> None:
+        """Make the version permanent and current, and let the one it replaces expire: one
+        transaction, retried if another publish of the same cohort flips meanwhile."""
+
+        def flip(pipe: redis.client.Pipeline) -> None:
+            previous = pipe.hget(self._pointer_key, day)
+            pipe.multi()
+            pipe.persist(self._key(day, version, "users"))
+            pipe.persist(self._key(day, version, "meta"))
+            pipe.hset(self._pointer_key, day, version)
+            if previous is not None:
+                for part in ("users", "meta"):
+                    pipe.expire(self._key(day, previous.decode(), part), RETIRED_TTL_S)
+
+        self._redis.transaction(flip, self._pointer_key)
+
+    def lookup(self, msno: str) -> OnlineRecord | None:
+        try:
+            return self._lookup(msno)
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"Redis at {self._where}: {exc}") from exc
+
+    def published(self) -> dict[date, str]:
+        try:
+            pointers = self._redis.hgetall(self._pointer_key)
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"Redis at {self._where}: {exc}") from exc
+        return {date.fromisoformat(k.decode()): v.decode() for k, v in pointers.items()}
+
+    @property
+    def _where(self) -> str:
+        """The URL without its password."""
+        kwargs = self._redis.connection_pool.connection_kwargs
+        return f"{kwargs.get('host', kwargs.get('path', '?'))}:{kwargs.get('port', '')}"
+
+    def _lookup(self, msno: str) -> OnlineRecord | None:
+        pointers = sorted(self._redis.hgetall(self._pointer_key).items(), reverse=True)
+        if not pointers:
+            return None
+        pipe = self._redis.pipeline(transaction=False)
+        for day, version in pointers:
+            pipe.hget(self._key(day.decode(), version.decode(), "users"), msno)
+        for (day, version), payload in zip(pointers, pipe.execute(), strict=True):
+            if payload is not None:
+                columns = self._columns_of(day.decode(), version.decode())
+                return decode_payload(msno, date.fromisoformat(day.decode()), columns, payload)
+        return None
+
+    def _columns_of(self, day: str, version: str) -> list[str]:
+        """A version's columns never change: read once per version."""
+        key = f"{day}:{version}"
+        if key not in self._columns:
+            raw = self._redis.hget(self._key(day, version, "meta"), "columns")
+            self._columns[key] = json.loads(raw) if raw is not None else []
+        return self._columns[key]
+
+    def ping(self) -> bool:
+        return bool(self._redis.ping())
+
+    def close(self) -> None:
+        self._redis.close()

@@ -1,0 +1,112 @@
+"""What every online store offers, and the one record format both implementations keep.
+
+A user's record is one JSON array: the cohort's feature values in the order of its columns (kept
+once per published version), then the batch score, bucket, model version and reasons. JSON keeps
+a float exactly (``repr`` round-trips), which is what lets the API answer what batch scoring did
+to the last bit.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from itertools import islice
+from typing import Any
+
+# Rows written per round trip (Redis pipeline) or per executemany (SQLite).
+CHUNK_ROWS = 5_000
+
+
+@dataclass(frozen=True)
+class OnlineRecord:
+    """One user as the newest cohort that holds them was published."""
+
+    msno: str
+    cohort_month: date
+    features: dict[str, Any]
+    churn_probability: float | None
+    bucket: str | None
+    model_version: str | None
+    top_reasons: str | None
+
+
+@dataclass(frozen=True)
+class Publication:
+    """A cohort's published version: its id and how many users it holds."""
+
+    cohort: date
+    version: str
+    rows: int
+
+
+class StoreUnavailable(RuntimeError):
+    """The store did not answer (Redis down, a file unreadable): the message says which."""
+
+
+class OnlineStore(ABC):
+    """Publish a cohort whole, then look users up; readers only ever see whole versions."""
+
+    kind: str
+
+    @abstractmethod
+    def publish(
+        self, cohort: date, columns: list[str], rows: Iterable[tuple[str, str]]
+    ) -> Publication:
+        """Write ``rows`` (msno, :func:`encode_payload`) as a new version of ``cohort``, then
+        make it the one readers see, in one atomic step."""
+
+    @abstractmethod
+    def lookup(self, msno: str) -> OnlineRecord | None:
+        """The user in the newest published cohort that holds them; None when in none."""
+
+    @abstractmethod
+    def published(self) -> dict[date, str]:
+        """The version readers see, per cohort."""
+
+    def close(self) -> None:  # noqa: B027 - optional: stores without connections do nothing
+        """Let go of connections."""
+
+
+def new_version_id() -> str:
+    """Sortable by publication time, unique across processes."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}"
+
+
+def encode_payload(
+    values: list[Any],
+    churn_probability: float | None,
+    bucket: str | None,
+    model_version: str | None,
+    top_reasons: str | None,
+) -> str:
+    """A user's record as stored: feature values in column order, then the batch's answer."""
+    return json.dumps(
+        [values, churn_probability, bucket, model_version, top_reasons],
+        separators=(",", ":"),
+        allow_nan=False,
+    )
+
+
+def decode_payload(
+    msno: str, cohort: date, columns: list[str], payload: str | bytes
+) -> OnlineRecord:
+    values, probability, bucket, version, reasons = json.loads(payload)
+    return OnlineRecord(
+        msno=msno,
+        cohort_month=cohort,
+        features=dict(zip(columns, values, strict=True)),
+        churn_probability=probability,
+        bucket=bucket,
+        model_version=version,
+        top_reasons=reasons,
+    )
+
+
+def chunks(rows: Iterable[tuple[str, str]], size: int = CHUNK_ROWS) -> Iterator[list]:
+    iterator = iter(rows)
+    while batch := list(islice(iterator, size)):
+        yield batch

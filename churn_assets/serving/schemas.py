@@ -1,0 +1,64 @@
+"""What the API takes and gives (DESIGN §7), as pydantic models: a bad request is answered 422
+naming its field, and nothing but JSON is ever parsed."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# A feature value: a finite number, or null for "unknown" (LightGBM's missing value).
+FeatureValue = Annotated[float, Field(allow_inf_nan=False)] | None
+FeatureName = Annotated[str, Field(min_length=1, max_length=100)]
+MAX_FEATURES = 500
+
+
+class ScoreRequest(BaseModel):
+    """A user to look up in the online store, or a user's features to score as given."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    msno: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
+        default=None, description="A user of a published cohort: scored from its stored features."
+    )
+    features: dict[FeatureName, FeatureValue] | None = Field(
+        default=None,
+        max_length=MAX_FEATURES,
+        description="Every feature the serving model reads (GET /v1/model lists them).",
+    )
+
+    @model_validator(mode="after")
+    def one_of_msno_or_features(self) -> ScoreRequest:
+        if (self.msno is None) == (self.features is None):
+            raise ValueError("give exactly one of 'msno' or 'features'")
+        return self
+
+
+class ScoreResponse(BaseModel):
+    msno: str | None = Field(description="The user looked up (null when features were given).")
+    cohort_month: date | None = Field(description="The cohort the features were looked up in.")
+    churn_probability: float
+    bucket: Literal["A", "B", "C"]
+    model_version: str
+    top_reasons: str = Field(description="Three reasons, '; '-separated, as in predictions.")
+    reasons_from: Literal["batch", "on_demand"] = Field(
+        description="'batch' where the version that scored the cohort serves; else computed now."
+    )
+
+
+class ModelResponse(BaseModel):
+    model_name: str
+    alias: str
+    version: str
+    training_cohorts: list[str] = Field(description="The cohorts the version learnt from.")
+    validation_cohort: str | None = Field(description="The cohort it was validated on.")
+    features: list[str] = Field(description="What POST /v1/score with 'features' must give.")
+    loaded_at: datetime
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok", "no model"]
+    model_version: str | None
+    online_store: str
+    published_cohorts: list[date]

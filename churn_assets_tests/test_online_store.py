@@ -1,0 +1,200 @@
+"""The online store: both implementations round-trip a cohort exactly, the newest cohort holding
+a user answers, a half-written publish is never read, and the embedded store is readable while
+another process holds the warehouse."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+
+from churn_assets.online.embedded import EmbeddedOnlineStore
+from churn_assets.online.store import OnlineStore, encode_payload
+from churn_assets.resources import OnlineStoreResource, default_resources
+from churn_assets_tests.serving_world import (
+    COHORTS,
+    batch_rows,
+    build_world,
+    publish,
+    redis_answers,
+)
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+NO_REDIS = "no Redis answers at 127.0.0.1:6379 (start one to run the Redis store's tests)"
+MAY, JUNE = date(2016, 5, 1), date(2016, 6, 1)
+
+
+def _rows(users: dict[str, float]) -> list[tuple[str, str]]:
+    return [(m, encode_payload([v, None, "7"], v / 10, "B", "1", "r")) for m, v in users.items()]
+
+
+@pytest.fixture
+def redis_store() -> Iterator[OnlineStore]:
+    if not redis_answers(REDIS_URL):
+        pytest.skip(NO_REDIS)
+    from churn_assets.online.redis_store import RedisOnlineStore
+
+    store = RedisOnlineStore(REDIS_URL, prefix=f"churn-test:{uuid.uuid4().hex}")
+    yield store
+    for key in store._redis.scan_iter(f"{store.prefix}:*"):
+        store._redis.delete(key)
+    store.close()
+
+
+@pytest.fixture(params=["embedded", "redis"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> OnlineStore:
+    if request.param == "embedded":
+        return EmbeddedOnlineStore(tmp_path / "online")
+    return request.getfixturevalue("redis_store")
+
+
+def test_round_trip_and_the_newest_cohort_answers(store: OnlineStore) -> None:
+    store.publish(MAY, ["a", "b", "c"], _rows({"u1": 1.0, "u2": 0.1 + 0.2}))
+    store.publish(JUNE, ["a", "b", "c"], _rows({"u2": 5.0, "u3": 7.0}))
+    assert store.lookup("nobody") is None
+    first = store.lookup("u1")
+    assert first.cohort_month == MAY and first.features == {"a": 1.0, "b": None, "c": "7"}
+    second = store.lookup("u2")  # in both cohorts: June's answer
+    assert second.cohort_month == JUNE and second.features["a"] == 5.0
+    assert store.lookup("u1").churn_probability == 0.1
+    assert set(store.published()) == {MAY, JUNE}
+    # Floats come back to the last bit.
+    store.publish(MAY, ["a", "b", "c"], _rows({"u1": 0.1 + 0.2}))
+    assert store.lookup("u1").features["a"] == 0.1 + 0.2
+
+
+def test_a_half_written_publish_is_never_read(store: OnlineStore) -> None:
+    store.publish(MAY, ["a", "b", "c"], _rows({f"u{i}": 1.0 for i in range(10)}))
+    before = store.published()
+    seen_midway: list = []
+
+    def dying_rows() -> Iterator[tuple[str, str]]:
+        for i in range(12_000):  # more than one written chunk
+            if i == 11_000:
+                seen_midway.append(store.lookup("u1"))
+                seen_midway.append(store.lookup("u10500"))
+                raise RuntimeError("the publishing process died")
+            yield from _rows({f"u{i}": 2.0})
+
+    with pytest.raises(RuntimeError, match="died"):
+        store.publish(MAY, ["a", "b", "c"], dying_rows())
+    old, new_only = seen_midway
+    assert old.features["a"] == 1.0 and new_only is None  # midway: the old version only
+    assert store.published() == before
+    assert store.lookup("u1").features["a"] == 1.0 and store.lookup("u10500") is None
+
+
+def test_a_reader_sees_old_or_new_whole_while_a_publish_runs(store: OnlineStore) -> None:
+    store.publish(MAY, ["a", "b", "c"], _rows({f"u{i}": 1.0 for i in range(3000)}))
+    stop, answers = threading.Event(), set()
+
+    def read() -> None:
+        # The first user is written first, the last one last: a reader that finds the first
+        # in a new version finds the last one there too, never an older value or nothing.
+        while not stop.is_set():
+            answers.add(tuple(store.lookup(f"u{i}").features["a"] for i in (0, 2999)))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for value in (2.0, 3.0):
+            store.publish(MAY, ["a", "b", "c"], _rows({f"u{i}": value for i in range(3000)}))
+    finally:
+        stop.set()
+        reader.join()
+    assert all(first <= last for first, last in answers), answers
+    assert {v for pair in answers for v in pair} <= {1.0, 2.0, 3.0}
+    assert store.lookup("u0").features["a"] == 3.0
+
+
+def test_embedded_retires_old_versions_and_leaves_no_partial_file(tmp_path: Path) -> None:
+    store = EmbeddedOnlineStore(tmp_path)
+    for value in (1.0, 2.0, 3.0):
+        store.publish(MAY, ["a", "b", "c"], _rows({"u1": value}))
+    with pytest.raises(RuntimeError):
+        store.publish(MAY, ["a", "b", "c"], (_ for _ in [1]).throw(RuntimeError("died")))
+    files = sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".sqlite")
+    assert len(files) == 2  # the current version and the one before, for readers in flight
+    assert not list(tmp_path.glob("*.partial"))
+    assert store.lookup("u1").features["a"] == 3.0
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    return build_world(tmp_path_factory.mktemp("online") / "home")
+
+
+HOLD_WAREHOUSE = textwrap.dedent(
+    """
+    import sys, time, duckdb
+    conn = duckdb.connect(sys.argv[1])
+    conn.execute("CREATE TABLE IF NOT EXISTS busy AS SELECT 1 AS x")
+    print("holding", flush=True)
+    time.sleep(60)
+    """
+)
+
+
+def test_embedded_store_answers_while_another_process_writes_the_warehouse(world: dict) -> None:
+    warehouse = world["home"] / "warehouse.duckdb"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", HOLD_WAREHOUSE, str(warehouse)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert writer.stdout.readline().strip() == "holding"
+        with pytest.raises(duckdb.IOException):  # what serving from the warehouse would meet
+            duckdb.connect(str(warehouse), read_only=True)
+        store = world["resources"]["online_store"].open()
+        record = store.lookup("u0200")
+        assert record is not None and record.cohort_month == JUNE
+    finally:
+        writer.kill()
+        writer.wait()
+
+
+def test_the_asset_publishes_what_batch_scoring_read_and_wrote(world: dict) -> None:
+    store = world["resources"]["online_store"].open()
+    assert set(store.published()) == set(COHORTS)
+    batch = batch_rows(world["home"])
+    newest = batch.sort_values("cohort_month").groupby("msno").tail(1)
+    for row in newest.sample(40, random_state=0).itertuples():
+        record = store.lookup(row.msno)
+        assert record.cohort_month == row.cohort_month.date()
+        assert record.churn_probability == row.churn_probability
+        assert (record.bucket, record.top_reasons) == (row.bucket, row.top_reasons)
+        stored = record.features["secs_30d"]
+        assert stored == row.secs_30d if stored is not None else np.isnan(row.secs_30d)
+
+
+def test_the_asset_publishes_to_redis_when_a_url_is_set(world: dict) -> None:
+    if not redis_answers(REDIS_URL):
+        pytest.skip(NO_REDIS)
+    resources = default_resources({"CHURN_HOME": str(world["home"]), "CHURN_REDIS_URL": REDIS_URL})
+    assert resources["online_store"].redis_url == REDIS_URL
+    prefix = f"churn-test:{uuid.uuid4().hex}"  # the tests' keys, apart from a real store's
+    resources["online_store"] = OnlineStoreResource(
+        folder="unused", redis_url=REDIS_URL, redis_prefix=prefix
+    )
+    store = resources["online_store"].open()
+    try:
+        for cohort in COHORTS:
+            publish(resources, cohort)
+        assert store.kind == "redis" and set(store.published()) == set(COHORTS)
+        embedded = world["resources"]["online_store"].open()
+        for msno in ("u0000", "u0200", "u0449"):
+            assert store.lookup(msno) == embedded.lookup(msno)
+    finally:
+        for key in store._redis.scan_iter(f"{prefix}:*"):
+            store._redis.delete(key)
+        store.close()
