@@ -11,17 +11,15 @@ from typing import Any
 
 import duckdb
 import lightgbm as lgb
-import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from churn_assets.keys import PROMOTED_TAG
-from churn_assets.resources import default_resources, ensure_experiment
+from churn_assets.resources import default_resources
 from churn_assets.scoring.assets import predictions
 from churn_assets.scoring.online import online_features
 from churn_assets.settings import CHAMPION_ALIAS, REGISTERED_MODEL_NAME
-from churn_assets_tests.helpers import materialize
+from churn_assets_tests.helpers import materialize, register_booster
 
 COHORTS = [date(2016, 5, 1), date(2016, 6, 1)]
 USERS = 300
@@ -65,27 +63,11 @@ def _fit(frame: pd.DataFrame, seed: int, rounds: int) -> lgb.Booster:
 
 def register(home: Path, booster: lgb.Booster, training_cohorts: list[str]) -> str:
     """Log and register a booster with the tags training writes (``promoted`` last)."""
-    uri = f"sqlite:///{home / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    experiment = ensure_experiment(uri, home / "mlartifacts")
-    example = pd.DataFrame({c: [0.0] for c in booster.feature_name()})
-    with mlflow.start_run(experiment_id=experiment):
-        info = mlflow.lightgbm.log_model(
-            booster,
-            name="model",
-            input_example=example,
-            registered_model_name=REGISTERED_MODEL_NAME,
-        )
-    version = str(info.registered_model_version)
-    client = MlflowClient(uri)
     tags = {
         "training_cohorts": str(training_cohorts).replace("'", '"'),
         "validation_cohort": "2016-04-01",
-        PROMOTED_TAG: "false",
     }
-    for key, value in tags.items():
-        client.set_model_version_tag(REGISTERED_MODEL_NAME, version, key, value)
-    return version
+    return register_booster(f"sqlite:///{home / 'mlflow.db'}", home / "mlartifacts", booster, tags)
 
 
 def build_world(home: Path, environ: dict[str, str] | None = None) -> dict[str, Any]:

@@ -16,13 +16,12 @@ from types import SimpleNamespace
 import dagster as dg
 import duckdb
 import lightgbm as lgb
-import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from churn_assets.keys import CHAMPION_PERFORMANCE_CHECK, HELD_OUT_TAG, PROMOTED_TAG, RULE_CHECK
+from churn_assets.keys import CHAMPION_PERFORMANCE_CHECK, HELD_OUT_TAG, RULE_CHECK
 from churn_assets.modeling.bootstrap import bootstrap_intervals
 from churn_assets.modeling.metrics import classification_metrics
 from churn_assets.partitions import register_months
@@ -36,7 +35,7 @@ from churn_assets.performance.judging import (
     verdict_of,
     with_decile_ratio,
 )
-from churn_assets.resources import default_resources, ensure_experiment
+from churn_assets.resources import default_resources
 from churn_assets.settings import CHAMPION_ALIAS, REGISTERED_MODEL_NAME
 from churn_assets.training import candidate as training_candidate
 from churn_assets.training.assets import churn_model
@@ -47,6 +46,7 @@ from churn_assets.training.promotion import (
     decide_promotion,
 )
 from churn_assets.training.search import TunedModel
+from churn_assets_tests.helpers import register_booster
 
 COHORTS = [date(2016, m, 1) for m in range(1, 8)]
 SHIFT = date(2016, 5, 1)  # from this cohort on, churn follows another signal
@@ -92,24 +92,13 @@ def _fit(frame: pd.DataFrame, columns: list[str], seed: int = 0) -> lgb.Booster:
 
 def _register(home: Path, booster: lgb.Booster, tags: dict[str, str], metrics: dict) -> str:
     """Log and register a booster as training would, with its validation metrics."""
-    uri = f"sqlite:///{home / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    experiment = ensure_experiment(uri, home / "mlartifacts")
-    example = pd.DataFrame({c: [0.0] for c in booster.feature_name()})
-    with mlflow.start_run(experiment_id=experiment):
-        mlflow.log_metrics({f"val_{k}": v for k, v in metrics.items() if np.isfinite(v)})
-        info = mlflow.lightgbm.log_model(
-            booster,
-            name="model",
-            input_example=example,
-            registered_model_name=REGISTERED_MODEL_NAME,
-        )
-    version = str(info.registered_model_version)
-    client = MlflowClient(uri)
-    # As registration does: "promoted" last, saying the version was registered whole.
-    for key, value in {**tags, PROMOTED_TAG: "false"}.items():
-        client.set_model_version_tag(REGISTERED_MODEL_NAME, version, key, value)
-    return version
+    return register_booster(
+        f"sqlite:///{home / 'mlflow.db'}",
+        home / "mlartifacts",
+        booster,
+        tags,
+        validation_metrics=metrics,
+    )
 
 
 def _months(frame: pd.DataFrame, *cohorts: date) -> pd.DataFrame:

@@ -15,18 +15,15 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import lightgbm as lgb
-import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from mlflow.tracking import MlflowClient
 
 from churn_assets.keys import DRIFT_CHECK
 from churn_assets.monitoring import psi, segments
 from churn_assets.monitoring.assets import drift_report
-from churn_assets.resources import default_resources, ensure_experiment
-from churn_assets.settings import CHAMPION_ALIAS, REGISTERED_MODEL_NAME
-from churn_assets_tests.helpers import materialize
+from churn_assets.resources import default_resources
+from churn_assets_tests.helpers import materialize, register_booster
 
 TRAINING = [date(2016, 1, 1), date(2016, 2, 1)]
 VALIDATION = date(2016, 3, 1)
@@ -84,23 +81,12 @@ def _register_champion(train: pd.DataFrame, tracking_uri: str, artifacts: Path) 
         lgb.Dataset(train[columns].astype(float), train["is_churn"]),
         num_boost_round=40,
     )
-    mlflow.set_tracking_uri(tracking_uri)
-    with mlflow.start_run(experiment_id=ensure_experiment(tracking_uri, artifacts)):
-        info = mlflow.lightgbm.log_model(
-            booster,
-            name="model",
-            registered_model_name=REGISTERED_MODEL_NAME,
-            pip_requirements=["lightgbm"],
-        )
-    client = MlflowClient(tracking_uri)
-    version = str(info.registered_model_version)
-    for key, value in {
+    tags = {
         "training_cohorts": json.dumps([f"{c:%Y-%m-01}" for c in TRAINING]),
         "validation_cohort": f"{VALIDATION:%Y-%m-01}",
         "feature_columns": json.dumps(columns),
-    }.items():
-        client.set_model_version_tag(REGISTERED_MODEL_NAME, version, key, value)
-    client.set_registered_model_alias(REGISTERED_MODEL_NAME, CHAMPION_ALIAS, version)
+    }
+    register_booster(tracking_uri, artifacts, booster, tags, champion=True)
     return booster
 
 

@@ -16,17 +16,15 @@ from types import SimpleNamespace
 import dagster as dg
 import duckdb
 import lightgbm as lgb
-import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from churn_assets.keys import PROMOTED_TAG
 from churn_assets.modeling.bootstrap import paired_differences
 from churn_assets.modeling.frame import predict_probability
-from churn_assets.resources import default_resources, ensure_experiment
-from churn_assets.settings import CHAMPION_ALIAS, REGISTERED_MODEL_NAME
+from churn_assets.resources import default_resources
+from churn_assets.settings import REGISTERED_MODEL_NAME
 from churn_assets.training import candidate as training_candidate
 from churn_assets.training.assets import churn_model
 from churn_assets.training.search import TunedModel, fit_lightgbm_automl
@@ -39,6 +37,7 @@ from churn_assets.training.window_choice import (
     recent_split,
     refit,
 )
+from churn_assets_tests.helpers import register_booster
 
 COHORTS = [date(2016, m, 1) for m in range(1, 9)]
 # Labels of 2016-08 are known from 2016-10 on: the window is 03..08, validated on 08, and the
@@ -99,27 +98,13 @@ def _fit(frame: pd.DataFrame) -> lgb.Booster:
 
 
 def _register_champion(home: Path, booster: lgb.Booster) -> None:
-    uri = f"sqlite:///{home / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    experiment = ensure_experiment(uri, home / "mlartifacts")
-    example = pd.DataFrame({c: [0.0] for c in booster.feature_name()})
-    with mlflow.start_run(experiment_id=experiment):
-        info = mlflow.lightgbm.log_model(
-            booster,
-            name="model",
-            input_example=example,
-            registered_model_name=REGISTERED_MODEL_NAME,
-        )
-    version = str(info.registered_model_version)
-    client = MlflowClient(uri)
     tags = {
         "validation_cohort": "2016-03-01",
         "training_cohorts": '["2016-01-01", "2016-02-01"]',
-        PROMOTED_TAG: "false",
     }
-    for key, value in tags.items():
-        client.set_model_version_tag(REGISTERED_MODEL_NAME, version, key, value)
-    client.set_registered_model_alias(REGISTERED_MODEL_NAME, CHAMPION_ALIAS, version)
+    register_booster(
+        f"sqlite:///{home / 'mlflow.db'}", home / "mlartifacts", booster, tags, champion=True
+    )
 
 
 def _train(home: Path, *in_question: str) -> tuple[dict, MlflowClient]:
