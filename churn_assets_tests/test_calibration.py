@@ -48,3 +48,23 @@ def test_calibrated_scores_pass_at_the_noise_rate_and_miscalibrated_ones_warn():
     # Too few churners to fill one pooled bin: nothing to test.
     few = judge_calibration(np.zeros(30, dtype=int), np.full(30, 0.01), "3")
     assert few.verdict.severity == "n/a"
+
+
+def test_one_mildly_miscalibrated_cohort_is_information_two_of_three_warn():
+    rng = np.random.default_rng(9)
+    p = _truth(rng, 1500)
+    y = (rng.random(len(p)) < p).astype(int)
+    # Find a mild miscalibration: beyond the 99 % quantile, short of p < 0.001.
+    for factor in np.linspace(1.05, 1.6, 56):
+        odds = factor * p / (1 - p)
+        mild = judge_calibration(y, odds / (1 + odds), "3")
+        if mild.statistic > mild.threshold and mild.p_value >= 0.001:
+            break
+    else:
+        raise AssertionError("no mild miscalibration found")
+    assert mild.verdict.severity == "pass"
+    assert mild.verdict.detail.startswith("information:")
+    again = judge_calibration(y, odds / (1 + odds), "3", earlier=[False, True])
+    assert again.verdict.severity == "warn" and "in 2 of its last 3" in again.verdict.detail
+    long_ago = judge_calibration(y, odds / (1 + odds), "3", earlier=[True, False, False])
+    assert long_ago.verdict.severity == "pass"

@@ -13,11 +13,14 @@ both stand on calibration, which ranking metrics such as AUC do not see.
   binomial variance is chi-square with as many degrees of freedom as bins when the scores are
   calibrated; no degree is lost, as nothing was fitted on this cohort (an out-of-time test).
   Bins are pooled from the lowest scores up until each expects 5 churners and 5 stayers
-  (Cochran's rule, as for drift), so the chi-square law holds on small cohorts. The verdict
-  ``calibration`` warns when the statistic exceeds its ``confidence`` quantile (default 99 %: one
-  stable cohort in a hundred warns by chance), passes otherwise, and is ``n/a`` with no labels,
-  no champion scores or too few expected churners to pool one bin. The threshold is the noise
-  law's, never tuned to a kind of drift.
+  (Cochran's rule, as for drift), so the chi-square law holds on small cohorts. A cohort whose
+  statistic exceeds its ``confidence`` quantile (default 99 %: one stable cohort in a hundred by
+  chance) is *miscalibrated*. As with a performance dip, one such cohort is information (the
+  verdict passes and says so) unless it is beyond doubt (p below ``DOUBT_ALPHA``, 0.001); the
+  verdict ``calibration`` warns then, or when the same version was miscalibrated on ``failures``
+  of its last ``window`` cohorts judged (2 of 3, as ``champion_performance``). It is ``n/a`` with
+  no labels, no champion scores or too few expected churners to pool one bin. The thresholds are
+  the noise law's, never tuned to a kind of drift.
 """
 
 from __future__ import annotations
@@ -30,7 +33,12 @@ import numpy as np
 import pandas as pd
 from scipy.stats import chi2
 
-from churn_assets.performance.judging import PerformanceVerdict
+from churn_assets.performance.judging import (
+    DEFAULT_FAILURES,
+    DEFAULT_WINDOW,
+    DOUBT_ALPHA,
+    PerformanceVerdict,
+)
 
 CALIBRATION_MONITOR = "calibration"
 CALIBRATION_BINS = 10
@@ -126,9 +134,11 @@ def judge_calibration(
     version: str | None,
     bins: int = CALIBRATION_BINS,
     confidence: float = CALIBRATION_CONFIDENCE,
+    earlier: list[bool] | None = None,
 ) -> Calibration:
     """The champion's reliability curve on a labelled cohort, and whether its gaps exceed what
-    binomial noise gives at ``confidence``."""
+    binomial noise gives at ``confidence``; ``earlier``: whether the same version was
+    miscalibrated on its previous cohorts judged, oldest first (the persistence rule)."""
     if probability is None or version is None or len(y) == 0:
         return not_judged("no champion scores on a labelled cohort, nothing to calibrate")
     y, probability = np.asarray(y, dtype=float), np.asarray(probability, dtype=float)
@@ -153,7 +163,13 @@ def judge_calibration(
     degrees = len(groups)
     threshold = float(chi2.isf(1 - confidence, degrees))
     return Calibration(
-        _verdict(version, table, ece, noise, statistic, degrees, threshold, confidence),
+        _verdict(
+            version,
+            table,
+            (ece, noise, statistic, threshold, confidence),
+            degrees,
+            earlier or [],
+        ),
         table,
         ece,
         noise,
@@ -166,13 +182,13 @@ def judge_calibration(
 def _verdict(
     version: str,
     table: pd.DataFrame,
-    ece: float,
-    noise: float,
-    statistic: float,
+    figures: tuple[float, float, float, float, float],
     degrees: int,
-    threshold: float,
-    confidence: float,
+    earlier: list[bool],
 ) -> PerformanceVerdict:
+    """warn when miscalibrated beyond doubt or persistently; a single miscalibrated cohort is
+    information; pass otherwise."""
+    ece, noise, statistic, threshold, confidence = figures
     worst = table.loc[(table["observed_rate"] - table["mean_score"]).abs().idxmax()]
     shown = (
         f"ECE {ece:.4f} (binomial noise alone {noise:.4f}); chi-square {statistic:.1f} on "
@@ -180,8 +196,20 @@ def _verdict(
         f"{worst['mean_score']:.3f}, observed {worst['observed_rate']:.3f} "
         f"({int(worst['users'])} users)"
     )
-    if statistic > threshold:
-        return PerformanceVerdict(
-            "warn", f"champion v{version} miscalibrated beyond sampling noise: {shown}"
+    if statistic <= threshold:
+        return PerformanceVerdict("pass", f"champion v{version} calibrated within noise: {shown}")
+    window = [*earlier[-(DEFAULT_WINDOW - 1) :], True]
+    if float(chi2.sf(statistic, degrees)) < DOUBT_ALPHA or sum(window) >= DEFAULT_FAILURES:
+        why = (
+            "beyond doubt"
+            if float(chi2.sf(statistic, degrees)) < DOUBT_ALPHA
+            else f"in {sum(window)} of its last {len(window)} cohorts judged"
         )
-    return PerformanceVerdict("pass", f"champion v{version} calibrated within noise: {shown}")
+        return PerformanceVerdict(
+            "warn", f"champion v{version} miscalibrated beyond sampling noise, {why}: {shown}"
+        )
+    return PerformanceVerdict(
+        "pass",
+        f"information: champion v{version} miscalibrated beyond sampling noise on this cohort "
+        f"only, within doubt (p from {DOUBT_ALPHA:g} warns): {shown}",
+    )

@@ -45,16 +45,36 @@ def labelled_findings(
     """The champion's calibration on the cohort, and its estimate against what it realised."""
     version = scored.champion_version
     scores = scored.champion_probability if scored.cannot_score is None else None
-    calibration = judge_calibration(
-        y, scores, version, config.calibration_bins, config.calibration_confidence
-    )
     with warehouse.get_connection() as conn:
         stored = stored_estimates(conn, cohort, version or "")
+        earlier = miscalibrated_before(conn, cohort, version or "")
+    calibration = judge_calibration(
+        y, scores, version, config.calibration_bins, config.calibration_confidence, earlier
+    )
     comparison = compare_with_realised(version or "", stored, scored.champion_row, judged.expected)
     return [
         Finding(CALIBRATION_MONITOR, calibration.verdict, calibration.metadata()),
         Finding(COMPARISON_MONITOR, comparison.verdict, comparison_metadata(comparison)),
     ]
+
+
+def miscalibrated_before(conn, cohort: date, version: str) -> list[bool]:
+    """Whether ``version`` was miscalibrated on each earlier cohort judged, oldest first (from
+    the ``calibration`` verdicts recorded; the latest verdict of each cohort counts)."""
+    if not version or not table_exists(conn, "monitor_verdicts"):
+        return []
+    rows = conn.execute(
+        "SELECT arg_max(detail, evaluated_at) FROM monitor_verdicts WHERE monitor = ? "
+        "AND cohort_month < ? AND severity IN ('pass', 'warn') AND (detail LIKE ? OR detail "
+        "LIKE ?) GROUP BY cohort_month ORDER BY cohort_month",
+        [
+            CALIBRATION_MONITOR,
+            cohort,
+            f"champion v{version} %",
+            f"information: champion v{version} %",
+        ],
+    ).fetchall()
+    return ["miscalibrated beyond sampling noise" in detail for (detail,) in rows]
 
 
 def nothing_labelled(cohort: date) -> list[Finding]:
