@@ -27,7 +27,13 @@ def test_replay_runs_every_month_without_failure(replayed_world):
     ]
     origins = {r.origin for r in summary.runs}
     # The simulated subscription history before the listening data is loaded first.
-    assert origins == {"landing_sensor", "monthly_schedule", "cohort_sensor", "training_sensor"}
+    assert origins == {
+        "landing_sensor",
+        "monthly_schedule",
+        "cohort_sensor",
+        "training_sensor",
+        "weekly_schedule",
+    }
 
 
 def test_warehouse_tables_hold_every_stage(replayed_world):

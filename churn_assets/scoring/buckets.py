@@ -6,6 +6,9 @@ from pydantic import Field
 
 from churn_assets.settings import BUCKET_A_MIN_PROBABILITY, BUCKET_B_MIN_PROBABILITY
 
+# The retention playbook: what each bucket gets.
+ACTIONS = {"A": "call", "B": "offer", "C": "thank-you"}
+
 
 class ScoringConfig(dg.Config):
     bucket_a_min_probability: float = Field(
