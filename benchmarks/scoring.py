@@ -63,8 +63,9 @@ def _column_sql(name: str) -> str:
     """A plausible value of feature ``name``, as SQL."""
     from churn_assets.scoring.reasons import YES_NO_FEATURES
 
+    yes = {"last_is_auto_renew": 0.85, "last_is_cancel": 0.05}  # as in KKBox
     if name in YES_NO_FEATURES:
-        return "(random() < 0.4)::INTEGER"
+        return f"(random() < {yes.get(name, 0.4)})::INTEGER"
     codes = {"gender_code": 3, "city": 21, "registered_via": 13, "last_payment_method_id": 41}
     if name in codes:
         return f"floor(random() * {codes[name]})::INTEGER"
@@ -102,9 +103,9 @@ def build_home(home: Path, users: int, trees: int, leaves: int) -> dict:
         ).df()
     x = train[names].astype(float)
     logit = (
-        -4.6
-        + 1.6 * (1 - x["last_is_auto_renew"])
-        + 1.2 * x["last_is_cancel"]
+        -5.0
+        + 2.6 * (1 - x["last_is_auto_renew"])
+        + 2.0 * x["last_is_cancel"]
         + 0.02 * x["days_since_last_listen"]
         - 0.01 * x["plays_30d"]
         + 0.8 * (x["last_discount"] - 0.5)
