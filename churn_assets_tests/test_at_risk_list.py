@@ -15,6 +15,7 @@ import pytest
 
 from churn_assets.alerts import AlertsResource
 from churn_assets.definitions import build_definitions
+from churn_assets.replay import schedule_ticks
 from churn_assets.resources import default_resources
 from churn_assets.scoring.assets import SQL as PREDICTIONS_SQL
 from churn_assets.warehouse import run_sql_file
@@ -186,3 +187,13 @@ def test_a_mail_server_that_does_not_answer_loses_no_list(churn_env) -> None:
     assert metadata["mail"].value.startswith("failed:")
     assert Path(metadata["path"].value).exists()
     assert "channel_failed" in (home / "alerts.log").read_text()
+
+
+def test_replay_evaluates_the_weekly_schedule_once_a_month_after_the_monthly_one(defs) -> None:
+    repository = defs.get_repository_def()
+    weekly = schedule_ticks(repository.get_schedule_def("weekly_schedule"), MAY)
+    monthly = schedule_ticks(repository.get_schedule_def("monthly_schedule"), MAY)
+    assert monthly == [datetime(2016, 5, 1, 3, 0)]
+    assert [t.day for t in weekly] == [2, 9, 16, 23, 30] and weekly[0].weekday() == 0
+    # Weekly is evaluated at its first tick, after the month's loads and sensors.
+    assert weekly[0] > monthly[0]

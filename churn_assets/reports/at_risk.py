@@ -82,7 +82,8 @@ def at_risk_list(
             "WHERE cohort_month = ?",
             [cohort],
         ).fetchall()
-    page = ListPage(week, cohort, previous_week, model_version, policy or "cut-offs", listed)
+    policy = policy or "cut-offs (scored before policies were recorded)"
+    page = ListPage(week, cohort, previous_week, model_version, policy, listed)
     csv_path, html_path = write_pages(page, reports.folder / FOLDER)
     mailed = alerts.mail_report(page.subject(), page.mail_body(), [csv_path, html_path])
     context.log.info(f"at-risk list of {week}: {page.summary()}; mail {mailed}")
