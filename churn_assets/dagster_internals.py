@@ -10,6 +10,8 @@ follow when Dagster moves them.
   sensors read to react to failed checks (the public ``AssetCheckResult`` only describes a result
   being emitted).
 * ``backoff``: Dagster's own retry helper, used to wait out DuckDB's single-writer lock.
+* ``cron_string_iterator``: a schedule's ticks, so that replay evaluates a weekly schedule at the
+  moment its cron names, as the daemon would.
 * ``DaemonHeartbeat``: what a running daemon writes to the instance (the public
   ``get_daemon_heartbeats`` returns them); the tests write one to stand for ``dagster dev``.
 """
@@ -24,6 +26,7 @@ from dagster._core.storage.tags import (
 )
 from dagster._daemon.types import DaemonHeartbeat
 from dagster._utils.backoff import backoff
+from dagster._utils.schedules import cron_string_iterator
 
 __all__ = [
     "ASSET_PARTITION_RANGE_END_TAG",
@@ -34,4 +37,5 @@ __all__ = [
     "AssetCheckExecutionRecordStatus",
     "DaemonHeartbeat",
     "backoff",
+    "cron_string_iterator",
 ]

@@ -9,7 +9,7 @@ import dagster as dg
 
 from churn_assets.alerts.sensors import ALERT_SENSORS
 from churn_assets.automation.jobs import ALL_JOBS
-from churn_assets.automation.schedules import monthly_schedule
+from churn_assets.automation.schedules import monthly_schedule, weekly_schedule
 from churn_assets.automation.sensors import (
     cohort_sensor,
     landing_sensor,
@@ -22,6 +22,7 @@ from churn_assets.outcomes.assets import retention_outcome
 from churn_assets.performance.assets import model_performance
 from churn_assets.performance.estimates import performance_estimate
 from churn_assets.raw.assets import labels, members, transactions, user_logs
+from churn_assets.reports.at_risk import at_risk_list
 from churn_assets.resources import default_resources
 from churn_assets.scoring.assets import predictions
 from churn_assets.scoring.online import online_features
@@ -40,6 +41,7 @@ ASSETS = [
     drift_report,
     model_performance,
     retention_outcome,
+    at_risk_list,
 ]
 
 
@@ -51,7 +53,7 @@ def build_definitions(resources: Mapping[str, Any] | None = None) -> dg.Definiti
     return dg.Definitions(
         assets=ASSETS,
         jobs=ALL_JOBS,
-        schedules=[monthly_schedule],
+        schedules=[monthly_schedule, weekly_schedule],
         # Order matters to replay only: loads first, then what they make possible.
         sensors=[landing_sensor, cohort_sensor, training_sensor, mlflow_run_closer, *ALERT_SENSORS],
         resources=dict(resources) if resources is not None else default_resources(),

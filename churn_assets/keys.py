@@ -21,6 +21,7 @@ PERFORMANCE_ESTIMATE = dg.AssetKey("performance_estimate")
 DRIFT_REPORT = dg.AssetKey("drift_report")
 MODEL_PERFORMANCE = dg.AssetKey("model_performance")
 RETENTION_OUTCOME = dg.AssetKey("retention_outcome")
+AT_RISK_LIST = dg.AssetKey("at_risk_list")
 
 # Jobs, one per moment of the monthly loop, and the champion's lifecycle.
 LOAD_JOB = "load_job"
@@ -28,6 +29,7 @@ COHORT_JOB = "cohort_job"
 TRAINING_JOB = "training_job"
 PROMOTION_JOB = "promotion_job"
 RETENTION_JOB = "retention_job"
+AT_RISK_JOB = "at_risk_job"  # the weekly list
 
 # Checks of the raw tables (each raw asset carries all that apply to it).
 SCHEMA_CHECK = "schema"

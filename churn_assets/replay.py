@@ -2,10 +2,13 @@
 
 On the first day of each simulated month the monthly schedule is evaluated as the daemon would at
 that time, its runs are executed, then every running sensor is ticked (with the clock set to that
-day) until none asks for more. Runs carry the same run-key, schedule and sensor tags the daemon
-writes, so a later ``dagster dev`` shows them and its own sensors do not repeat them. A run that
-failed is retried under its next attempt's key (see :mod:`churn_assets.automation.requests`), on
-this replay or the next one; one that succeeded is never repeated.
+day) until none asks for more. A schedule that ticks more often (the weekly at-risk list) is then
+evaluated once per month, at its first tick in it, when the month's cohort has been scored: one
+list a month keeps a replay's runs few, and each compares with the month before. Runs carry the
+same run-key, schedule and sensor tags the daemon writes, so a later ``dagster dev`` shows them
+and its own sensors do not repeat them. A run that failed is retried under its next attempt's key
+(see :mod:`churn_assets.automation.requests`), on this replay or the next one; one that succeeded
+is never repeated.
 
 Before the first month, runs an earlier replay left unfinished (its process was killed) are
 marked failed and their MLflow runs ended, so that they are retried. When the landing folder
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -39,6 +42,7 @@ from churn_assets.dagster_internals import (
     RUN_KEY_TAG,
     SCHEDULE_NAME_TAG,
     SENSOR_NAME_TAG,
+    cron_string_iterator,
 )
 from churn_assets.landing.catalog import LandingCatalog
 from churn_assets.partitions import add_months, month_start, partition_key
@@ -129,6 +133,21 @@ def _was_interrupted(result: dg.ExecuteInProcessResult) -> bool:
     )
 
 
+def schedule_ticks(schedule: dg.ScheduleDefinition, month: date) -> list[datetime]:
+    """The moments ``schedule`` ticks in ``month`` (naive, in its own time zone)."""
+    zone = schedule.execution_timezone or "UTC"
+    start = datetime(month.year, month.month, 1) - timedelta(seconds=1)
+    end = add_months(month, 1)
+    crons = schedule.cron_schedule
+    ticks = []
+    for cron in [crons] if isinstance(crons, str) else crons:
+        for tick in cron_string_iterator(start.replace(tzinfo=UTC).timestamp(), cron, zone):
+            if tick.date() >= end:
+                break
+            ticks.append(tick.replace(tzinfo=None))
+    return sorted(ticks)
+
+
 class Replayer:
     """Drives one Definitions object through simulated months on a persistent instance."""
 
@@ -198,9 +217,14 @@ class Replayer:
         if self.interrupted() or _was_interrupted(result):
             raise KeyboardInterrupt
 
-    def tick_schedules(self, month: date) -> None:
-        moment = datetime(month.year, month.month, month.day, 3, 0)
+    def tick_schedules(self, month: date, more_than_monthly: bool = False) -> None:
+        """The monthly schedules at the month's start, or those that tick more often (weekly) at
+        their first tick in the month."""
         for schedule in self.repository.schedule_defs:
+            ticks = schedule_ticks(schedule, month)
+            if not ticks or (len(ticks) > 1) != more_than_monthly:
+                continue
+            moment = ticks[0] if more_than_monthly else datetime(month.year, month.month, 1, 3, 0)
             # Entered so the instance and resources the context opens are closed here, in
             # order, rather than whenever the garbage collector gets to them.
             with dg.build_schedule_context(
@@ -245,6 +269,7 @@ class Replayer:
         self.summary.months.append(month)
         self.tick_schedules(month)
         self.tick_sensors(month)
+        self.tick_schedules(month, more_than_monthly=True)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,9 @@ from mlflow.tracking import MlflowClient
 from churn_assets.dagster_internals import AssetCheckExecutionRecordStatus
 from churn_assets.keys import DRIFT_CHECK_KEY, PROMOTED_TAG
 from churn_assets.replay import ReplaySummary
+from churn_assets.reports.at_risk import FOLDER as AT_RISK_FOLDER
 from churn_assets.settings import CHAMPION_ALIAS, REGISTERED_MODEL_NAME, ChurnPaths
+from churn_assets.warehouse import table_exists
 
 
 def print_drift_checks(summary: ReplaySummary, instance: dg.DagsterInstance) -> None:
@@ -38,6 +40,24 @@ def print_drift_checks(summary: ReplaySummary, instance: dg.DagsterInstance) -> 
         print(line)
 
 
+def print_at_risk_lists(paths: ChurnPaths) -> None:
+    """The weekly lists the replay wrote, and where the newest one is."""
+    with duckdb.connect(str(paths.warehouse), read_only=True) as conn:
+        if not table_exists(conn, "at_risk_lists"):
+            return
+        weeks = conn.execute(
+            "SELECT week, any_value(cohort_month), count(*) FILTER (bucket = 'A' AND change <> "
+            "'left'), count(*) FILTER (bucket = 'B' AND change <> 'left'), "
+            "count(*) FILTER (change = 'new'), count(*) FILTER (change = 'left') "
+            "FROM at_risk_lists GROUP BY week ORDER BY week"
+        ).fetchall()
+    print("\n== weekly at-risk lists")
+    for week, cohort, a, b, new, left in weeks:
+        print(f"{week}  cohort {cohort:%Y-%m}  call {a}  offer {b}  new {new}  left {left}")
+    if weeks:
+        print(f"newest: {paths.reports / AT_RISK_FOLDER / f'at_risk_{weeks[-1][0]}.html'}")
+
+
 def print_summary(
     summary: ReplaySummary, paths: ChurnPaths, instance: dg.DagsterInstance | None = None
 ) -> None:
@@ -64,6 +84,7 @@ def print_summary(
             "FROM predictions GROUP BY ALL ORDER BY cohort_month"
         ).fetchall():
             print(f"{cohort:%Y-%m}  model v{version}  {users} users  A {a}  B {b}  C {c}")
+    print_at_risk_lists(paths)
     client = MlflowClient(paths.mlflow_tracking_uri)
     # Search results leave aliases out: fetch each version whole.
     versions = [

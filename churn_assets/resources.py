@@ -2,9 +2,10 @@
 
 Assets ask for ``warehouse`` (DuckDB), ``landing`` (the raw-file folder), ``registry`` (the MLflow
 model registry), ``mlflow`` (dagster-mlflow's tracking resource, one MLflow run per Dagster run),
-``reports`` (where HTML goes), ``control`` (the control group) and ``online_store`` (what
-``churn-assets serve`` looks users up in); sensors ask for ``clock``,
-``retraining`` (the retraining policy) and ``alerts`` (log file, mail, webhook).
+``reports`` (where HTML goes), ``control`` (the control group), ``online_store`` (what
+``churn-assets serve`` looks users up in) and ``buckets`` (who is called); sensors ask
+for ``clock``, ``retraining`` (the retraining policy) and ``alerts`` (log file, mail,
+webhook).
 
 Every deployment knob is a typed field here with its one default;
 :func:`default_resources` reads the environment once (:mod:`churn_assets.settings`), when the
@@ -28,7 +29,7 @@ from dagster_mlflow.resources import MlFlow
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from churn_assets.alerts.channels import alerts_resource
 from churn_assets.dagster_internals import backoff
@@ -37,6 +38,7 @@ from churn_assets.landing.catalog import LandingCatalog
 from churn_assets.online.embedded import EmbeddedOnlineStore
 from churn_assets.online.store import OnlineStore
 from churn_assets.settings import (
+    BUCKET_VARIABLES,
     CHALLENGER_ALIAS,
     CHAMPION_ALIAS,
     CONTROL_VARIABLES,
@@ -45,6 +47,7 @@ from churn_assets.settings import (
     REGISTERED_MODEL_NAME,
     REPORTS_VARIABLES,
     RETRAINING_VARIABLES,
+    capacity,
     check_environment,
     churn_paths,
     read_variables,
@@ -260,6 +263,31 @@ class OnlineStoreResource(dg.ConfigurableResource):
         return EmbeddedOnlineStore(Path(self.folder))
 
 
+class BucketPolicy(dg.ConfigurableResource):
+    """Who lands in bucket A: everyone above the A cut-off, or as many as the call centre can
+    call (the riskiest first), since a call needs an agent and agents are counted."""
+
+    a_capacity: str = Field(
+        default="",
+        description="Bucket A by capacity (CHURN_BUCKET_A_CAPACITY): '500' puts the 500 riskiest "
+        "users outside the control group in A, '5%' that share of them; empty: the A cut-off.",
+    )
+
+    @field_validator("a_capacity")
+    @classmethod
+    def _readable(cls, value: str) -> str:
+        return capacity(value) if value.strip() else ""
+
+    def calls(self, callable_users: int) -> int | None:
+        """How many of ``callable_users`` (outside the control group) go to A; None: cut-off."""
+        if not self.a_capacity:
+            return None
+        if self.a_capacity.endswith("%"):
+            share = float(self.a_capacity.removesuffix("%")) / 100
+            return min(callable_users, round(share * callable_users))
+        return min(callable_users, int(self.a_capacity))
+
+
 class RetrainingPolicy(dg.ConfigurableResource):
     """How eagerly the training sensor retrains, and what it asks of the runs it launches
     (:mod:`churn_assets.automation.retraining` says why each default is what it is)."""
@@ -323,6 +351,7 @@ def default_resources(environ: Mapping[str, str] | None = None) -> dict[str, Any
         "online_store": OnlineStoreResource(
             folder=str(paths.home / "online"), **read_variables(ONLINE_STORE_VARIABLES, environ)
         ),
+        "buckets": BucketPolicy(**read_variables(BUCKET_VARIABLES, environ)),
         "clock": ClockResource(),
         "retraining": RetrainingPolicy(**read_variables(RETRAINING_VARIABLES, environ)),
         "registry": ModelRegistryResource(

@@ -138,6 +138,20 @@ def api_token(value: str) -> str:
     return token
 
 
+def capacity(value: str) -> str:
+    """Bucket A's size: a whole number of users (``500``) or a share of them (``5%``)."""
+    text = value.strip()
+    number = text.removesuffix("%").strip()
+    refused = ValueError(f"must be a number of users (500) or a percentage (5%), not {value!r}")
+    try:
+        amount = float(number) if text.endswith("%") else int(number)
+    except ValueError:
+        raise refused from None
+    if amount < 0 or (text.endswith("%") and amount > 100):
+        raise refused
+    return text
+
+
 def recipients(value: str) -> list[str]:
     """A comma-separated list of e-mail addresses."""
     return [a.strip() for a in value.split(",") if a.strip()]
@@ -157,6 +171,7 @@ CONTROL_VARIABLES: tuple[Variable, ...] = (("share", "CHURN_CONTROL_SHARE", shar
 REPORTS_VARIABLES: tuple[Variable, ...] = (("drift_html", "CHURN_DRIFT_HTML", yes_no),)
 ONLINE_STORE_VARIABLES: tuple[Variable, ...] = (("redis_url", "CHURN_REDIS_URL", redis_url),)
 SERVING_VARIABLES: tuple[Variable, ...] = (("api_token", "CHURN_API_TOKEN", api_token),)
+BUCKET_VARIABLES: tuple[Variable, ...] = (("a_capacity", "CHURN_BUCKET_A_CAPACITY", capacity),)
 ALERT_VARIABLES: tuple[Variable, ...] = (
     ("smtp_host", "CHURN_ALERT_SMTP_HOST", str),
     ("smtp_port", "CHURN_ALERT_SMTP_PORT", int),
@@ -247,6 +262,7 @@ def check_environment(environ: Mapping[str, str] | None = None) -> None:
         RETRAINING_VARIABLES,
         CONTROL_VARIABLES,
         REPORTS_VARIABLES,
+        BUCKET_VARIABLES,
         ALERT_VARIABLES,
         ONLINE_STORE_VARIABLES,
         SERVING_VARIABLES,

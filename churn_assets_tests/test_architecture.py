@@ -30,6 +30,7 @@ LAYERS = [
     ["scoring"],
     ["monitoring"],
     ["performance"],
+    ["reports"],
     ["automation"],
     ["definitions", "replay"],
     ["report", "retraction"],

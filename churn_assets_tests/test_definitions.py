@@ -21,6 +21,7 @@ EXPECTED_ASSETS = {
     "drift_report",
     "model_performance",
     "retention_outcome",
+    "at_risk_list",
 }
 
 
@@ -33,10 +34,15 @@ def test_workspace_points_at_loadable_definitions(churn_env, request):
     repo = defs.get_repository_def()
     repo.load_all_definitions()
     assert {k.to_user_string() for k in repo.assets_defs_by_key} == EXPECTED_ASSETS
-    assert {"load_job", "cohort_job", "training_job", "promotion_job", "retention_job"} <= set(
-        repo.job_names
-    )
-    assert {s.name for s in repo.schedule_defs} == {"monthly_schedule"}
+    assert {
+        "load_job",
+        "cohort_job",
+        "training_job",
+        "promotion_job",
+        "retention_job",
+        "at_risk_job",
+    } <= set(repo.job_names)
+    assert {s.name for s in repo.schedule_defs} == {"monthly_schedule", "weekly_schedule"}
     sensors = {s.name: s for s in repo.sensor_defs}
     assert set(sensors) == {
         "landing_sensor",

@@ -27,7 +27,13 @@ def test_replay_runs_every_month_without_failure(replayed_world):
     ]
     origins = {r.origin for r in summary.runs}
     # The simulated subscription history before the listening data is loaded first.
-    assert origins == {"landing_sensor", "monthly_schedule", "cohort_sensor", "training_sensor"}
+    assert origins == {
+        "landing_sensor",
+        "monthly_schedule",
+        "cohort_sensor",
+        "training_sensor",
+        "weekly_schedule",
+    }
 
 
 def test_warehouse_tables_hold_every_stage(replayed_world):
@@ -67,10 +73,19 @@ def test_warehouse_tables_hold_every_stage(replayed_world):
             "WHERE f.cohort_month >= '2016-05-01'"
         ).fetchone()[0]
         assert unscored == 0
-        # Every score carries three reasons; where anything raises the risk, that comes first.
+        # Every score in A and B carries three reasons; where anything raises the risk, that comes
+        # first. C is explained on demand only.
+        assert (
+            conn.execute(
+                "SELECT count(*) FROM predictions WHERE (bucket = 'C') <> (top_reasons IS NULL)"
+            ).fetchone()[0]
+            == 0
+        )
         reasons = conn.execute(
-            "SELECT top_reasons, churn_probability FROM predictions ORDER BY churn_probability"
+            "SELECT top_reasons, churn_probability FROM predictions WHERE bucket IN ('A', 'B') "
+            "ORDER BY churn_probability"
         ).fetchall()
+        assert reasons
         for text, _ in reasons:
             parts = text.split("; ")
             assert len(parts) == 3, text
@@ -174,3 +189,19 @@ def test_replaying_again_repeats_no_run_and_records_nothing(replayed_world):
     )
     assert again.runs == []
     assert decisions() == before
+
+
+def test_the_weekly_list_is_written_in_every_scored_month(replayed_world):
+    home = replayed_world["home"]
+    with _warehouse(home) as conn:
+        weeks = conn.execute(
+            "SELECT week, any_value(cohort_month), count(*) FILTER (change <> 'left') "
+            "FROM at_risk_lists GROUP BY week ORDER BY week"
+        ).fetchall()
+        newest = conn.execute("SELECT max(cohort_month) FROM predictions").fetchall()[0][0]
+    assert weeks, "replay evaluated the weekly schedule"
+    for week, cohort, _ in weeks:
+        # The month's first Monday, after the month's cohort was scored.
+        assert week.weekday() == 0 and week.day <= 7 and cohort == week.replace(day=1)
+        assert (home / "reports" / "at_risk" / f"at_risk_{week}.html").exists()
+    assert weeks[-1][1] == newest

@@ -13,7 +13,7 @@ import ssl
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -108,12 +108,42 @@ class AlertsResource(dg.ConfigurableResource):
         except OSError as error:
             logger.warning("alert log %s not writable (%s): %s", path, error, line)
 
-    def _mail(self, alert: Alert) -> None:
+    def mail_report(self, subject: str, body: str, attachments: Sequence[Path] = ()) -> str:
+        """Mail a report (the weekly list) to the alert recipients, its files attached.
+
+        Returns what happened, for the report's metadata: ``sent to ...``, ``not configured``, or
+        ``failed: ...`` (also logged as a ``channel_failed`` line): a report is never lost to a
+        mail server that does not answer, it stays on disk.
+        """
+        if "smtp" not in self.channels():
+            return "not configured"
+        message = self._message(one_line(subject), body)
+        for path in attachments:
+            kind = "html" if path.suffix == ".html" else "csv"
+            message.add_attachment(
+                path.read_bytes(), maintype="text", subtype=kind, filename=path.name
+            )
+        try:
+            self._deliver(message)
+        except Exception as error:  # the report stays on disk; the failure is logged
+            reason = f"{type(error).__name__}: {error}"
+            detail = f"report {subject} not delivered: {reason}"
+            self._append(Alert(CHANNEL_FAILED, WARNING, "smtp", detail).log_line())
+            return f"failed: {reason}"
+        return f"sent to {', '.join(self.email_to)}"
+
+    def _message(self, subject: str, body: str) -> EmailMessage:
         message = EmailMessage()
-        message["Subject"] = alert.mail_subject()
+        message["Subject"] = subject
         message["From"] = self.smtp_from or DEFAULT_SENDER
         message["To"] = ", ".join(self.email_to)
-        message.set_content(alert.mail_body())
+        message.set_content(body)
+        return message
+
+    def _mail(self, alert: Alert) -> None:
+        self._deliver(self._message(alert.mail_subject(), alert.mail_body()))
+
+    def _deliver(self, message: EmailMessage) -> None:
         with smtplib.SMTP(self.smtp_host, self.smtp_port, timeout=SMTP_TIMEOUT_S) as smtp:
             if self.smtp_starttls:
                 smtp.starttls(context=ssl.create_default_context())

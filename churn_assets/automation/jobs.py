@@ -81,4 +81,11 @@ def retention_job() -> None:
     delete_old_versions_op()
 
 
-ALL_JOBS = [load_job, cohort_job, training_job, promotion_job, retention_job]
+# The weekly at-risk list, from the newest scored cohort (the week comes in its config).
+at_risk_job = dg.define_asset_job(
+    keys.AT_RISK_JOB,
+    selection=dg.AssetSelection.assets(keys.AT_RISK_LIST),
+    description="Write the week's at-risk list (CSV, HTML, mail) from the newest scored cohort.",
+)
+
+ALL_JOBS = [load_job, cohort_job, training_job, promotion_job, retention_job, at_risk_job]

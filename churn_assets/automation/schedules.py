@@ -1,4 +1,5 @@
-"""The monthly schedule: on the first day of month T, load month T-1 and the labels of T-2.
+"""The monthly schedule: on the first day of month T, load month T-1 and the labels of T-2; and
+the weekly one: every Monday, the at-risk list from the newest scored cohort.
 
 Only what has landed is asked for (see :mod:`churn_assets.automation.loads`): a month whose files
 are late is skipped with a reason and loaded by ``landing_sensor`` when they arrive. Everything
@@ -6,10 +7,12 @@ after the loads is event-driven (see ``sensors``), so each step starts as soon a
 """
 
 import dagster as dg
+from dagster_duckdb import DuckDBResource
 
-from churn_assets.automation.jobs import load_job
+from churn_assets.automation.jobs import at_risk_job, load_job
 from churn_assets.automation.loads import label_load, month_load, register_calendar
 from churn_assets.partitions import LABEL_DELAY_MONTHS, add_months, month_start
+from churn_assets.reports.at_risk import newest_scored_cohort, week_start
 from churn_assets.resources import LandingResource
 
 
@@ -37,3 +40,22 @@ def monthly_schedule(context: dg.ScheduleEvaluationContext, landing: LandingReso
             f"nor labels of {labelled_cohort:%Y-%m}"
         )
     return requests
+
+
+@dg.schedule(
+    cron_schedule="0 6 * * 1",
+    job=at_risk_job,
+    description="Weekly, on Monday: the at-risk list (A to call, B to make an offer) of the "
+    "newest scored cohort, with what changed since last week.",
+)
+def weekly_schedule(context: dg.ScheduleEvaluationContext, warehouse: DuckDBResource):
+    week = week_start(context.scheduled_execution_time.date())
+    with warehouse.get_connection() as conn:
+        cohort = newest_scored_cohort(conn, week)
+    if cohort is None:
+        return dg.SkipReason(f"no cohort scored by the week of {week}: no list to write")
+    return dg.RunRequest(
+        run_key=f"at_risk_list_{week}",
+        run_config={"ops": {"at_risk_list": {"config": {"week": week.isoformat()}}}},
+        tags={"churn/week": week.isoformat(), "churn/cohort": f"{cohort:%Y-%m}"},
+    )

@@ -1,14 +1,19 @@
-"""The ``predictions`` asset: the champion's churn score, bucket and reasons for every cohort user.
+"""The ``predictions`` asset: the champion's churn score and bucket for every cohort user, and
+reasons for those someone acts on.
 
 Buckets follow the retention playbook: A (will leave unless someone calls), B (on the fence: offer a
-discount), C (likely to stay: a thank-you is enough).
+discount), C (likely to stay: a thank-you is enough). Reasons are exact TreeSHAP contributions,
+which cost tens to hundreds of times the score itself: batch explains buckets A and B only, the
+users an agent or an offer reaches; the others' ``top_reasons`` stay NULL (DESIGN §5).
 """
 
+import os
 from datetime import date, datetime
 from pathlib import Path
 
 import dagster as dg
 import lightgbm as lgb
+import numpy as np
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
@@ -17,12 +22,18 @@ from churn_assets.features.feature_sets import cohort_coverage, read_cohort_feat
 from churn_assets.modeling.frame import as_matrix
 from churn_assets.outcomes.control import in_control_group
 from churn_assets.partitions import month_start, monthly_partitions
-from churn_assets.resources import ControlGroupResource, ModelRegistryResource
-from churn_assets.scoring.buckets import ScoringConfig, assign_buckets
-from churn_assets.scoring.reasons import reason_text, top_reasons
+from churn_assets.resources import BucketPolicy, ControlGroupResource, ModelRegistryResource
+from churn_assets.scoring.buckets import (
+    ScoringConfig,
+    assign_buckets,
+    capacity_buckets,
+    cut_off_policy,
+)
+from churn_assets.scoring.reasons import explain_rows
 from churn_assets.warehouse import run_sql_file, transaction
 
 SQL = Path(__file__).parent / "predictions.sql"
+EXPLAINED_BUCKETS = ("A", "B")
 
 
 @dg.asset(
@@ -37,8 +48,9 @@ def predictions(
     warehouse: DuckDBResource,
     registry: ModelRegistryResource,
     control: ControlGroupResource,
+    buckets: BucketPolicy,
 ) -> dg.MaterializeResult:
-    """Scores of the cohort by the ``champion`` model version, with its top three reasons."""
+    """Scores of the cohort by the ``champion`` model version; three reasons for A and B."""
     cohort = month_start(context.partition_key)
     champion = registry.champion()
     if champion is None:
@@ -56,11 +68,12 @@ def predictions(
         )
     if frame.empty:
         return _nothing_to_score(cohort, coverage)
-    scored = _score(frame, cohort, booster, str(champion.version), config, control.share)
+    scored = _score(frame, cohort, booster, str(champion.version), config, control.share, buckets)
     with warehouse.get_connection() as conn:
         conn.register("scored", scored)
         with transaction(conn):
             run_sql_file(conn, SQL, {"cohort": cohort})
+        conn.unregister("scored")
     return dg.MaterializeResult(metadata=_scoring_metadata(scored, coverage))
 
 
@@ -78,6 +91,15 @@ def _nothing_to_score(cohort: date, coverage: dict) -> dg.MaterializeResult:
     )
 
 
+def scoring_threads() -> int:
+    """LightGBM's threads: the cores this process may use (not the machine's: a container's
+    share is smaller, and oversubscribed OpenMP threads slow each other down)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def _score(
     frame: pd.DataFrame,
     cohort: date,
@@ -85,28 +107,45 @@ def _score(
     version: str,
     config: ScoringConfig,
     control_share: float,
+    policy: BucketPolicy,
 ) -> pd.DataFrame:
-    """One row per user: probability, bucket, three reasons and control-group membership."""
+    """One row per user: probability, bucket, control-group membership; reasons for A and B."""
+    names = list(booster.feature_name())
     try:
-        matrix = as_matrix(frame, list(booster.feature_name()))
+        values = np.ascontiguousarray(as_matrix(frame, names).to_numpy())
     except KeyError as exc:
         raise dg.Failure(f"model v{version} cannot score cohort {cohort:%Y-%m}: {exc}") from exc
-    probability = booster.predict(matrix)
-    reasons = top_reasons(booster, matrix)
+    threads = scoring_threads()
+    probability = booster.predict(values, num_threads=threads)
+    control = in_control_group(frame["msno"], control_share)
+    bucket, bucket_policy = _buckets(probability, control, config, policy)
+    explained = np.flatnonzero(np.isin(bucket, EXPLAINED_BUCKETS))
+    reasons = np.full(len(frame), None, dtype=object)
+    reasons[explained] = explain_rows(booster, values, names, explained, num_threads=threads)
     return pd.DataFrame(
         {
             "msno": frame["msno"],
             "cohort_month": cohort,
             "churn_probability": probability,
-            "bucket": assign_buckets(
-                probability, config.bucket_a_min_probability, config.bucket_b_min_probability
-            ),
+            "bucket": bucket,
             "model_version": version,
-            "top_reasons": ["; ".join(reason_text(*reason) for reason in r) for r in reasons],
+            "top_reasons": reasons,
             "scored_at": datetime.now(),
-            "control_group": in_control_group(frame["msno"], control_share),
+            "control_group": control,
+            "bucket_policy": bucket_policy,
         }
     )
+
+
+def _buckets(
+    probability: np.ndarray, control: np.ndarray, config: ScoringConfig, policy: BucketPolicy
+) -> tuple[np.ndarray, str]:
+    """Buckets by the cut-offs, or bucket A by the call centre's capacity; and which it was."""
+    a_min, b_min = config.bucket_a_min_probability, config.bucket_b_min_probability
+    calls = policy.calls(int((~control).sum()))
+    if calls is None:
+        return assign_buckets(probability, a_min, b_min), cut_off_policy(a_min, b_min)
+    return capacity_buckets(probability, control, calls, b_min)
 
 
 def _scoring_metadata(scored: pd.DataFrame, coverage: dict) -> dict[str, object]:
@@ -122,6 +161,9 @@ def _scoring_metadata(scored: pd.DataFrame, coverage: dict) -> dict[str, object]
         "mean_churn_probability": float(scored["churn_probability"].mean()),
         "bucket_counts": dg.MetadataValue.json({k: int(v) for k, v in buckets.items()}),
         "control_group_users": int(scored["control_group"].sum()),
+        "bucket_policy": str(scored["bucket_policy"].iloc[0]),
+        "explained_users": int(scored["top_reasons"].notna().sum()),
+        "explained_buckets": ", ".join(EXPLAINED_BUCKETS),
         "highest_risk": dg.MetadataValue.md(
             scored.nlargest(10, "churn_probability")[
                 ["msno", "churn_probability", "bucket", "top_reasons"]

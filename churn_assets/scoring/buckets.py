@@ -6,6 +6,9 @@ from pydantic import Field
 
 from churn_assets.settings import BUCKET_A_MIN_PROBABILITY, BUCKET_B_MIN_PROBABILITY
 
+# The retention playbook: what each bucket gets.
+ACTIONS = {"A": "call", "B": "offer", "C": "thank-you"}
+
 
 class ScoringConfig(dg.Config):
     bucket_a_min_probability: float = Field(
@@ -21,3 +24,27 @@ def assign_buckets(probability: np.ndarray, a_min: float, b_min: float) -> np.nd
     if not 0 <= b_min <= a_min <= 1:
         raise ValueError(f"bucket thresholds must satisfy 0 <= B ({b_min}) <= A ({a_min}) <= 1")
     return np.where(probability >= a_min, "A", np.where(probability >= b_min, "B", "C"))
+
+
+def cut_off_policy(a_min: float, b_min: float) -> str:
+    """The policy as the list and the table name it."""
+    return f"cut-offs: A from {a_min:g}, B from {b_min:g}"
+
+
+def capacity_buckets(
+    probability: np.ndarray, control: np.ndarray, calls: int, b_min: float
+) -> tuple[np.ndarray, str]:
+    """Bucket A holds exactly ``calls`` users outside the control group, the riskiest (ties by
+    position: the frame is ordered by msno); control users scored as high are A too, so the
+    control group still measures what a call achieves. B and C keep the B cut-off.
+    """
+    if not 0 <= b_min <= 1 or calls < 0:
+        raise ValueError(f"bucket thresholds: B ({b_min}) must be in [0, 1], calls ({calls}) >= 0")
+    buckets = np.where(probability >= b_min, "B", "C")
+    callable_rows = np.flatnonzero(~control)
+    ranked = callable_rows[np.argsort(-probability[callable_rows], kind="stable")]
+    chosen = ranked[:calls]
+    buckets[chosen] = "A"
+    lowest = float(probability[chosen].min()) if len(chosen) else np.inf
+    buckets[control & (probability >= lowest)] = "A"
+    return buckets, f"capacity: A the {calls} riskiest outside the control group, B from {b_min:g}"

@@ -11,8 +11,10 @@ CREATE TABLE IF NOT EXISTS predictions (
 );
 -- Held out of every action, to measure what the actions were worth (outcomes/control.py).
 ALTER TABLE predictions ADD COLUMN IF NOT EXISTS control_group BOOLEAN;
+-- How buckets were drawn: by probability cut-offs, or bucket A by the call centre's capacity.
+ALTER TABLE predictions ADD COLUMN IF NOT EXISTS bucket_policy VARCHAR;
 DELETE FROM predictions WHERE cohort_month = $cohort;
 INSERT INTO predictions BY NAME
 SELECT msno, cohort_month, churn_probability, bucket, model_version, top_reasons, scored_at,
-       control_group
+       control_group, bucket_policy
 FROM scored;
