@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 from benchmarks_md import parse_args, parse_size, size_argument, write_section
+from registry import register_champion
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Drift report"
@@ -111,11 +112,8 @@ SHIFTS = {"amount_00": "* 1.3", "count_00": "+ 1", "gappy_00": "* 1.2"}
 def build_drift_home(home: Path, users: int) -> dict:
     """A warehouse with a reference and a current cohort, and a registered champion."""
     import lightgbm as lgb
-    import mlflow
-    from mlflow.tracking import MlflowClient
 
-    from churn_assets.resources import default_resources, ensure_experiment
-    from churn_assets.settings import CHAMPION_ALIAS, REGISTERED_MODEL_NAME
+    from churn_assets.resources import default_resources
 
     os.environ["CHURN_HOME"] = str(home)
     resources = default_resources()
@@ -157,25 +155,16 @@ def build_drift_home(home: Path, users: int) -> dict:
         lgb.Dataset(x, label.astype(int)),
         num_boost_round=100,
     )
-    tracking_uri = resources["registry"].tracking_uri
-    experiment_id = ensure_experiment(tracking_uri, home / "mlartifacts")
-    mlflow.set_tracking_uri(tracking_uri)
-    with mlflow.start_run(experiment_id=experiment_id):
-        info = mlflow.lightgbm.log_model(
-            booster,
-            name="model",
-            registered_model_name=REGISTERED_MODEL_NAME,
-            pip_requirements=["lightgbm"],
-        )
-    client = MlflowClient(tracking_uri)
-    version = str(info.registered_model_version)
-    for key, value in {
-        "training_cohorts": json.dumps([f"{REFERENCE:%Y-%m-01}"]),
-        "validation_cohort": f"{REFERENCE:%Y-%m-01}",
-        "feature_columns": json.dumps(names),
-    }.items():
-        client.set_model_version_tag(REGISTERED_MODEL_NAME, version, key, value)
-    client.set_registered_model_alias(REGISTERED_MODEL_NAME, CHAMPION_ALIAS, version)
+    register_champion(
+        resources["registry"].tracking_uri,
+        home / "mlartifacts",
+        booster,
+        {
+            "training_cohorts": json.dumps([f"{REFERENCE:%Y-%m-01}"]),
+            "validation_cohort": f"{REFERENCE:%Y-%m-01}",
+            "feature_columns": json.dumps(names),
+        },
+    )
     return {"generated_s": generated_s, "columns": len(names)}
 
 

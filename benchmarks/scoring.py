@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 from benchmarks_md import parse_args, parse_size, size_argument, write_section
+from registry import register_champion
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Scoring and reasons"
@@ -123,33 +124,13 @@ def build_home(home: Path, users: int, trees: int, leaves: int) -> dict:
         lgb.Dataset(x, label.astype(int)),
         num_boost_round=trees,
     )
-    _register(booster, resources["registry"].tracking_uri, home, names)
-    return {"churn_rate": float(label.mean()), "trees": booster.num_trees()}
-
-
-def _register(booster, tracking_uri: str, home: Path, names: list[str]) -> None:
-    """Log ``booster`` with the LightGBM flavour and make it champion, as training would."""
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
-    from churn_assets.resources import ensure_experiment
-    from churn_assets.settings import CHAMPION_ALIAS, REGISTERED_MODEL_NAME
-
-    experiment_id = ensure_experiment(tracking_uri, home / "mlartifacts")
-    mlflow.set_tracking_uri(tracking_uri)
-    with mlflow.start_run(experiment_id=experiment_id):
-        info = mlflow.lightgbm.log_model(
-            booster,
-            name="model",
-            registered_model_name=REGISTERED_MODEL_NAME,
-            pip_requirements=["lightgbm"],
-        )
-    client = MlflowClient(tracking_uri)
-    version = str(info.registered_model_version)
-    client.set_model_version_tag(
-        REGISTERED_MODEL_NAME, version, "feature_columns", json.dumps(names)
+    register_champion(
+        resources["registry"].tracking_uri,
+        home / "mlartifacts",
+        booster,
+        {"feature_columns": json.dumps(names)},
     )
-    client.set_registered_model_alias(REGISTERED_MODEL_NAME, CHAMPION_ALIAS, version)
+    return {"churn_rate": float(label.mean()), "trees": booster.num_trees()}
 
 
 def measure_bare(home: Path) -> dict:

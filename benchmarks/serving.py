@@ -27,16 +27,15 @@ from pathlib import Path
 import duckdb
 import httpx
 import lightgbm as lgb
-import mlflow
 import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchmarks_md import parse_args, write_section
+from registry import register_champion
 
-from churn_assets.resources import default_resources, ensure_experiment
+from churn_assets.resources import default_resources
 from churn_assets.scoring.reasons import FEATURE_WORDS
-from churn_assets.settings import CHAMPION_ALIAS, REGISTERED_MODEL_NAME
 
 SECTION = "## Serving"
 LEVELS = (1, 8, 32)
@@ -63,22 +62,10 @@ def build_home(home: Path, users: int, rounds: int) -> lgb.Booster:
         conn.execute("CREATE OR REPLACE TABLE features AS SELECT * FROM frame")
     params = {"objective": "binary", "verbose": -1, "num_leaves": 31, "n_jobs": 1}
     booster = lgb.train(params, lgb.Dataset(frame[FEATURES], label), num_boost_round=rounds)
-    _register_champion(home, booster)
+    register_champion(
+        f"sqlite:///{home / 'mlflow.db'}", home / "mlartifacts", booster, {"promoted": "true"}
+    )
     return booster
-
-
-def _register_champion(home: Path, booster: lgb.Booster) -> None:
-    uri = f"sqlite:///{home / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    experiment = ensure_experiment(uri, home / "mlartifacts")
-    with mlflow.start_run(experiment_id=experiment):
-        info = mlflow.lightgbm.log_model(
-            booster, name="model", registered_model_name=REGISTERED_MODEL_NAME
-        )
-    client = mlflow.MlflowClient(uri)
-    version = str(info.registered_model_version)
-    client.set_model_version_tag(REGISTERED_MODEL_NAME, version, "promoted", "true")
-    client.set_registered_model_alias(REGISTERED_MODEL_NAME, CHAMPION_ALIAS, version)
 
 
 def publish(home: Path, environ: dict[str, str], with_predictions: bool) -> None:
