@@ -101,6 +101,36 @@ def register_booster(
     return version
 
 
+def fit_and_register_champion(
+    train: Any,
+    tracking_uri: str,
+    artifacts: Path,
+    training: list,
+    validation: Any,
+    min_data_in_leaf: int,
+) -> Any:
+    """A small LightGBM fitted on every feature column of ``train``, registered as champion
+    with the cohorts it learnt from (``training``, ``validation``); the booster."""
+    import json
+
+    import lightgbm as lgb
+
+    columns = [c for c in train.columns if c not in ("msno", "cohort_month", "is_churn")]
+    booster = lgb.train(
+        {"objective": "binary", "verbose": -1, "min_data_in_leaf": min_data_in_leaf,
+         "num_leaves": 7},
+        lgb.Dataset(train[columns].astype(float), train["is_churn"]),
+        num_boost_round=40,
+    )  # fmt: skip
+    tags = {
+        "training_cohorts": json.dumps([f"{c:%Y-%m-01}" for c in training]),
+        "validation_cohort": f"{validation:%Y-%m-01}",
+        "feature_columns": json.dumps(columns),
+    }
+    register_booster(tracking_uri, artifacts, booster, tags, champion=True)
+    return booster
+
+
 def cohort_features(
     root: Path, files: dict[str, str], cohort: str, listening_from: str
 ) -> list[dict[str, Any]]:

@@ -7,7 +7,6 @@ runs through ``dg.materialize``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -27,7 +26,7 @@ from churn_assets.monitoring.measure import share_truncated_columns
 from churn_assets.monitoring.target import churn_rate_shift, target_drift
 from churn_assets.resources import default_resources
 from churn_assets.settings import EXPERIMENT_NAME
-from churn_assets_tests.helpers import materialize, register_booster
+from churn_assets_tests.helpers import fit_and_register_champion, materialize
 
 TRAINING = [date(2016, 1, 1), date(2016, 2, 1)]
 VALIDATION = date(2016, 3, 1)
@@ -73,19 +72,9 @@ def _resampled(reference: pd.DataFrame, cohort: date, n: int, seed: int) -> pd.D
 
 
 def _register_champion(train: pd.DataFrame, tracking_uri: str, artifacts: Path) -> lgb.Booster:
-    columns = [c for c in train.columns if c not in ("msno", "cohort_month", "is_churn")]
-    booster = lgb.train(
-        {"objective": "binary", "verbose": -1, "min_data_in_leaf": 200, "num_leaves": 7},
-        lgb.Dataset(train[columns].astype(float), train["is_churn"]),
-        num_boost_round=40,
+    return fit_and_register_champion(
+        train, tracking_uri, artifacts, TRAINING, VALIDATION, min_data_in_leaf=200
     )
-    tags = {
-        "training_cohorts": json.dumps([f"{c:%Y-%m-01}" for c in TRAINING]),
-        "validation_cohort": f"{VALIDATION:%Y-%m-01}",
-        "feature_columns": json.dumps(columns),
-    }
-    register_booster(tracking_uri, artifacts, booster, tags, champion=True)
-    return booster
 
 
 @pytest.fixture(scope="module")

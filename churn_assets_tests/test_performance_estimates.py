@@ -14,14 +14,11 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import lightgbm as lgb
-import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from mlflow.tracking import MlflowClient
 
 from churn_assets.features.assets import features
-from churn_assets.keys import PROMOTED_TAG
 from churn_assets.modeling.frame import as_matrix, informative_columns
 from churn_assets.modeling.metrics import classification_metrics
 from churn_assets.performance.assets import model_performance
@@ -39,12 +36,11 @@ from churn_assets.performance.estimation import (
 )
 from churn_assets.performance.judging import ExpectedLevel
 from churn_assets.raw.assets import labels, members, transactions, user_logs
-from churn_assets.resources import default_resources, ensure_experiment
+from churn_assets.resources import default_resources
 from churn_assets.scoring.assets import predictions
 from churn_assets.scoring.buckets import assign_buckets
-from churn_assets.settings import CHAMPION_ALIAS, REGISTERED_MODEL_NAME
 from churn_assets.simulator import simulate
-from churn_assets_tests.helpers import RANGE_END, RANGE_START, materialize
+from churn_assets_tests.helpers import RANGE_END, RANGE_START, materialize, register_booster
 
 CHECKED = ("auc", "log_loss", "churn_rate", "lift_top_decile", "bucket_a_precision")
 
@@ -243,19 +239,8 @@ def _champion(home: Path, tracking_uri: str) -> None:
         lgb.Dataset(as_matrix(frame, columns), frame["is_churn"].to_numpy()),
         num_boost_round=40,
     )
-    mlflow.set_tracking_uri(tracking_uri)
-    with mlflow.start_run(experiment_id=ensure_experiment(tracking_uri, home / "mlartifacts")):
-        info = mlflow.lightgbm.log_model(
-            booster,
-            name="model",
-            registered_model_name=REGISTERED_MODEL_NAME,
-            pip_requirements=["lightgbm"],
-        )
-    client, version = MlflowClient(tracking_uri), str(info.registered_model_version)
     tags = {"validation_cohort": "2016-04-01", "feature_columns": json.dumps(columns)}
-    for key, value in {**tags, PROMOTED_TAG: "false"}.items():
-        client.set_model_version_tag(REGISTERED_MODEL_NAME, version, key, value)
-    client.set_registered_model_alias(REGISTERED_MODEL_NAME, CHAMPION_ALIAS, version)
+    register_booster(tracking_uri, home / "mlartifacts", booster, tags, champion=True)
 
 
 @pytest.fixture

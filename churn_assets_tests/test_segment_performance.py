@@ -13,20 +13,17 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import lightgbm as lgb
-import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from mlflow.tracking import MlflowClient
 from sklearn.metrics import roc_auc_score
 
-from churn_assets.keys import PROMOTED_TAG
 from churn_assets.modeling.bootstrap import bootstrap_intervals
 from churn_assets.partitions import register_months
 from churn_assets.performance.assets import model_performance
 from churn_assets.performance.segments import delong_auc
-from churn_assets.resources import default_resources, ensure_experiment
-from churn_assets.settings import CHAMPION_ALIAS, REGISTERED_MODEL_NAME
+from churn_assets.resources import default_resources
+from churn_assets_tests.helpers import register_booster
 
 COHORTS = [date(2016, m, 1) for m in range(1, 5)]
 JUDGED = COHORTS[-1]
@@ -62,22 +59,13 @@ def _champion(home: Path, train: pd.DataFrame) -> str:
         lgb.Dataset(train[FEATURES].astype(float), train["is_churn"].to_numpy()),
         num_boost_round=40,
     )
-    uri = f"sqlite:///{home / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    with mlflow.start_run(experiment_id=ensure_experiment(uri, home / "mlartifacts")):
-        info = mlflow.lightgbm.log_model(
-            booster,
-            name="model",
-            input_example=pd.DataFrame({c: [0.0] for c in FEATURES}),
-            registered_model_name=REGISTERED_MODEL_NAME,
-        )
-    version = str(info.registered_model_version)
-    client = MlflowClient(uri)
-    # As registration does: "promoted" last, saying the version was registered whole.
-    for key, value in {"validation_cohort": "2016-03-01", PROMOTED_TAG: "false"}.items():
-        client.set_model_version_tag(REGISTERED_MODEL_NAME, version, key, value)
-    client.set_registered_model_alias(REGISTERED_MODEL_NAME, CHAMPION_ALIAS, version)
-    return version
+    return register_booster(
+        f"sqlite:///{home / 'mlflow.db'}",
+        home / "mlartifacts",
+        booster,
+        {"validation_cohort": "2016-03-01"},
+        champion=True,
+    )
 
 
 def test_delong_matches_the_auc_and_the_bootstrap_spread():
