@@ -199,10 +199,11 @@ def _verdict(
     if statistic <= threshold:
         return PerformanceVerdict("pass", f"champion v{version} calibrated within noise: {shown}")
     window = [*earlier[-(DEFAULT_WINDOW - 1) :], True]
-    if float(chi2.sf(statistic, degrees)) < DOUBT_ALPHA or sum(window) >= DEFAULT_FAILURES:
+    beyond_doubt = float(chi2.sf(statistic, degrees)) < DOUBT_ALPHA
+    if beyond_doubt or sum(window) >= DEFAULT_FAILURES:
         why = (
             "beyond doubt"
-            if float(chi2.sf(statistic, degrees)) < DOUBT_ALPHA
+            if beyond_doubt
             else f"in {sum(window)} of its last {len(window)} cohorts judged"
         )
         return PerformanceVerdict(

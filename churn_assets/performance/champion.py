@@ -4,6 +4,7 @@ against its own expected level, with the history that makes a failure persistent
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -82,6 +83,24 @@ def judge_against_rule(
             "pass", f"information: {shown}: below the rule on this cohort's point estimate only"
         )
     return PerformanceVerdict("pass", shown)
+
+
+def backtested_level(
+    conn,
+    version: str,
+    cohort: date,
+    history: list[tuple[date, str, bool]],
+    cohorts: int,
+    metrics: Iterable[str],
+) -> ExpectedLevel | None:
+    """The version's expected level before ``cohort``: its first out-of-time backtests, the
+    cohorts on which a metric failed its judgement (``history``) left out of that metric."""
+    return expected_level(
+        out_of_time_rows(conn, version, cohort),
+        failed=[(c, m) for c, m, failed in history if failed],
+        cohorts=cohorts,
+        metrics=metrics,
+    )
 
 
 def judgement_history(conn, version: str, cohort: date) -> list[tuple[date, str, bool]]:
@@ -260,14 +279,10 @@ def judge_champion(
             )
         )
     with warehouse.get_connection() as conn:
-        out_of_time = out_of_time_rows(conn, version, cohort)
         history = judgement_history(conn, version, cohort)
-    expected = expected_level(
-        out_of_time,
-        failed=[(c, m) for c, m, failed in history if failed],
-        cohorts=config.expected_cohorts,
-        metrics=config.judged_metrics,
-    )
+        expected = backtested_level(
+            conn, version, cohort, history, config.expected_cohorts, config.judged_metrics
+        )
     if expected is None:
         return ChampionJudgement(
             PerformanceVerdict(

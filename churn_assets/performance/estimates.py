@@ -23,8 +23,11 @@ from churn_assets import keys
 from churn_assets.keys import ESTIMATED_PERFORMANCE_CHECK
 from churn_assets.monitoring.verdicts import record_verdict
 from churn_assets.partitions import month_start, monthly_partitions
-from churn_assets.performance.backtest import out_of_time_rows
-from churn_assets.performance.champion import champion_check_result, judgement_history
+from churn_assets.performance.champion import (
+    backtested_level,
+    champion_check_result,
+    judgement_history,
+)
 from churn_assets.performance.config import EstimateConfig
 from churn_assets.performance.estimate_judging import (
     BEFORE_LABELS,
@@ -42,7 +45,6 @@ from churn_assets.performance.judging import (
     ExpectedLevel,
     MetricJudgement,
     PerformanceVerdict,
-    expected_level,
 )
 from churn_assets.warehouse import run_sql_file, table_exists, transaction
 
@@ -117,14 +119,10 @@ def _expected_level(
     """The version's level from its first out-of-time backtests before this cohort (the cohorts
     on which a metric failed its judgement left out, as model_performance does); no stand-in."""
     with warehouse.get_connection() as conn:
-        backtests = out_of_time_rows(conn, version, cohort)
         history = judgement_history(conn, version, cohort)
-    return expected_level(
-        backtests,
-        failed=[(c, m) for c, m, failed in history if failed],
-        cohorts=config.expected_cohorts,
-        metrics=config.judged_metrics,
-    )
+        return backtested_level(
+            conn, version, cohort, history, config.expected_cohorts, config.judged_metrics
+        )
 
 
 def estimate_rows(
