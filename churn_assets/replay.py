@@ -44,6 +44,7 @@ from churn_assets.dagster_internals import (
     SENSOR_NAME_TAG,
     cron_string_iterator,
 )
+from churn_assets.keys import TRIGGER_TAG
 from churn_assets.landing.catalog import LandingCatalog
 from churn_assets.partitions import add_months, month_start, partition_key
 from churn_assets.resources import ClockResource
@@ -68,6 +69,7 @@ class ReplayedRun:
     run_id: str
     reason: str = ""  # why it failed, in one line
     request: str = ""  # what was asked (attempts of one request share it)
+    trigger: str = ""  # why a sensor asked for it (its churn/trigger tag)
 
 
 @dataclass
@@ -131,6 +133,24 @@ def _was_interrupted(result: dg.ExecuteInProcessResult) -> bool:
         and e.step_failure_data.error.cls_name in interrupted
         for e in result.all_events
     )
+
+
+def _partitions(request: dg.RunRequest) -> str:
+    """``[2016-05]``, ``[2015-01..2015-12]`` for a ranged run, or nothing (the weekly list)."""
+    if request.partition_key:
+        return f"[{request.partition_key[:7]}]"
+    first, last = (
+        request.tags.get(tag, "")[:7]
+        for tag in (ASSET_PARTITION_RANGE_START_TAG, ASSET_PARTITION_RANGE_END_TAG)
+    )
+    return f"[{first}..{last}]" if first else ""
+
+
+def _outcome(run: ReplayedRun) -> str:
+    """What a run made or why it failed, its id, and why it was asked for (its trigger)."""
+    status = "ok" if run.success else f"FAILED ({run.reason})"
+    why = f"; trigger: {run.trigger}" if run.trigger else ""
+    return f"{status}: {', '.join(run.assets) or '-'} (run {run.run_id[:8]}{why})"
 
 
 def schedule_ticks(schedule: dg.ScheduleDefinition, month: date) -> list[datetime]:
@@ -206,14 +226,10 @@ class Replayer:
             result.run_id,
             "" if result.success else failure_reason(result),
             request.tags.get(REQUEST_TAG, result.run_id),
+            request.tags.get(TRIGGER_TAG, ""),
         )
         self.summary.runs.append(run)
-        partitions = request.partition_key or "..".join(
-            request.tags.get(tag, "")[:7]
-            for tag in (ASSET_PARTITION_RANGE_START_TAG, ASSET_PARTITION_RANGE_END_TAG)
-        )
-        status = "ok" if result.success else f"FAILED ({run.reason})"
-        self.log(f"  {origin} -> {job.name}[{partitions[:7]}] {status}: {', '.join(assets) or '-'}")
+        self.log(f"  {origin} -> {job.name}{_partitions(request)} {_outcome(run)}")
         if self.interrupted() or _was_interrupted(result):
             raise KeyboardInterrupt
 

@@ -171,11 +171,16 @@ class AlertsResource(dg.ConfigurableResource):
             time.sleep(RETRY_PAUSE_S * (attempt + 1))
 
 
+def alert_log(home: Path) -> Path:
+    """Where every alert is written, whatever else is configured."""
+    return home / "logs" / "alerts.log"
+
+
 def alerts_resource(environ: Mapping[str, str] | None = None) -> AlertsResource:
     """The alerts resource from the ``CHURN_ALERT_*`` variables (log file only by default)."""
     fields = read_variables(ALERT_VARIABLES, environ)
     if environ is None and fields.get("smtp_password"):
         # Read when the resource is used, and never shown in Dagster's UI.
         fields["smtp_password"] = dg.EnvVar("CHURN_ALERT_SMTP_PASSWORD")
-    log_path = churn_paths(environ).home / "logs" / "alerts.log"
+    log_path = alert_log(churn_paths(environ).home)
     return AlertsResource(log_path=str(log_path), **fields)
