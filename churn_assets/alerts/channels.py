@@ -86,8 +86,9 @@ class AlertsResource(dg.ConfigurableResource):
                 )
         return failed
 
-    def sent_before(self, event: str, subject: str) -> bool:
-        """Whether the log file already holds ``event`` for ``subject``."""
+    def sent_before(self, event: str, subject: str, link: str | None = None) -> bool:
+        """Whether the log file already holds ``event`` for ``subject`` (with ``link``, when
+        given: the same run's alert)."""
         path = Path(self.log_path)
         if not path.exists():
             return False
@@ -95,7 +96,8 @@ class AlertsResource(dg.ConfigurableResource):
         with path.open(encoding="utf-8", errors="replace") as lines:
             for line in lines:
                 fields = line.rstrip("\n").split("\t")
-                if len(fields) > 3 and fields[2] == event and fields[3] == subject:
+                same = len(fields) > 3 and fields[2] == event and fields[3] == subject
+                if same and (link is None or (len(fields) > 5 and fields[5] == link)):
                     return True
         return False
 
