@@ -54,8 +54,8 @@ def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConn
 
 
 def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
-    return bool(
-        conn.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
-        ).fetchone()[0]
-    )
+    # fetchall, not fetchone: a result left unfinished blocks the connection's next relation.
+    [(count,)] = conn.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
+    ).fetchall()
+    return bool(count)

@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from datetime import date
 
 import duckdb
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from churn_assets.warehouse import table_exists
 
@@ -57,16 +59,12 @@ def columns_not_produced(conn: duckdb.DuckDBPyConnection) -> list[str]:
     return [n for n, _ in _columns(conn, "features") if n not in produced]
 
 
-def keep_common_features(
-    conn: duckdb.DuckDBPyConnection, frame: pd.DataFrame, cohorts: Sequence[date] | None = None
-) -> pd.DataFrame:
-    """``frame`` without the feature columns some of its cohorts (or ``cohorts``) lack.
+def _lacking_columns(conn: duckdb.DuckDBPyConnection, cohorts: Sequence[date]) -> set[str]:
+    """Feature columns of the table that some of ``cohorts`` were built without.
 
     Cohorts stored before feature sets were recorded (or written by other tools) count as having
     every column of the table.
     """
-    if cohorts is None:
-        cohorts = sorted(pd.to_datetime(frame["cohort_month"]).dt.date.unique())
     lacking: set[str] = set()
     if cohorts and table_exists(conn, "feature_sets"):
         stored = feature_columns_of([name for name, _ in _columns(conn, "features")])
@@ -77,6 +75,16 @@ def keep_common_features(
         ).fetchall()
         for (names,) in recorded:
             lacking |= set(stored) - set(names)
+    return lacking
+
+
+def keep_common_features(
+    conn: duckdb.DuckDBPyConnection, frame: pd.DataFrame, cohorts: Sequence[date] | None = None
+) -> pd.DataFrame:
+    """``frame`` without the feature columns some of its cohorts (or ``cohorts``) lack."""
+    if cohorts is None:
+        cohorts = sorted(pd.to_datetime(frame["cohort_month"]).dt.date.unique())
+    lacking = _lacking_columns(conn, cohorts)
     return frame[[c for c in frame.columns if c not in lacking]]
 
 
@@ -88,6 +96,62 @@ def read_cohort_features(
         "SELECT * FROM features WHERE cohort_month = ? ORDER BY msno", [cohort]
     ).df()
     return keep_common_features(conn, frame, [cohort, *common_with])
+
+
+# DuckDB types read straight into a matrix as DOUBLE (exactly pandas' float conversion of them);
+# columns of other types (text codes) go through ``pd.to_numeric``, as ``as_matrix`` reads them.
+_NUMERIC_TYPES = frozenset(
+    {"BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT"}
+    | {"UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE"}
+)
+# Rows read at a time: the whole cohort is held once, in the matrix, never also as a frame.
+MATRIX_BATCH_ROWS = 16_384
+
+
+def _as_double_in_sql(column_type: str) -> bool:
+    return column_type in _NUMERIC_TYPES or column_type.startswith("DECIMAL")
+
+
+def _as_float(column: pa.Array, column_type: str) -> np.ndarray:
+    if _as_double_in_sql(column_type):
+        return column.to_numpy(zero_copy_only=False)  # cast to DOUBLE in SQL; NULL -> NaN
+    return pd.to_numeric(column.to_pandas(), errors="coerce").to_numpy(dtype="float64")
+
+
+def read_cohort_matrix(
+    conn: duckdb.DuckDBPyConnection, cohort: date, columns: Sequence[str]
+) -> tuple[pa.ChunkedArray, np.ndarray]:
+    """One cohort's msno in order and its ``columns`` as a C-ordered float64 matrix: the values
+    ``as_matrix(read_cohort_features(conn, cohort), columns)`` holds, without the frame.
+
+    Scoring a million users reads them batch by batch into the matrix a booster takes, so no
+    frame of the whole cohort (pandas' copy of every column) is built only to be converted. Only
+    (rowid, msno) is sorted; each row of values goes straight to its place in msno order.
+    """
+    types = dict(_columns(conn, "features"))
+    lacking = _lacking_columns(conn, [cohort])
+    order = conn.sql(
+        "SELECT rowid, msno FROM features WHERE cohort_month = ? ORDER BY msno", params=[cohort]
+    ).to_arrow_table()
+    values = np.empty((order.num_rows, len(columns)))
+    missing = [c for c in columns if c not in types or c in lacking]
+    if not order.num_rows:
+        return order.column("msno"), values
+    if missing:
+        raise KeyError(f"feature column(s) missing from the feature table: {', '.join(missing)}")
+    rowids = order.column("rowid").to_numpy()
+    by_rowid = np.argsort(rowids)
+    select = ", ".join(
+        f'"{c}"::DOUBLE' if _as_double_in_sql(types[c]) else f'"{c}"' for c in columns
+    )
+    query = f"SELECT rowid, {select} FROM features WHERE cohort_month = ?"
+    for batch in conn.sql(query, params=[cohort]).to_arrow_reader(MATRIX_BATCH_ROWS):
+        block = np.empty((batch.num_rows, len(columns)))
+        for position, name in enumerate(columns):
+            block[:, position] = _as_float(batch.column(position + 1), types[name])
+        found = np.searchsorted(rowids, batch.column(0).to_numpy(), sorter=by_rowid)
+        values[by_rowid[found]] = block
+    return order.column("msno"), values
 
 
 def cohort_coverage(conn: duckdb.DuckDBPyConnection, cohort: date) -> dict:
