@@ -12,14 +12,14 @@ from datetime import date, datetime
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import lightgbm as lgb
 import numpy as np
-import pandas as pd
+import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
 from churn_assets import keys
-from churn_assets.features.feature_sets import cohort_coverage, read_cohort_features
-from churn_assets.modeling.frame import as_matrix
+from churn_assets.features.feature_sets import cohort_coverage, read_cohort_matrix
 from churn_assets.outcomes.control import in_control_group
 from churn_assets.partitions import month_start, monthly_partitions
 from churn_assets.resources import BucketPolicy, ControlGroupResource, ModelRegistryResource
@@ -33,6 +33,9 @@ from churn_assets.scoring.reasons import explain_rows
 from churn_assets.warehouse import run_sql_file, transaction
 
 SQL = Path(__file__).parent / "predictions.sql"
+SUMMARY_SQL = Path(__file__).parent / "predictions_summary.sql"
+RISKIEST_SQL = Path(__file__).parent / "predictions_riskiest.sql"
+BUCKET_LABELS = ["A", "B", "C"]
 EXPLAINED_BUCKETS = ("A", "B")
 
 
@@ -58,23 +61,28 @@ def predictions(
             f"no '{registry.model_name}' version is champion yet: materialize churn_model first"
         )
     booster = registry.load_model(champion.version)
+    version = str(champion.version)
     with warehouse.get_connection() as conn:
-        frame = read_cohort_features(conn, cohort)
+        try:
+            msno, values = read_cohort_matrix(conn, cohort, list(booster.feature_name()))
+        except KeyError as exc:
+            raise dg.Failure(f"model v{version} cannot score cohort {cohort:%Y-%m}: {exc}") from exc
         coverage = cohort_coverage(conn, cohort)
     if not coverage["complete"]:
         context.log.warning(
             f"cohort {cohort:%Y-%m} was built with incomplete windows (missing "
             f"{coverage['missing_months']}): its scores understate what the missing months held"
         )
-    if frame.empty:
+    if not len(values):
         return _nothing_to_score(cohort, coverage)
-    scored = _score(frame, cohort, booster, str(champion.version), config, control.share, buckets)
+    scored = _score(msno, values, cohort, booster, version, config, control.share, buckets)
+    del values
     with warehouse.get_connection() as conn:
         conn.register("scored", scored)
         with transaction(conn):
             run_sql_file(conn, SQL, {"cohort": cohort})
         conn.unregister("scored")
-    return dg.MaterializeResult(metadata=_scoring_metadata(scored, coverage))
+        return dg.MaterializeResult(metadata=_scoring_metadata(conn, cohort, coverage))
 
 
 def _nothing_to_score(cohort: date, coverage: dict) -> dg.MaterializeResult:
@@ -100,41 +108,61 @@ def scoring_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def churn_probability(booster: lgb.Booster, values: np.ndarray, num_threads: int) -> np.ndarray:
+    """The churn probability of each row of ``values``: the one place batch scoring turns the
+    booster's output into a probability."""
+    return booster.predict(values, num_threads=num_threads)
+
+
 def _score(
-    frame: pd.DataFrame,
+    msno: pa.ChunkedArray,
+    values: np.ndarray,
     cohort: date,
     booster: lgb.Booster,
     version: str,
     config: ScoringConfig,
     control_share: float,
     policy: BucketPolicy,
-) -> pd.DataFrame:
-    """One row per user: probability, bucket, control-group membership; reasons for A and B."""
-    names = list(booster.feature_name())
-    try:
-        values = np.ascontiguousarray(as_matrix(frame, names).to_numpy())
-    except KeyError as exc:
-        raise dg.Failure(f"model v{version} cannot score cohort {cohort:%Y-%m}: {exc}") from exc
+) -> pa.Table:
+    """One row per user: probability, bucket, control-group membership; reasons for A and B.
+
+    Columns stay arrays (no per-row Python) up to one Arrow table, which DuckDB inserts in bulk;
+    what every row shares is one repeated value, not a million Python objects.
+    """
     threads = scoring_threads()
-    probability = booster.predict(values, num_threads=threads)
-    control = in_control_group(frame["msno"], control_share)
+    probability = churn_probability(booster, values, threads)
+    control = in_control_group(msno.to_numpy(), control_share)
     bucket, bucket_policy = _buckets(probability, control, config, policy)
-    explained = np.flatnonzero(np.isin(bucket, EXPLAINED_BUCKETS))
-    reasons = np.full(len(frame), None, dtype=object)
+    explained = np.flatnonzero(np.logical_or.reduce([bucket == b for b in EXPLAINED_BUCKETS]))
+    names = list(booster.feature_name())
+    reasons = np.full(len(values), None, dtype=object)
     reasons[explained] = explain_rows(booster, values, names, explained, num_threads=threads)
-    return pd.DataFrame(
+    rows = len(values)
+    return pa.table(
         {
-            "msno": frame["msno"],
-            "cohort_month": cohort,
+            "msno": msno,
+            "cohort_month": pa.array(np.full(rows, np.datetime64(cohort, "D"))),
             "churn_probability": probability,
-            "bucket": bucket,
-            "model_version": version,
-            "top_reasons": reasons,
-            "scored_at": datetime.now(),
+            "bucket": _bucket_array(bucket),
+            "model_version": _repeated(version, rows),
+            "top_reasons": pa.array(reasons, type=pa.string()),
+            "scored_at": pa.array(np.full(rows, np.datetime64(datetime.now(), "us"))),
             "control_group": control,
-            "bucket_policy": bucket_policy,
+            "bucket_policy": _repeated(bucket_policy, rows),
         }
     )
+
+
+def _repeated(text: str, rows: int) -> pa.DictionaryArray:
+    return pa.DictionaryArray.from_arrays(np.zeros(rows, dtype=np.int8), pa.array([text]))
+
+
+def _bucket_array(bucket: np.ndarray) -> pa.Array:
+    """Buckets as Arrow strings, taken from the three labels (not converted one by one)."""
+    codes = np.zeros(len(bucket), dtype=np.int8)
+    for code, label in enumerate(BUCKET_LABELS[1:], start=1):
+        codes[bucket == label] = code
+    return pa.array(BUCKET_LABELS).take(codes)
 
 
 def _buckets(
@@ -148,25 +176,26 @@ def _buckets(
     return capacity_buckets(probability, control, calls, b_min)
 
 
-def _scoring_metadata(scored: pd.DataFrame, coverage: dict) -> dict[str, object]:
-    """What the materialization shows: sizes, buckets, the control group, the riskiest users."""
-    buckets = scored["bucket"].value_counts().reindex(["A", "B", "C"], fill_value=0)
+def _scoring_metadata(
+    conn: duckdb.DuckDBPyConnection, cohort: date, coverage: dict
+) -> dict[str, object]:
+    """What the materialization shows, counted in the table just written: sizes, buckets, the
+    control group, the riskiest users."""
+    [summary] = run_sql_file(conn, SUMMARY_SQL, {"cohort": cohort}).fetchall()
+    rows, model_version, mean, *counts, control_users, bucket_policy, explained = summary
+    riskiest = run_sql_file(conn, RISKIEST_SQL, {"cohort": cohort}).df()
     return {
-        "dagster/row_count": len(scored),
-        "model_version": str(scored["model_version"].iloc[0]),
+        "dagster/row_count": rows,
+        "model_version": model_version,
         "window_complete": bool(coverage["complete"]),
         "warning": "none"
         if coverage["complete"]
         else f"incomplete windows, missing {coverage['missing_months']}",
-        "mean_churn_probability": float(scored["churn_probability"].mean()),
-        "bucket_counts": dg.MetadataValue.json({k: int(v) for k, v in buckets.items()}),
-        "control_group_users": int(scored["control_group"].sum()),
-        "bucket_policy": str(scored["bucket_policy"].iloc[0]),
-        "explained_users": int(scored["top_reasons"].notna().sum()),
+        "mean_churn_probability": float(mean),
+        "bucket_counts": dg.MetadataValue.json(dict(zip(BUCKET_LABELS, counts, strict=True))),
+        "control_group_users": int(control_users),
+        "bucket_policy": bucket_policy,
+        "explained_users": int(explained),
         "explained_buckets": ", ".join(EXPLAINED_BUCKETS),
-        "highest_risk": dg.MetadataValue.md(
-            scored.nlargest(10, "churn_probability")[
-                ["msno", "churn_probability", "bucket", "top_reasons"]
-            ].to_markdown(index=False)
-        ),
+        "highest_risk": dg.MetadataValue.md(riskiest.to_markdown(index=False)),
     }
