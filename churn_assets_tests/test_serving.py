@@ -21,9 +21,10 @@ from fastapi.testclient import TestClient
 from mlflow.tracking import MlflowClient
 
 from churn_assets.modeling.frame import as_matrix
+from churn_assets.scoring.buckets import assign_buckets, cut_off_policy
 from churn_assets.scoring.reasons import explain_rows
 from churn_assets.serving.app import create_app
-from churn_assets.serving.model import ChampionFollower
+from churn_assets.serving.model import BUCKET_THRESHOLDS, ChampionFollower
 from churn_assets.settings import CHAMPION_ALIAS, REGISTERED_MODEL_NAME
 from churn_assets_tests.serving_world import FEATURES, batch_rows, build_world, free_port
 
@@ -78,7 +79,7 @@ def test_the_api_answers_as_batch_scoring_did(
         assert answer["cohort_month"] == f"{row.cohort_month:%Y-%m-%d}"
         assert answer["model_version"] == row.model_version == "1"
         assert abs(answer["churn_probability"] - row.churn_probability) <= 1e-9
-        assert answer["bucket"] == row.bucket
+        assert (answer["bucket"], answer["bucket_policy"]) == (row.bucket, row.bucket_policy)
         assert answer["top_reasons"] == exact[msno]
         if pd.isna(row.top_reasons):
             assert answer["reasons_from"] == "on_demand", msno
@@ -100,6 +101,33 @@ def test_reasons_computed_on_demand_equal_batch_reasons(
         assert (answer["bucket"], answer["top_reasons"]) == (row.bucket, exact[msno]), msno
         if not pd.isna(row.top_reasons):
             assert answer["top_reasons"] == row.top_reasons, msno
+
+
+def test_a_capacity_bucket_is_served_as_batch_drew_it(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Under a capacity policy a known user's bucket is the stored one (a rank in the whole
+    cohort, which one row cannot redo), named by its policy; posted features have no stored
+    bucket, so the cut-offs draw it and the answer says so."""
+    home = tmp_path_factory.mktemp("capacity") / "home"
+    world = build_world(home, {"CHURN_BUCKET_A_CAPACITY": "10"})
+    rows = batch_rows(home).sort_values("cohort_month").groupby("msno").tail(1)
+    cut = assign_buckets(rows["churn_probability"].to_numpy(), *BUCKET_THRESHOLDS)
+    differ = rows[cut != rows["bucket"].to_numpy()]
+    assert len(differ) and rows["bucket_policy"].str.startswith("capacity").all()
+    with _client(world) as client:
+        for row in rows.itertuples():
+            answer = client.post("/v1/score", json={"msno": row.msno}).json()
+            assert abs(answer["churn_probability"] - row.churn_probability) <= 1e-9
+            assert (answer["bucket"], answer["bucket_policy"]) == (row.bucket, row.bucket_policy)
+        for row in differ.head(10).itertuples():
+            features = {
+                c: (None if pd.isna(v) else float(v)) for c in FEATURES for v in [getattr(row, c)]
+            }
+            answer = client.post("/v1/score", json={"features": features}).json()
+            expected = assign_buckets(np.array([row.churn_probability]), *BUCKET_THRESHOLDS)[0]
+            assert answer["bucket"] == expected != row.bucket
+            assert answer["bucket_policy"] == cut_off_policy(*BUCKET_THRESHOLDS)
 
 
 def test_model_health_and_openapi(client: TestClient) -> None:

@@ -1,8 +1,10 @@
 """The HTTP scoring API (DESIGN §7): the champion's answer for one user, as batch scoring gives it.
 
 ``POST /v1/score`` with an msno reads the user's features from the online store (the newest cohort
-that holds them); the probability and bucket are computed from them by the serving model, and the
-reasons are the batch's where that model scored the cohort, otherwise TreeSHAP for that one row.
+that holds them); the probability is computed from them by the serving model. Where that model
+scored the cohort, the bucket and reasons are the batch's (a capacity bucket ranks the whole
+cohort, which one row cannot redo); otherwise the cut-offs draw the bucket and TreeSHAP explains
+the one row. Every answer names the policy that drew its bucket.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from fastapi.security import HTTPBearer
 
 from churn_assets.online.store import OnlineRecord, OnlineStore, StoreUnavailable
 from churn_assets.serving.guard import MAX_BODY_BYTES, Guard
-from churn_assets.serving.model import ChampionFollower, ServingModel, score
+from churn_assets.serving.model import BatchAnswer, ChampionFollower, ServingModel, score
 from churn_assets.serving.schemas import (
     HealthResponse,
     ModelResponse,
@@ -124,6 +126,7 @@ def _add_score(app: FastAPI, follower: ChampionFollower, store: OnlineStore) -> 
                 model_version=model.version,
                 top_reasons=answer.top_reasons,
                 reasons_from="on_demand",
+                bucket_policy=answer.bucket_policy,
             )
         return _score_stored(model, _lookup(store, request.msno))
 
@@ -136,8 +139,13 @@ def _score_stored(model: ServingModel, record: OnlineRecord) -> ScoreResponse:
             f"model v{model.version} reads features cohort {record.cohort_month:%Y-%m} was not "
             f"built with: {', '.join(missing)}",
         )
-    same_scorer = record.model_version == model.version and record.top_reasons
-    answer = score(model, record.features, record.top_reasons if same_scorer else None)
+    same_scorer = record.model_version == model.version and record.bucket is not None
+    batch = (
+        BatchAnswer(record.bucket, record.bucket_policy, record.top_reasons)
+        if same_scorer
+        else None
+    )
+    answer = score(model, record.features, batch)
     return ScoreResponse(
         msno=record.msno,
         cohort_month=record.cohort_month,
@@ -145,7 +153,8 @@ def _score_stored(model: ServingModel, record: OnlineRecord) -> ScoreResponse:
         bucket=answer.bucket,
         model_version=model.version,
         top_reasons=answer.top_reasons,
-        reasons_from="batch" if same_scorer else "on_demand",
+        reasons_from="batch" if batch is not None and batch.top_reasons else "on_demand",
+        bucket_policy=answer.bucket_policy,
     )
 
 

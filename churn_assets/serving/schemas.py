@@ -45,6 +45,10 @@ class ScoreResponse(BaseModel):
     reasons_from: Literal["batch", "on_demand"] = Field(
         description="'batch' where the version that scored the cohort serves; else computed now."
     )
+    bucket_policy: str = Field(
+        description="What drew the bucket: the batch's policy (predictions.bucket_policy) where "
+        "the version that scored the cohort serves, else the cut-offs."
+    )
 
 
 class ModelResponse(BaseModel):
