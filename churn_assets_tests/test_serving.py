@@ -17,8 +17,11 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+import schemathesis
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
 from mlflow.tracking import MlflowClient
+from schemathesis.checks import not_a_server_error
 
 from churn_assets.modeling.frame import as_matrix
 from churn_assets.scoring.buckets import assign_buckets, cut_off_policy
@@ -140,6 +143,32 @@ def test_model_health_and_openapi(client: TestClient) -> None:
     assert health.json()["published_cohorts"] == ["2016-05-01", "2016-06-01"]
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/healthz", "/v1/model", "/v1/score"} <= set(paths)
+
+
+@pytest.mark.parametrize("mode", list(schemathesis.GenerationMode), ids=str)
+def test_generated_requests_never_meet_a_server_error(
+    world: dict, mode: schemathesis.GenerationMode
+) -> None:
+    """Schemathesis draws requests for every operation of /openapi.json (conforming ones, then
+    ones that break the schema), with the token: each is answered, and never by a 5xx."""
+    follower = ChampionFollower(world["resources"]["registry"], poll_s=3600)
+    follower.refresh()  # these calls reach the app without its startup
+    app = create_app(follower, world["resources"]["online_store"].open(), token=TOKEN)
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    auth = {"authorization": f"Bearer {TOKEN}"}
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert {op.path for op in operations} >= {"/healthz", "/v1/model", "/v1/score"}
+    if mode == schemathesis.GenerationMode.NEGATIVE:  # only a body can break the schema here
+        operations = [op for op in operations if len(op.body)]
+        assert [op.path for op in operations] == ["/v1/score"]
+    for operation in operations:
+
+        @given(case=operation.as_strategy(generation_mode=mode))
+        @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+        def answered_without_server_error(case: schemathesis.Case) -> None:
+            case.call_and_validate(headers=auth, checks=[not_a_server_error])
+
+        answered_without_server_error()
 
 
 @pytest.mark.parametrize(
