@@ -46,6 +46,7 @@ class EmbeddedOnlineStore(OnlineStore):
     """SQLite files under ``folder``; a reader in another process is never blocked."""
 
     kind = "embedded"
+    inline_lookup = True  # an indexed read of a local, immutable SQLite file
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)

@@ -57,6 +57,9 @@ class OnlineStore(ABC):
     """Publish a cohort whole, then look users up; readers only ever see whole versions."""
 
     kind: str
+    # Whether a lookup is quick local work the API may do on its event loop (a file read), or
+    # waits on a network and goes to the thread pool.
+    inline_lookup: bool = False
 
     @abstractmethod
     def publish(

@@ -20,7 +20,7 @@ import pandas as pd
 
 from churn_assets.resources import ModelRegistryResource
 from churn_assets.scoring.buckets import ScoringConfig, assign_buckets, cut_off_policy
-from churn_assets.scoring.reasons import reason_text, top_reasons
+from churn_assets.scoring.reasons import explain_rows
 from churn_assets.settings import CHAMPION_ALIAS
 
 log = logging.getLogger("churn_assets.serving")
@@ -43,7 +43,7 @@ class OneThread:
         self._booster = booster
 
     def predict(self, data: Any, **kwargs: Any) -> np.ndarray:
-        return self._booster.predict(data, num_threads=1, **kwargs)
+        return self._booster.predict(data, **{**kwargs, "num_threads": 1})
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._booster, name)
@@ -101,9 +101,9 @@ def score(model: ServingModel, values: dict[str, Any], batch: BatchAnswer | None
         bucket, policy = str(assign_buckets(probability, *BUCKET_THRESHOLDS)[0]), CUT_OFF_POLICY
     reasons = batch.top_reasons if batch is not None else None
     if reasons is None:
-        matrix = pd.DataFrame(row, columns=list(model.features))
-        # Joined as the predictions table holds them (scoring/assets.py).
-        reasons = "; ".join(reason_text(*r) for r in top_reasons(model.booster, matrix)[0])
+        # Worded as batch scoring words them (scoring/assets.py), from the same numpy row: a
+        # DataFrame would cost LightGBM a millisecond of checks for one row.
+        reasons = str(explain_rows(model.booster, row, list(model.features))[0])
     return Score(float(probability[0]), bucket, reasons, policy)
 
 
