@@ -15,7 +15,6 @@ import signal
 import sys
 import threading
 import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import dagster as dg
 from churn_assets.home_lock import HomeBusyError, home_lock, refuse_while_a_daemon_runs
 from churn_assets.keys import PROMOTION_JOB
 from churn_assets.partitions import month_start
+from churn_assets.quiet import quiet_dagster_notes
 from churn_assets.settings import (
     check_environment,
     check_home,
@@ -242,7 +242,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     with dg.DagsterInstance.get() as instance:
         print_summary(summary, paths, instance)
     print(f"\ndemo finished in {time.monotonic() - started:.0f} s. Browse it with:")
-    print(f"  DAGSTER_HOME={os.environ['DAGSTER_HOME']} CHURN_HOME={paths.home} dagster dev")
+    print(
+        f"  DAGSTER_HOME={os.environ['DAGSTER_HOME']} CHURN_HOME={paths.home} "
+        "PYTHONWARNINGS='ignore:Function `dev_command` is superseded' dagster dev"
+    )
     print(f"  mlflow ui --backend-store-uri {paths.mlflow_tracking_uri}")
     return _report_runs(summary)
 
@@ -498,10 +501,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    # Dagster's notes on its own beta APIs say nothing to a user of this command; they stay in
-    # the log file with the rest of Dagster's words.
-    for category in (dg.BetaWarning, dg.PreviewWarning, dg.SupersessionWarning):
-        warnings.filterwarnings("ignore", category=category)
+    # Dagster's notes on its own beta APIs say nothing to a user of this command (set again
+    # here: a caller's warning filters may have been reset since the package was imported).
+    quiet_dagster_notes()
     INTERRUPTED.clear()
     previous = {}
     if threading.current_thread() is threading.main_thread():
