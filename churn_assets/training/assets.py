@@ -30,6 +30,7 @@ from churn_assets import keys
 from churn_assets.features.feature_sets import feature_columns_of
 from churn_assets.modeling.frame import LABEL
 from churn_assets.partitions import month_start
+from churn_assets.readable import readable
 from churn_assets.resources import ModelRegistryResource
 from churn_assets.settings import REGISTERED_MODEL_NAME
 from churn_assets.training.candidate import Candidate, tune_and_judge
@@ -124,7 +125,7 @@ def _not_trained(context: dg.AssetExecutionContext, reason: str) -> dg.Materiali
     context.resources.mlflow.set_tags({"candidate_status": "not_trained", "reason": reason})
     context.resources.mlflow.end_run()
     return dg.MaterializeResult(
-        metadata={"registered": False, "model_version": "", "not_trained_because": reason}
+        metadata=readable({"registered": False, "model_version": "", "not_trained_because": reason})
     )
 
 
@@ -154,12 +155,14 @@ def _rejected(
     context.log.warning(f"candidate not registered: it does not beat the baseline ({verdict})")
     context.resources.mlflow.end_run()
     return dg.MaterializeResult(
-        metadata={
-            **common,
-            "model_version": "",
-            "champion_version": str(champion.version) if champion else "",
-            "promoted_to_champion": False,
-        }
+        metadata=readable(
+            {
+                **common,
+                "model_version": "",
+                "champion_version": str(champion.version) if champion else "",
+                "promoted_to_champion": False,
+            }
+        )
     )
 
 
@@ -189,14 +192,16 @@ def _registered(
     )
     context.resources.mlflow.end_run()
     return dg.MaterializeResult(
-        metadata={
-            **common,
-            "model_version": version,
-            "champion_version": version if decision.promote else str(champion_version),
-            "promoted_to_champion": decision.promote,
-            "beats_champion": decision.beats_champion,
-            "comparison": decision.reason,
-            **(comparison.metadata() if comparison is not None else {}),
-            "model_uri": f"models:/{REGISTERED_MODEL_NAME}/{version}",
-        }
+        metadata=readable(
+            {
+                **common,
+                "model_version": version,
+                "champion_version": version if decision.promote else str(champion_version),
+                "promoted_to_champion": decision.promote,
+                "beats_champion": decision.beats_champion,
+                "comparison": decision.reason,
+                **(comparison.metadata() if comparison is not None else {}),
+                "model_uri": f"models:/{REGISTERED_MODEL_NAME}/{version}",
+            }
+        )
     )
