@@ -43,6 +43,7 @@ from churn_assets.keys import (
     PERFORMANCE_ESTIMATE,
     PREDICTIONS,
     RETENTION_OUTCOME,
+    TRAINING_CAUSE_TAG,
     TRANSACTIONS,
     TRIGGER_TAG,
     USER_LOGS,
@@ -338,6 +339,7 @@ def _training_request(
     request_id: str,
     reason: str,
     labels: str,
+    cause: str,
     in_question: tuple[str, ...] = (),
 ) -> dg.RunRequest | None:
     """A keyed training run as on the first day of ``cohort``, configured through the typed
@@ -352,7 +354,7 @@ def _training_request(
         request_id,
         partition_key=cohort,
         run_config=dg.RunConfig(ops={CHURN_MODEL.to_python_identifier(): training}),
-        tags={TRIGGER_TAG: reason, LABELS_TAG: labels},
+        tags={TRIGGER_TAG: reason, LABELS_TAG: labels, TRAINING_CAUSE_TAG: cause},
     )
 
 
@@ -380,6 +382,7 @@ def _first_model(
         f"first-model-{cohort}",
         "no champion yet and two labelled cohorts exist",
         labelled[-1],
+        "first model",
     )
 
 
@@ -459,6 +462,7 @@ def _retrain(
         f"retrain-labels-{decision.newest_labels}",
         f"{decision.trigger.kind}: {decision.trigger.evidence}"[:500],
         decision.newest_labels,
+        decision.trigger.kind,
         decision.trigger.kinds,
     )
     if request is None:

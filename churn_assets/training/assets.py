@@ -43,7 +43,12 @@ from churn_assets.training.promotion import (
 )
 from churn_assets.training.registration import tag_and_promote
 from churn_assets.training.split import split_by_time
-from churn_assets.training.tracking import candidate_metadata, log_booster, log_candidate_run
+from churn_assets.training.tracking import (
+    candidate_metadata,
+    log_booster,
+    log_candidate_run,
+    name_training_run,
+)
 from churn_assets.training.window import LabelledWindow, load_labelled_window
 
 
@@ -71,6 +76,7 @@ def _train_candidate(
     """Train, judge against the baselines and the champion, log, and register if it clears."""
     registry: ModelRegistryResource = context.resources.registry
     as_of = month_start(config.as_of_month) if config.as_of_month else month_start(date.today())
+    name_training_run(registry.client, context.run.tags, as_of)
     window = _labelled_window(context, config, as_of)
     try:
         split = split_by_time(
