@@ -23,6 +23,7 @@ import dagster as dg
 from churn_assets.home_lock import HomeBusyError, home_lock, refuse_while_a_daemon_runs
 from churn_assets.keys import PROMOTION_JOB
 from churn_assets.partitions import month_start
+from churn_assets.progress import Progress
 from churn_assets.quiet import quiet_dagster_notes
 from churn_assets.settings import (
     check_environment,
@@ -101,12 +102,16 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             "member_changes": args.member_changes,
             "thin_history": args.thin_history,
         }
-    summary = simulate(Path(args.out), **spec)
+    summary = simulate(Path(args.out), **spec, progress=_simulate_progress)
     print(f"landing: {summary.landing_dir}")
     print(f"truth:   {summary.truth_dir}")
     print(f"users {summary.users}, months {summary.months[0]:%Y-%m}..{summary.months[-1]:%Y-%m}")
     print("rows: " + ", ".join(f"{k} {v}" for k, v in summary.rows.items()))
     return 0
+
+
+def _simulate_progress(total: int) -> Progress:
+    return Progress(total, "simulate", "step")
 
 
 @contextlib.contextmanager
@@ -133,6 +138,12 @@ def _dagster_log(verbose: bool) -> Iterator[Path | None]:
 def _run_replay(landing: Path, through: str | None, verbose: bool) -> object:
     """Replay under the home's lock, revealing a simulated world's files as they arrive."""
     paths = churn_paths()
+    terminal = sys.stderr  # before Dagster's log takes stderr over: the bar's place
+
+    def progress(total: int) -> Progress:
+        # Replay says a line per month and per run already: no more lines without a terminal.
+        return Progress(total, "replay", "month", stream=terminal, lines=False)
+
     with home_lock(paths.home, "replay"):
         arrivals = None
         from churn_assets.replay import staged_arrivals
@@ -160,6 +171,8 @@ def _run_replay(landing: Path, through: str | None, verbose: bool) -> object:
                         tracking_uri=paths.mlflow_tracking_uri,
                         log=_stdout,
                         interrupted=INTERRUPTED.is_set,
+                        # A bar on a terminal; Dagster's own log on it (--verbose) would tear it.
+                        progress=None if verbose else progress,
                     )
                 except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError):
                     # Ctrl-C inside a run reaches here as Dagster's own interruption.
@@ -234,6 +247,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             months=args.months,
             seed=args.seed,
             drifts=[parse_drift(args.drift)],
+            progress=_simulate_progress,
         )
         print(f"simulated {args.users} users over {args.months} months into {paths.landing}")
     summary = _run_replay(paths.landing, None, args.verbose)

@@ -27,6 +27,7 @@ LAYERS = [
         "run_failures",
         "quiet",
         "readable",
+        "progress",
     ],
     ["home_lock", "simulator", "landing", "online"],
     ["alerts"],

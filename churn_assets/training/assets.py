@@ -99,6 +99,9 @@ def _train_candidate(
         else None
     )
     _log_comparison(context, comparison)
+    context.log.info(
+        "logging the booster to MLflow" + (" and registering it" if register else " (rejected)")
+    )
     model_info = log_booster(candidate, register)
     common = candidate_metadata(as_of, candidate, register, model_info.run_id)
     if not register:

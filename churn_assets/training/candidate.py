@@ -127,6 +127,11 @@ def _search(
         else None
     )
     budget_s = config.time_budget_s * (config.warm_budget_share if starting_config else 1.0)
+    # The longest part of a training: say it has started, and for how long, in the run's log.
+    context.log.info(
+        f"searching LightGBM configurations for {budget_s:g} s on {len(split.train)} rows"
+        + (" (warm from the champion's)" if starting_config else "")
+    )
     with tempfile.TemporaryDirectory() as folder:
         log_file = Path(folder) / "flaml.log"
         tuned = fit_lightgbm_automl(
@@ -139,6 +144,7 @@ def _search(
             metric=config.search_metric,
         )
         history = search_history(log_file)
+    context.log.info(f"search done: {len(history)} trials")
     if tuned.out_of_time:
         context.log.warning(
             f"no FLAML trial finished within {budget_s:g} s: fitted one configuration without a "
