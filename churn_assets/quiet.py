@@ -3,8 +3,11 @@ point: the ``churn-assets`` command and the code server ``dagster dev`` starts b
 package before any asset is defined.
 
 Only those three categories are silenced: every other warning, and every error, still shows.
+MLflow's bars for artifacts it downloads (a model, a version's details: a few kilobytes read
+locally) are off unless the environment turns them on.
 """
 
+import os
 import warnings
 
 import dagster as dg
@@ -22,3 +25,4 @@ def quiet_dagster_notes() -> None:
     """Ignore the known Dagster notes in this process (idempotent)."""
     for category in KNOWN_DAGSTER_NOTES:
         warnings.filterwarnings("ignore", category=category)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
