@@ -56,7 +56,7 @@ class Progress:
         if self.bar is not None:
             self.bar.update(1)
         elif self.lines:
-            print(f"{self.what}: {label} ({self.done}/{self.total})", file=self.stream, flush=True)
+            print(f"{self.what}: {label} done", file=self.stream, flush=True)
 
     def write(self, line: str, stream: TextIO | None = None) -> None:
         """A line of the command's own output, printed above the bar (not through it)."""
