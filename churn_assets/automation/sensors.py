@@ -44,6 +44,7 @@ from churn_assets.keys import (
     PERFORMANCE_ESTIMATE,
     PREDICTIONS,
     RETENTION_OUTCOME,
+    TRAINING_CAUSE_TAG,
     TRANSACTIONS,
     TRIGGER_TAG,
     USER_LOGS,
@@ -340,6 +341,7 @@ def _training_request(
     request_id: str,
     reason: str,
     labels: str,
+    cause: str,
     in_question: tuple[str, ...] = (),
 ) -> dg.RunRequest | None:
     """A keyed training run as on the first day of ``cohort``, configured through the typed
@@ -354,7 +356,7 @@ def _training_request(
         request_id,
         partition_key=cohort,
         run_config=dg.RunConfig(ops={CHURN_MODEL.to_python_identifier(): training}),
-        tags={TRIGGER_TAG: reason, LABELS_TAG: labels},
+        tags={TRIGGER_TAG: reason, LABELS_TAG: labels, TRAINING_CAUSE_TAG: cause},
     )
 
 
@@ -382,6 +384,7 @@ def _first_model(
         f"first-model-{cohort}",
         "no champion yet and two labelled cohorts exist",
         labelled[-1],
+        "first model",
     )
 
 
@@ -462,6 +465,7 @@ def _retrain(
         # The evidence names each trigger's kind already ("drift: weighted PSI ...").
         whole_clauses(decision.trigger.evidence, MAX_TRIGGER_TAG),
         decision.newest_labels,
+        decision.trigger.kind,
         decision.trigger.kinds,
     )
     if request is None:

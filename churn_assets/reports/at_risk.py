@@ -25,6 +25,7 @@ from pydantic import Field
 
 from churn_assets import keys
 from churn_assets.alerts.channels import AlertsResource
+from churn_assets.readable import readable
 from churn_assets.reports.at_risk_page import ListPage, write_pages
 from churn_assets.resources import ReportsResource
 from churn_assets.scoring.buckets import ACTIONS
@@ -87,7 +88,7 @@ def at_risk_list(
     csv_path, html_path = write_pages(page, reports.folder / FOLDER)
     mailed = alerts.mail_report(page.subject(), page.mail_body(), [csv_path, html_path])
     context.log.info(f"at-risk list of {week}: {page.summary()}; mail {mailed}")
-    return dg.MaterializeResult(metadata=_metadata(page, csv_path, html_path, mailed))
+    return dg.MaterializeResult(metadata=readable(_metadata(page, csv_path, html_path, mailed)))
 
 
 def _write_list(

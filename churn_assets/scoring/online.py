@@ -19,6 +19,7 @@ from churn_assets import keys
 from churn_assets.features.feature_sets import feature_columns_of, read_cohort_features
 from churn_assets.online.store import encode_payload
 from churn_assets.partitions import month_start, monthly_partitions
+from churn_assets.readable import readable
 from churn_assets.resources import OnlineStoreResource
 from churn_assets.warehouse import run_sql_file, table_exists
 
@@ -51,15 +52,18 @@ def online_features(
         store.close()
     versions = sorted(scores["model_version"].dropna().unique().tolist())
     return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": published.rows,
-            "store": store.kind,
-            "published_version": published.version,
-            "scored_users": int(scores["churn_probability"].notna().sum()),
-            "model_versions": ", ".join(versions) or "none",
-            "feature_columns": len(columns),
-            "retired_cohorts": ", ".join(f"{c:%Y-%m}" for c in published.retired_cohorts) or "none",
-        }
+        metadata=readable(
+            {
+                "dagster/row_count": published.rows,
+                "store": store.kind,
+                "published_version": published.version,
+                "scored_users": int(scores["churn_probability"].notna().sum()),
+                "model_versions": ", ".join(versions) or "none",
+                "feature_columns": len(columns),
+                "retired_cohorts": ", ".join(f"{c:%Y-%m}" for c in published.retired_cohorts)
+                or "none",
+            }
+        )
     )
 
 
