@@ -31,6 +31,11 @@ failure: it holds until new labels land. At most one escalation per episode: an 
 unbroken run of failing evaluations of that monitor's check, and it ends when the check passes;
 a person is called once for it, not every month it lasts.
 
+False triggers, measured (README, "Retraining policy"): the drift and performance triggers fired
+on none of 34 undrifted cohorts of replayed simulated worlds (at most 8.8 % with 95 % confidence,
+3 / 34 by the rule of three); a 12-month world without a shift trains 3 times over 10 labelled
+cohorts (first model, its replacement once two complete cohorts are labelled, one for staleness).
+
 Every decision is appended to the warehouse table ``retraining_decisions`` and reported as an
 observation of ``churn_model`` (so it shows on that asset's page in the UI).
 """
