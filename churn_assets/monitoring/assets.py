@@ -14,8 +14,9 @@ many complete cohorts before this one stand in
   their cut-off, on both sides): a change in who joins (a new acquisition channel, a campaign's
   younger sign-ups) is diluted in the whole cohort for months, but plain among its newest members,
   and within each **customer segment** (a city, channel, payment method or plan, on both sides,
-  :mod:`churn_assets.monitoring.segments`): a segment whose weighted shift is major, beyond noise
-  over every segment tested and of at least an even share of its column's users warns too;
+  :mod:`churn_assets.monitoring.segments`): a segment whose weighted shift is major and beyond
+  noise over every segment tested warns too when its share of users times that shift reaches the
+  moderate tier;
 * **prediction drift** (check ``prediction_drift``, verdict ``prediction_drift``): PSI of the
   champion's scores on the cohort against its scores on the reference;
 * **target drift** (verdict ``target_drift``, :mod:`churn_assets.monitoring.target`): the churn

@@ -127,6 +127,8 @@ class World(PopulationDraws, Subscriptions, ChurnModel, Listening):
         transactions only, their listening just moves the churn inputs on.
         """
         rng = self.rng
+        if self.targeted.billing_ended(month):
+            self.pref_auto[self.pop.registered_via == self.targeted.channel] = False
         probability, without_latent = self._churn_probability(first, month)
 
         joining = np.flatnonzero((self.status == UNREGISTERED) & (self.pop.reg_day < end))
