@@ -25,10 +25,13 @@ from churn_assets.home_lock import HomeBusyError, home_lock, refuse_while_a_daem
 from churn_assets.keys import PROMOTION_JOB
 from churn_assets.partitions import month_start
 from churn_assets.settings import (
+    DEFAULT_REPORTS_URL,
+    REPORTS_VARIABLES,
     check_environment,
     check_home,
     check_tracking_server,
     churn_paths,
+    read_variables,
 )
 from churn_assets.simulator.thinning import THIN_HISTORY_MEAN
 
@@ -244,6 +247,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"\ndemo finished in {time.monotonic() - started:.0f} s. Browse it with:")
     print(f"  DAGSTER_HOME={os.environ['DAGSTER_HOME']} CHURN_HOME={paths.home} dagster dev")
     print(f"  mlflow ui --backend-store-uri {paths.mlflow_tracking_uri}")
+    reports_url = read_variables(REPORTS_VARIABLES).get("public_url", DEFAULT_REPORTS_URL)
+    print(f"  CHURN_HOME={paths.home} churn-assets serve   # reports at {reports_url}/")
     return _report_runs(summary)
 
 

@@ -22,6 +22,7 @@ DRIFT_REPORT = dg.AssetKey("drift_report")
 MODEL_PERFORMANCE = dg.AssetKey("model_performance")
 RETENTION_OUTCOME = dg.AssetKey("retention_outcome")
 AT_RISK_LIST = dg.AssetKey("at_risk_list")
+MODEL_HEALTH_REPORT = dg.AssetKey("model_health_report")  # the monthly health page
 
 # Jobs, one per moment of the monthly loop, and the champion's lifecycle.
 LOAD_JOB = "load_job"
