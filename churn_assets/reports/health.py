@@ -24,6 +24,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
+from mlflow.exceptions import MlflowException
 
 from churn_assets import keys
 from churn_assets.monitoring.drift import html_report_path
@@ -98,11 +99,19 @@ def page_links(
         if card.exists():
             links["model_card"] = reports.url(card)
         links["mlflow_model_version"] = reports.version_url(champion)
-        run_id = registry.client.get_model_version(registry.model_name, champion).run_id
-        if run_id:
-            experiment = registry.client.get_run(run_id).info.experiment_id
-            links["mlflow_training_run"] = reports.run_url(experiment, run_id)
+        run = _training_run(registry, champion)
+        if run is not None:
+            links["mlflow_training_run"] = reports.run_url(*run)
     return links
+
+
+def _training_run(registry: ModelRegistryResource, version: str) -> tuple[str, str] | None:
+    """The experiment and run that trained ``version``; None once retention deleted it."""
+    try:
+        run_id = registry.client.get_model_version(registry.model_name, version).run_id
+        return (registry.client.get_run(run_id).info.experiment_id, run_id) if run_id else None
+    except MlflowException:
+        return None
 
 
 def health_figures(data: HealthData, versions: int) -> dict[str, float | int]:
