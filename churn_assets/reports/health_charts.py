@@ -20,6 +20,8 @@ from churn_assets.reports.health_data import HealthData, labelled_by
 
 TIER_COLOURS = {"pass": "#2e7d32", "warn": "#ef8f00", "error": "#c62828"}
 BUCKET_COLOURS = {"A": "#c62828", "B": "#ef8f00", "C": "#90a4ae"}
+ACTION_COLOURS = {"retrain": "#c62828", "escalate": "#6a1b9a"}
+ACTION_ORDER = {"retrain": 0, "escalate": 1}
 METRICS = {"auc": "AUC", "log_loss": "log loss", "lift_top_decile": "lift, top decile"}
 DPI = 80
 TOP_FEATURES = 15
@@ -207,12 +209,15 @@ def timeline_chart(data: HealthData, path: Path) -> Path:
         )
         ax.set_ylabel("champion version")
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    for row in decisions.itertuples():
-        colour = {"retrain": "#c62828", "escalate": "#6a1b9a"}.get(row.action, "#777")
-        ax.axvline(row.cohort_month, color=colour, ls="--", lw=1)
+    # One line a cohort, strongest action first (several triggers may be decided at once).
+    for cohort, rows in decisions.groupby("cohort_month"):
+        actions = sorted(set(rows["action"]), key=lambda a: ACTION_ORDER.get(a, 9))
+        colour = ACTION_COLOURS.get(actions[0], "#777")
+        ax.axvline(cohort, color=colour, ls="--", lw=1)
+        label = f"{'/'.join(actions)}: {', '.join(sorted(set(rows['trigger'])))}"
         ax.annotate(
-            f"{row.action}: {row.trigger}",
-            (row.cohort_month, 1),
+            label[:40],
+            (cohort, 0.98),
             xycoords=("data", "axes fraction"),
             rotation=90,
             va="top",
