@@ -8,12 +8,15 @@ through ``churn-assets serve``'s /reports route (FastAPI's TestClient), as a cli
 from __future__ import annotations
 
 import io
+import math
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, cast
 
 import dagster as dg
 import duckdb
 import matplotlib.image
+import pandas as pd
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -21,8 +24,10 @@ from fastapi.testclient import TestClient
 from churn_assets.partitions import partition_key
 from churn_assets.reports.health import model_health_report
 from churn_assets.resources import default_resources
+from churn_assets.scoring.assets import SQL as PREDICTIONS_SQL
 from churn_assets.serving.app import create_app
 from churn_assets.serving.reports import reports_router
+from churn_assets.warehouse import run_sql_file
 from churn_assets_tests.helpers import materialize
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -109,6 +114,40 @@ def test_the_scoring_api_serves_the_reports_route(churn_env: dict[str, str]) -> 
 
 
 # --- the asset -----------------------------------------------------------------------------
+
+
+def test_a_month_with_only_scores_still_draws_every_picture(churn_env: dict[str, str]) -> None:
+    """The first model's month: scored, but nothing backtested, estimated or measured yet, and
+    the version that scored it no longer in the registry."""
+    cohort = date(2016, 5, 1)
+    scored = pd.DataFrame(
+        {
+            "msno": ["ann", "bob", "cid", "dan"],
+            "cohort_month": cohort,
+            "churn_probability": [0.9, 0.2, 0.05, 0.01],
+            "bucket": ["A", "B", "C", "C"],
+            "model_version": "3",
+            "top_reasons": None,
+            "scored_at": datetime(2016, 5, 1),
+            "control_group": False,
+            "bucket_policy": "cut-offs",
+        }
+    )
+    with duckdb.connect(default_resources()["warehouse"].database) as conn:
+        conn.register("scored", scored)
+        run_sql_file(conn, PREDICTIONS_SQL, {"cohort": cohort})
+    result = materialize(
+        [model_health_report], partition_key=partition_key(cohort), resources=default_resources()
+    )
+    [event] = result.get_asset_materialization_events()
+    metadata = event.materialization.metadata
+    folder = Path(churn_env["CHURN_HOME"]) / "reports" / "health" / "2016-05"
+    assert len([p for p in folder.glob("*.png") if p.read_bytes().startswith(PNG_SIGNATURE)]) == 6
+    assert [metadata[f"bucket_{b}_users"].value for b in "abc"] == [1, 1, 2]
+    assert math.isnan(metadata["estimated_auc"].value) and metadata["judged_columns"].value == 0
+    assert metadata["champion_version"].value == "3" and "model_card" not in metadata
+    page = _client(folder.parent.parent).get(_route(metadata["health_page"].value))
+    assert page.status_code == 200 and "v3" in page.text
 
 
 def _scored_months(home: Path) -> list:

@@ -20,15 +20,52 @@ from churn_assets.performance.calibration import CALIBRATION_BINS, reliability_b
 from churn_assets.warehouse import run_sql_file, table_exists
 
 HERE = Path(__file__).parent
-# Each frame, the file that reads it and the tables it needs (absent: the frame is empty).
+# Each frame: the file that reads it, the tables it needs and the columns it has. A frame whose
+# tables do not exist yet (early months, before any backtest or drift) is empty with its columns.
 QUERIES = {
-    "performance": ("health_performance.sql", ("model_performance",)),
-    "estimates": ("health_estimates.sql", ("performance_estimates",)),
-    "drift": ("health_drift.sql", ("drift_metrics",)),
-    "importance": ("health_importance.sql", ("drift_metrics",)),
-    "buckets": ("health_buckets.sql", ("predictions",)),
-    "decisions": ("health_decisions.sql", ("retraining_decisions",)),
-    "calibration": ("health_calibration.sql", ("predictions", "labels")),
+    "performance": (
+        "health_performance.sql",
+        ("model_performance",),
+        ["model_version", "cohort_month", "auc", "log_loss", "lift_top_decile", "is_champion"],
+    ),
+    "estimates": (
+        "health_estimates.sql",
+        ("performance_estimates",),
+        ["cohort_month", "model_version", "metric", "estimate", "low", "high"],
+    ),
+    "drift": (
+        "health_drift.sql",
+        ("drift_metrics",),
+        [
+            "cohort_month",
+            "weighted_psi",
+            "data_tier",
+            "prediction_psi",
+            "prediction_tier",
+            "judged_columns",
+            "drifted_columns",
+        ],
+    ),
+    "importance": (
+        "health_importance.sql",
+        ("drift_metrics",),
+        ["column_name", "importance", "psi", "tier", "reference_model_version"],
+    ),
+    "buckets": (
+        "health_buckets.sql",
+        ("predictions",),
+        ["cohort_month", "bucket", "users", "model_version"],
+    ),
+    "decisions": (
+        "health_decisions.sql",
+        ("retraining_decisions",),
+        ["cohort_month", "decided_at", "trigger", "action", "reason"],
+    ),
+    "calibration": (
+        "health_calibration.sql",
+        ("predictions", "labels"),
+        ["cohort_month", "model_version", "churn_probability", "is_churn"],
+    ),
 }
 
 
@@ -110,11 +147,11 @@ def load_health(conn: duckdb.DuckDBPyConnection, month: date) -> HealthData:
     """Every frame of ``month``'s page, from the warehouse as it stood for that month."""
     params = {"month": month, "labelled_by": labelled_by(month)}
     frames: dict[str, pd.DataFrame] = {}
-    for name, (file, tables) in QUERIES.items():
+    for name, (file, tables, columns) in QUERIES.items():
         present = all(table_exists(conn, t) for t in tables)
-        frames[name] = run_sql_file(conn, HERE / file, params).df() if present else pd.DataFrame()
-    for name in ("performance", "estimates", "drift", "buckets", "decisions", "calibration"):
-        frame = frames[name]
+        frame = run_sql_file(conn, HERE / file, params).df() if present else pd.DataFrame()
+        frame = frame.reindex(columns=list(dict.fromkeys([*columns, *frame.columns])))
         if "cohort_month" in frame:
             frame["cohort_month"] = pd.to_datetime(frame["cohort_month"])
+        frames[name] = frame
     return HealthData(month=month, **frames)
