@@ -24,6 +24,9 @@ RETENTION_OUTCOME = dg.AssetKey("retention_outcome")
 AT_RISK_LIST = dg.AssetKey("at_risk_list")
 MODEL_HEALTH_REPORT = dg.AssetKey("model_health_report")  # the monthly health page
 
+# Who answers for every asset (Dagster's owners: a team or an e-mail address).
+TEAM_OWNER = "team:churn"
+
 # Jobs, one per moment of the monthly loop, and the champion's lifecycle.
 LOAD_JOB = "load_job"
 COHORT_JOB = "cohort_job"
@@ -77,6 +80,8 @@ PARTITION_TAG = "dagster/partition"  # Dagster's own
 # MLflow run tags.
 DAGSTER_RUN_TAG = "dagster_run_id"  # the Dagster run an MLflow run belongs to
 RUN_KIND_TAG = "churn/kind"
+# What a training run was for, in a word or two ("first model", "drift"): its MLflow run's name.
+TRAINING_CAUSE_TAG = "churn/cause"
 
 # Model-version tags the registry keeps beside the aliases.
 BEST_CONFIG_TAG = "best_config"  # FLAML's best configuration: the next search's warm start

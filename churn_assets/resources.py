@@ -14,6 +14,8 @@ definitions load, and sets only the fields whose variables are set.
 
 from __future__ import annotations
 
+import json
+import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date
@@ -56,6 +58,12 @@ from churn_assets.settings import (
     read_variables,
 )
 
+# MLflow 3 opens an experiment without a kind on its GenAI view; this one is classic ML.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+# Beside a registered version's run: every fact of the version, tags only keep what a person reads.
+VERSION_DETAILS_FILE = "version_details.json"
+
 
 def ensure_experiment(
     tracking_uri: str, artifact_root: Path | None, name: str = EXPERIMENT_NAME
@@ -65,13 +73,19 @@ def ensure_experiment(
     client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
+        if EXPERIMENT_KIND_TAG not in experiment.tags:  # made before the kind was set
+            client.set_experiment_tag(
+                experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND
+            )
         return experiment.experiment_id
     location = None
     if artifact_root is not None:
         artifact_root.mkdir(parents=True, exist_ok=True)
         location = artifact_root.as_uri()
     try:
-        return client.create_experiment(name, artifact_location=location)
+        return client.create_experiment(
+            name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+        )
     except MlflowException:  # created meanwhile by another process
         return client.get_experiment_by_name(name).experiment_id
 
@@ -207,12 +221,27 @@ class ModelRegistryResource(dg.ConfigurableResource):
         """The versions registered whole, oldest first.
 
         Registration writes a version's tags in one order, ``promoted`` last
-        (:func:`churn_assets.training.registration.version_tags`): a version without it was cut
+        (:func:`churn_assets.training.registration.version_details`): a version without it was cut
         off mid-registration (a killed process) and is never backtested or made champion.
         """
         versions = self.client.search_model_versions(f"name = '{self.model_name}'")
         whole = [v for v in versions if PROMOTED_TAG in v.tags]
         return sorted(whole, key=lambda v: int(v.version))
+
+
+def version_facts(client: MlflowClient, version: ModelVersion) -> dict[str, str]:
+    """Everything a version says of itself: the details its run keeps as a JSON artifact, and its
+    tags (which win: a lifecycle step tags after registration). A version registered before the
+    details existed, or by hand, has its tags alone."""
+    details: dict[str, str] = {}
+    if version.run_id:
+        with tempfile.TemporaryDirectory() as folder:
+            try:
+                path = client.download_artifacts(version.run_id, VERSION_DETAILS_FILE, folder)
+                details = json.loads(Path(path).read_text())
+            except (MlflowException, OSError):
+                details = {}
+    return {**details, **version.tags}
 
 
 class ModelUnavailableError(RuntimeError):

@@ -231,6 +231,20 @@ def test_failed_error_check_alerts_every_channel_once(tmp_path, smtp_inbox, webh
         assert len(received) == 2 and len(inbox.messages) == 2
 
 
+def test_a_sensor_started_afresh_does_not_repeat_an_alert_the_log_holds(tmp_path):
+    """Each replay ticks the sensor from no cursor: the failed execution it alerted on before is
+    not alerted again, while a later failure of the same check (another run) is."""
+    alerts = _alerts(tmp_path)
+    with dg.instance_for_test() as instance:
+        _materialize_tiny(instance, rows=0)
+        _tick(check_failure_alerts, instance, alerts)
+        _tick(check_failure_alerts, instance, alerts)  # a fresh cursor, as a new replay
+        assert [line[2] for line in _log_lines(alerts)] == [CHECK_FAILED]
+        _materialize_tiny(instance, rows=0)
+        _tick(check_failure_alerts, instance, alerts)
+        assert [line[2] for line in _log_lines(alerts)] == [CHECK_FAILED, CHECK_FAILED]
+
+
 def test_smtp_down_webhook_still_alerted_and_failure_logged(tmp_path, webhook):
     url, received = webhook
     alerts = _alerts(

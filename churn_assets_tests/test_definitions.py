@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import os
+import subprocess
+import sys
 
 import dagster as dg
 import pytest
@@ -44,6 +47,8 @@ def test_workspace_points_at_loadable_definitions(churn_env, request):
         "at_risk_job",
     } <= set(repo.job_names)
     assert {s.name for s in repo.schedule_defs} == {"monthly_schedule", "weekly_schedule"}
+    # The README says the schedules run: under `dagster dev` they start running, as the sensors do.
+    assert all(s.default_status == dg.DefaultScheduleStatus.RUNNING for s in repo.schedule_defs)
     sensors = {s.name: s for s in repo.sensor_defs}
     assert set(sensors) == {
         "landing_sensor",
@@ -147,3 +152,55 @@ def test_a_setting_that_cannot_be_used_is_named(tmp_path, variable, value, says)
         default_resources({"CHURN_HOME": str(tmp_path), variable: value})
     assert str(refused.value).startswith(f"{variable}={value!r}: ")
     assert says in str(refused.value)
+
+
+def test_loading_the_definitions_says_no_dagster_notes_but_keeps_real_warnings(churn_env):
+    """What `dagster dev`'s code server does: import the definitions in a fresh process, every
+    warning shown (``-W default``). Dagster's beta and preview notes are gone; others remain."""
+    code = (
+        "import warnings\n"
+        "import churn_assets.definitions\n"
+        "warnings.warn('a warning of our own', RuntimeWarning)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "default", "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **churn_env},
+        check=True,
+    )
+    assert "BetaWarning" not in done.stderr and "PreviewWarning" not in done.stderr
+    assert "RuntimeWarning: a warning of our own" in done.stderr
+
+
+# Assets that write no warehouse table: a registered model, and a key-value store for lookups.
+NOT_TABLES = {"churn_model", "online_features", "model_health_report"}
+
+
+def test_every_asset_has_owners_a_description_and_the_columns_of_its_table(churn_env):
+    """What the asset catalog shows: who answers for each asset, what it is, and the columns of
+    the table it writes, taken from the SQL that creates that table."""
+    from churn_assets.definitions import build_definitions
+    from churn_assets.keys import TEAM_OWNER
+
+    repo = build_definitions().get_repository_def()
+    specs = {
+        key.to_user_string(): assets_def.specs_by_key[key]
+        for key, assets_def in repo.assets_defs_by_key.items()
+    }
+    assert set(specs) == EXPECTED_ASSETS
+    for name, spec in specs.items():
+        assert spec.owners == [TEAM_OWNER], name
+        assert spec.description and spec.description.strip(), name
+        schema = spec.metadata.get("dagster/column_schema")
+        if name in NOT_TABLES:
+            assert schema is None, name
+            continue
+        assert isinstance(schema, dg.TableSchema), name
+        columns = {c.name: c for c in schema.columns}
+        # Every table the assets write is keyed by a user or a cohort.
+        assert {"msno", "cohort_month"} & set(columns), (name, sorted(columns))
+    features = {c.name: c.type for c in specs["features"].metadata["dagster/column_schema"].columns}
+    assert features["msno"] == "varchar" and "days_to_expiry" in features
+    members = specs["members"].metadata["dagster/column_schema"].columns
+    assert not next(c for c in members if c.name == "msno").constraints.nullable

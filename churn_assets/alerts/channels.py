@@ -86,8 +86,9 @@ class AlertsResource(dg.ConfigurableResource):
                 )
         return failed
 
-    def sent_before(self, event: str, subject: str) -> bool:
-        """Whether the log file already holds ``event`` for ``subject``."""
+    def sent_before(self, event: str, subject: str, link: str | None = None) -> bool:
+        """Whether the log file already holds ``event`` for ``subject`` (with ``link``, when
+        given: the same run's alert)."""
         path = Path(self.log_path)
         if not path.exists():
             return False
@@ -95,7 +96,8 @@ class AlertsResource(dg.ConfigurableResource):
         with path.open(encoding="utf-8", errors="replace") as lines:
             for line in lines:
                 fields = line.rstrip("\n").split("\t")
-                if len(fields) > 3 and fields[2] == event and fields[3] == subject:
+                same = len(fields) > 3 and fields[2] == event and fields[3] == subject
+                if same and (link is None or (len(fields) > 5 and fields[5] == link)):
                     return True
         return False
 
@@ -171,11 +173,16 @@ class AlertsResource(dg.ConfigurableResource):
             time.sleep(RETRY_PAUSE_S * (attempt + 1))
 
 
+def alert_log(home: Path) -> Path:
+    """Where every alert is written, whatever else is configured."""
+    return home / "logs" / "alerts.log"
+
+
 def alerts_resource(environ: Mapping[str, str] | None = None) -> AlertsResource:
     """The alerts resource from the ``CHURN_ALERT_*`` variables (log file only by default)."""
     fields = read_variables(ALERT_VARIABLES, environ)
     if environ is None and fields.get("smtp_password"):
         # Read when the resource is used, and never shown in Dagster's UI.
         fields["smtp_password"] = dg.EnvVar("CHURN_ALERT_SMTP_PASSWORD")
-    log_path = churn_paths(environ).home / "logs" / "alerts.log"
+    log_path = alert_log(churn_paths(environ).home)
     return AlertsResource(log_path=str(log_path), **fields)

@@ -20,6 +20,36 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def clauses(text: str) -> list[str]:
+    """``text`` split at its top-level ``"; "`` (never inside parentheses or brackets)."""
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        if char in "([":
+            depth += 1
+        elif char in ")]":
+            depth -= 1
+        if depth == 0 and text.startswith("; ", i):
+            parts.append(text[start:i])
+            start = i + 2
+    parts.append(text[start:])
+    return [p.strip() for p in parts if p.strip()]
+
+
+def whole_clauses(text: str, limit: int) -> str:
+    """As many of ``text``'s clauses as fit in ``limit`` characters (at least the first, whole),
+    saying how many were left out: a figure is never cut in the middle."""
+    parts = clauses(one_line(text))
+    if parts and len(parts[0]) > limit:  # one clause too long: whole words only
+        parts[0] = parts[0][:limit].rsplit(" ", 1)[0] + " ..."
+    kept = parts[:1]
+    for part in parts[1:]:
+        if len("; ".join([*kept, part])) > limit:
+            break
+        kept.append(part)
+    left = len(parts) - len(kept)
+    return "; ".join(kept) + (f" [{left} more clause(s)]" if left else "")
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 

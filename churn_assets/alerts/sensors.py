@@ -139,9 +139,12 @@ def check_failure_alerts(
         if evaluation.severity != dg.AssetCheckSeverity.ERROR:
             alerted.pop(subject, None)  # only a warning now: a later error alerts again
             continue
-        if subject in alerted:
-            continue
         run_id = info.latest_planned_run_id
+        # A sensor started afresh (a new replay, a reset cursor) does not repeat an alert the
+        # log holds for this very execution.
+        if subject in alerted or alerts.sent_before(CHECK_FAILED, subject, alerts.run_link(run_id)):
+            alerted[subject] = None
+            continue
         alerts.send(_check_alert(alerts, subject, evaluation, info.partition_key, run_id))
         alerted[subject] = None
         sent.append(subject)

@@ -53,6 +53,7 @@ from churn_assets.keys import (
     TRAINING_JOB,
 )
 from churn_assets.partitions import latest_labelled_cohort, month_start, partition_key
+from churn_assets.readable import readable
 from churn_assets.resources import RetrainingPolicy
 from churn_assets.training.lifecycle import is_provisional
 from churn_assets.warehouse import run_sql_file, table_exists, transaction
@@ -359,16 +360,18 @@ def observation(decision: Decision) -> dg.AssetObservation:
     return dg.AssetObservation(
         asset_key=CHURN_MODEL,
         description=f"retraining decision: {decision.action} ({decision.reason})",
-        metadata={
-            "trigger": decision.trigger.kind,
-            "cohort": decision.trigger.cohort,
-            "evidence": decision.trigger.evidence,
-            "action": decision.action,
-            "reason": decision.reason,
-            "newest_labelled_cohort": decision.newest_labels,
-            "run_key": decision.run_key,
-            "run_id": decision.run_id,
-        },
+        metadata=readable(
+            {
+                "trigger": decision.trigger.kind,
+                "cohort": decision.trigger.cohort,
+                "evidence": decision.trigger.evidence,
+                "action": decision.action,
+                "reason": decision.reason,
+                "newest_labelled_cohort": decision.newest_labels,
+                "run_key": decision.run_key,
+                "run_id": decision.run_id,
+            }
+        ),
     )
 
 

@@ -18,6 +18,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from churn_assets.alerts.channels import AlertsResource
+from churn_assets.alerts.events import whole_clauses
 from churn_assets.alerts.retraining import alert_retraining_did_not_help
 from churn_assets.automation.jobs import cohort_job, load_job, training_job
 from churn_assets.automation.loads import due_loads
@@ -44,6 +45,7 @@ from churn_assets.keys import (
     PERFORMANCE_ESTIMATE,
     PREDICTIONS,
     RETENTION_OUTCOME,
+    TRAINING_CAUSE_TAG,
     TRANSACTIONS,
     TRIGGER_TAG,
     USER_LOGS,
@@ -71,6 +73,7 @@ LABELLED_COHORT_ASSETS = [MODEL_PERFORMANCE, RETENTION_OUTCOME]
 RAW_TABLES = (TRANSACTIONS, USER_LOGS)
 # How long the daemon's sensors wait before retrying a run that failed for the environment.
 ENVIRONMENT_RETRY_AFTER = timedelta(hours=1)
+MAX_TRIGGER_TAG = 500  # a run's trigger tag: its evidence's leading clauses, whole
 MIN_LABELLED_COHORTS = 2  # one to train on, the newest to validate on
 IN_PROGRESS = [
     dg.DagsterRunStatus.QUEUED,
@@ -339,6 +342,7 @@ def _training_request(
     request_id: str,
     reason: str,
     labels: str,
+    cause: str,
     in_question: tuple[str, ...] = (),
 ) -> dg.RunRequest | None:
     """A keyed training run as on the first day of ``cohort``, configured through the typed
@@ -353,7 +357,7 @@ def _training_request(
         request_id,
         partition_key=cohort,
         run_config=dg.RunConfig(ops={CHURN_MODEL.to_python_identifier(): training}),
-        tags={TRIGGER_TAG: reason, LABELS_TAG: labels},
+        tags={TRIGGER_TAG: reason, LABELS_TAG: labels, TRAINING_CAUSE_TAG: cause},
     )
 
 
@@ -381,6 +385,7 @@ def _first_model(
         f"first-model-{cohort}",
         "no champion yet and two labelled cohorts exist",
         labelled[-1],
+        "first model",
     )
 
 
@@ -458,8 +463,10 @@ def _retrain(
         policy,
         _newest_scored_cohort(instance, today),
         f"retrain-labels-{decision.newest_labels}",
-        f"{decision.trigger.kind}: {decision.trigger.evidence}"[:500],
+        # The evidence names each trigger's kind already ("drift: weighted PSI ...").
+        whole_clauses(decision.trigger.evidence, MAX_TRIGGER_TAG),
         decision.newest_labels,
+        decision.trigger.kind,
         decision.trigger.kinds,
     )
     if request is None:

@@ -54,6 +54,7 @@ from churn_assets.monitoring.results import (
 )
 from churn_assets.monitoring.verdicts import record_verdict
 from churn_assets.partitions import month_start, monthly_partitions
+from churn_assets.readable import readable
 from churn_assets.resources import ModelRegistryResource, ReportsResource
 from churn_assets.warehouse import run_sql_file, transaction
 
@@ -198,7 +199,7 @@ def _nothing_to_judge(conn, cohort: date, version: str, basis: Reference) -> dg.
         for monitor in ("data_drift", "prediction_drift"):
             record_verdict(conn, cohort, monitor, "n/a", detail)
     return dg.MaterializeResult(
-        metadata={"cohort_month": cohort.isoformat(), "status": detail},
+        metadata=readable({"cohort_month": cohort.isoformat(), "status": detail}),
         check_results=[
             check_result(DRIFT_CHECK, "n/a", detail, {}),
             check_result(PREDICTION_CHECK, "n/a", detail, {}),

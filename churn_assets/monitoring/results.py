@@ -19,6 +19,7 @@ from churn_assets.monitoring.measure import DataDrift, Measured
 from churn_assets.monitoring.reference import Reference
 from churn_assets.monitoring.segments import segments_markdown
 from churn_assets.monitoring.target import TargetDrift
+from churn_assets.readable import readable
 from churn_assets.resources import ModelRegistryResource, ReportsResource
 
 SEVERITY = {"warn": dg.AssetCheckSeverity.WARN, "error": dg.AssetCheckSeverity.ERROR}
@@ -122,7 +123,7 @@ def check_result(name: str, tier: str, description: str, metadata: dict) -> dg.A
         passed=tier in ("pass", "n/a"),
         severity=SEVERITY.get(tier, dg.AssetCheckSeverity.WARN),
         description=description,
-        metadata={"tier": tier, **metadata},
+        metadata=readable({"tier": tier, **metadata}),
     )
 
 
@@ -215,23 +216,25 @@ def drift_result(
         **{label: dg.MetadataValue.url(url) for label, url in links.items()},
     }
     return dg.MaterializeResult(
-        metadata={
-            **evidence,
-            **report,
-            "mlflow_run_id": run_id,
-            "reference_rows": measured.reference_rows,
-            "current_rows": measured.current_rows,
-            "weighted_psi": data.weighted,
-            "data_drift": data.tier,
-            "prediction_drift": prediction["tier"],
-            "prediction_psi": prediction.get("psi", math.nan),
-            "target_drift": measured.target.severity,
-            "target_drift_detail": measured.target.detail,
-            "drifted_columns": dg.MetadataValue.json(measured.drifted),
-            "columns": top_columns,
-            "segments": segments,
-            "segments_warning": ", ".join(data.segments_warning()) or "none",
-        },
+        metadata=readable(
+            {
+                **evidence,
+                **report,
+                "mlflow_run_id": run_id,
+                "reference_rows": measured.reference_rows,
+                "current_rows": measured.current_rows,
+                "weighted_psi": data.weighted,
+                "data_drift": data.tier,
+                "prediction_drift": prediction["tier"],
+                "prediction_psi": prediction.get("psi", math.nan),
+                "target_drift": measured.target.severity,
+                "target_drift_detail": measured.target.detail,
+                "drifted_columns": dg.MetadataValue.json(measured.drifted),
+                "columns": top_columns,
+                "segments": segments,
+                "segments_warning": ", ".join(data.segments_warning()) or "none",
+            }
+        ),
         check_results=[
             _data_drift_check(measured, details[0], evidence, top_columns, segments),
             _prediction_drift_check(measured, details[1], evidence),

@@ -25,6 +25,7 @@ from pydantic import Field
 
 from churn_assets import keys
 from churn_assets.alerts.channels import AlertsResource
+from churn_assets.readable import readable
 from churn_assets.reports.at_risk_page import ListPage, write_pages
 from churn_assets.resources import ReportsResource
 from churn_assets.scoring.buckets import ACTIONS
@@ -88,7 +89,8 @@ def at_risk_list(
     mailed = alerts.mail_report(page.subject(), page.mail_body(), [csv_path, html_path])
     context.log.info(f"at-risk list of {week}: {page.summary()}; mail {mailed}")
     links = {"list_url": reports.url(html_path), "csv_url": reports.url(csv_path)}
-    return dg.MaterializeResult(metadata=_metadata(page, csv_path, html_path, mailed, links))
+    metadata = _metadata(page, csv_path, html_path, mailed, links)
+    return dg.MaterializeResult(metadata=readable(metadata))
 
 
 def _write_list(

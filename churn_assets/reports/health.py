@@ -29,6 +29,7 @@ from mlflow.exceptions import MlflowException
 from churn_assets import keys
 from churn_assets.monitoring.drift import html_report_path
 from churn_assets.partitions import month_start, monthly_partitions
+from churn_assets.readable import readable
 from churn_assets.reports.health_charts import CHARTS, render_all
 from churn_assets.reports.health_data import HealthData, load_health
 from churn_assets.reports.health_page import HealthPage, page_folder
@@ -65,19 +66,22 @@ def model_health_report(
     page = HealthPage(month, champion or "none", figures, pictures, links).write(reports.folder)
     context.log.info(f"health page of {month:%Y-%m}: {page} ({len(pictures)} pictures)")
     return dg.MaterializeResult(
-        metadata={
-            **figures,
-            "champion_version": champion or "none",
-            "health_page": dg.MetadataValue.url(reports.url(page)),
-            **{label: dg.MetadataValue.url(url) for label, url in links.items()},
-            "page_path": dg.MetadataValue.path(str(page)),
-            **{f"{name}_picture": _inline(pictures[name]) for name in INLINE},
-            "pictures": dg.MetadataValue.md(
-                "\n\n".join(
-                    f"![{CHARTS[name][0]}]({reports.url(path)})" for name, path in pictures.items()
-                )
-            ),
-        }
+        metadata=readable(
+            {
+                **figures,
+                "champion_version": champion or "none",
+                "health_page": dg.MetadataValue.url(reports.url(page)),
+                **{label: dg.MetadataValue.url(url) for label, url in links.items()},
+                "page_path": dg.MetadataValue.path(str(page)),
+                **{f"{name}_picture": _inline(pictures[name]) for name in INLINE},
+                "pictures": dg.MetadataValue.md(
+                    "\n\n".join(
+                        f"![{CHARTS[name][0]}]({reports.url(path)})"
+                        for name, path in pictures.items()
+                    )
+                ),
+            }
+        )
     )
 
 

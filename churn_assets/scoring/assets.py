@@ -22,6 +22,7 @@ from churn_assets.features.feature_sets import cohort_coverage, read_cohort_feat
 from churn_assets.modeling.frame import as_matrix
 from churn_assets.outcomes.control import in_control_group
 from churn_assets.partitions import month_start, monthly_partitions
+from churn_assets.readable import readable
 from churn_assets.resources import BucketPolicy, ControlGroupResource, ModelRegistryResource
 from churn_assets.scoring.buckets import (
     ScoringConfig,
@@ -74,7 +75,7 @@ def predictions(
         with transaction(conn):
             run_sql_file(conn, SQL, {"cohort": cohort})
         conn.unregister("scored")
-    return dg.MaterializeResult(metadata=_scoring_metadata(scored, coverage))
+    return dg.MaterializeResult(metadata=readable(_scoring_metadata(scored, coverage)))
 
 
 def _nothing_to_score(cohort: date, coverage: dict) -> dg.MaterializeResult:
@@ -83,11 +84,13 @@ def _nothing_to_score(cohort: date, coverage: dict) -> dg.MaterializeResult:
         raise dg.Failure(f"no features for cohort {cohort:%Y-%m}: materialize features first")
     # Built, but empty: a hole in the data emptied the cohort (its coverage says which).
     return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": 0,
-            "status": f"n/a: cohort {cohort:%Y-%m} has no users (missing "
-            f"{coverage['missing_months'] or 'nothing'})",
-        }
+        metadata=readable(
+            {
+                "dagster/row_count": 0,
+                "status": f"n/a: cohort {cohort:%Y-%m} has no users (missing "
+                f"{coverage['missing_months'] or 'nothing'})",
+            }
+        )
     )
 
 

@@ -45,7 +45,7 @@ from churn_assets.keys import HELD_OUT_TAG
 from churn_assets.modeling.bootstrap import DEFAULT_RESAMPLES, paired_differences
 from churn_assets.modeling.frame import LABEL, predict_probability
 from churn_assets.modeling.metrics import classification_metrics
-from churn_assets.resources import ModelRegistryResource, ModelUnavailableError
+from churn_assets.resources import ModelRegistryResource, ModelUnavailableError, version_facts
 from churn_assets.training.config import DEFAULT_PROMOTION_CONFIDENCE, TrainingConfig
 from churn_assets.training.hurdle import Hurdle
 from churn_assets.training.lifecycle import is_provisional
@@ -239,7 +239,10 @@ def compare_with_champion(
         "basis": basis,
         "seen_by_challenger": not held_out,
         "seen_by_champion": champion_saw(
-            champion.tags, split.validation_cohort, split.held_out_share, held_out
+            version_facts(registry.client, champion),
+            split.validation_cohort,
+            split.held_out_share,
+            held_out,
         ),
     }
     try:
