@@ -26,10 +26,13 @@ from churn_assets.partitions import month_start
 from churn_assets.progress import Progress
 from churn_assets.quiet import quiet_dagster_notes
 from churn_assets.settings import (
+    DEFAULT_REPORTS_URL,
+    REPORTS_VARIABLES,
     check_environment,
     check_home,
     check_tracking_server,
     churn_paths,
+    read_variables,
 )
 from churn_assets.simulator.thinning import THIN_HISTORY_MEAN
 
@@ -280,6 +283,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "PYTHONWARNINGS='ignore:Function `dev_command` is superseded' dagster dev"
     )
     print(f"  mlflow ui --backend-store-uri {paths.mlflow_tracking_uri}")
+    reports_url = read_variables(REPORTS_VARIABLES).get("public_url", DEFAULT_REPORTS_URL)
+    print(f"  CHURN_HOME={paths.home} churn-assets serve   # reports at {reports_url}/")
     return _report_runs(summary)
 
 

@@ -26,6 +26,7 @@ from churn_assets.performance.assets import model_performance
 from churn_assets.performance.estimates import performance_estimate
 from churn_assets.raw.assets import labels, members, transactions, user_logs
 from churn_assets.reports.at_risk import at_risk_list
+from churn_assets.reports.health import model_health_report
 from churn_assets.resources import default_resources
 from churn_assets.scoring.assets import predictions
 from churn_assets.scoring.online import online_features
@@ -91,6 +92,7 @@ _ASSETS = [
     model_performance,
     retention_outcome,
     at_risk_list,
+    model_health_report,
 ]
 ASSETS = dg.map_asset_specs(_described, _ASSETS)
 

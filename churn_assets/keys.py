@@ -22,6 +22,7 @@ DRIFT_REPORT = dg.AssetKey("drift_report")
 MODEL_PERFORMANCE = dg.AssetKey("model_performance")
 RETENTION_OUTCOME = dg.AssetKey("retention_outcome")
 AT_RISK_LIST = dg.AssetKey("at_risk_list")
+MODEL_HEALTH_REPORT = dg.AssetKey("model_health_report")  # the monthly health page
 
 # Who answers for every asset (Dagster's owners: a team or an e-mail address).
 TEAM_OWNER = "team:churn"

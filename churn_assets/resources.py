@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 
 import dagster as dg
 import duckdb
@@ -44,6 +45,8 @@ from churn_assets.settings import (
     CHALLENGER_ALIAS,
     CHAMPION_ALIAS,
     CONTROL_VARIABLES,
+    DEFAULT_MLFLOW_UI_URL,
+    DEFAULT_REPORTS_URL,
     EXPERIMENT_NAME,
     ONLINE_STORE_VARIABLES,
     REGISTERED_MODEL_NAME,
@@ -246,7 +249,8 @@ class ModelUnavailableError(RuntimeError):
 
 
 class ReportsResource(dg.ConfigurableResource):
-    """Where HTML reports (drift, at-risk lists) are written, under CHURN_HOME by default."""
+    """Where HTML reports (drift, at-risk lists, health pages, model cards) are written, under
+    CHURN_HOME by default, and the http links the Dagster UI shows to them and to MLflow."""
 
     path: str
     drift_html: bool = Field(
@@ -254,10 +258,38 @@ class ReportsResource(dg.ConfigurableResource):
         description="Whether drift_report builds Evidently's HTML (CHURN_DRIFT_HTML): about 10 s "
         "a cohort whatever its size.",
     )
+    public_url: str = Field(
+        default=DEFAULT_REPORTS_URL,
+        description="Base URL the reports folder is served at (CHURN_REPORTS_URL): links in the "
+        "Dagster UI point there; `churn-assets serve` serves it at /reports.",
+    )
+    mlflow_ui_url: str = Field(
+        default=DEFAULT_MLFLOW_UI_URL,
+        description="Base URL of the MLflow UI (CHURN_MLFLOW_UI_URL), for links to runs and "
+        "model versions.",
+    )
 
     @property
     def folder(self) -> Path:
         return Path(self.path)
+
+    def card_path(self, version: str) -> Path:
+        """A registered version's model card (written by the monthly health report)."""
+        return self.folder / "models" / f"model_v{version}.html"
+
+    def url(self, path: Path) -> str:
+        """The http link to a file under the reports folder (``serve``'s /reports route)."""
+        relative = path.resolve().relative_to(self.folder.resolve())
+        return f"{self.public_url.rstrip('/')}/{quote(relative.as_posix())}"
+
+    def run_url(self, experiment_id: str, run_id: str) -> str:
+        """The MLflow UI's page of a run."""
+        return f"{self.mlflow_ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+    def version_url(self, version: str) -> str:
+        """The MLflow UI's page of a registered version of ``churn-model``."""
+        base = self.mlflow_ui_url.rstrip("/")
+        return f"{base}/#/models/{REGISTERED_MODEL_NAME}/versions/{version}"
 
 
 class ControlGroupResource(dg.ConfigurableResource):

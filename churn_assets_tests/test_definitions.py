@@ -25,6 +25,7 @@ EXPECTED_ASSETS = {
     "model_performance",
     "retention_outcome",
     "at_risk_list",
+    "model_health_report",
 }
 
 
@@ -103,6 +104,8 @@ def test_the_environment_is_read_once_into_typed_resources(tmp_path):
             "CHURN_CONTROL_SHARE": "0.2",
             "CHURN_DRIFT_HTML": "false",
             "CHURN_ALERT_SMTP_PORT": "2525",
+            "CHURN_REPORTS_URL": "https://reports.example.org/churn/",
+            "CHURN_MLFLOW_UI_URL": "http://mlflow.internal:5000",
         }
     )
     retraining = resources["retraining"]
@@ -111,6 +114,12 @@ def test_the_environment_is_read_once_into_typed_resources(tmp_path):
     assert retraining.training_overrides() == {"time_budget_s": 7.5, "auto_promote": False}
     assert resources["control"].share == 0.2
     assert resources["reports"].drift_html is False
+    reports = resources["reports"]
+    page = reports.folder / "health" / "2016-05" / "health_2016-05.html"
+    assert (
+        reports.url(page) == "https://reports.example.org/churn/health/2016-05/health_2016-05.html"
+    )
+    assert reports.version_url("3") == "http://mlflow.internal:5000/#/models/churn-model/versions/3"
     assert resources["alerts"].smtp_port == 2525
 
     # Unset, each knob keeps its one default: the training run's own, the resource's.
@@ -119,6 +128,9 @@ def test_the_environment_is_read_once_into_typed_resources(tmp_path):
     assert unset["retraining"].drift_tier == "WARN"
     assert TrainingConfig().time_budget_s == 30.0 and TrainingConfig().auto_promote is True
     assert unset["control"].share == 0.1 and unset["reports"].drift_html is True
+    # Links point at `churn-assets serve` and `mlflow ui` on their default ports.
+    assert unset["reports"].public_url == "http://127.0.0.1:8000/reports"
+    assert unset["reports"].mlflow_ui_url == "http://127.0.0.1:5000"
 
 
 @pytest.mark.parametrize(
@@ -128,6 +140,8 @@ def test_the_environment_is_read_once_into_typed_resources(tmp_path):
         ("CHURN_RETRAIN_STALE_COHORTS", "2.5", "not a whole number"),
         ("CHURN_RETRAIN_DRIFT_TIER", "loud", "must be ERROR or WARN"),
         ("CHURN_ALERT_SLOW_RUN_S", "an hour", "not a number"),
+        ("CHURN_REPORTS_URL", "file:///tmp/reports", "expected an http:// or https:// URL"),
+        ("CHURN_MLFLOW_UI_URL", "http://", "expected an http:// or https:// URL"),
     ],
 )
 def test_a_setting_that_cannot_be_used_is_named(tmp_path, variable, value, says):
@@ -160,7 +174,7 @@ def test_loading_the_definitions_says_no_dagster_notes_but_keeps_real_warnings(c
 
 
 # Assets that write no warehouse table: a registered model, and a key-value store for lookups.
-NOT_TABLES = {"churn_model", "online_features"}
+NOT_TABLES = {"churn_model", "online_features", "model_health_report"}
 
 
 def test_every_asset_has_owners_a_description_and_the_columns_of_its_table(churn_env):

@@ -246,12 +246,19 @@ def test_candidate_below_the_hurdle_is_recorded_but_not_registered(lifecycle_hom
     assert client.search_model_versions(f"name = '{REGISTERED_MODEL_NAME}'") == []
     run = client.get_run(meta["mlflow_run_id"])
     assert run.data.tags["candidate_status"] == "rejected"
+    # One click to the run in the MLflow UI; a rejected candidate has no version, nor card.
+    assert meta["mlflow_run"].endswith(
+        f"/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    )
+    assert "model_card" not in meta and "mlflow_model_version" not in meta
     assert "baseline" in run.data.tags["rejection_reason"]
     assert "val_auc" in run.data.metrics
 
     # With no champion at all, the first candidate is registered anyway (and says so)...
     first = _metadata(_train(hurdle_margin=1.0))
     assert first["registered"] is True and first["cleared_hurdle"] is False
+    assert first["mlflow_model_version"].endswith("/#/models/churn-model/versions/1")
+    assert first["model_card"] == "http://127.0.0.1:8000/reports/models/model_v1.html"
     tags = client.get_model_version(REGISTERED_MODEL_NAME, "1").tags
     assert tags["cleared_hurdle"] == "false"
     # ...but once a champion exists, a candidate below the hurdle never becomes challenger.

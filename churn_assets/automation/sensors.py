@@ -39,6 +39,7 @@ from churn_assets.keys import (
     FEATURES,
     LABELS,
     LABELS_TAG,
+    MODEL_HEALTH_REPORT,
     MODEL_PERFORMANCE,
     ONLINE_FEATURES,
     PERFORMANCE_ESTIMATE,
@@ -221,7 +222,7 @@ def cohort_sensor(
     cursor = _cursor(context)
     touched = _newly_loaded(context.instance, cursor)
     scoring = _champion_exists(registry)
-    scored = [PREDICTIONS, ONLINE_FEATURES, PERFORMANCE_ESTIMATE, DRIFT_REPORT]
+    scored = [PREDICTIONS, ONLINE_FEATURES, PERFORMANCE_ESTIMATE, DRIFT_REPORT, MODEL_HEALTH_REPORT]
     selection = [FEATURES] + (scored if scoring else [])
     catalog = landing.catalog() if touched else None
     if catalog is not None and _loads_pending(context.instance, catalog, clock):

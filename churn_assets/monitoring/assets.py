@@ -46,8 +46,10 @@ from churn_assets.monitoring.results import (
     check_result,
     describe_data_drift,
     describe_prediction_drift,
+    drift_links,
     drift_metric_rows,
     drift_result,
+    evidently_note,
     log_run,
     write_html_report,
 )
@@ -115,7 +117,8 @@ def drift_report(
     html_path, run_id = _publish(
         context, config, registry, reports, cohort, version, measured, rows
     )
-    return drift_result(cohort, version, basis, measured, details, html_path, run_id)
+    links = drift_links(reports, registry, version, html_path, run_id)
+    return drift_result(cohort, version, basis, measured, details, html_path, run_id, links)
 
 
 def _publish(
@@ -138,6 +141,7 @@ def _publish(
             measured.html_current,
             measured.numerical,
             measured.categorical,
+            evidently_note(measured),
         )
         if build_html
         else None

@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from churn_assets.online.store import OnlineRecord, OnlineStore, StoreUnavailable
 from churn_assets.serving.guard import MAX_BODY_BYTES, Guard
 from churn_assets.serving.model import BatchAnswer, ChampionFollower, Score, ServingModel, score
+from churn_assets.serving.reports import reports_router
 from churn_assets.serving.schemas import (
     HealthResponse,
     ModelResponse,
@@ -60,6 +61,7 @@ def create_app(
     _add_health(app, follower, store)
     _add_model(app, follower)
     _add_score(app, follower, store)
+    app.include_router(reports_router())  # $CHURN_HOME/reports, read-only, for the UI's links
     return app
 
 

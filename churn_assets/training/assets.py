@@ -31,7 +31,7 @@ from churn_assets.features.feature_sets import feature_columns_of
 from churn_assets.modeling.frame import LABEL
 from churn_assets.partitions import month_start
 from churn_assets.readable import readable
-from churn_assets.resources import ModelRegistryResource
+from churn_assets.resources import ModelRegistryResource, ReportsResource
 from churn_assets.settings import REGISTERED_MODEL_NAME
 from churn_assets.training.candidate import Candidate, tune_and_judge
 from churn_assets.training.config import TrainingConfig
@@ -57,7 +57,7 @@ from churn_assets.training.window import LabelledWindow, load_labelled_window
     kinds={"mlflow", "lightgbm"},
     deps=[keys.FEATURES, keys.LABELS],
     # dagster-mlflow's tracking resource is old-style, so every resource is asked for by key.
-    required_resource_keys={"mlflow", "warehouse", "registry"},
+    required_resource_keys={"mlflow", "warehouse", "registry", "reports"},
 )
 def churn_model(context: dg.AssetExecutionContext, config: TrainingConfig) -> dg.MaterializeResult:
     """A FLAML-tuned LightGBM churn classifier, registered in MLflow as ``churn-model``."""
@@ -104,6 +104,7 @@ def _train_candidate(
     )
     model_info = log_booster(candidate, register)
     common = candidate_metadata(as_of, candidate, register, model_info.run_id)
+    common |= _links(context, model_info.run_id, None)
     if not register:
         return _rejected(context, candidate, champion, common)
     version = str(model_info.registered_model_version)
@@ -126,6 +127,23 @@ def _labelled_window(
             + ")"
         )
     return window
+
+
+def _links(
+    context: dg.AssetExecutionContext, run_id: str, version: str | None
+) -> dict[str, dg.MetadataValue]:
+    """One click from the materialization: the run, and a registered version's page in the
+    MLflow UI and its model card (served by ``churn-assets serve``; the health report of the
+    same run writes it)."""
+    reports: ReportsResource = context.resources.reports
+    links = {}
+    if run_id:
+        run = context.resources.registry.client.get_run(run_id)
+        links["mlflow_run"] = reports.run_url(run.info.experiment_id, run_id)
+    if version is not None:
+        links["mlflow_model_version"] = reports.version_url(version)
+        links["model_card"] = reports.url(reports.card_path(version))
+    return {label: dg.MetadataValue.url(url) for label, url in links.items()}
 
 
 def _not_trained(context: dg.AssetExecutionContext, reason: str) -> dg.MaterializeResult:
@@ -211,6 +229,7 @@ def _registered(
                 "comparison": decision.reason,
                 **(comparison.metadata() if comparison is not None else {}),
                 "model_uri": f"models:/{REGISTERED_MODEL_NAME}/{version}",
+                **_links(context, "", version),
             }
         )
     )
