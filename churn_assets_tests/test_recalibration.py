@@ -169,17 +169,26 @@ def _scores(seed: int, n: int, distort) -> tuple[np.ndarray, np.ndarray]:
     return (rng.random(n) < truth).astype(float), distort(truth)
 
 
-def test_auto_keeps_calibrated_scores_and_fixes_miscalibrated_ones() -> None:
-    """Scores that are the churn probability stay as they are; scores twice too high do not."""
+def test_auto_keeps_raw_scores_unless_a_method_beats_them_and_fixes_miscalibrated_ones() -> None:
+    """Scores that are the churn probability mostly stay as they are (a method is kept only
+    where it beats them out of fold, or beyond noise when asked); scores twice too high do not."""
     config = TrainingConfig()
-    y, calibrated = _scores(1, 1500, lambda p: p)
-    kept = choose_calibration(config, y, calibrated)
-    assert kept.method == "none", kept.reason
-    np.testing.assert_array_equal(kept.calibration.apply(calibrated), calibrated)
+    choices = [choose_calibration(config, *_scores(seed, 1500, lambda p: p)) for seed in range(4)]
+    for choice in choices:
+        beaten = min(choice.cross_validated.values()) < choice.log_loss_before
+        assert (choice.method != "none") == beaten, choice.reason
+    assert any(choice.method == "none" for choice in choices)
+    strict = TrainingConfig(calibration_confidence=0.95)
+    for seed in range(4):
+        y, calibrated = _scores(seed, 1500, lambda p: p)
+        kept = choose_calibration(strict, y, calibrated)
+        assert kept.method == "none", kept.reason
+        np.testing.assert_array_equal(kept.calibration.apply(calibrated), calibrated)
 
     y, inflated = _scores(2, 1500, lambda p: np.minimum(2 * p, 0.99))
-    fixed = choose_calibration(config, y, inflated)
-    assert fixed.method != "none" and fixed.log_loss_after < fixed.log_loss_before
+    for confidence in (0.5, 0.95):
+        fixed = choose_calibration(TrainingConfig(calibration_confidence=confidence), y, inflated)
+        assert fixed.method != "none" and fixed.log_loss_after < fixed.log_loss_before
     fresh_y, fresh = _scores(3, 5000, lambda p: np.minimum(2 * p, 0.99))
     assert log_loss(fresh_y, fixed.calibration.apply(fresh)) < log_loss(fresh_y, fresh)
 
