@@ -86,5 +86,7 @@ TRAINING_CAUSE_TAG = "churn/cause"
 # Model-version tags the registry keeps beside the aliases.
 BEST_CONFIG_TAG = "best_config"  # FLAML's best configuration: the next search's warm start
 HELD_OUT_TAG = "tuning_held_out_share"  # share of its validation cohort it was not tuned on
+# The mapping from the booster's raw score to the probability every consumer reads (JSON).
+CALIBRATION_TAG = "calibration"
 # Written last when a version is registered: a version without it was cut off mid-registration.
 PROMOTED_TAG = "promoted"

@@ -38,6 +38,7 @@ from dagster_duckdb import DuckDBResource
 
 from churn_assets import keys
 from churn_assets.keys import DRIFT_CHECK, PREDICTION_CHECK
+from churn_assets.modeling.calibration import load_churn_model
 from churn_assets.monitoring.config import DriftConfig
 from churn_assets.monitoring.drift import html_report_path
 from churn_assets.monitoring.measure import Measured, measure_cohort
@@ -99,13 +100,13 @@ def drift_report(
     if champion is None:
         raise dg.Failure("no champion model: drift is measured against its training data")
     version = str(champion.version)
-    booster = registry.load_model(version)
+    model = load_churn_model(registry, champion)
     with warehouse.get_connection() as conn:
         basis = reference_for(conn, champion, cohort)
         current_rows = row_count(conn, [cohort])
         if not basis.fair or (row_count(conn, basis.cohorts) and not current_rows):
             return _nothing_to_judge(conn, cohort, version, basis)
-        measured = measure_cohort(conn, cohort, basis, booster, config)
+        measured = measure_cohort(conn, cohort, basis, model, config)
     details = (
         describe_data_drift(measured, basis, version, config),
         describe_prediction_drift(measured, version, cohort),

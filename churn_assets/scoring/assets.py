@@ -12,13 +12,13 @@ from datetime import date, datetime
 from pathlib import Path
 
 import dagster as dg
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from churn_assets import keys
 from churn_assets.features.feature_sets import cohort_coverage, read_cohort_features
+from churn_assets.modeling.calibration import ChurnModel, load_churn_model
 from churn_assets.modeling.frame import as_matrix
 from churn_assets.outcomes.control import in_control_group
 from churn_assets.partitions import month_start, monthly_partitions
@@ -58,7 +58,7 @@ def predictions(
         raise dg.Failure(
             f"no '{registry.model_name}' version is champion yet: materialize churn_model first"
         )
-    booster = registry.load_model(champion.version)
+    model = load_churn_model(registry, champion)
     with warehouse.get_connection() as conn:
         frame = read_cohort_features(conn, cohort)
         coverage = cohort_coverage(conn, cohort)
@@ -69,7 +69,7 @@ def predictions(
         )
     if frame.empty:
         return _nothing_to_score(cohort, coverage)
-    scored = _score(frame, cohort, booster, str(champion.version), config, control.share, buckets)
+    scored = _score(frame, cohort, model, config, control.share, buckets)
     with warehouse.get_connection() as conn:
         conn.register("scored", scored)
         with transaction(conn):
@@ -106,25 +106,24 @@ def scoring_threads() -> int:
 def _score(
     frame: pd.DataFrame,
     cohort: date,
-    booster: lgb.Booster,
-    version: str,
+    model: ChurnModel,
     config: ScoringConfig,
     control_share: float,
     policy: BucketPolicy,
 ) -> pd.DataFrame:
     """One row per user: probability, bucket, control-group membership; reasons for A and B."""
-    names = list(booster.feature_name())
+    names, version = model.features, model.version
     try:
         values = np.ascontiguousarray(as_matrix(frame, names).to_numpy())
     except KeyError as exc:
         raise dg.Failure(f"model v{version} cannot score cohort {cohort:%Y-%m}: {exc}") from exc
     threads = scoring_threads()
-    probability = booster.predict(values, num_threads=threads)
+    probability = model.predict(values, num_threads=threads)
     control = in_control_group(frame["msno"], control_share)
     bucket, bucket_policy = _buckets(probability, control, config, policy)
     explained = np.flatnonzero(np.isin(bucket, EXPLAINED_BUCKETS))
     reasons = np.full(len(frame), None, dtype=object)
-    reasons[explained] = explain_rows(booster, values, names, explained, num_threads=threads)
+    reasons[explained] = explain_rows(model.booster, values, names, explained, num_threads=threads)
     return pd.DataFrame(
         {
             "msno": frame["msno"],

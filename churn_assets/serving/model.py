@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +18,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from churn_assets.modeling.calibration import ChurnModel, load_churn_model
 from churn_assets.resources import ModelRegistryResource
 from churn_assets.scoring.buckets import ScoringConfig, assign_buckets, cut_off_policy
 from churn_assets.scoring.reasons import explain_rows
@@ -54,10 +55,14 @@ class ServingModel:
     """One registered version, loaded whole, with what it says of itself."""
 
     version: str
-    booster: OneThread
+    model: ChurnModel  # its booster on one thread, and its calibration
     features: tuple[str, ...]
     tags: dict[str, str]
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def booster(self) -> OneThread:
+        return self.model.booster
 
     @property
     def training_cohorts(self) -> list[str]:
@@ -94,7 +99,7 @@ def score(model: ServingModel, values: dict[str, Any], batch: BatchAnswer | None
     float64, other values parsed as numbers, what does not parse (and null) as missing.
     """
     row = np.array([[_number(values[c]) for c in model.features]], dtype="float64")
-    probability = model.booster.predict(row)
+    probability = model.model.predict(row)  # calibrated, as batch scoring's
     if batch is not None:
         bucket, policy = batch.bucket, batch.bucket_policy or "as batch scoring drew it"
     else:
@@ -140,11 +145,11 @@ class ChampionFollower:
                 self._model is not None and self._model.version == str(champion.version)
             ):
                 return False
-            booster = self.registry.load_model(str(champion.version))
+            model = load_churn_model(self.registry, champion)
             loaded = ServingModel(
-                version=str(champion.version),
-                booster=OneThread(booster),
-                features=tuple(booster.feature_name()),
+                version=model.version,
+                model=replace(model, booster=OneThread(model.booster)),
+                features=tuple(model.features),
                 tags=dict(champion.tags),
             )
             previous, self._model = self._model, loaded  # the swap: one reference

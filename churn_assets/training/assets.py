@@ -94,7 +94,7 @@ def _train_candidate(
     # Compared before anything is registered, so a champion that cannot be loaded leaves no
     # half-registered version behind.
     comparison = (
-        compare_with_champion(registry, champion, candidate.booster, candidate.split, config)
+        compare_with_champion(registry, champion, candidate.model(), candidate.split, config)
         if register and champion is not None
         else None
     )

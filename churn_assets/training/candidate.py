@@ -18,10 +18,12 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.tracking import MlflowClient
 
 from churn_assets.keys import BEST_CONFIG_TAG
+from churn_assets.modeling.calibration import ChurnModel
 from churn_assets.modeling.frame import LABEL, informative_columns, predict_probability
 from churn_assets.modeling.metrics import classification_metrics
 from churn_assets.resources import version_facts
 from churn_assets.training.baselines import baseline_scores
+from churn_assets.training.calibration import CalibrationChoice, choose_calibration
 from churn_assets.training.config import TrainingConfig
 from churn_assets.training.hurdle import Hurdle, judge_hurdle
 from churn_assets.training.search import TunedModel, fit_lightgbm_automl, search_history
@@ -43,12 +45,18 @@ class Candidate:
     metrics: dict[str, float]  # on the validation cohort
     baselines: dict[str, dict[str, float]]
     hurdle: Hurdle
+    # The map from raw score to probability, fitted on the validation cohort.
+    calibration: CalibrationChoice
     # Set only after a persistent performance failure: the windows weighed and the one chosen.
     window_choice: WindowChoice | None = None
 
     @property
     def booster(self) -> lgb.Booster:
         return self.tuned.booster
+
+    def model(self, version: str = "candidate") -> ChurnModel:
+        """The candidate as it would be served: booster and calibration."""
+        return ChurnModel(version, self.booster, self.calibration.calibration)
 
     def importance(self) -> pd.Series:
         return (
@@ -109,6 +117,7 @@ def tune_and_judge(
         metrics=metrics,
         baselines=baselines,
         hurdle=hurdle,
+        calibration=choose_calibration(config, y_val, probability),
         window_choice=choice,
     )
 

@@ -6,7 +6,7 @@ from datetime import date
 
 import dagster as dg
 
-from churn_assets.keys import BEST_CONFIG_TAG, HELD_OUT_TAG, PROMOTED_TAG
+from churn_assets.keys import BEST_CONFIG_TAG, CALIBRATION_TAG, HELD_OUT_TAG, PROMOTED_TAG
 from churn_assets.resources import VERSION_DETAILS_FILE, ModelRegistryResource
 from churn_assets.settings import CHALLENGER_ALIAS, REGISTERED_MODEL_NAME
 from churn_assets.training.candidate import Candidate
@@ -28,6 +28,8 @@ PERSON_TAGS = (
     "cleared_hurdle",
     "hurdle",
     "window_choice",
+    # Read back by every consumer of the version's probability (modeling.calibration).
+    CALIBRATION_TAG,
     PROMOTED_TAG,
 )
 
@@ -53,6 +55,8 @@ def version_details(
         "feature_columns": json.dumps(list(candidate.booster.feature_name())),
         "trained_on_incomplete_cohorts": str(candidate.window.used_incomplete).lower(),
         BEST_CONFIG_TAG: json.dumps(candidate.tuned.best_config),
+        # Every consumer's probability goes through it (churn_assets.modeling.calibration).
+        CALIBRATION_TAG: candidate.calibration.calibration.to_tag(),
         HELD_OUT_TAG: f"{split.held_out_share:g}",
         "compared_with_champion": str(champion_version or "none"),
         **(comparison.tags() if comparison is not None else {}),

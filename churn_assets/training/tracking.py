@@ -101,6 +101,7 @@ def log_candidate_run(
             "held_out_rows": len(split.held_out),
             **{f"lgbm_{k}": v for k, v in tuned.best_config.items()},
             **(choice.params() if choice is not None else {}),
+            **candidate.calibration.params(),
         }
     )
     mlf.log_metrics(
@@ -118,10 +119,12 @@ def log_candidate_run(
             "hurdle_auc_diff_high": hurdle.difference_high,
         }
         | (choice.run_metrics() if choice is not None else {})
+        | candidate.calibration.metrics()
     )
     _log_search_history(mlf, candidate.history, config.search_metric)
     mlf.log_dict(candidate.importance().to_dict(), "feature_importance_gain.json")
     mlf.log_dict(tuned.best_config, "flaml_best_config.json")
+    mlf.log_text(candidate.calibration.calibration.to_tag(), "calibration.json")
     verdict = hurdle.verdict()
     mlf.set_tags(
         {
@@ -199,5 +202,6 @@ def candidate_metadata(
         "feature_importance_gain": dg.MetadataValue.md(
             candidate.importance().head(15).to_frame("gain").to_markdown()
         ),
+        **candidate.calibration.metadata(),
         **(candidate.window_choice.metadata() if candidate.window_choice is not None else {}),
     }
