@@ -5,4 +5,9 @@ LightGBM model registered in MLflow, scored cohorts with action buckets and reas
 drift reports whose failing checks trigger retraining.
 """
 
+from churn_assets.quiet import quiet_dagster_notes
+
 __version__ = "0.1.0"
+
+# Before any submodule defines an asset: `dagster dev` imports the definitions through here.
+quiet_dagster_notes()

@@ -15,7 +15,6 @@ import signal
 import sys
 import threading
 import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,11 +23,16 @@ import dagster as dg
 from churn_assets.home_lock import HomeBusyError, home_lock, refuse_while_a_daemon_runs
 from churn_assets.keys import PROMOTION_JOB
 from churn_assets.partitions import month_start
+from churn_assets.progress import Progress
+from churn_assets.quiet import quiet_dagster_notes
 from churn_assets.settings import (
+    DEFAULT_REPORTS_URL,
+    REPORTS_VARIABLES,
     check_environment,
     check_home,
     check_tracking_server,
     churn_paths,
+    read_variables,
 )
 from churn_assets.simulator.thinning import THIN_HISTORY_MEAN
 
@@ -101,12 +105,16 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             "member_changes": args.member_changes,
             "thin_history": args.thin_history,
         }
-    summary = simulate(Path(args.out), **spec)
+    summary = simulate(Path(args.out), **spec, progress=_simulate_progress)
     print(f"landing: {summary.landing_dir}")
     print(f"truth:   {summary.truth_dir}")
     print(f"users {summary.users}, months {summary.months[0]:%Y-%m}..{summary.months[-1]:%Y-%m}")
     print("rows: " + ", ".join(f"{k} {v}" for k, v in summary.rows.items()))
     return 0
+
+
+def _simulate_progress(total: int) -> Progress:
+    return Progress(total, "simulate", "step")
 
 
 @contextlib.contextmanager
@@ -133,6 +141,12 @@ def _dagster_log(verbose: bool) -> Iterator[Path | None]:
 def _run_replay(landing: Path, through: str | None, verbose: bool) -> object:
     """Replay under the home's lock, revealing a simulated world's files as they arrive."""
     paths = churn_paths()
+    terminal = sys.stderr  # before Dagster's log takes stderr over: the bar's place
+
+    def progress(total: int) -> Progress:
+        # Replay says a line per month and per run already: no more lines without a terminal.
+        return Progress(total, "replay", "month", stream=terminal, lines=False)
+
     with home_lock(paths.home, "replay"):
         arrivals = None
         from churn_assets.replay import staged_arrivals
@@ -160,6 +174,8 @@ def _run_replay(landing: Path, through: str | None, verbose: bool) -> object:
                         tracking_uri=paths.mlflow_tracking_uri,
                         log=_stdout,
                         interrupted=INTERRUPTED.is_set,
+                        # A bar on a terminal; Dagster's own log on it (--verbose) would tear it.
+                        progress=None if verbose else progress,
                     )
                 except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError):
                     # Ctrl-C inside a run reaches here as Dagster's own interruption.
@@ -256,13 +272,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
             months=args.months,
             seed=args.seed,
             drifts=[parse_drift(args.drift)],
+            progress=_simulate_progress,
         )
         print(f"simulated {args.users} users over {args.months} months into {paths.landing}")
     summary = _run_replay(paths.landing, None, args.verbose)
     _print_summary(summary)
     print(f"\ndemo finished in {time.monotonic() - started:.0f} s. Browse it with:")
-    print(f"  DAGSTER_HOME={os.environ['DAGSTER_HOME']} CHURN_HOME={paths.home} dagster dev")
+    print(
+        f"  DAGSTER_HOME={os.environ['DAGSTER_HOME']} CHURN_HOME={paths.home} "
+        "PYTHONWARNINGS='ignore:Function `dev_command` is superseded' dagster dev"
+    )
     print(f"  mlflow ui --backend-store-uri {paths.mlflow_tracking_uri}")
+    reports_url = read_variables(REPORTS_VARIABLES).get("public_url", DEFAULT_REPORTS_URL)
+    print(f"  CHURN_HOME={paths.home} churn-assets serve   # reports at {reports_url}/")
     return _report_runs(summary)
 
 
@@ -517,10 +539,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    # Dagster's notes on its own beta APIs say nothing to a user of this command; they stay in
-    # the log file with the rest of Dagster's words.
-    for category in (dg.BetaWarning, dg.PreviewWarning, dg.SupersessionWarning):
-        warnings.filterwarnings("ignore", category=category)
+    # Dagster's notes on its own beta APIs say nothing to a user of this command (set again
+    # here: a caller's warning filters may have been reset since the package was imported).
+    quiet_dagster_notes()
     INTERRUPTED.clear()
     previous = {}
     if threading.current_thread() is threading.main_thread():

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -17,18 +19,66 @@ from churn_assets.automation.sensors import (
     training_sensor,
 )
 from churn_assets.features.assets import features
+from churn_assets.keys import TEAM_OWNER
 from churn_assets.monitoring.assets import drift_report
 from churn_assets.outcomes.assets import retention_outcome
 from churn_assets.performance.assets import model_performance
 from churn_assets.performance.estimates import performance_estimate
 from churn_assets.raw.assets import labels, members, transactions, user_logs
 from churn_assets.reports.at_risk import at_risk_list
+from churn_assets.reports.health import model_health_report
 from churn_assets.resources import default_resources
 from churn_assets.scoring.assets import predictions
 from churn_assets.scoring.online import online_features
 from churn_assets.training.assets import churn_model
+from churn_assets.warehouse import table_schema
 
-ASSETS = [
+PACKAGE = Path(__file__).parent
+_RAW = PACKAGE / "raw" / "sql" / "create_raw_tables.sql"
+# The warehouse table each asset writes, and the .sql files that create it, in order. churn_model
+# is a registered model and online_features a key-value store: neither writes a table.
+ASSET_TABLES: dict[str, tuple[str, list[Path]]] = {
+    "members": ("members", [_RAW]),
+    "transactions": ("transactions", [_RAW]),
+    "user_logs": ("user_logs", [_RAW]),
+    "labels": ("labels", [_RAW]),
+    "features": (
+        "features",
+        [
+            _RAW,
+            PACKAGE / "features" / "cohort_features.sql",
+            PACKAGE / "features" / "store_features.sql",
+        ],
+    ),
+    "predictions": ("predictions", [PACKAGE / "scoring" / "predictions.sql"]),
+    "performance_estimate": (
+        "performance_estimates",
+        [PACKAGE / "performance" / "performance_estimates.sql"],
+    ),
+    "drift_report": ("drift_metrics", [PACKAGE / "monitoring" / "drift_tables.sql"]),
+    "model_performance": ("model_performance", [PACKAGE / "performance" / "model_performance.sql"]),
+    "retention_outcome": ("retention_outcomes", [PACKAGE / "outcomes" / "store_outcome.sql"]),
+    "at_risk_list": ("at_risk_lists", [PACKAGE / "reports" / "at_risk_list.sql"]),
+}
+# Any cohort: the feature SQL needs one to be run, and its columns do not depend on which.
+_ANY_COHORT = {"cutoff": date(2016, 1, 1), "next_month": date(2016, 2, 1)}
+
+
+def _described(spec: dg.AssetSpec) -> dg.AssetSpec:
+    """The team as owner, and the columns of the table the asset writes (from its SQL)."""
+    table = ASSET_TABLES.get(spec.key.to_user_string())
+    metadata = (
+        {
+            "dagster/table_name": table[0],
+            "dagster/column_schema": table_schema(table[0], table[1], _ANY_COHORT),
+        }
+        if table is not None
+        else {}
+    )
+    return spec.merge_attributes(owners=[TEAM_OWNER], metadata=metadata)
+
+
+_ASSETS = [
     members,
     transactions,
     user_logs,
@@ -42,7 +92,9 @@ ASSETS = [
     model_performance,
     retention_outcome,
     at_risk_list,
+    model_health_report,
 ]
+ASSETS = dg.map_asset_specs(_described, _ASSETS)
 
 
 def build_definitions(resources: Mapping[str, Any] | None = None) -> dg.Definitions:

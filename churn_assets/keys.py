@@ -22,6 +22,10 @@ DRIFT_REPORT = dg.AssetKey("drift_report")
 MODEL_PERFORMANCE = dg.AssetKey("model_performance")
 RETENTION_OUTCOME = dg.AssetKey("retention_outcome")
 AT_RISK_LIST = dg.AssetKey("at_risk_list")
+MODEL_HEALTH_REPORT = dg.AssetKey("model_health_report")  # the monthly health page
+
+# Who answers for every asset (Dagster's owners: a team or an e-mail address).
+TEAM_OWNER = "team:churn"
 
 # Jobs, one per moment of the monthly loop, and the champion's lifecycle.
 LOAD_JOB = "load_job"
@@ -76,9 +80,13 @@ PARTITION_TAG = "dagster/partition"  # Dagster's own
 # MLflow run tags.
 DAGSTER_RUN_TAG = "dagster_run_id"  # the Dagster run an MLflow run belongs to
 RUN_KIND_TAG = "churn/kind"
+# What a training run was for, in a word or two ("first model", "drift"): its MLflow run's name.
+TRAINING_CAUSE_TAG = "churn/cause"
 
 # Model-version tags the registry keeps beside the aliases.
 BEST_CONFIG_TAG = "best_config"  # FLAML's best configuration: the next search's warm start
 HELD_OUT_TAG = "tuning_held_out_share"  # share of its validation cohort it was not tuned on
+# The mapping from the booster's raw score to the probability every consumer reads (JSON).
+CALIBRATION_TAG = "calibration"
 # Written last when a version is registered: a version without it was cut off mid-registration.
 PROMOTED_TAG = "promoted"

@@ -46,7 +46,8 @@ from churn_assets.dagster_internals import (
 )
 from churn_assets.keys import TRIGGER_TAG
 from churn_assets.landing.catalog import LandingCatalog
-from churn_assets.partitions import add_months, month_start, partition_key
+from churn_assets.partitions import add_months, month_start, months_between, partition_key
+from churn_assets.progress import Progress
 from churn_assets.resources import ClockResource
 from churn_assets.run_failures import first_step_failure
 from churn_assets.simulator.arrivals import stage_arrivals
@@ -177,8 +178,10 @@ class Replayer:
         instance: dg.DagsterInstance,
         log: Callable[[str], None] = print,
         interrupted: Callable[[], bool] = lambda: False,
+        doing: Callable[[str], None] = lambda what: None,
     ) -> None:
         self.defs = defs
+        self.doing = doing  # told of each run as it starts (a progress bar names it)
         # Dagster fails a run that Ctrl-C cut short and returns; the replay stops there too.
         self.interrupted = interrupted
         self.instance = instance
@@ -205,6 +208,7 @@ class Replayer:
         tags = {**request.tags, origin_tag: origin, LAUNCHED_BY_TAG: REPLAY}
         if request.run_key:
             tags[RUN_KEY_TAG] = request.run_key
+        self.doing(f"{month:%Y-%m} {job.name}[{(request.partition_key or '')[:7]}]")
         result = job.execute_in_process(
             instance=self.instance,
             partition_key=request.partition_key,
@@ -335,6 +339,7 @@ def replay(
     arrivals: StagedArrivals | None = None,
     tracking_uri: str | None = None,
     interrupted: Callable[[], bool] = lambda: False,
+    progress: Callable[[int], Progress] | None = None,
 ) -> ReplaySummary:
     """Replay from the month after listening data starts through ``through``.
 
@@ -342,9 +347,36 @@ def replay(
     sensor, in one ranged run, as a new deployment backfills history on its first day.
     ``arrivals`` (files revealed month by month) replaces ``landing_folder`` as what has landed.
     ``interrupted`` says when to stop (after the run under way): it raises KeyboardInterrupt.
+    ``progress``, given the number of months, returns the
+    :class:`~churn_assets.progress.Progress` that hears of each; while it draws a bar, the lines
+    of ``log`` go to stdout above it.
     """
     start, end = replay_span(landing_folder, through)
-    replayer = Replayer(defs, instance, log, interrupted)
+    months = (
+        progress(len(months_between(start, end))) if progress is not None else Progress.silent()
+    )
+    if months.bar is not None:
+        log = months.write
+    try:
+        return _replay_months(
+            defs, instance, (start, end), log, arrivals, tracking_uri, interrupted, months
+        )
+    finally:
+        months.close()
+
+
+def _replay_months(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    span: tuple[date, date],
+    log: Callable[[str], None],
+    arrivals: StagedArrivals | None,
+    tracking_uri: str | None,
+    interrupted: Callable[[], bool],
+    months: Progress,
+) -> ReplaySummary:
+    start, end = span
+    replayer = Replayer(defs, instance, log, interrupted, months.doing)
     replayer.summary.reaped = reap_orphaned_runs(instance)
     if replayer.summary.reaped:
         log(f"marked {len(replayer.summary.reaped)} run(s) of a dead replay failed, to retry")
@@ -358,6 +390,7 @@ def replay(
         if arrivals is not None:
             arrivals.reveal(month)
         replayer.run_month(month)
+        months.tick(f"{month:%Y-%m}")
         month = add_months(month, 1)
     replayer.summary.given_up = [
         (run.job_name, run.tags.get("dagster/partition", "-"), run.run_id)

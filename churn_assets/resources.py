@@ -14,11 +14,14 @@ definitions load, and sets only the fields whose variables are set.
 
 from __future__ import annotations
 
+import json
+import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 
 import dagster as dg
 import duckdb
@@ -42,6 +45,8 @@ from churn_assets.settings import (
     CHALLENGER_ALIAS,
     CHAMPION_ALIAS,
     CONTROL_VARIABLES,
+    DEFAULT_MLFLOW_UI_URL,
+    DEFAULT_REPORTS_URL,
     EXPERIMENT_NAME,
     ONLINE_STORE_VARIABLES,
     REGISTERED_MODEL_NAME,
@@ -53,6 +58,12 @@ from churn_assets.settings import (
     read_variables,
 )
 
+# MLflow 3 opens an experiment without a kind on its GenAI view; this one is classic ML.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+# Beside a registered version's run: every fact of the version, tags only keep what a person reads.
+VERSION_DETAILS_FILE = "version_details.json"
+
 
 def ensure_experiment(
     tracking_uri: str, artifact_root: Path | None, name: str = EXPERIMENT_NAME
@@ -62,13 +73,19 @@ def ensure_experiment(
     client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
+        if EXPERIMENT_KIND_TAG not in experiment.tags:  # made before the kind was set
+            client.set_experiment_tag(
+                experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND
+            )
         return experiment.experiment_id
     location = None
     if artifact_root is not None:
         artifact_root.mkdir(parents=True, exist_ok=True)
         location = artifact_root.as_uri()
     try:
-        return client.create_experiment(name, artifact_location=location)
+        return client.create_experiment(
+            name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+        )
     except MlflowException:  # created meanwhile by another process
         return client.get_experiment_by_name(name).experiment_id
 
@@ -204,7 +221,7 @@ class ModelRegistryResource(dg.ConfigurableResource):
         """The versions registered whole, oldest first.
 
         Registration writes a version's tags in one order, ``promoted`` last
-        (:func:`churn_assets.training.registration.version_tags`): a version without it was cut
+        (:func:`churn_assets.training.registration.version_details`): a version without it was cut
         off mid-registration (a killed process) and is never backtested or made champion.
         """
         versions = self.client.search_model_versions(f"name = '{self.model_name}'")
@@ -212,12 +229,28 @@ class ModelRegistryResource(dg.ConfigurableResource):
         return sorted(whole, key=lambda v: int(v.version))
 
 
+def version_facts(client: MlflowClient, version: ModelVersion) -> dict[str, str]:
+    """Everything a version says of itself: the details its run keeps as a JSON artifact, and its
+    tags (which win: a lifecycle step tags after registration). A version registered before the
+    details existed, or by hand, has its tags alone."""
+    details: dict[str, str] = {}
+    if version.run_id:
+        with tempfile.TemporaryDirectory() as folder:
+            try:
+                path = client.download_artifacts(version.run_id, VERSION_DETAILS_FILE, folder)
+                details = json.loads(Path(path).read_text())
+            except (MlflowException, OSError):
+                details = {}
+    return {**details, **version.tags}
+
+
 class ModelUnavailableError(RuntimeError):
     """A registered version whose model cannot be loaded; the message names version and path."""
 
 
 class ReportsResource(dg.ConfigurableResource):
-    """Where HTML reports (drift, at-risk lists) are written, under CHURN_HOME by default."""
+    """Where HTML reports (drift, at-risk lists, health pages, model cards) are written, under
+    CHURN_HOME by default, and the http links the Dagster UI shows to them and to MLflow."""
 
     path: str
     drift_html: bool = Field(
@@ -225,10 +258,38 @@ class ReportsResource(dg.ConfigurableResource):
         description="Whether drift_report builds Evidently's HTML (CHURN_DRIFT_HTML): about 10 s "
         "a cohort whatever its size.",
     )
+    public_url: str = Field(
+        default=DEFAULT_REPORTS_URL,
+        description="Base URL the reports folder is served at (CHURN_REPORTS_URL): links in the "
+        "Dagster UI point there; `churn-assets serve` serves it at /reports.",
+    )
+    mlflow_ui_url: str = Field(
+        default=DEFAULT_MLFLOW_UI_URL,
+        description="Base URL of the MLflow UI (CHURN_MLFLOW_UI_URL), for links to runs and "
+        "model versions.",
+    )
 
     @property
     def folder(self) -> Path:
         return Path(self.path)
+
+    def card_path(self, version: str) -> Path:
+        """A registered version's model card (written by the monthly health report)."""
+        return self.folder / "models" / f"model_v{version}.html"
+
+    def url(self, path: Path) -> str:
+        """The http link to a file under the reports folder (``serve``'s /reports route)."""
+        relative = path.resolve().relative_to(self.folder.resolve())
+        return f"{self.public_url.rstrip('/')}/{quote(relative.as_posix())}"
+
+    def run_url(self, experiment_id: str, run_id: str) -> str:
+        """The MLflow UI's page of a run."""
+        return f"{self.mlflow_ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+    def version_url(self, version: str) -> str:
+        """The MLflow UI's page of a registered version of ``churn-model``."""
+        base = self.mlflow_ui_url.rstrip("/")
+        return f"{base}/#/models/{REGISTERED_MODEL_NAME}/versions/{version}"
 
 
 class ControlGroupResource(dg.ConfigurableResource):

@@ -28,6 +28,13 @@ CHALLENGER_ALIAS = "challenger"
 BUCKET_A_MIN_PROBABILITY = 0.3
 BUCKET_B_MIN_PROBABILITY = 0.1
 
+# ``churn-assets serve``'s address by default; its ``/reports`` route serves $CHURN_HOME/reports.
+SERVE_HOST, SERVE_PORT = "127.0.0.1", 8000
+# Where links in the Dagster UI point: the reports through ``serve``, runs and versions in the
+# MLflow UI (``mlflow ui`` or ``mlflow server`` on its default port).
+DEFAULT_REPORTS_URL = f"http://{SERVE_HOST}:{SERVE_PORT}/reports"
+DEFAULT_MLFLOW_UI_URL = "http://127.0.0.1:5000"
+
 
 class SettingsError(ValueError):
     """An environment variable whose value cannot be used; the message names the variable."""
@@ -152,6 +159,15 @@ def capacity(value: str) -> str:
     return text
 
 
+def http_url(value: str) -> str:
+    """An ``http(s)://`` base URL, without its trailing slash: links are joined onto it."""
+    url = value.strip().rstrip("/")
+    scheme, _, rest = url.partition("://")
+    if scheme not in ("http", "https") or not rest:
+        raise ValueError(f"expected an http:// or https:// URL, not {value!r}")
+    return url
+
+
 def recipients(value: str) -> list[str]:
     """A comma-separated list of e-mail addresses."""
     return [a.strip() for a in value.split(",") if a.strip()]
@@ -168,7 +184,11 @@ RETRAINING_VARIABLES: tuple[Variable, ...] = (
     ("auto_promote", "CHURN_AUTO_PROMOTE", yes_no),
 )
 CONTROL_VARIABLES: tuple[Variable, ...] = (("share", "CHURN_CONTROL_SHARE", share),)
-REPORTS_VARIABLES: tuple[Variable, ...] = (("drift_html", "CHURN_DRIFT_HTML", yes_no),)
+REPORTS_VARIABLES: tuple[Variable, ...] = (
+    ("drift_html", "CHURN_DRIFT_HTML", yes_no),
+    ("public_url", "CHURN_REPORTS_URL", http_url),
+    ("mlflow_ui_url", "CHURN_MLFLOW_UI_URL", http_url),
+)
 ONLINE_STORE_VARIABLES: tuple[Variable, ...] = (("redis_url", "CHURN_REDIS_URL", redis_url),)
 SERVING_VARIABLES: tuple[Variable, ...] = (("api_token", "CHURN_API_TOKEN", api_token),)
 BUCKET_VARIABLES: tuple[Variable, ...] = (("a_capacity", "CHURN_BUCKET_A_CAPACITY", capacity),)

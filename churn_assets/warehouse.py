@@ -13,9 +13,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import duckdb
 
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+_CREATE = re.compile(r"^CREATE\s", re.IGNORECASE)
 
 
 def sql_statements(path: Path) -> list[str]:
@@ -59,3 +61,33 @@ def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
         "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
     ).fetchall()
     return bool(count)
+
+
+def table_schema(
+    table: str, sql_files: list[Path], params: Mapping[str, Any] | None = None
+) -> dg.TableSchema:
+    """``table``'s columns as the ``.sql`` files create it: their CREATE statements run, in order,
+    on an empty in-memory DuckDB, so the schema shown in Dagster is the one the SQL writes."""
+    with duckdb.connect(":memory:") as conn:
+        for path in sql_files:
+            for statement in sql_statements(path):
+                if _CREATE.match(statement):
+                    names = set(_PARAM.findall(statement))
+                    conn.execute(statement, {n: (params or {})[n] for n in names} or None)
+        rows = conn.execute(
+            "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
+            "WHERE table_name = ? ORDER BY ordinal_position",
+            [table],
+        ).fetchall()
+    if not rows:
+        raise ValueError(f"no table {table} is created by {', '.join(p.name for p in sql_files)}")
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                name,
+                data_type.lower(),
+                constraints=dg.TableColumnConstraints(nullable=nullable == "YES"),
+            )
+            for name, data_type, nullable in rows
+        ]
+    )

@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
+from churn_assets.keys import CALIBRATION_TAG
+from churn_assets.modeling.calibration import Calibration
 from churn_assets.resources import default_resources
 from churn_assets.scoring.assets import predictions
 from churn_assets.scoring.online import online_features
@@ -61,11 +63,22 @@ def _fit(frame: pd.DataFrame, seed: int, rounds: int) -> lgb.Booster:
     return lgb.train(params, data, num_boost_round=rounds)
 
 
-def register(home: Path, booster: lgb.Booster, training_cohorts: list[str]) -> str:
+# Each version's probabilities go through a calibration, as training stores it: batch and API
+# must apply the same one.
+CALIBRATIONS = [
+    Calibration("platt", slope=0.8, intercept=-0.3),
+    Calibration("isotonic", x=(0.0, 0.2, 0.5, 1.0), y=(0.02, 0.15, 0.55, 0.9)),
+]
+
+
+def register(
+    home: Path, booster: lgb.Booster, training_cohorts: list[str], calibration: Calibration
+) -> str:
     """Log and register a booster with the tags training writes (``promoted`` last)."""
     tags = {
         "training_cohorts": str(training_cohorts).replace("'", '"'),
         "validation_cohort": "2016-04-01",
+        CALIBRATION_TAG: calibration.to_tag(),
     }
     return register_booster(f"sqlite:///{home / 'mlflow.db'}", home / "mlartifacts", booster, tags)
 
@@ -78,8 +91,12 @@ def build_world(home: Path, environ: dict[str, str] | None = None) -> dict[str, 
     with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
         conn.register("frame", frame)
         conn.execute("CREATE TABLE features AS SELECT * EXCLUDE (is_churn) FROM frame")
-    first = register(home, _fit(frame, seed=1, rounds=30), ["2016-02-01", "2016-03-01"])
-    second = register(home, _fit(frame, seed=2, rounds=60), ["2016-03-01", "2016-04-01"])
+    first = register(
+        home, _fit(frame, seed=1, rounds=30), ["2016-02-01", "2016-03-01"], CALIBRATIONS[0]
+    )
+    second = register(
+        home, _fit(frame, seed=2, rounds=60), ["2016-03-01", "2016-04-01"], CALIBRATIONS[1]
+    )
     MlflowClient(f"sqlite:///{home / 'mlflow.db'}").set_registered_model_alias(
         REGISTERED_MODEL_NAME, CHAMPION_ALIAS, first
     )

@@ -18,7 +18,17 @@ PACKAGE = Path(__file__).resolve().parents[1] / "churn_assets"
 # The stages in the order of the flow (README, "Where things are"). A module may import what
 # stands in its own layer or an earlier one, never a later one.
 LAYERS = [
-    ["keys", "settings", "partitions", "warehouse", "dagster_internals", "run_failures"],
+    [
+        "keys",
+        "settings",
+        "partitions",
+        "warehouse",
+        "dagster_internals",
+        "run_failures",
+        "quiet",
+        "readable",
+        "progress",
+    ],
     ["home_lock", "simulator", "landing", "online"],
     ["alerts"],
     ["resources"],

@@ -102,6 +102,9 @@ def test_every_bucket_a_user_outside_the_control_group_is_listed_with_reasons(de
     csv_path, html_path = Path(metadata["path"].value), Path(metadata["html_path"].value)
     assert csv_path.parent == Path(default_resources()["reports"].path) / "at_risk"
     assert csv_path.name == "at_risk_2016-05-02.csv" and html_path.name == "at_risk_2016-05-02.html"
+    reports_url = "http://127.0.0.1:8000/reports/at_risk"
+    assert metadata["list_url"].value == f"{reports_url}/at_risk_2016-05-02.html"
+    assert metadata["csv_url"].value == f"{reports_url}/at_risk_2016-05-02.csv"
     page = html_path.read_text()
     assert "ann" in page and "cid" not in page and "fay" not in page and POLICY in page
     assert metadata["mail"].value == "not configured"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -24,7 +25,39 @@ def test_simulate_writes_landing_and_truth(tmp_path: Path, capsys):
     assert "train_201602.csv" in names
     schedule = json.loads((tmp_path / "truth" / "drift_schedule.json").read_text())
     assert schedule["drifts"][0]["kind"] == "covariate"
-    assert str(landing) in capsys.readouterr().out
+    said = capsys.readouterr()
+    assert str(landing) in said.out
+    # No terminal (as in CI): one line per landing table written, no bar's redraws.
+    steps = [line for line in said.err.splitlines() if line.startswith("simulate: ")]
+    assert [s.split()[1] for s in steps] == [
+        "members",
+        "transactions",
+        "user_logs",
+        "labels",
+        "truth",
+    ]
+    assert "\r" not in said.err
+
+
+def test_on_a_terminal_progress_is_a_bar_with_the_output_above_it():
+    from churn_assets.progress import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal, out = Terminal(), io.StringIO()
+    months = Progress(2, "replay", "month", stream=terminal, lines=False)
+    months.doing("2016-01 load_job[2016-01]")
+    months.write("2016-01:", stream=out)
+    months.tick("2016-01")
+    months.step("2016-02")
+    assert months.bar is not None and months.bar.n == 2
+    months.close()
+    assert out.getvalue() == "2016-01:\n"  # the command's own line, never inside the bar
+    drawn = terminal.getvalue()
+    assert "replay" in drawn and "load_job[2016-01]" in drawn and "\r" in drawn
+    assert "replay: 2016-02" not in drawn  # a bar, not lines
 
 
 def test_bad_drift_and_missing_landing_exit_with_a_clear_message(tmp_path: Path, capsys, churn_env):

@@ -434,9 +434,16 @@ def test_the_report_is_kept_per_cohort_and_model_version_and_logged_to_mlflow(wo
     path = Path(metadata["report_path"].value)
     assert path.name == "drift_2016-06_v1.html" and path.exists()
     assert path.parent == world["home"] / "reports" / "drift"
-    assert metadata["report_url"].value.startswith("file://")
+    assert metadata["report_url"].value == f"http://127.0.0.1:8000/reports/drift/{path.name}"
     run = MlflowClient(world["tracking_uri"]).get_run(metadata["mlflow_run_id"].value)
     assert run.info.run_name == "drift-2016-06" and run.info.status == "FINISHED"
+    assert metadata["mlflow_run"].value == (
+        f"http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    )
+    assert metadata["mlflow_model_version"].value.endswith("/#/models/churn-model/versions/1")
+    # The page says how Evidently's sample share relates to the project's verdict, in numbers.
+    drifted = len(metadata["drifted_columns"].value)
+    assert f"{drifted} of " in path.read_text() and "project's drift verdict" in path.read_text()
     assert run.data.tags["model_version"] == "1" and run.data.tags["cohort_month"] == "2016-06-01"
     experiment = MlflowClient(world["tracking_uri"]).get_experiment(run.info.experiment_id)
     assert experiment.name == EXPERIMENT_NAME

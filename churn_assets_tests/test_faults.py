@@ -51,7 +51,7 @@ from churn_assets.landing.contract import LANDING_COLUMNS
 from churn_assets.partitions import months_between, register_months
 from churn_assets.raw.assets import labels, members, transactions, user_logs
 from churn_assets.replay import replay
-from churn_assets.resources import ensure_experiment
+from churn_assets.resources import ensure_experiment, version_facts
 from churn_assets.settings import EXPERIMENT_NAME
 from churn_assets.simulator import simulate
 from churn_assets.training.assets import churn_model
@@ -717,7 +717,7 @@ def test_degenerate_columns_are_dropped_and_the_model_scores(gaps, record_proper
     home = gaps["home"]
     client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
     champion = client.get_model_version_by_alias("churn-model", "champion")
-    used = set(json.loads(champion.tags["feature_columns"]))
+    used = set(json.loads(version_facts(client, champion)["feature_columns"]))
     assert used and not (used & CONSTANT_COLUMNS), sorted(used & CONSTANT_COLUMNS)
     versions = _sql(home, "SELECT DISTINCT model_version FROM predictions")
     assert versions and all(v for (v,) in versions)

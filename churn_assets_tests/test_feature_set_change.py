@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 
 from churn_assets.features import assets as feature_assets
 from churn_assets.raw.assets import labels, members, transactions, user_logs
-from churn_assets.resources import default_resources
+from churn_assets.resources import default_resources, version_facts
 from churn_assets.scoring.assets import predictions
 from churn_assets.settings import CHAMPION_ALIAS, REGISTERED_MODEL_NAME
 from churn_assets.simulator import simulate
@@ -80,7 +80,7 @@ def test_renamed_feature_retrains_and_the_old_version_names_what_it_misses(
     assert _score_newest().success
     client = MlflowClient(f"sqlite:///{loaded_world / 'mlflow.db'}")
     v1 = client.get_model_version_by_alias(REGISTERED_MODEL_NAME, CHAMPION_ALIAS)
-    assert DROPPED in json.loads(v1.tags["feature_columns"])
+    assert DROPPED in json.loads(version_facts(client, v1)["feature_columns"])
 
     # The feature SQL changes: the recency is now counted in weeks under a new name.
     shipped = feature_assets.SQL.read_text()
@@ -114,7 +114,7 @@ def test_renamed_feature_retrains_and_the_old_version_names_what_it_misses(
     assert retrained.success
     v2 = client.get_model_version_by_alias(REGISTERED_MODEL_NAME, CHAMPION_ALIAS)
     assert v2.version != v1.version
-    learnt = json.loads(v2.tags["feature_columns"])
+    learnt = json.loads(version_facts(client, v2)["feature_columns"])
     assert ADDED in learnt and DROPPED not in learnt
     signature = mlflow.models.get_model_info(v2.source).signature
     assert ADDED in signature.inputs.input_names()

@@ -24,7 +24,12 @@ from mlflow.tracking import MlflowClient
 from churn_assets import cli
 from churn_assets.partitions import register_months
 from churn_assets.performance.assets import model_performance
-from churn_assets.resources import ModelRegistryResource, ModelUnavailableError, default_resources
+from churn_assets.resources import (
+    ModelRegistryResource,
+    ModelUnavailableError,
+    default_resources,
+    version_facts,
+)
 from churn_assets.scoring.assets import predictions
 from churn_assets.settings import CHALLENGER_ALIAS, CHAMPION_ALIAS, REGISTERED_MODEL_NAME
 from churn_assets.training import candidate as training_candidate
@@ -168,7 +173,9 @@ def test_training_registers_first_champion_warm_starts_and_backtests(lifecycle_h
     assert best and all(later <= earlier for earlier, later in itertools.pairwise(best))
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"flaml_search_history.csv", "feature_importance_gain.json"} <= artifacts
-    assert json.loads(version.tags["best_config"])
+    # Every fact of the version in its run's version_details.json; the tags keep what one reads.
+    facts = version_facts(client, version)
+    assert json.loads(facts["best_config"]) and "best_config" not in version.tags
     assert _promotions(lifecycle_home) == [("1", None, "initial")]
 
     # A retrain starts from the champion's best configuration.
@@ -218,8 +225,9 @@ def test_a_search_that_runs_out_of_time_before_any_trial_still_trains(lifecycle_
     # No trial was scored by the search: one configuration was fitted directly.
     assert meta["search_trials"] == 0 and 0.5 < meta["val_auc"] <= 1.0
     # Warm-started from the champion, the one unclocked trial is the champion's configuration.
+    client = _client(lifecycle_home)
     champion_config = json.loads(
-        _client(lifecycle_home).get_model_version(REGISTERED_MODEL_NAME, "1").tags["best_config"]
+        version_facts(client, client.get_model_version(REGISTERED_MODEL_NAME, "1"))["best_config"]
     )
     again = _metadata(_train(time_budget_s=1e-6, auto_promote=False))
     assert again["search_out_of_time"] is True and again["warm_started"] is True
@@ -238,12 +246,19 @@ def test_candidate_below_the_hurdle_is_recorded_but_not_registered(lifecycle_hom
     assert client.search_model_versions(f"name = '{REGISTERED_MODEL_NAME}'") == []
     run = client.get_run(meta["mlflow_run_id"])
     assert run.data.tags["candidate_status"] == "rejected"
+    # One click to the run in the MLflow UI; a rejected candidate has no version, nor card.
+    assert meta["mlflow_run"].endswith(
+        f"/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    )
+    assert "model_card" not in meta and "mlflow_model_version" not in meta
     assert "baseline" in run.data.tags["rejection_reason"]
     assert "val_auc" in run.data.metrics
 
     # With no champion at all, the first candidate is registered anyway (and says so)...
     first = _metadata(_train(hurdle_margin=1.0))
     assert first["registered"] is True and first["cleared_hurdle"] is False
+    assert first["mlflow_model_version"].endswith("/#/models/churn-model/versions/1")
+    assert first["model_card"] == "http://127.0.0.1:8000/reports/models/model_v1.html"
     tags = client.get_model_version(REGISTERED_MODEL_NAME, "1").tags
     assert tags["cleared_hurdle"] == "false"
     # ...but once a champion exists, a candidate below the hurdle never becomes challenger.
@@ -437,7 +452,7 @@ def test_schema_change_retrains_and_old_version_names_the_missing_column(lifecyc
     assert retrained.success
     client = _client(lifecycle_home)
     v2 = client.get_model_version(REGISTERED_MODEL_NAME, "2")
-    assert "plays_7d" not in json.loads(v2.tags["feature_columns"])
+    assert "plays_7d" not in json.loads(version_facts(client, v2)["feature_columns"])
     signature = __import__("mlflow").models.get_model_info(v2.source).signature
     assert "plays_7d" not in signature.inputs.input_names()
 
@@ -488,3 +503,56 @@ def test_a_champion_whose_model_is_gone_is_named_and_a_retrain_replaces_it(lifec
     assert retrained["promoted_to_champion"] is True
     assert "champion v1 cannot score" in retrained["comparison"]
     assert _alias(lifecycle_home, CHAMPION_ALIAS) == "2"
+
+
+def test_mlflow_reads_well_a_named_run_few_tags_and_a_classic_experiment(lifecycle_home):
+    """A retraining the sensor launched for drift, as MLflow's UI shows it: the run named by what
+    it did, the version's tags few enough for the champion alias to stay in view, the rest of
+    what it says in its run's version_details.json, and the experiment opened as classic ML."""
+    from churn_assets.keys import LABELS_TAG, TRAINING_CAUSE_TAG
+    from churn_assets.readable import rounded
+    from churn_assets.resources import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, VERSION_DETAILS_FILE
+
+    result = dg.materialize(
+        [churn_model],
+        resources=default_resources(),
+        run_config={
+            "ops": {"churn_model": {"config": {"as_of_month": AS_OF, "time_budget_s": 1.0}}}
+        },
+        tags={LABELS_TAG: "2016-04-01", TRAINING_CAUSE_TAG: "drift"},
+    )
+    meta = _metadata(result)
+    client = _client(lifecycle_home)
+    run = client.get_run(meta["mlflow_run_id"])
+    assert run.info.run_name == "train labels 2016-04 (drift)"
+    own_run_tags = {k for k in run.data.tags if not k.startswith("mlflow.")}
+    assert len(own_run_tags) <= 8, sorted(own_run_tags)
+
+    version = client.get_model_version(REGISTERED_MODEL_NAME, meta["model_version"])
+    assert "champion" in version.aliases
+    assert set(version.tags) <= {
+        *training_registration.PERSON_TAGS,
+        *("champion_since", "champion_action", "champion_reason", "previous_champion"),
+    }, sorted(version.tags)
+    assert len(version.tags) <= 16
+    facts = version_facts(client, version)
+    assert VERSION_DETAILS_FILE in {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert json.loads(facts["feature_columns"]) and facts["baseline_rule_auc"]
+    assert facts["as_of_month"] == version.tags["as_of_month"] == AS_OF
+
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
+    # The materialization reads 0.873, not 0.8734...; MLflow keeps the full figure.
+    assert meta["val_auc"] == rounded(run.data.metrics["val_auc"]) != run.data.metrics["val_auc"]
+
+
+def test_a_training_launched_by_hand_is_named_by_its_month(lifecycle_home):
+    from churn_assets.training.tracking import training_run_name
+
+    meta = _metadata(_train())
+    run = _client(lifecycle_home).get_run(meta["mlflow_run_id"])
+    assert (
+        run.info.run_name
+        == training_run_name({}, date(2016, 6, 1))
+        == "train as of 2016-06 (by hand)"
+    )

@@ -4,6 +4,8 @@ another process holds the warehouse."""
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -128,6 +130,52 @@ def test_embedded_retires_old_versions_and_leaves_no_partial_file(tmp_path: Path
     assert store.lookup("u1").features["a"] == 3.0
 
 
+def test_only_the_current_and_previous_cohort_stay(store: OnlineStore) -> None:
+    """Each cohort's users stay findable while it is current or the one before; an older cohort
+    leaves the pointer, and a backfilled old cohort is never pointed at."""
+    march, april = date(2016, 3, 1), date(2016, 4, 1)
+    for cohort in (march, april):
+        store.publish(cohort, ["a", "b", "c"], _rows({f"only-{cohort:%m}": 1.0, "all": 1.0}))
+    assert store.lookup("only-03").cohort_month == march
+    may = store.publish(MAY, ["a", "b", "c"], _rows({"only-05": 1.0, "all": 5.0}))
+    assert may.retired_cohorts == (march,)
+    assert set(store.published()) == {april, MAY}
+    assert store.lookup("only-03") is None and store.lookup("only-04").cohort_month == april
+    assert store.lookup("all").features["a"] == 5.0
+    backfill = store.publish(march, ["a", "b", "c"], _rows({"only-03": 1.0}))
+    assert backfill.retired_cohorts == (march,) and set(store.published()) == {april, MAY}
+    assert store.lookup("only-03") is None
+
+
+def test_embedded_deletes_a_file_once_no_pointer_a_reader_holds_names_it(tmp_path: Path) -> None:
+    """A file leaves when neither the pointer nor the one it replaced names it: a reader that
+    read the replaced pointer still opens what it named; one holding a file reads on."""
+    store, reader = EmbeddedOnlineStore(tmp_path), EmbeddedOnlineStore(tmp_path)
+    cohorts = [date(2016, month, 1) for month in (3, 4, 5, 6)]
+
+    def files() -> set[str]:
+        return {p.name for p in tmp_path.glob("*.sqlite")}
+
+    def pointed() -> set[str]:
+        return set(json.loads((tmp_path / "published.json").read_text()).values())
+
+    store.publish(cohorts[0], ["a", "b", "c"], _rows({"u-03": 3.0}))
+    assert reader.lookup("u-03").features["a"] == 3.0
+    (march_file,) = tmp_path.glob("2016-03-01.*.sqlite")
+    held = sqlite3.connect(f"file:{march_file}?mode=ro&immutable=1", uri=True)
+    march = {march_file.name}
+    store.publish(cohorts[1], ["a", "b", "c"], _rows({"u-04": 4.0}))
+    store.publish(cohorts[2], ["a", "b", "c"], _rows({"u-05": 5.0}))
+    assert march and march <= files() and not march & pointed()  # the replaced pointer named it
+    assert pointed() <= files()
+    store.publish(cohorts[3], ["a", "b", "c"], _rows({"u-06": 6.0}))
+    assert not march & files() and pointed() <= files()
+    assert len(files()) == 3  # two pointed at, one the replaced pointer named
+    assert held.execute("SELECT msno FROM users").fetchall() == [("u-03",)]
+    held.close()
+    assert reader.lookup("u-03") is None and reader.lookup("u-06").features["a"] == 6.0
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return build_world(tmp_path_factory.mktemp("online") / "home")
@@ -173,6 +221,7 @@ def test_the_asset_publishes_what_batch_scoring_read_and_wrote(world: dict) -> N
         assert record.cohort_month == row.cohort_month.date()
         assert record.churn_probability == row.churn_probability
         assert (record.bucket, record.top_reasons) == (row.bucket, row.top_reasons)
+        assert record.bucket_policy == row.bucket_policy
         stored = record.features["secs_30d"]
         assert stored == row.secs_30d if stored is not None else np.isnan(row.secs_30d)
 

@@ -35,7 +35,7 @@ from churn_assets.performance.judging import (
     verdict_of,
     with_decile_ratio,
 )
-from churn_assets.resources import default_resources
+from churn_assets.resources import default_resources, version_facts
 from churn_assets.settings import CHAMPION_ALIAS, REGISTERED_MODEL_NAME
 from churn_assets.training import candidate as training_candidate
 from churn_assets.training.assets import churn_model
@@ -444,7 +444,9 @@ def test_churn_model_promotes_a_better_challenger_judged_on_held_out_users(churn
     assert better["comparison_users"] == better["held_out_rows"] > 0
     assert better["comparison_users"] + better["validation_rows"] == USERS
     assert 0 < better["auc_diff_low"] <= better["auc_diff"] <= better["auc_diff_high"]
-    tags = client.get_model_version(REGISTERED_MODEL_NAME, better["model_version"]).tags
+    tags = version_facts(
+        client, client.get_model_version(REGISTERED_MODEL_NAME, better["model_version"])
+    )
     assert tags["compared_with_champion"] == champion and tags["beats_champion"] == "true"
     assert tags["comparison_cohort"] == "2016-04-01" and tags[HELD_OUT_TAG] == "0.5"
     assert float(tags["auc_diff_interval"].strip("[]").split(",")[0]) > 0

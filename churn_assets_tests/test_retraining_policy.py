@@ -127,6 +127,8 @@ def _run(world, request, promoted):
 
 
 def _decisions(world) -> list[tuple]:
+    if not world["warehouse"].exists():  # nothing decided yet
+        return []
     with duckdb.connect(str(world["warehouse"]), read_only=True) as conn:
         return conn.execute(
             "SELECT trigger, action, newest_labelled_cohort::VARCHAR FROM retraining_decisions "
@@ -215,6 +217,34 @@ def test_a_provisional_champion_is_retrained_once_newer_labels_exist(world):
     assert _tick(world, cursor)[0] == []  # once per newest labelled cohort, as any trigger
 
 
+def _features_built(world, cohorts: list[str], complete: bool) -> None:
+    for cohort in cohorts:
+        world["instance"].report_runless_asset_event(
+            dg.AssetMaterialization(
+                "features", partition=cohort, metadata={"window_complete": complete}
+            )
+        )
+
+
+def test_a_provisional_champion_waits_until_a_candidate_could_learn_from_complete_cohorts(world):
+    world["resources"]["registry"] = FixedChampion(
+        tracking_uri="sqlite:///unused", validation_cohort="2016-05-01", provisional=True
+    )
+    # Only the newest labelled cohort was built complete: a candidate would learn from cohorts
+    # with holes again, provisional like the champion it is meant to replace.
+    _features_built(world, MONTHS[:5], complete=False)
+    _features_built(world, MONTHS[5:6], complete=True)
+    requests, cursor = _tick(world)
+    assert requests == [] and _decisions(world) == []
+
+    # One more complete cohort labelled: one to learn from, one to validate on.
+    _features_built(world, MONTHS[6:7], complete=True)
+    _new_labels(world, "2016-07-01", "2016-09-01")
+    requests, cursor = _tick(world, cursor)
+    assert [r.tags["churn/labels"] for r in requests] == ["2016-07-01"]
+    assert _decisions(world)[0][:2] == ("provisional", "retrain")
+
+
 def _new_labels(world, cohort: str, today: str) -> None:
     world["instance"].report_runless_asset_event(
         dg.AssetMaterialization("labels", partition=cohort)
@@ -263,6 +293,23 @@ def test_a_person_is_called_once_per_episode_and_again_only_after_the_check_pass
 def test_a_retraining_for_staleness_that_keeps_the_champion_calls_nobody(world):
     world["resources"]["registry"] = FixedChampion(
         tracking_uri="sqlite:///unused", validation_cohort="2016-01-01"
+    )
+    requests, cursor = _tick(world)
+    _run(world, requests[0], promoted=False)
+    assert _tick(world, cursor)[0] == []
+    assert [a for _, a, _ in _decisions(world)] == ["retrain"]
+    assert _alerts_did_not_help(world) == []
+
+    # The champion held its place against a candidate on labels up to 2016-06: the staleness
+    # clock starts there, so the next labelled cohort does not retrain it again.
+    _new_labels(world, "2016-07-01", "2016-09-01")
+    assert _tick(world, cursor)[0] == []
+    assert [a for _, a, _ in _decisions(world)] == ["retrain"]
+
+
+def test_a_provisional_champion_whose_candidate_lost_holds_and_calls_nobody(world):
+    world["resources"]["registry"] = FixedChampion(
+        tracking_uri="sqlite:///unused", validation_cohort="2016-05-01", provisional=True
     )
     requests, cursor = _tick(world)
     _run(world, requests[0], promoted=False)

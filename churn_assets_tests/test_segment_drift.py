@@ -32,7 +32,10 @@ USERS = 2000
 CITIES, CITY_SHARES = [1, 4, 5, 13, 22, 99], [0.35, 0.25, 0.2, 0.1, 0.09, 0.01]
 SHIFTED_CITY, TINY_CITY = 4, 99
 LISTENING = ["plays_30d", "secs_30d", "days_since_last_listen"]
-UNDRIFTED, CITY_SHIFT = "2016-04-01", "2016-05-01"
+UNDRIFTED, CITY_SHIFT, SMALL_CITY_SHIFT = "2016-04-01", "2016-05-01", "2016-06-01"
+# City 13 holds a tenth of the users: under an even share of the judged cities, yet a tenth of
+# the cohort scored far out of what the model learnt.
+SMALL_CITY = 13
 
 
 def _cohort(cohort: date, n: int, rng: np.random.Generator) -> pd.DataFrame:
@@ -62,14 +65,21 @@ def _cohort(cohort: date, n: int, rng: np.random.Generator) -> pd.DataFrame:
     return frame
 
 
-def _city_listens_less(frame: pd.DataFrame) -> pd.DataFrame:
+def _city_listens_less(frame: pd.DataFrame, shifted_city: int = SHIFTED_CITY) -> pd.DataFrame:
     """In one city, listening falls by 40 % and the last listen lies further back."""
-    city = frame["city"] == SHIFTED_CITY
+    city = frame["city"] == shifted_city
     shifted = frame.copy()
     shifted.loc[city, ["plays_30d", "secs_30d"]] *= 0.6
     shifted.loc[city, "days_since_last_listen"] = (
         shifted.loc[city, "days_since_last_listen"] * 1.6 + 2
     ).round()
+    return shifted
+
+
+def _city_stops_auto_renewing(frame: pd.DataFrame) -> pd.DataFrame:
+    """In one small city no member renews automatically any more, and they listen less."""
+    shifted = _city_listens_less(frame, SMALL_CITY)
+    shifted.loc[shifted["city"] == SMALL_CITY, "last_is_auto_renew"] = 0
     return shifted
 
 
@@ -94,7 +104,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         msno=[f"u201604_{i:05d}" for i in range(USERS)], cohort_month=date(2016, 4, 1)
     )
     shifted = _city_listens_less(_cohort(date(2016, 5, 1), USERS, rng))
-    frame = pd.concat([reference, undrifted, shifted], ignore_index=True)
+    small = _city_stops_auto_renewing(_cohort(date(2016, 6, 1), USERS, rng))
+    frame = pd.concat([reference, undrifted, shifted, small], ignore_index=True)
     with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
         conn.register("frame", frame)
         conn.execute("CREATE TABLE features AS SELECT * EXCLUDE (is_churn) FROM frame")
@@ -158,6 +169,20 @@ def test_a_city_that_listens_less_warns_though_the_whole_cohort_passes(world):
     assert rows["stands_out"].sum() == 1, rows[rows["stands_out"]]
     # Every segment column of the features is judged.
     assert set(rows["segment_column"]) == set(segments.SEGMENT_COLUMNS)
+
+
+def test_a_tenth_of_the_users_far_out_of_what_the_model_learnt_warns(world):
+    check = _drift(world, SMALL_CITY_SHIFT)
+    assert check.metadata["weighted_psi"].value < psi.MODERATE_PSI  # diluted: no drift
+    rows = _segment_rows(world, SMALL_CITY_SHIFT).set_index("column_name")
+    city = rows.loc[f"city={SMALL_CITY}"]
+    share = city["segment_share"]
+    assert share < 1 / 5  # under an even share of the five cities judged
+    # Its part of the cohort's within-segment shift reaches the moderate tier: it warns.
+    assert city["moves"] and share * city["adjusted_score"] >= psi.MODERATE_PSI
+    assert city["stands_out"], city
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert check.metadata["segments_warning"].value.startswith(f"city={SMALL_CITY} (")
 
 
 def test_an_undrifted_cohort_raises_no_segment_warning_and_a_tiny_segment_is_not_judged(world):

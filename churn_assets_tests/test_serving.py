@@ -17,13 +17,18 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+import schemathesis
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
 from mlflow.tracking import MlflowClient
+from schemathesis.checks import not_a_server_error
 
+from churn_assets.modeling.calibration import load_churn_model
 from churn_assets.modeling.frame import as_matrix
+from churn_assets.scoring.buckets import assign_buckets, cut_off_policy
 from churn_assets.scoring.reasons import explain_rows
 from churn_assets.serving.app import create_app
-from churn_assets.serving.model import ChampionFollower
+from churn_assets.serving.model import BUCKET_THRESHOLDS, ChampionFollower
 from churn_assets.settings import CHAMPION_ALIAS, REGISTERED_MODEL_NAME
 from churn_assets_tests.serving_world import FEATURES, batch_rows, build_world, free_port
 
@@ -78,7 +83,7 @@ def test_the_api_answers_as_batch_scoring_did(
         assert answer["cohort_month"] == f"{row.cohort_month:%Y-%m-%d}"
         assert answer["model_version"] == row.model_version == "1"
         assert abs(answer["churn_probability"] - row.churn_probability) <= 1e-9
-        assert answer["bucket"] == row.bucket
+        assert (answer["bucket"], answer["bucket_policy"]) == (row.bucket, row.bucket_policy)
         assert answer["top_reasons"] == exact[msno]
         if pd.isna(row.top_reasons):
             assert answer["reasons_from"] == "on_demand", msno
@@ -102,6 +107,33 @@ def test_reasons_computed_on_demand_equal_batch_reasons(
             assert answer["top_reasons"] == row.top_reasons, msno
 
 
+def test_a_capacity_bucket_is_served_as_batch_drew_it(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Under a capacity policy a known user's bucket is the stored one (a rank in the whole
+    cohort, which one row cannot redo), named by its policy; posted features have no stored
+    bucket, so the cut-offs draw it and the answer says so."""
+    home = tmp_path_factory.mktemp("capacity") / "home"
+    world = build_world(home, {"CHURN_BUCKET_A_CAPACITY": "10"})
+    rows = batch_rows(home).sort_values("cohort_month").groupby("msno").tail(1)
+    cut = assign_buckets(rows["churn_probability"].to_numpy(), *BUCKET_THRESHOLDS)
+    differ = rows[cut != rows["bucket"].to_numpy()]
+    assert len(differ) and rows["bucket_policy"].str.startswith("capacity").all()
+    with _client(world) as client:
+        for row in rows.itertuples():
+            answer = client.post("/v1/score", json={"msno": row.msno}).json()
+            assert abs(answer["churn_probability"] - row.churn_probability) <= 1e-9
+            assert (answer["bucket"], answer["bucket_policy"]) == (row.bucket, row.bucket_policy)
+        for row in differ.head(10).itertuples():
+            features = {
+                c: (None if pd.isna(v) else float(v)) for c in FEATURES for v in [getattr(row, c)]
+            }
+            answer = client.post("/v1/score", json={"features": features}).json()
+            expected = assign_buckets(np.array([row.churn_probability]), *BUCKET_THRESHOLDS)[0]
+            assert answer["bucket"] == expected != row.bucket
+            assert answer["bucket_policy"] == cut_off_policy(*BUCKET_THRESHOLDS)
+
+
 def test_model_health_and_openapi(client: TestClient) -> None:
     model = client.get("/v1/model").json()
     assert model["version"] == "1" and model["alias"] == "champion"
@@ -112,6 +144,32 @@ def test_model_health_and_openapi(client: TestClient) -> None:
     assert health.json()["published_cohorts"] == ["2016-05-01", "2016-06-01"]
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/healthz", "/v1/model", "/v1/score"} <= set(paths)
+
+
+@pytest.mark.parametrize("mode", list(schemathesis.GenerationMode), ids=str)
+def test_generated_requests_never_meet_a_server_error(
+    world: dict, mode: schemathesis.GenerationMode
+) -> None:
+    """Schemathesis draws requests for every operation of /openapi.json (conforming ones, then
+    ones that break the schema), with the token: each is answered, and never by a 5xx."""
+    follower = ChampionFollower(world["resources"]["registry"], poll_s=3600)
+    follower.refresh()  # these calls reach the app without its startup
+    app = create_app(follower, world["resources"]["online_store"].open(), token=TOKEN)
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    auth = {"authorization": f"Bearer {TOKEN}"}
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert {op.path for op in operations} >= {"/healthz", "/v1/model", "/v1/score"}
+    if mode == schemathesis.GenerationMode.NEGATIVE:  # only a body can break the schema here
+        operations = [op for op in operations if len(op.body)]
+        assert [op.path for op in operations] == ["/v1/score"]
+    for operation in operations:
+
+        @given(case=operation.as_strategy(generation_mode=mode))
+        @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+        def answered_without_server_error(case: schemathesis.Case) -> None:
+            case.call_and_validate(headers=auth, checks=[not_a_server_error])
+
+        answered_without_server_error()
 
 
 @pytest.mark.parametrize(
@@ -188,9 +246,7 @@ def test_the_server_follows_the_champion_alias(world: dict, batch: pd.DataFrame)
             answer = client.post("/v1/score", json={"msno": "u0200"}).json()
     finally:
         _set_champion(world, first)
-    booster = registry.load_model(second)
-    row = batch.loc[["u0200"]]
-    expected = booster.predict(as_matrix(row, list(booster.feature_name())))[0]
+    expected = load_churn_model(registry, second).probability(batch.loc[["u0200"]])[0]
     assert answer["model_version"] == second and answer["reasons_from"] == "on_demand"
     assert abs(answer["churn_probability"] - expected) <= 1e-9
 
@@ -285,10 +341,13 @@ def test_churn_assets_serve_answers_on_loopback(world: dict, batch: pd.DataFrame
     assert code == 0, process.stderr.read().decode()[-2000:]
 
 
-def test_a_score_equals_the_bare_booster(world: dict, batch: pd.DataFrame) -> None:
-    """The in-process reference the benchmark compares against gives the API's numbers."""
-    booster = world["resources"]["registry"].load_model(world["versions"][0])
+def test_a_score_is_the_calibrated_booster(world: dict, batch: pd.DataFrame) -> None:
+    """The in-process reference the benchmark compares against gives the batch's numbers: the
+    booster's raw score through the version's calibration, not the raw score itself."""
+    registry = world["resources"]["registry"]
+    model = load_churn_model(registry, world["versions"][0])
+    assert model.calibration.method != "none"
     matrix = as_matrix(batch, FEATURES)
-    np.testing.assert_allclose(
-        booster.predict(matrix), batch["churn_probability"].to_numpy(), rtol=0, atol=1e-12
-    )
+    stored = batch["churn_probability"].to_numpy()
+    np.testing.assert_allclose(model.predict(matrix), stored, rtol=0, atol=1e-12)
+    assert np.abs(model.booster.predict(matrix) - stored).max() > 1e-3

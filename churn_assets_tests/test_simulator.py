@@ -524,31 +524,26 @@ def _same_before_the_drift(plain: SimulationSummary, drifted: SimulationSummary)
     )
 
 
-def test_segment_drift_moves_channel_and_age_of_new_members(
+def test_segment_drift_ends_auto_renewal_in_one_channel_only(
     few_plain: SimulationSummary, tmp_path: Path
 ) -> None:
     drifted, entry = _few_drift(tmp_path, "segment")
     _same_before_the_drift(few_plain, drifted)
-    assert entry["columns"] == ["members.registered_via", "members.bd"]
+    assert entry["columns"] == ["transactions.is_auto_renew"]
     channel = entry["registered_via"]
-    assert channel in (3, 4, 13)
+    assert channel in (3, 4)
+    members = _table(few_plain.landing_dir, "members")[["msno", "registered_via"]]
 
-    def joined(summary: SimulationSummary, tags: tuple[str, ...]) -> pd.DataFrame:
-        return pd.concat([_read(summary.landing_dir / f"members_{t}.csv") for t in tags])
+    def auto_share(summary: SimulationSummary) -> pd.Series:
+        txns = _table(summary.landing_dir, "transactions_").merge(members, on="msno")
+        txns = txns[txns["transaction_date"] >= 20160401]
+        in_channel = (txns["registered_via"] == channel).rename("in_channel")
+        return txns["is_auto_renew"].groupby(in_channel).mean()
 
-    before = joined(drifted, BEFORE_DRIFT)
-    after = joined(drifted, ("201604", "201605", "201606"))
-    plain_after = joined(few_plain, ("201604", "201605", "201606"))
-    assert len(after) == len(plain_after)  # as many new members, of another kind
-    assert (before["registered_via"] == channel).mean() < 0.2
-    assert (after["registered_via"] == channel).mean() > 0.5
-    assert (plain_after["registered_via"] == channel).mean() < 0.2
-
-    def median_age(frame: pd.DataFrame) -> float:
-        return float(frame.loc[frame["bd"].between(10, 90), "bd"].median())
-
-    assert median_age(after) <= median_age(plain_after) - 3
-    assert (after["bd"] == 0).mean() == pytest.approx((plain_after["bd"] == 0).mean(), abs=0.1)
+    plain, ended = auto_share(few_plain), auto_share(drifted)
+    assert plain[True] > 0.4  # the channel renewed automatically, mostly
+    assert ended[True] == 0.0
+    assert ended[False] == pytest.approx(plain[False], abs=0.05)
 
 
 def test_price_drift_raises_one_plan_and_nothing_else(

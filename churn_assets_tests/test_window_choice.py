@@ -135,8 +135,10 @@ def test_after_a_performance_failure_a_recent_window_wins_over_the_mixed_full_on
     candidates = json.loads(run.data.params["window_candidates"])
     assert set(candidates) == {"full", "recent_3", "recency_weighted"}
     # The chosen window ranks the shifted churners better than the full window on the same users.
-    assert meta["val_auc"] > run.data.metrics["window_full_val_auc"]
-    assert meta["val_auc"] == pytest.approx(candidates[meta["window_choice"]]["val_auc"], abs=1e-6)
+    chosen_auc = candidates[meta["window_choice"]]["val_auc"]
+    assert chosen_auc > run.data.metrics["window_full_val_auc"]
+    # The metadata is rounded for reading (three significant digits).
+    assert meta["val_auc"] == pytest.approx(chosen_auc, abs=5e-4)
     assert "window_choice_reason" in run.data.tags
 
     # The version names the cohorts it actually learnt from: drift references read them.

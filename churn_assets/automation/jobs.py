@@ -28,8 +28,8 @@ load_job = dg.define_asset_job(
 )
 
 # Cohort of the new month: its features, its scores (published to the online store too), the
-# performance they promise, and how far it drifted; a labelled cohort rebuilt (a file it read was
-# replaced) is backtested again too.
+# performance they promise, how far it drifted, and the month's health page; a labelled cohort
+# rebuilt (a file it read was replaced) is backtested again too.
 cohort_job = dg.define_asset_job(
     keys.COHORT_JOB,
     selection=dg.AssetSelection.assets(
@@ -40,10 +40,12 @@ cohort_job = dg.define_asset_job(
         keys.DRIFT_REPORT,
         keys.MODEL_PERFORMANCE,
         keys.RETENTION_OUTCOME,
+        keys.MODEL_HEALTH_REPORT,
     ),
     partitions_def=monthly_partitions,
     description="Build a cohort's features, score it with the champion, estimate its "
-    "performance before labels, and measure drift; backtest a labelled cohort that was rebuilt.",
+    "performance before labels, and measure drift; backtest a labelled cohort that was rebuilt; "
+    "draw the month's health page.",
 )
 
 # Retrain, then re-score (and re-publish), re-estimate and re-measure the cohort that asked for it.
@@ -55,11 +57,12 @@ training_job = dg.define_asset_job(
         keys.ONLINE_FEATURES,
         keys.PERFORMANCE_ESTIMATE,
         keys.DRIFT_REPORT,
+        keys.MODEL_HEALTH_REPORT,
     ),
     partitions_def=monthly_partitions,
     hooks={end_mlflow_on_run_finished},
     description="Train and register a new model version, then re-score (and re-estimate) the "
-    "cohort.",
+    "cohort, and redraw its health page with the new version's card.",
 )
 
 

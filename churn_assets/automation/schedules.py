@@ -19,6 +19,7 @@ from churn_assets.resources import LandingResource
 @dg.schedule(
     cron_schedule="0 3 1 * *",
     job=load_job,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Monthly: load last month's raw data and the labels that just became known.",
 )
 def monthly_schedule(context: dg.ScheduleEvaluationContext, landing: LandingResource):
@@ -45,6 +46,7 @@ def monthly_schedule(context: dg.ScheduleEvaluationContext, landing: LandingReso
 @dg.schedule(
     cron_schedule="0 6 * * 1",
     job=at_risk_job,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Weekly, on Monday: the at-risk list (A to call, B to make an offer) of the "
     "newest scored cohort, with what changed since last week.",
 )

@@ -39,11 +39,13 @@ from churn_assets.keys import (
     FEATURES,
     LABELS,
     LABELS_TAG,
+    MODEL_HEALTH_REPORT,
     MODEL_PERFORMANCE,
     ONLINE_FEATURES,
     PERFORMANCE_ESTIMATE,
     PREDICTIONS,
     RETENTION_OUTCOME,
+    TRAINING_CAUSE_TAG,
     TRANSACTIONS,
     TRIGGER_TAG,
     USER_LOGS,
@@ -220,7 +222,7 @@ def cohort_sensor(
     cursor = _cursor(context)
     touched = _newly_loaded(context.instance, cursor)
     scoring = _champion_exists(registry)
-    scored = [PREDICTIONS, ONLINE_FEATURES, PERFORMANCE_ESTIMATE, DRIFT_REPORT]
+    scored = [PREDICTIONS, ONLINE_FEATURES, PERFORMANCE_ESTIMATE, DRIFT_REPORT, MODEL_HEALTH_REPORT]
     selection = [FEATURES] + (scored if scoring else [])
     catalog = landing.catalog() if touched else None
     if catalog is not None and _loads_pending(context.instance, catalog, clock):
@@ -340,6 +342,7 @@ def _training_request(
     request_id: str,
     reason: str,
     labels: str,
+    cause: str,
     in_question: tuple[str, ...] = (),
 ) -> dg.RunRequest | None:
     """A keyed training run as on the first day of ``cohort``, configured through the typed
@@ -354,7 +357,7 @@ def _training_request(
         request_id,
         partition_key=cohort,
         run_config=dg.RunConfig(ops={CHURN_MODEL.to_python_identifier(): training}),
-        tags={TRIGGER_TAG: reason, LABELS_TAG: labels},
+        tags={TRIGGER_TAG: reason, LABELS_TAG: labels, TRAINING_CAUSE_TAG: cause},
     )
 
 
@@ -382,6 +385,7 @@ def _first_model(
         f"first-model-{cohort}",
         "no champion yet and two labelled cohorts exist",
         labelled[-1],
+        "first model",
     )
 
 
@@ -462,6 +466,7 @@ def _retrain(
         # The evidence names each trigger's kind already ("drift: weighted PSI ...").
         whole_clauses(decision.trigger.evidence, MAX_TRIGGER_TAG),
         decision.newest_labels,
+        decision.trigger.kind,
         decision.trigger.kinds,
     )
     if request is None:

@@ -17,6 +17,7 @@ from churn_assets.features.windows import LISTENING, PAYMENTS, bulk_starts, trun
 from churn_assets.keys import COHORT_NOT_EMPTY_CHECK, COVERAGE_CHECK
 from churn_assets.partitions import add_months, month_start, monthly_partitions
 from churn_assets.raw.assets import SQL as RAW_SQL
+from churn_assets.readable import readable
 from churn_assets.warehouse import run_sql_file, transaction
 
 SQL = Path(__file__).parent / "cohort_features.sql"
@@ -78,19 +79,21 @@ def features(context: dg.AssetExecutionContext, warehouse: DuckDBResource) -> dg
         )
     truncated = truncated_features(cutoff, bulk_starts(coverage), list(summary.index))
     return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": users,
-            "cohort_month": cutoff.isoformat(),
-            "feature_count": len(summary),
-            # The feature SQL changed: columns it now adds, and stored ones it no longer makes.
-            "columns_added": dg.MetadataValue.json(added),
-            "columns_not_produced": dg.MetadataValue.json(retired),
-            "null_shares": dg.MetadataValue.json(
-                summary["null_share"].fillna(0.0).round(4).to_dict() if users else {}
-            ),
-            "summary": dg.MetadataValue.md(summary.round(2).to_markdown() if users else ""),
-            **_coverage_metadata(coverage, truncated),
-        },
+        metadata=readable(
+            {
+                "dagster/row_count": users,
+                "cohort_month": cutoff.isoformat(),
+                "feature_count": len(summary),
+                # The feature SQL changed: columns it now adds, and stored ones it no longer makes.
+                "columns_added": dg.MetadataValue.json(added),
+                "columns_not_produced": dg.MetadataValue.json(retired),
+                "null_shares": dg.MetadataValue.json(
+                    summary["null_share"].fillna(0.0).round(4).to_dict() if users else {}
+                ),
+                "summary": dg.MetadataValue.md(summary.round(2).to_markdown() if users else ""),
+                **_coverage_metadata(coverage, truncated),
+            }
+        ),
         check_results=_checks(users, coverage, truncated),
     )
 
@@ -147,7 +150,7 @@ def _checks(users: int, coverage: dict, truncated: list[str]) -> list[dg.AssetCh
             severity=dg.AssetCheckSeverity.ERROR
             if coverage["complete"]
             else dg.AssetCheckSeverity.WARN,
-            metadata={"users": users, "window_complete": bool(coverage["complete"])},
+            metadata=readable({"users": users, "window_complete": bool(coverage["complete"])}),
         ),
         dg.AssetCheckResult(
             check_name=COVERAGE_CHECK,
@@ -162,9 +165,11 @@ def _checks(users: int, coverage: dict, truncated: list[str]) -> list[dg.AssetCh
                 if truncated
                 else ""
             ),
-            metadata={
-                **{k: _shown(v) for k, v in coverage.items() if k != "evaluated_at"},
-                "truncated_features": ", ".join(truncated) or "none",
-            },
+            metadata=readable(
+                {
+                    **{k: _shown(v) for k, v in coverage.items() if k != "evaluated_at"},
+                    "truncated_features": ", ".join(truncated) or "none",
+                }
+            ),
         ),
     ]

@@ -14,8 +14,9 @@ many complete cohorts before this one stand in
   their cut-off, on both sides): a change in who joins (a new acquisition channel, a campaign's
   younger sign-ups) is diluted in the whole cohort for months, but plain among its newest members,
   and within each **customer segment** (a city, channel, payment method or plan, on both sides,
-  :mod:`churn_assets.monitoring.segments`): a segment whose weighted shift is major, beyond noise
-  over every segment tested and of at least an even share of its column's users warns too;
+  :mod:`churn_assets.monitoring.segments`): a segment whose weighted shift is major and beyond
+  noise over every segment tested warns too when its share of users times that shift reaches the
+  moderate tier;
 * **prediction drift** (check ``prediction_drift``, verdict ``prediction_drift``): PSI of the
   champion's scores on the cohort against its scores on the reference;
 * **target drift** (verdict ``target_drift``, :mod:`churn_assets.monitoring.target`): the churn
@@ -37,6 +38,7 @@ from dagster_duckdb import DuckDBResource
 
 from churn_assets import keys
 from churn_assets.keys import DRIFT_CHECK, PREDICTION_CHECK
+from churn_assets.modeling.calibration import load_churn_model
 from churn_assets.monitoring.config import DriftConfig
 from churn_assets.monitoring.drift import html_report_path
 from churn_assets.monitoring.measure import Measured, measure_cohort
@@ -45,13 +47,16 @@ from churn_assets.monitoring.results import (
     check_result,
     describe_data_drift,
     describe_prediction_drift,
+    drift_links,
     drift_metric_rows,
     drift_result,
+    evidently_note,
     log_run,
     write_html_report,
 )
 from churn_assets.monitoring.verdicts import record_verdict
 from churn_assets.partitions import month_start, monthly_partitions
+from churn_assets.readable import readable
 from churn_assets.resources import ModelRegistryResource, ReportsResource
 from churn_assets.warehouse import run_sql_file, transaction
 
@@ -95,13 +100,13 @@ def drift_report(
     if champion is None:
         raise dg.Failure("no champion model: drift is measured against its training data")
     version = str(champion.version)
-    booster = registry.load_model(version)
+    model = load_churn_model(registry, champion)
     with warehouse.get_connection() as conn:
         basis = reference_for(conn, champion, cohort)
         current_rows = row_count(conn, [cohort])
         if not basis.fair or (row_count(conn, basis.cohorts) and not current_rows):
             return _nothing_to_judge(conn, cohort, version, basis)
-        measured = measure_cohort(conn, cohort, basis, booster, config)
+        measured = measure_cohort(conn, cohort, basis, model, config)
     details = (
         describe_data_drift(measured, basis, version, config),
         describe_prediction_drift(measured, version, cohort),
@@ -113,7 +118,8 @@ def drift_report(
     html_path, run_id = _publish(
         context, config, registry, reports, cohort, version, measured, rows
     )
-    return drift_result(cohort, version, basis, measured, details, html_path, run_id)
+    links = drift_links(reports, registry, version, html_path, run_id)
+    return drift_result(cohort, version, basis, measured, details, html_path, run_id, links)
 
 
 def _publish(
@@ -136,6 +142,7 @@ def _publish(
             measured.html_current,
             measured.numerical,
             measured.categorical,
+            evidently_note(measured),
         )
         if build_html
         else None
@@ -194,7 +201,7 @@ def _nothing_to_judge(conn, cohort: date, version: str, basis: Reference) -> dg.
         for monitor in ("data_drift", "prediction_drift"):
             record_verdict(conn, cohort, monitor, "n/a", detail)
     return dg.MaterializeResult(
-        metadata={"cohort_month": cohort.isoformat(), "status": detail},
+        metadata=readable({"cohort_month": cohort.isoformat(), "status": detail}),
         check_results=[
             check_result(DRIFT_CHECK, "n/a", detail, {}),
             check_result(PREDICTION_CHECK, "n/a", detail, {}),

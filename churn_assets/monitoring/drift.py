@@ -8,6 +8,7 @@ at most a few thousand rows of each side and the columns that matter most.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 from datetime import date
@@ -37,8 +38,10 @@ def save_html_report(
     numerical: list[str],
     categorical: list[str],
     html_path: Path,
+    note: str = "",
 ) -> Path:
-    """Evidently's DataDriftPreset over the given columns of two (small) frames, as HTML."""
+    """Evidently's DataDriftPreset over the given columns of two (small) frames, as HTML, with
+    ``note`` (HTML) at the top of the page."""
     definition = DataDefinition(numerical_columns=numerical, categorical_columns=categorical)
     columns = numerical + categorical
     snapshot = Report([DataDriftPreset()]).run(
@@ -47,7 +50,21 @@ def save_html_report(
     )
     html_path.parent.mkdir(parents=True, exist_ok=True)
     snapshot.save_html(str(html_path))
+    if note:
+        with_note(html_path, note)
     return html_path
+
+
+def with_note(html_path: Path, note: str) -> None:
+    """Put ``note`` at the top of a saved page, in a box of its own."""
+    box = (
+        '<div style="font-family:system-ui,sans-serif;margin:1em;padding:0.8em 1em;'
+        'border:1px solid #ccc;background:#fffbe6;max-width:60em">' + note + "</div>"
+    )
+    page = html_path.read_text(encoding="utf-8")
+    body = re.search(r"<body[^>]*>", page, flags=re.IGNORECASE)
+    at = body.end() if body else 0
+    html_path.write_text(page[:at] + box + page[at:], encoding="utf-8")
 
 
 def log_drift_run(

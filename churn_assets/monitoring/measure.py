@@ -7,12 +7,11 @@ from dataclasses import dataclass, field
 from datetime import date
 
 import dagster as dg
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
 from churn_assets.features.feature_sets import CALENDAR_SHAPED_FEATURES, CATEGORICAL_FEATURES
-from churn_assets.modeling.frame import predict_probability
+from churn_assets.modeling.calibration import ChurnModel
 from churn_assets.monitoring import psi
 from churn_assets.monitoring.config import DriftConfig
 from churn_assets.monitoring.reference import (
@@ -162,7 +161,7 @@ def share_truncated_columns(
 
 def measure_prediction_drift(
     conn,
-    booster,
+    model: ChurnModel,
     reference: pd.DataFrame,
     current: pd.DataFrame,
     config: DriftConfig,
@@ -172,8 +171,8 @@ def measure_prediction_drift(
     ``truncated`` columns are shared between the sides first (:func:`share_truncated_columns`)."""
     reference, current = share_truncated_columns(reference, current, list(truncated or []))
     try:
-        reference_scores = predict_probability(booster, reference)
-        current_scores = predict_probability(booster, current)
+        reference_scores = model.probability(reference)
+        current_scores = model.probability(current)
     except KeyError as exc:
         return {"tier": "n/a", "reason": str(exc)}
     row = psi.score_psi(conn, reference_scores, current_scores)
@@ -215,7 +214,7 @@ class Measured:
 
 
 def measure_cohort(
-    conn, cohort: date, basis: Reference, booster: lgb.Booster, config: DriftConfig
+    conn, cohort: date, basis: Reference, model: ChurnModel, config: DriftConfig
 ) -> Measured:
     """Data drift over the whole cohort, prediction drift and the report's samples."""
     reference = basis.cohorts
@@ -229,6 +228,7 @@ def measure_cohort(
     columns = compared_columns(conn, cohort, reference)
     if not columns:
         raise dg.Failure(f"cohort {cohort:%Y-%m} shares no numeric feature with the reference")
+    booster = model.booster
     importance = dict(zip(booster.feature_name(), booster.feature_importance("gain"), strict=True))
     truncated = truncated_columns(conn, [cohort, *reference], columns)
     data = measure_data_drift(conn, cohort, reference, columns, importance, config, truncated)
@@ -237,7 +237,7 @@ def measure_cohort(
     prediction = (
         measure_prediction_drift(
             conn,
-            booster,
+            model,
             sample_rows(conn, reference, scored, reference_rows, config.max_scored_rows),
             sample_rows(conn, [cohort], scored, current_rows, config.max_scored_rows),
             config,

@@ -19,7 +19,8 @@ from churn_assets.monitoring.measure import DataDrift, Measured
 from churn_assets.monitoring.reference import Reference
 from churn_assets.monitoring.segments import segments_markdown
 from churn_assets.monitoring.target import TargetDrift
-from churn_assets.resources import ModelRegistryResource
+from churn_assets.readable import readable
+from churn_assets.resources import ModelRegistryResource, ReportsResource
 
 SEVERITY = {"warn": dg.AssetCheckSeverity.WARN, "error": dg.AssetCheckSeverity.ERROR}
 
@@ -122,7 +123,7 @@ def check_result(name: str, tier: str, description: str, metadata: dict) -> dg.A
         passed=tier in ("pass", "n/a"),
         severity=SEVERITY.get(tier, dg.AssetCheckSeverity.WARN),
         description=description,
-        metadata={"tier": tier, **metadata},
+        metadata=readable({"tier": tier, **metadata}),
     )
 
 
@@ -195,8 +196,9 @@ def drift_result(
     details: tuple[str, str],
     html_path: Path | None,
     run_id: str | None,
+    links: dict[str, str],
 ) -> dg.MaterializeResult:
-    """The materialization's metadata and both checks' results."""
+    """The materialization's metadata and both checks' results; ``links`` are http URLs."""
     data, prediction = measured.data, measured.prediction
     evidence = {
         "cohort_month": cohort.isoformat(),
@@ -209,32 +211,30 @@ def drift_result(
     ]
     top_columns = dg.MetadataValue.md(table.round(4).to_markdown(index=False))
     segments = dg.MetadataValue.md(segments_markdown(data.segments))
-    report = (
-        {
-            "report_path": dg.MetadataValue.path(str(html_path)),
-            "report_url": dg.MetadataValue.url(html_path.resolve().as_uri()),
-        }
-        if html_path
-        else {}
-    )
+    report = {
+        **({"report_path": dg.MetadataValue.path(str(html_path))} if html_path else {}),
+        **{label: dg.MetadataValue.url(url) for label, url in links.items()},
+    }
     return dg.MaterializeResult(
-        metadata={
-            **evidence,
-            **report,
-            "mlflow_run_id": run_id,
-            "reference_rows": measured.reference_rows,
-            "current_rows": measured.current_rows,
-            "weighted_psi": data.weighted,
-            "data_drift": data.tier,
-            "prediction_drift": prediction["tier"],
-            "prediction_psi": prediction.get("psi", math.nan),
-            "target_drift": measured.target.severity,
-            "target_drift_detail": measured.target.detail,
-            "drifted_columns": dg.MetadataValue.json(measured.drifted),
-            "columns": top_columns,
-            "segments": segments,
-            "segments_warning": ", ".join(data.segments_warning()) or "none",
-        },
+        metadata=readable(
+            {
+                **evidence,
+                **report,
+                "mlflow_run_id": run_id,
+                "reference_rows": measured.reference_rows,
+                "current_rows": measured.current_rows,
+                "weighted_psi": data.weighted,
+                "data_drift": data.tier,
+                "prediction_drift": prediction["tier"],
+                "prediction_psi": prediction.get("psi", math.nan),
+                "target_drift": measured.target.severity,
+                "target_drift_detail": measured.target.detail,
+                "drifted_columns": dg.MetadataValue.json(measured.drifted),
+                "columns": top_columns,
+                "segments": segments,
+                "segments_warning": ", ".join(data.segments_warning()) or "none",
+            }
+        ),
         check_results=[
             _data_drift_check(measured, details[0], evidence, top_columns, segments),
             _prediction_drift_check(measured, details[1], evidence),
@@ -296,6 +296,52 @@ def _prediction_drift_check(measured: Measured, detail: str, evidence: dict) -> 
     )
 
 
+def drift_links(
+    reports: ReportsResource,
+    registry: ModelRegistryResource,
+    version: str,
+    html_path: Path | None,
+    run_id: str,
+) -> dict[str, str]:
+    """One click from the materialization: the report through ``churn-assets serve``, the
+    drift run and the reference version in the MLflow UI."""
+    links = {"report_url": reports.url(html_path)} if html_path else {}
+    if run_id:
+        experiment = registry.client.get_run(run_id).info.experiment_id
+        links["mlflow_run"] = reports.run_url(experiment, run_id)
+    links["mlflow_model_version"] = reports.version_url(version)
+    return links
+
+
+def evidently_note(measured: Measured) -> str:
+    """What the Evidently page's share of drifted columns is, beside the project's verdict.
+
+    The two count different things: Evidently tests a sample of rows on the columns the champion
+    relies on most, each column by its own default test, with no allowance for the noise of the
+    sample and no weight; the verdict reads every row of every judged column, counts a column
+    only beyond the noise expected at its sizes, and weighs columns by importance.
+    """
+    data = measured.data
+    shown = len(measured.numerical) + len(measured.categorical)
+    judged, drifted = len(data.judged), len(measured.drifted)
+    share = f"{drifted / judged:.0%}" if judged else "n/a"
+    return (
+        "<b>How this page relates to the project's drift verdict.</b> "
+        f"Evidently below compares {shown} of the {judged} judged columns (those the champion "
+        f"relies on most) on a sample of {len(measured.html_reference)} reference and "
+        f"{len(measured.html_current)} current rows, each column with Evidently's own default "
+        "test and threshold; its share of drifted columns is the share of those columns its "
+        "tests flag on that sample. It makes no allowance for sampling noise and weighs every "
+        "column alike, and the columns shown are the ones a shift in the population moves most, "
+        "so its share is not the project's and usually runs higher. "
+        "<br>The verdict that alerts and retraining act on is the project's: PSI over every row "
+        "of both sides, a column counted as drifted only beyond the noise expected at its sizes, "
+        f"columns weighted by importance. For this cohort: <b>{drifted} of {judged} columns "
+        f"drifted ({share})</b>, weighted PSI beyond noise {data.weighted:.3f}, tier "
+        f"<b>{data.tier}</b>. This page is for looking at the distributions, not for the verdict."
+    )
+
+
 def write_html_report(
     context: dg.AssetExecutionContext,
     path: Path,
@@ -303,6 +349,7 @@ def write_html_report(
     current: pd.DataFrame,
     numerical: list[str],
     categorical: list[str],
+    note: str = "",
 ) -> Path | None:
     """Evidently's HTML, or None (with a warning) when Evidently fails on this sample: the
     report is for people, the verdicts stored already stand without it."""
@@ -314,7 +361,7 @@ def write_html_report(
     numerical = [c for c in numerical if c not in empty]
     categorical = [c for c in categorical if c not in empty]
     try:
-        return save_html_report(reference, current, numerical, categorical, path)
+        return save_html_report(reference, current, numerical, categorical, path, note)
     except Exception as exc:
         context.log.warning(f"no drift HTML report for this cohort: Evidently failed: {exc!r}")
         return None

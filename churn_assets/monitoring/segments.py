@@ -28,10 +28,18 @@ A segment **warns**, making data drift at least a warning (never an error on its
   do) and above it when they move independently: the cautious bound;
 * **major**: its adjusted weighted PSI (beyond each column's noise) reaches ``major_psi`` (0.25):
   within the segment, the model scores a population it did not learn;
-* **it matters**: its share of the cohort's users is at least an even share of the segments of
-  its column judged (1 / how many). The same floor as a column standing out needs of the model's
-  gain: a smaller segment weighs less on the cohort's outcomes than an average one of its column,
-  and its shift alone is information (``moves``), shown in the table, not an alarm.
+* **it matters**: its share of the cohort's users times its adjusted weighted PSI reaches the
+  moderate tier (``moderate_psi``, 0.1). That product is the segment's part of the cohort's
+  within-segment shift: the divergence of (segment, features) splits into the segments' own
+  shift plus the share-weighted mean of each segment's feature divergence, and a segment's term
+  of that mean is its share times its divergence. A whole-cohort statistic dilutes a segment's
+  shift by about its share squared, which is why it misses one; this dilutes it by its share,
+  as the users it is made of weigh on the cohort's outcomes. So a tenth of the users scored far
+  out of what the model learnt (weighted PSI 1) warns, as does half of them a moderate way
+  out; a few dozen users of a minor segment moving is information (``moves``), shown in the
+  table, not an alarm. (An even share of the column's segments, the floor a column standing out
+  needs of the model's gain, is no measure here: with one city or channel holding most users,
+  only that majority could ever reach it, and a shift of the majority shows whole-cohort.)
 
 No number here is tuned to a simulated drift: the quantiles are the law's, the tiers the
 credit-scoring conventions, the floor the column's own count of segments.
@@ -63,7 +71,7 @@ MIN_SEGMENT_ROWS = psi.MIN_ROWS_PER_BIN * psi.BINS  # Cochran, on each side
 _KEY = ["segment_column", "segment_value"]
 SEGMENT_FIELDS = [
     *_KEY, "segment", "reference_users", "current_users", "reference_rows", "current_rows",
-    "share", "even_share", "psi", "expected_psi", "noise_limit", "adjusted_score", "tier",
+    "share", "contribution", "psi", "expected_psi", "noise_limit", "adjusted_score", "tier",
     "moves", "warns", "top_column",
 ]  # fmt: skip
 
@@ -156,10 +164,10 @@ def judge_segments(
         frame[name] = frame[name].fillna(0.0)
     frame["segment"] = [segment_label(c, v) for c, v in zip(*(frame[k] for k in _KEY), strict=True)]
     frame["share"] = frame["current_users"] / frame["cohort_users"].clip(lower=1)
-    frame["even_share"] = 1.0 / frame.groupby("segment_column")["segment"].transform("count")
+    frame["contribution"] = frame["share"] * frame["adjusted_score"]
     frame["tier"] = [psi.tier_of(s, moderate, major) for s in frame["adjusted_score"]]
     frame["moves"] = (frame["psi"] > frame["noise_limit"]) & (frame["adjusted_score"] >= major)
-    frame["warns"] = frame["moves"] & (frame["share"] >= frame["even_share"])
+    frame["warns"] = frame["moves"] & (frame["contribution"] >= moderate)
     return (
         frame[SEGMENT_FIELDS]
         .sort_values(["warns", "adjusted_score"], ascending=False)

@@ -6,6 +6,10 @@ whenever the loop runs. Here a version is written under a temporary name, rename
 (never changed again, so readers open it ``immutable``), and only then named in
 ``published.json``, which is itself replaced by an atomic rename. A reader reads the pointer, then
 the version it names: it sees the old version or the new one, never half of one.
+
+The pointer names the newest :data:`KEPT_COHORTS` cohorts only. A file goes when neither the
+pointer nor the one it replaced names it: a reader that read the replaced pointer may still open
+what that named, and a reader with a file open keeps reading it after it is unlinked.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from churn_assets.online.store import (
     StoreUnavailable,
     chunks,
     decode_payload,
+    kept_cohorts,
     new_version_id,
 )
 
@@ -41,6 +46,7 @@ class EmbeddedOnlineStore(OnlineStore):
     """SQLite files under ``folder``; a reader in another process is never blocked."""
 
     kind = "embedded"
+    inline_lookup = True  # an indexed read of a local, immutable SQLite file
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
@@ -59,11 +65,19 @@ class EmbeddedOnlineStore(OnlineStore):
         name = f"{cohort:%Y-%m-%d}.{version}.sqlite"
         partial = self.folder / f".{name}.partial"
         count = self._write_version(partial, cohort, version, columns, rows)
-        os.replace(partial, self.folder / name)  # the version appears whole, or not at all
-        previous = self._flip(cohort, name)
-        # Readers one publish behind may still open the previous version: it stays.
-        self._retire(cohort, keep={name, previous})
-        return Publication(cohort=cohort, version=version, rows=count)
+        # Under the lock, so no other publish retires a version renamed but not yet pointed at.
+        with self._pointer_lock():
+            os.replace(partial, self.folder / name)  # the version appears whole, or not at all
+            before, after = self._flip(cohort, name)
+            # Readers one publish behind may still open what the replaced pointer named.
+            self._retire(keep={*before.values(), *after.values()})
+        retired = sorted({*before, cohort.isoformat()} - set(after))
+        return Publication(
+            cohort=cohort,
+            version=version,
+            rows=count,
+            retired_cohorts=tuple(date.fromisoformat(day) for day in retired),
+        )
 
     def _write_version(
         self,
@@ -102,21 +116,22 @@ class EmbeddedOnlineStore(OnlineStore):
             fcntl.flock(handle, fcntl.LOCK_EX)
             yield
 
-    def _flip(self, cohort: date, name: str) -> str | None:
-        """Point ``cohort`` at ``name`` by replacing the pointer file; the name it replaced."""
-        with self._pointer_lock():
-            pointer = self.folder / POINTER
-            current = json.loads(pointer.read_text()) if pointer.exists() else {}
-            previous = current.get(cohort.isoformat())
-            current[cohort.isoformat()] = name
-            temporary = self.folder / f".{POINTER}.{os.getpid()}.tmp"
-            temporary.write_text(json.dumps(current, indent=1, sort_keys=True))
-            _fsync(temporary)
-            os.replace(temporary, pointer)
-        return previous
+    def _flip(self, cohort: date, name: str) -> tuple[dict[str, str], dict[str, str]]:
+        """Point ``cohort`` at ``name`` and keep the newest cohorts, by replacing the pointer file
+        (the caller holds the lock); the pointers before and after."""
+        pointer = self.folder / POINTER
+        before = json.loads(pointer.read_text()) if pointer.exists() else {}
+        after = kept_cohorts({**before, cohort.isoformat(): name})
+        temporary = self.folder / f".{POINTER}.{os.getpid()}.tmp"
+        temporary.write_text(json.dumps(after, indent=1, sort_keys=True))
+        _fsync(temporary)
+        os.replace(temporary, pointer)
+        return before, after
 
-    def _retire(self, cohort: date, keep: set[str | None]) -> None:
-        for path in self.folder.glob(f"{cohort:%Y-%m-%d}.*.sqlite"):
+    def _retire(self, keep: set[str]) -> None:
+        """Every version file but ``keep``: never what the pointer names, nor what the pointer it
+        replaced named."""
+        for path in self.folder.glob("*.sqlite"):
             if path.name not in keep:
                 path.unlink(missing_ok=True)
 

@@ -9,6 +9,8 @@ Keys, under ``prefix``:
 A new version is written in pipelined chunks with an expiry, so a publish that dies cleans up
 after itself; then one transaction makes it permanent and points the cohort at it, and gives the
 version it replaces a short expiry, so a reader that read the old pointer still finds its data.
+Cohorts older than the newest :data:`KEPT_COHORTS` leave the pointer in that transaction and
+expire the same way.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from churn_assets.online.store import (
     StoreUnavailable,
     chunks,
     decode_payload,
+    kept_cohorts,
     new_version_id,
 )
 
@@ -70,24 +73,38 @@ class RedisOnlineStore(OnlineStore):
             pipe.execute()
             count += len(batch)
         pipe.execute()
-        self._flip(day, version)
-        return Publication(cohort=cohort, version=version, rows=count)
+        retired = self._flip(day, version)
+        return Publication(
+            cohort=cohort,
+            version=version,
+            rows=count,
+            retired_cohorts=tuple(date.fromisoformat(d) for d in retired),
+        )
 
-    def _flip(self, day: str, version: str) -> None:
-        """Make the version permanent and current, and let the one it replaces expire: one
-        transaction, retried if another publish of the same cohort flips meanwhile."""
+    def _flip(self, day: str, version: str) -> list[str]:
+        """Make the version permanent and current, drop cohorts past the kept ones, and let what
+        leaves the pointer expire: one transaction, retried if another publish flips meanwhile.
+        The cohorts retired."""
+        retired: list[str] = []
 
         def flip(pipe: redis.client.Pipeline) -> None:
-            previous = pipe.hget(self._pointer_key, day)
+            before = {k.decode(): v.decode() for k, v in pipe.hgetall(self._pointer_key).items()}
+            after = kept_cohorts({**before, day: version})
+            leaving = [(d, v) for d, v in before.items() if after.get(d) != v]
+            retired[:] = sorted({*before, day} - set(after))
             pipe.multi()
-            pipe.persist(self._key(day, version, "users"))
-            pipe.persist(self._key(day, version, "meta"))
-            pipe.hset(self._pointer_key, day, version)
-            if previous is not None:
+            if day in after:
+                pipe.persist(self._key(day, version, "users"))
+                pipe.persist(self._key(day, version, "meta"))
+                pipe.hset(self._pointer_key, day, version)
+            if set(before) - set(after):
+                pipe.hdel(self._pointer_key, *(set(before) - set(after)))
+            for old_day, old_version in leaving:
                 for part in ("users", "meta"):
-                    pipe.expire(self._key(day, previous.decode(), part), RETIRED_TTL_S)
+                    pipe.expire(self._key(old_day, old_version, part), RETIRED_TTL_S)
 
         self._redis.transaction(flip, self._pointer_key)
+        return retired
 
     def lookup(self, msno: str) -> OnlineRecord | None:
         try:

@@ -1,7 +1,8 @@
 """What every online store offers, and the one record format both implementations keep.
 
 A user's record is one JSON array: the cohort's feature values in the order of its columns (kept
-once per published version), then the batch score, bucket, model version and reasons. JSON keeps
+once per published version), then the batch score, bucket, model version, reasons and the bucket
+policy that drew the bucket (records published before it was kept have five items). JSON keeps
 a float exactly (``repr`` round-trips), which is what lets the API answer what batch scoring did
 to the last bit.
 """
@@ -19,6 +20,9 @@ from typing import Any
 
 # Rows written per round trip (Redis pipeline) or per executemany (SQLite).
 CHUNK_ROWS = 5_000
+# Cohorts a store keeps: the current one and the one before (a user whose next expiry has not
+# been scored yet is still found); older cohorts leave the pointer and then the store.
+KEPT_COHORTS = 2
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,7 @@ class OnlineRecord:
     bucket: str | None
     model_version: str | None
     top_reasons: str | None
+    bucket_policy: str | None = None
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,7 @@ class Publication:
     cohort: date
     version: str
     rows: int
+    retired_cohorts: tuple[date, ...] = ()
 
 
 class StoreUnavailable(RuntimeError):
@@ -51,13 +57,17 @@ class OnlineStore(ABC):
     """Publish a cohort whole, then look users up; readers only ever see whole versions."""
 
     kind: str
+    # Whether a lookup is quick local work the API may do on its event loop (a file read), or
+    # waits on a network and goes to the thread pool.
+    inline_lookup: bool = False
 
     @abstractmethod
     def publish(
         self, cohort: date, columns: list[str], rows: Iterable[tuple[str, str]]
     ) -> Publication:
         """Write ``rows`` (msno, :func:`encode_payload`) as a new version of ``cohort``, then
-        make it the one readers see, in one atomic step."""
+        make it the one readers see, in one atomic step that also drops cohorts older than the
+        newest :data:`KEPT_COHORTS` (their data goes once no reader can still be reading it)."""
 
     @abstractmethod
     def lookup(self, msno: str) -> OnlineRecord | None:
@@ -71,6 +81,11 @@ class OnlineStore(ABC):
         """Let go of connections."""
 
 
+def kept_cohorts(pointers: dict[str, str]) -> dict[str, str]:
+    """The newest :data:`KEPT_COHORTS` of a pointer map (ISO cohort -> version)."""
+    return {day: pointers[day] for day in sorted(pointers, reverse=True)[:KEPT_COHORTS]}
+
+
 def new_version_id() -> str:
     """Sortable by publication time, unique across processes."""
     return f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}"
@@ -82,10 +97,11 @@ def encode_payload(
     bucket: str | None,
     model_version: str | None,
     top_reasons: str | None,
+    bucket_policy: str | None = None,
 ) -> str:
     """A user's record as stored: feature values in column order, then the batch's answer."""
     return json.dumps(
-        [values, churn_probability, bucket, model_version, top_reasons],
+        [values, churn_probability, bucket, model_version, top_reasons, bucket_policy],
         separators=(",", ":"),
         allow_nan=False,
     )
@@ -94,7 +110,7 @@ def encode_payload(
 def decode_payload(
     msno: str, cohort: date, columns: list[str], payload: str | bytes
 ) -> OnlineRecord:
-    values, probability, bucket, version, reasons = json.loads(payload)
+    values, probability, bucket, version, reasons, *policy = json.loads(payload)
     return OnlineRecord(
         msno=msno,
         cohort_month=cohort,
@@ -103,6 +119,7 @@ def decode_payload(
         bucket=bucket,
         model_version=version,
         top_reasons=reasons,
+        bucket_policy=policy[0] if policy else None,
     )
 
 

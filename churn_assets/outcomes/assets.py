@@ -16,6 +16,7 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from churn_assets.partitions import month_start, monthly_partitions
+from churn_assets.readable import readable
 from churn_assets.warehouse import run_sql_file, table_exists, transaction
 
 SQL = Path(__file__).parent / "retention_outcome.sql"
@@ -102,7 +103,9 @@ def retention_outcome(
         counts = run_sql_file(conn, SQL, {"cohort": cohort}).df() if ready else pd.DataFrame()
         if counts.empty:
             return dg.MaterializeResult(
-                metadata={"status": f"n/a: cohort {cohort:%Y-%m} has no scored, labelled users"}
+                metadata=readable(
+                    {"status": f"n/a: cohort {cohort:%Y-%m} has no scored, labelled users"}
+                )
             )
         rows = outcome_rows(counts, cohort, config.confidence)
         conn.register("outcome_rows", rows)
@@ -111,11 +114,13 @@ def retention_outcome(
         conn.unregister("outcome_rows")
     shown = rows.drop(columns=["cohort_month", "evaluated_at", "confidence"])
     return dg.MaterializeResult(
-        metadata={
-            "status": "evaluated",
-            "confidence": config.confidence,
-            "outcome_by_bucket": dg.MetadataValue.md(shown.round(4).to_markdown(index=False)),
-            "control_users": int(rows["control_users"].sum()),
-            "actioned_users": int(rows["actioned_users"].sum()),
-        }
+        metadata=readable(
+            {
+                "status": "evaluated",
+                "confidence": config.confidence,
+                "outcome_by_bucket": dg.MetadataValue.md(shown.round(4).to_markdown(index=False)),
+                "control_users": int(rows["control_users"].sum()),
+                "actioned_users": int(rows["actioned_users"].sum()),
+            }
+        )
     )

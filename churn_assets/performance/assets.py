@@ -73,6 +73,7 @@ from churn_assets.performance.segments import (
     record_segments,
     segment_metadata,
 )
+from churn_assets.readable import readable
 from churn_assets.resources import ModelRegistryResource
 from churn_assets.warehouse import run_sql_file, transaction
 
@@ -230,7 +231,7 @@ def _nothing_to_backtest(
         record_verdict(conn, cohort, MONITOR, "n/a", detail)
         _record_findings(conn, cohort, nothing_labelled(cohort))
     return dg.MaterializeResult(
-        metadata={"dagster/row_count": 0, "users": 0, "verdict": detail},
+        metadata=readable({"dagster/row_count": 0, "users": 0, "verdict": detail}),
         check_results=[
             champion_check_result(RULE_CHECK, nothing),
             champion_check_result(CHAMPION_PERFORMANCE_CHECK, nothing),
@@ -266,22 +267,24 @@ def _performance_result(
     )
     evidence = champion_evidence(judged.judgements, judged.expected, judged.found, config)
     return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": len(performance),
-            "users": len(frame),
-            "churn_rate": float(np.mean(frame[LABEL].to_numpy())),
-            "champion_version": scored.champion_version or "",
-            **{f"champion_{m}": champion_metrics[m] for m in CHAMPION_FIGURES},
-            "rule_auc": rule_auc,
-            "verdict": f"{verdict.severity}: {verdict.detail}",
-            "expected_level_from": evidence.get("expected_level_from", ""),
-            "versions_evaluated": len(performance),
-            "versions_unscorable": dg.MetadataValue.json(scored.unscorable),
-            "this_cohort": dg.MetadataValue.md(this_cohort),
-            "auc_history": dg.MetadataValue.md(history_md),
-            **findings_metadata(findings),
-            **segment_metadata(segments),
-        },
+        metadata=readable(
+            {
+                "dagster/row_count": len(performance),
+                "users": len(frame),
+                "churn_rate": float(np.mean(frame[LABEL].to_numpy())),
+                "champion_version": scored.champion_version or "",
+                **{f"champion_{m}": champion_metrics[m] for m in CHAMPION_FIGURES},
+                "rule_auc": rule_auc,
+                "verdict": f"{verdict.severity}: {verdict.detail}",
+                "expected_level_from": evidence.get("expected_level_from", ""),
+                "versions_evaluated": len(performance),
+                "versions_unscorable": dg.MetadataValue.json(scored.unscorable),
+                "this_cohort": dg.MetadataValue.md(this_cohort),
+                "auc_history": dg.MetadataValue.md(history_md),
+                **findings_metadata(findings),
+                **segment_metadata(segments),
+            }
+        ),
         check_results=[
             champion_check_result(
                 RULE_CHECK,

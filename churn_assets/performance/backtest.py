@@ -13,7 +13,8 @@ from dagster_duckdb import DuckDBResource
 from mlflow.entities.model_registry import ModelVersion
 
 from churn_assets.features.feature_sets import keep_common_features
-from churn_assets.modeling.frame import LABEL, predict_probability
+from churn_assets.modeling.calibration import load_churn_model
+from churn_assets.modeling.frame import LABEL
 from churn_assets.modeling.metrics import classification_metrics
 from churn_assets.performance.config import PerformanceConfig
 from churn_assets.resources import ModelRegistryResource, ModelUnavailableError
@@ -119,7 +120,7 @@ def score_versions(
     rows, unscorable, champion_probability = [], {}, None
     for version in versions:
         try:
-            probability = predict_probability(registry.load_model(version.version), frame)
+            probability = load_churn_model(registry, version).probability(frame)
         except (KeyError, ModelUnavailableError) as exc:
             # The version needs a feature this cohort lacks, or its artifacts are gone.
             unscorable[str(version.version)] = str(exc).strip("'\"")

@@ -30,6 +30,7 @@ from churn_assets.performance.judging import (
     verdict_of,
     with_decile_ratio,
 )
+from churn_assets.readable import readable
 from churn_assets.warehouse import table_exists
 
 JUDGEMENTS_SQL = Path(__file__).parent / "performance_judgements.sql"
@@ -193,7 +194,7 @@ def champion_check_result(
         if verdict.severity == "error"
         else dg.AssetCheckSeverity.WARN,
         description=verdict.detail,
-        metadata={"severity": verdict.severity, **(metadata or {})},
+        metadata=readable({"severity": verdict.severity, **(metadata or {})}),
     )
 
 

@@ -46,6 +46,7 @@ from churn_assets.performance.judging import (
     MetricJudgement,
     PerformanceVerdict,
 )
+from churn_assets.readable import readable
 from churn_assets.warehouse import run_sql_file, table_exists, transaction
 
 SQL = Path(__file__).parent / "performance_estimates.sql"
@@ -154,7 +155,7 @@ def _nothing_to_estimate(warehouse: DuckDBResource, cohort: date) -> dg.Material
     with warehouse.get_connection() as conn, transaction(conn):
         record_verdict(conn, cohort, ESTIMATE_MONITOR, "n/a", detail)
     return dg.MaterializeResult(
-        metadata={"dagster/row_count": 0, "users": 0, "verdict": detail},
+        metadata=readable({"dagster/row_count": 0, "users": 0, "verdict": detail}),
         check_results=[
             champion_check_result(ESTIMATED_PERFORMANCE_CHECK, PerformanceVerdict("n/a", detail))
         ],
@@ -194,23 +195,27 @@ def _estimate_result(
         or "none",
     }
     return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": len(estimates),
-            "users": len(scores),
-            **evidence,
-            **{f"estimated_{e.metric}": round(e.estimate, 4) for e in estimates.values()},
-            "estimates": dg.MetadataValue.json(
-                {
-                    e.metric: [_rounded(v) for v in (e.estimate, e.low, e.high)]
-                    for e in estimates.values()
-                }
-            ),
-            "estimates_table": dg.MetadataValue.md(table.round(4).to_markdown(index=False)),
-            "expected_confusion": dg.MetadataValue.md(confusion.round(1).to_markdown(index=False)),
-            "draws": config.draws,
-            "basis": BEFORE_LABELS,
-            "verdict": f"{verdict.severity}: {verdict.detail}",
-        },
+        metadata=readable(
+            {
+                "dagster/row_count": len(estimates),
+                "users": len(scores),
+                **evidence,
+                **{f"estimated_{e.metric}": round(e.estimate, 4) for e in estimates.values()},
+                "estimates": dg.MetadataValue.json(
+                    {
+                        e.metric: [_rounded(v) for v in (e.estimate, e.low, e.high)]
+                        for e in estimates.values()
+                    }
+                ),
+                "estimates_table": dg.MetadataValue.md(table.round(4).to_markdown(index=False)),
+                "expected_confusion": dg.MetadataValue.md(
+                    confusion.round(1).to_markdown(index=False)
+                ),
+                "draws": config.draws,
+                "basis": BEFORE_LABELS,
+                "verdict": f"{verdict.severity}: {verdict.detail}",
+            }
+        ),
         check_results=[champion_check_result(ESTIMATED_PERFORMANCE_CHECK, verdict, evidence)],
     )
 

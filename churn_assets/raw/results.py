@@ -12,6 +12,7 @@ import duckdb
 
 from churn_assets.partitions import partition_key
 from churn_assets.raw import quality as qc
+from churn_assets.readable import readable
 from churn_assets.warehouse import run_sql_file
 
 SQL = Path(__file__).parent / "sql"
@@ -109,7 +110,7 @@ def _check_result(outcome: qc.Outcome) -> dg.AssetCheckResult:
         passed=outcome.passed,
         severity=outcome.severity,
         description=outcome.description,
-        metadata=outcome.metadata,
+        metadata=readable(outcome.metadata),
     )
 
 
@@ -139,7 +140,7 @@ def snapshot_result(table: str, report: LoadReport, where: str) -> dg.Materializ
     """Materialization of an unpartitioned or single-cohort load, with its checks."""
     month = next(iter(report.months), SNAPSHOT)
     return dg.MaterializeResult(
-        metadata=_materialization_metadata(report, where),
+        metadata=readable(_materialization_metadata(report, where)),
         check_results=[_check_result(o) for o in _outcomes(table, report, month, where, None)],
     )
 
@@ -161,11 +162,11 @@ def monthly_results(
     if len(window) == 1:
         outcomes = _outcomes(table, report, window[0], where, band, report.retracting)
         yield dg.MaterializeResult(
-            metadata=_materialization_metadata(report, where),
+            metadata=readable(_materialization_metadata(report, where)),
             check_results=[_check_result(o) for o in outcomes],
         )
         return
-    yield dg.MaterializeResult(metadata=_materialization_metadata(report, where))
+    yield dg.MaterializeResult(metadata=readable(_materialization_metadata(report, where)))
     selected = context.selected_asset_check_keys
     for month in window:
         for outcome in _outcomes(table, report, month, f"{month:%Y-%m}", band, allow_empty=True):

@@ -25,6 +25,7 @@ from pydantic import Field
 
 from churn_assets import keys
 from churn_assets.alerts.channels import AlertsResource
+from churn_assets.readable import readable
 from churn_assets.reports.at_risk_page import ListPage, write_pages
 from churn_assets.resources import ReportsResource
 from churn_assets.scoring.buckets import ACTIONS
@@ -87,7 +88,9 @@ def at_risk_list(
     csv_path, html_path = write_pages(page, reports.folder / FOLDER)
     mailed = alerts.mail_report(page.subject(), page.mail_body(), [csv_path, html_path])
     context.log.info(f"at-risk list of {week}: {page.summary()}; mail {mailed}")
-    return dg.MaterializeResult(metadata=_metadata(page, csv_path, html_path, mailed))
+    links = {"list_url": reports.url(html_path), "csv_url": reports.url(csv_path)}
+    metadata = _metadata(page, csv_path, html_path, mailed, links)
+    return dg.MaterializeResult(metadata=readable(metadata))
 
 
 def _write_list(
@@ -108,8 +111,11 @@ def _write_list(
     return listed, previous
 
 
-def _metadata(page: ListPage, csv_path: Path, html_path: Path, mailed: str) -> dict[str, object]:
-    """What the materialization shows: the week, the policy, the counts, where the files are."""
+def _metadata(
+    page: ListPage, csv_path: Path, html_path: Path, mailed: str, links: dict[str, str]
+) -> dict[str, object]:
+    """What the materialization shows: the week, the policy, the counts, where the files are
+    (on disk, and as http links through ``churn-assets serve``)."""
     on_list = page.on_list()
     return {
         "dagster/row_count": len(on_list),
@@ -122,6 +128,7 @@ def _metadata(page: ListPage, csv_path: Path, html_path: Path, mailed: str) -> d
         "changes": dg.MetadataValue.json(page.change_counts()),
         "path": dg.MetadataValue.path(str(csv_path)),
         "html_path": dg.MetadataValue.path(str(html_path)),
+        **{label: dg.MetadataValue.url(url) for label, url in links.items()},
         "mail": mailed,
         "riskiest": dg.MetadataValue.md(
             on_list.head(10)[

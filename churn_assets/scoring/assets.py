@@ -13,15 +13,16 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
-import lightgbm as lgb
 import numpy as np
 import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
 from churn_assets import keys
 from churn_assets.features.feature_sets import cohort_coverage, read_cohort_matrix
+from churn_assets.modeling.calibration import ChurnModel, load_churn_model
 from churn_assets.outcomes.control import in_control_group
 from churn_assets.partitions import month_start, monthly_partitions
+from churn_assets.readable import readable
 from churn_assets.resources import BucketPolicy, ControlGroupResource, ModelRegistryResource
 from churn_assets.scoring.buckets import (
     ScoringConfig,
@@ -60,13 +61,14 @@ def predictions(
         raise dg.Failure(
             f"no '{registry.model_name}' version is champion yet: materialize churn_model first"
         )
-    booster = registry.load_model(champion.version)
-    version = str(champion.version)
+    model = load_churn_model(registry, champion)
     with warehouse.get_connection() as conn:
         try:
-            msno, values = read_cohort_matrix(conn, cohort, list(booster.feature_name()))
+            msno, values = read_cohort_matrix(conn, cohort, model.features)
         except KeyError as exc:
-            raise dg.Failure(f"model v{version} cannot score cohort {cohort:%Y-%m}: {exc}") from exc
+            raise dg.Failure(
+                f"model v{model.version} cannot score cohort {cohort:%Y-%m}: {exc}"
+            ) from exc
         coverage = cohort_coverage(conn, cohort)
     if not coverage["complete"]:
         context.log.warning(
@@ -75,14 +77,15 @@ def predictions(
         )
     if not len(values):
         return _nothing_to_score(cohort, coverage)
-    scored = _score(msno, values, cohort, booster, version, config, control.share, buckets)
+    scored = _score(msno, values, cohort, model, config, control.share, buckets)
     del values
     with warehouse.get_connection() as conn:
         conn.register("scored", scored)
         with transaction(conn):
             run_sql_file(conn, SQL, {"cohort": cohort})
         conn.unregister("scored")
-        return dg.MaterializeResult(metadata=_scoring_metadata(conn, cohort, coverage))
+        metadata = _scoring_metadata(conn, cohort, coverage)
+    return dg.MaterializeResult(metadata=readable(metadata))
 
 
 def _nothing_to_score(cohort: date, coverage: dict) -> dg.MaterializeResult:
@@ -91,11 +94,13 @@ def _nothing_to_score(cohort: date, coverage: dict) -> dg.MaterializeResult:
         raise dg.Failure(f"no features for cohort {cohort:%Y-%m}: materialize features first")
     # Built, but empty: a hole in the data emptied the cohort (its coverage says which).
     return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": 0,
-            "status": f"n/a: cohort {cohort:%Y-%m} has no users (missing "
-            f"{coverage['missing_months'] or 'nothing'})",
-        }
+        metadata=readable(
+            {
+                "dagster/row_count": 0,
+                "status": f"n/a: cohort {cohort:%Y-%m} has no users (missing "
+                f"{coverage['missing_months'] or 'nothing'})",
+            }
+        )
     )
 
 
@@ -108,18 +113,11 @@ def scoring_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def churn_probability(booster: lgb.Booster, values: np.ndarray, num_threads: int) -> np.ndarray:
-    """The churn probability of each row of ``values``: the one place batch scoring turns the
-    booster's output into a probability."""
-    return booster.predict(values, num_threads=num_threads)
-
-
 def _score(
     msno: pa.ChunkedArray,
     values: np.ndarray,
     cohort: date,
-    booster: lgb.Booster,
-    version: str,
+    model: ChurnModel,
     config: ScoringConfig,
     control_share: float,
     policy: BucketPolicy,
@@ -130,13 +128,14 @@ def _score(
     what every row shares is one repeated value, not a million Python objects.
     """
     threads = scoring_threads()
-    probability = churn_probability(booster, values, threads)
+    probability = model.predict(values, num_threads=threads)
     control = in_control_group(msno.to_numpy(), control_share)
     bucket, bucket_policy = _buckets(probability, control, config, policy)
     explained = np.flatnonzero(np.logical_or.reduce([bucket == b for b in EXPLAINED_BUCKETS]))
-    names = list(booster.feature_name())
     reasons = np.full(len(values), None, dtype=object)
-    reasons[explained] = explain_rows(booster, values, names, explained, num_threads=threads)
+    reasons[explained] = explain_rows(
+        model.booster, values, model.features, explained, num_threads=threads
+    )
     rows = len(values)
     return pa.table(
         {
@@ -144,7 +143,7 @@ def _score(
             "cohort_month": pa.array(np.full(rows, np.datetime64(cohort, "D"))),
             "churn_probability": probability,
             "bucket": _bucket_array(bucket),
-            "model_version": _repeated(version, rows),
+            "model_version": _repeated(model.version, rows),
             "top_reasons": pa.array(reasons, type=pa.string()),
             "scored_at": pa.array(np.full(rows, np.datetime64(datetime.now(), "us"))),
             "control_group": control,

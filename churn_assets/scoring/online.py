@@ -1,8 +1,9 @@
 """The ``online_features`` asset: a cohort's features and batch scores, published for lookups.
 
 ``churn-assets serve`` answers a user by msno from here: the features the cohort was scored on
-and, where the serving model is the one that scored it, the batch's reasons. Each materialization
-publishes a whole new version of the cohort and then flips a pointer (:mod:`churn_assets.online`).
+and, where the serving model is the one that scored it, the batch's bucket (with the policy that
+drew it) and reasons. Each materialization publishes a whole new version of the cohort and then
+flips a pointer (:mod:`churn_assets.online`); the store keeps the newest two cohorts.
 """
 
 from collections.abc import Iterator
@@ -18,11 +19,12 @@ from churn_assets import keys
 from churn_assets.features.feature_sets import feature_columns_of, read_cohort_features
 from churn_assets.online.store import encode_payload
 from churn_assets.partitions import month_start, monthly_partitions
+from churn_assets.readable import readable
 from churn_assets.resources import OnlineStoreResource
 from churn_assets.warehouse import run_sql_file, table_exists
 
 SCORES_SQL = Path(__file__).parent / "online_scores.sql"
-SCORE_COLUMNS = ["churn_probability", "bucket", "model_version", "top_reasons"]
+SCORE_COLUMNS = ["churn_probability", "bucket", "model_version", "top_reasons", "bucket_policy"]
 
 
 @dg.asset(
@@ -50,14 +52,18 @@ def online_features(
         store.close()
     versions = sorted(scores["model_version"].dropna().unique().tolist())
     return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": published.rows,
-            "store": store.kind,
-            "published_version": published.version,
-            "scored_users": int(scores["churn_probability"].notna().sum()),
-            "model_versions": ", ".join(versions) or "none",
-            "feature_columns": len(columns),
-        }
+        metadata=readable(
+            {
+                "dagster/row_count": published.rows,
+                "store": store.kind,
+                "published_version": published.version,
+                "scored_users": int(scores["churn_probability"].notna().sum()),
+                "model_versions": ", ".join(versions) or "none",
+                "feature_columns": len(columns),
+                "retired_cohorts": ", ".join(f"{c:%Y-%m}" for c in published.retired_cohorts)
+                or "none",
+            }
+        )
     )
 
 

@@ -1,8 +1,10 @@
 """The HTTP scoring API (DESIGN §7): the champion's answer for one user, as batch scoring gives it.
 
 ``POST /v1/score`` with an msno reads the user's features from the online store (the newest cohort
-that holds them); the probability and bucket are computed from them by the serving model, and the
-reasons are the batch's where that model scored the cohort, otherwise TreeSHAP for that one row.
+that holds them); the probability is computed from them by the serving model. Where that model
+scored the cohort, the bucket and reasons are the batch's (a capacity bucket ranks the whole
+cohort, which one row cannot redo); otherwise the cut-offs draw the bucket and TreeSHAP explains
+the one row. Every answer names the policy that drew its bucket.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from churn_assets.online.store import OnlineRecord, OnlineStore, StoreUnavailable
 from churn_assets.serving.guard import MAX_BODY_BYTES, Guard
-from churn_assets.serving.model import ChampionFollower, ServingModel, score
+from churn_assets.serving.model import BatchAnswer, ChampionFollower, Score, ServingModel, score
+from churn_assets.serving.reports import reports_router
 from churn_assets.serving.schemas import (
     HealthResponse,
     ModelResponse,
@@ -57,6 +61,7 @@ def create_app(
     _add_health(app, follower, store)
     _add_model(app, follower)
     _add_score(app, follower, store)
+    app.include_router(reports_router())  # $CHURN_HOME/reports, read-only, for the UI's links
     return app
 
 
@@ -110,25 +115,54 @@ def _add_score(app: FastAPI, follower: ChampionFollower, store: OnlineStore) -> 
         dependencies=[Depends(BEARER)],
         responses={404: {"description": "msno in no published cohort"}},
     )
-    def score_user(request: ScoreRequest) -> ScoreResponse:
+    async def score_user(request: ScoreRequest) -> Response:
         """Score a user by msno (looked up in the online store) or by the features given."""
         model = _serving(follower)  # read once: this request is answered by this version
         if request.features is not None:
             _check_features(model, request.features)
-            answer = score(model, request.features)
-            return ScoreResponse(
-                msno=None,
-                cohort_month=None,
-                churn_probability=answer.churn_probability,
-                bucket=answer.bucket,
-                model_version=model.version,
-                top_reasons=answer.top_reasons,
-                reasons_from="on_demand",
-            )
-        return _score_stored(model, _lookup(store, request.msno))
+            answer = await _score(model, request.features, None)
+            return _respond(model, answer, None, None)
+        if store.inline_lookup:
+            record = _lookup(store, request.msno)
+        else:
+            record = await run_in_threadpool(_lookup, store, request.msno)
+        _check_record(model, record)
+        same_scorer = record.model_version == model.version and record.bucket is not None
+        batch = (
+            BatchAnswer(record.bucket, record.bucket_policy, record.top_reasons)
+            if same_scorer
+            else None
+        )
+        return _respond(model, await _score(model, record.features, batch), record, batch)
 
 
-def _score_stored(model: ServingModel, record: OnlineRecord) -> ScoreResponse:
+async def _score(model: ServingModel, values: dict, batch: BatchAnswer | None) -> Score:
+    """On the event loop when the batch's reasons are served (one small predict, a fraction of a
+    millisecond, cheaper than a hop to a thread and back); TreeSHAP for reasons on demand takes
+    longer, so it runs on the thread pool and other requests go on meanwhile."""
+    if batch is not None and batch.top_reasons:
+        return score(model, values, batch)
+    return await run_in_threadpool(score, model, values, batch)
+
+
+def _respond(
+    model: ServingModel, answer: Score, record: OnlineRecord | None, batch: BatchAnswer | None
+) -> Response:
+    """The answer as JSON, serialised once here: FastAPI would validate it again otherwise."""
+    body = ScoreResponse(
+        msno=record.msno if record else None,
+        cohort_month=record.cohort_month if record else None,
+        churn_probability=answer.churn_probability,
+        bucket=answer.bucket,
+        model_version=model.version,
+        top_reasons=answer.top_reasons,
+        reasons_from="batch" if batch is not None and batch.top_reasons else "on_demand",
+        bucket_policy=answer.bucket_policy,
+    )
+    return Response(body.model_dump_json(), media_type="application/json")
+
+
+def _check_record(model: ServingModel, record: OnlineRecord) -> None:
     missing = [c for c in model.features if c not in record.features]
     if missing:
         raise HTTPException(
@@ -136,17 +170,6 @@ def _score_stored(model: ServingModel, record: OnlineRecord) -> ScoreResponse:
             f"model v{model.version} reads features cohort {record.cohort_month:%Y-%m} was not "
             f"built with: {', '.join(missing)}",
         )
-    same_scorer = record.model_version == model.version and record.top_reasons
-    answer = score(model, record.features, record.top_reasons if same_scorer else None)
-    return ScoreResponse(
-        msno=record.msno,
-        cohort_month=record.cohort_month,
-        churn_probability=answer.churn_probability,
-        bucket=answer.bucket,
-        model_version=model.version,
-        top_reasons=answer.top_reasons,
-        reasons_from="batch" if same_scorer else "on_demand",
-    )
 
 
 def _serving(follower: ChampionFollower) -> ServingModel:

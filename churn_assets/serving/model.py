@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,9 +18,10 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from churn_assets.modeling.calibration import ChurnModel, load_churn_model
 from churn_assets.resources import ModelRegistryResource
-from churn_assets.scoring.buckets import ScoringConfig, assign_buckets
-from churn_assets.scoring.reasons import reason_text, top_reasons
+from churn_assets.scoring.buckets import ScoringConfig, assign_buckets, cut_off_policy
+from churn_assets.scoring.reasons import explain_rows
 from churn_assets.settings import CHAMPION_ALIAS
 
 log = logging.getLogger("churn_assets.serving")
@@ -32,6 +33,7 @@ BUCKET_THRESHOLDS = (
     ScoringConfig().bucket_a_min_probability,
     ScoringConfig().bucket_b_min_probability,
 )
+CUT_OFF_POLICY = cut_off_policy(*BUCKET_THRESHOLDS)
 
 
 class OneThread:
@@ -42,7 +44,7 @@ class OneThread:
         self._booster = booster
 
     def predict(self, data: Any, **kwargs: Any) -> np.ndarray:
-        return self._booster.predict(data, num_threads=1, **kwargs)
+        return self._booster.predict(data, **{**kwargs, "num_threads": 1})
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._booster, name)
@@ -53,10 +55,14 @@ class ServingModel:
     """One registered version, loaded whole, with what it says of itself."""
 
     version: str
-    booster: OneThread
+    model: ChurnModel  # its booster on one thread, and its calibration
     features: tuple[str, ...]
     tags: dict[str, str]
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def booster(self) -> OneThread:
+        return self.model.booster
 
     @property
     def training_cohorts(self) -> list[str]:
@@ -72,22 +78,38 @@ class Score:
     churn_probability: float
     bucket: str
     top_reasons: str
+    bucket_policy: str
 
 
-def score(model: ServingModel, values: dict[str, Any], reasons: str | None = None) -> Score:
-    """Probability and bucket as batch scoring gives them; reasons computed here unless given.
+@dataclass(frozen=True)
+class BatchAnswer:
+    """What batch scoring stored for a user, when the serving version is the one that scored."""
 
+    bucket: str
+    bucket_policy: str | None
+    top_reasons: str | None
+
+
+def score(model: ServingModel, values: dict[str, Any], batch: BatchAnswer | None = None) -> Score:
+    """Probability as batch scoring gives it; the batch's bucket and reasons where it has them.
+
+    A bucket drawn by capacity ranks the whole cohort, which one row cannot redo: the stored one
+    is served. Without one (features posted, or another version scored), the cut-offs draw it.
     Values convert as :func:`churn_assets.modeling.frame.as_matrix` converts a cohort: numbers to
     float64, other values parsed as numbers, what does not parse (and null) as missing.
     """
     row = np.array([[_number(values[c]) for c in model.features]], dtype="float64")
-    probability = model.booster.predict(row)
-    bucket = assign_buckets(probability, *BUCKET_THRESHOLDS)[0]
+    probability = model.model.predict(row)  # calibrated, as batch scoring's
+    if batch is not None:
+        bucket, policy = batch.bucket, batch.bucket_policy or "as batch scoring drew it"
+    else:
+        bucket, policy = str(assign_buckets(probability, *BUCKET_THRESHOLDS)[0]), CUT_OFF_POLICY
+    reasons = batch.top_reasons if batch is not None else None
     if reasons is None:
-        matrix = pd.DataFrame(row, columns=list(model.features))
-        # Joined as the predictions table holds them (scoring/assets.py).
-        reasons = "; ".join(reason_text(*r) for r in top_reasons(model.booster, matrix)[0])
-    return Score(float(probability[0]), str(bucket), reasons)
+        # Worded as batch scoring words them (scoring/assets.py), from the same numpy row: a
+        # DataFrame would cost LightGBM a millisecond of checks for one row.
+        reasons = str(explain_rows(model.booster, row, list(model.features))[0])
+    return Score(float(probability[0]), bucket, reasons, policy)
 
 
 def _number(value: Any) -> float:
@@ -123,11 +145,11 @@ class ChampionFollower:
                 self._model is not None and self._model.version == str(champion.version)
             ):
                 return False
-            booster = self.registry.load_model(str(champion.version))
+            model = load_churn_model(self.registry, champion)
             loaded = ServingModel(
-                version=str(champion.version),
-                booster=OneThread(booster),
-                features=tuple(booster.feature_name()),
+                version=model.version,
+                model=replace(model, booster=OneThread(model.booster)),
+                features=tuple(model.features),
                 tags=dict(champion.tags),
             )
             previous, self._model = self._model, loaded  # the swap: one reference

@@ -14,10 +14,20 @@ FeatureName = Annotated[str, Field(min_length=1, max_length=100)]
 MAX_FEATURES = 500
 
 
+# "Exactly one of msno or features", said in the schema too, so a client or a schema-driven
+# test (schemathesis) knows the two shapes a request takes; the validator below enforces it.
+ONE_OF_MSNO_OR_FEATURES = {
+    "oneOf": [
+        {"required": ["msno"], "properties": {"msno": {"type": "string"}}},
+        {"required": ["features"], "properties": {"features": {"type": "object"}}},
+    ]
+}
+
+
 class ScoreRequest(BaseModel):
     """A user to look up in the online store, or a user's features to score as given."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=ONE_OF_MSNO_OR_FEATURES)
 
     msno: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
         default=None, description="A user of a published cohort: scored from its stored features."
@@ -44,6 +54,10 @@ class ScoreResponse(BaseModel):
     top_reasons: str = Field(description="Three reasons, '; '-separated, as in predictions.")
     reasons_from: Literal["batch", "on_demand"] = Field(
         description="'batch' where the version that scored the cohort serves; else computed now."
+    )
+    bucket_policy: str = Field(
+        description="What drew the bucket: the batch's policy (predictions.bucket_policy) where "
+        "the version that scored the cohort serves, else the cut-offs."
     )
 
 

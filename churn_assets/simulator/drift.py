@@ -26,9 +26,9 @@ class Drift:
     ``schema`` and ``outage`` leave the world alone and break its delivery instead: from the
     month on, the user_logs files carry a renamed, added or dropped column (one variant per seed),
     or in that month a share of the listening rows never arrives. They exist so that the raw checks
-    have something to catch. ``segment``, ``price`` and ``city_decline`` move few columns (the
-    channel and age of new members, one plan's price, one city's listening; see
-    :mod:`.targeted`), leaving the churn function alone.
+    have something to catch. ``segment``, ``price`` and ``city_decline`` move few columns (one
+    channel's auto-renewal, one plan's price, one city's listening; see :mod:`.targeted`),
+    leaving the churn function alone.
     """
 
     kind: str

@@ -97,9 +97,8 @@ class PopulationDraws:
         blank = rng.random(size) < mg.BLANK_PROFILE_SHARE
         city = self._cities(blank)
         gender = self._genders(blank)
-        bd, bad = self._birth_years(blank, shifted)
+        bd = self._birth_years(blank, shifted)
         via = self._channels(shifted)
-        via, bd = self.targeted.segment(reg_month, via, bd, valid_bd=~blank & ~bad)
         pref_auto = rng.random(size) < _lookup(mg.AUTO_RENEW_BY_VIA)[via]
         pay_method = self._pay_methods(pref_auto)
 
@@ -155,8 +154,8 @@ class PopulationDraws:
         skipped = blank | (rng.random(size) < mg.GENDER_SKIPPED)
         return np.where(skipped, "", gender_draw).astype(object)
 
-    def _birth_years(self, blank: np.ndarray, shifted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The ``bd`` column, and which filled-in profiles got a bad one (0, negative or > 100).
+    def _birth_years(self, blank: np.ndarray, shifted: np.ndarray) -> np.ndarray:
+        """The ``bd`` column; some filled-in profiles get a bad one (0, negative or > 100).
 
         Users registered under a covariate drift are younger; blank profiles read 0, as in the
         real dump.
@@ -180,7 +179,7 @@ class PopulationDraws:
         )
         bd = np.where(bad, bad_value, bd)
         bd[blank] = 0
-        return bd, bad
+        return bd
 
     def _channels(self, shifted: np.ndarray) -> np.ndarray:
         """``registered_via``; a covariate drift moves new registrations to the minor channels."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from churn_assets.progress import Progress
 
 from . import marginals as mg
 from .arrivals import DATA_DELAY_MONTHS, LABEL_DELAY_MONTHS, arrival_record
@@ -393,6 +395,7 @@ def simulate(
     missing: Sequence[tuple[str, date]] = (),
     member_changes: float = 0.0,
     thin_history: float = 0.0,
+    progress: Callable[[int], Progress] | None = None,
 ) -> SimulationSummary:
     """Simulate ``months`` months of a ``users``-user KKBox-like service into ``out``.
 
@@ -421,7 +424,7 @@ def simulate(
 
     Labels are computed from every transaction, a missing or late file's and a thinned history's
     too, as KKBox would have shipped them; they must agree with the world's own decisions user by
-    user.
+    user. ``progress(steps)`` returns the :class:`~churn_assets.progress.Progress` told of each.
     """
     shape = _shape(
         users, start, months, drifts, history_months, degenerate, late, missing, member_changes,
@@ -429,13 +432,24 @@ def simulate(
     )  # fmt: skip
     landing_dir, truth_dir = _prepare(Path(out))
     world = World(users, shape.first, months, seed, shape.drifts, history_months=history_months)
-    history = world.run()
-    landing = _Landing(landing_dir, shape)
-    changes = _land(landing, truth_dir, history, seed)
+    total = world.history_starts.size + months + len(LANDING_STEPS)  # a month is a tick
+    steps = progress(total) if progress is not None else Progress.silent()
+    try:
+        history = world.run(on_month=lambda month: steps.tick(f"month {month}"))
+        landing = _Landing(landing_dir, shape)
+        changes = _land(landing, truth_dir, history, seed, steps)
+    finally:
+        steps.close()
     return _summary(landing, truth_dir, len(history.population), int(changes.users.size))
 
 
-def _land(landing: _Landing, truth_dir: Path, history: WorldHistory, seed: int) -> MemberChanges:
+# What is written after the world is stepped, one progress step each.
+LANDING_STEPS = ("members", "transactions", "user_logs", "labels", "truth")
+
+
+def _land(
+    landing: _Landing, truth_dir: Path, history: WorldHistory, seed: int, steps: Progress
+) -> MemberChanges:
     """Every landing file, then the truth they hide; the members' changes are returned."""
     shape, pop = landing.shape, history.population
     delivery = Delivery(seed, shape.drifts)
@@ -443,13 +457,18 @@ def _land(landing: _Landing, truth_dir: Path, history: WorldHistory, seed: int) 
         pop, len(shape.months), shape.member_changes, seed, frozenset(shape.kinds)
     )
     landing.members(pop, changes)
+    steps.step("members")
     starts = _history_starts(shape, history, seed)
     transactions = landing.transactions(history, starts)
+    steps.step("transactions")
     landing.user_logs(history, delivery)
+    steps.step("user_logs")
     truth = landing.labels(transactions, _decision_frame(history))
+    steps.step("labels")
     _write_truth(truth_dir, shape, truth, pop, changes, starts)
     _write_json(truth_dir / "drift_schedule.json", _schedule(shape, seed, delivery))
     _write_json(truth_dir / "arrivals.json", landing.arrival_record())
+    steps.step("truth")
     return changes
 
 

@@ -2,9 +2,13 @@
 
 A ``covariate`` drift moves most feature columns at once; these move one corner of the data:
 
-* ``segment``: new registrations from the month on come mostly through one registration channel
-  (``registered_via``) and are younger (``bd``). Channel and age drive the world only through
-  auto-renewal and listening habits, so churn moves only through those.
+* ``segment``: from the month on, members who registered through one channel
+  (``registered_via``) can no longer renew automatically (the partner that billed them ends
+  automatic billing): every purchase they make from then on is made by hand. Within that channel
+  the column the churn function and a model lean on most, the current transaction's
+  ``is_auto_renew``, collapses, and churn rises with it; diluted in the whole cohort it moves by
+  a tenth of that. (A shift of who registers through a channel, taking that channel's habits
+  along, is one no model needs to see: it moves only columns a model gives no weight.)
 * ``price``: from the month on one payment plan (the 30-day plan at one list price) costs 30 %
   more: ``plan_list_price`` and ``actual_amount_paid`` of its purchases rise, discounts and free
   months stay what they were. The churn function reads no price, so churn stays the same.
@@ -30,15 +34,15 @@ from . import marginals as mg
 from .dates import months_between
 from .drift import CITY_DECLINE, PRICE, SEGMENT, Drift
 
-SEGMENT_CHANNELS = (3, 4, 13)  # the minor channels, so the shift shows in a small world
-SEGMENT_CHANNEL_SHARE = 0.6  # of new registrations that come through the channel
-SEGMENT_AGE_GAMMA = (13.0, 2.0, 2.5)  # offset, shape, scale: mode in the late teens
+# The minor channels with enough members to judge in a world of a few thousand users (12 % and
+# 6 % of them): a segment the whole cohort dilutes, not the majority channel.
+SEGMENT_CHANNELS = (3, 4)
 PRICE_PLAN_DAYS = 30
 PRICE_FACTOR = 1.3
 CITY_DECLINE_CITIES = (13, 5, 4)  # the largest cities after city 1
 CITY_DECLINE_VOLUME = 0.6
 LOG_COUNT_COLUMNS = ("num_25", "num_50", "num_75", "num_985", "num_100", "num_unq", "total_secs")
-_CHOICE_STREAM, _SEGMENT_STREAM = 105, 106
+_CHOICE_STREAM = 105
 
 
 @dataclass(frozen=True)
@@ -75,22 +79,9 @@ class TargetedDrifts:
     def new_price(self) -> int:
         return round(self.price_tier * PRICE_FACTOR)
 
-    def segment(
-        self, reg_month: np.ndarray, via: np.ndarray, bd: np.ndarray, valid_bd: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Registration channel and birth year of every user, the segment drift applied."""
-        if self.segment_from is None:
-            return via, bd
-        rng = np.random.default_rng([self.seed, _SEGMENT_STREAM])
-        size = via.size
-        joined = reg_month >= self.segment_from
-        channel = joined & (rng.random(size) < SEGMENT_CHANNEL_SHARE)
-        offset, shape, scale = SEGMENT_AGE_GAMMA
-        young = np.clip(np.round(offset + rng.gamma(shape, scale, size)), 10, 90)
-        return (
-            np.where(channel, self.channel, via),
-            np.where(joined & valid_bd, young.astype("int64"), bd),
-        )
+    def billing_ended(self, month: int) -> bool:
+        """Whether the segment drift's channel has lost automatic renewal in window ``month``."""
+        return self.segment_from is not None and month >= self.segment_from
 
     def prices(
         self,
@@ -115,9 +106,7 @@ class TargetedDrifts:
         if drift.kind == SEGMENT:
             return {
                 "registered_via": self.channel,
-                "channel_share": SEGMENT_CHANNEL_SHARE,
-                "age_gamma": list(SEGMENT_AGE_GAMMA),
-                "columns": ["members.registered_via", "members.bd"],
+                "columns": ["transactions.is_auto_renew"],
             }
         if drift.kind == PRICE:
             return {

@@ -20,7 +20,7 @@ plays).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -127,6 +127,8 @@ class World(PopulationDraws, Subscriptions, ChurnModel, Listening):
         transactions only, their listening just moves the churn inputs on.
         """
         rng = self.rng
+        if self.targeted.billing_ended(month):
+            self.pref_auto[self.pop.registered_via == self.targeted.channel] = False
         probability, without_latent = self._churn_probability(first, month)
 
         joining = np.flatnonzero((self.status == UNREGISTERED) & (self.pop.reg_day < end))
@@ -165,22 +167,25 @@ class World(PopulationDraws, Subscriptions, ChurnModel, Listening):
         logs = self._listen(first, end, landed=landed_logs)
         return self._land_transactions(first, end), logs
 
-    def run(self) -> WorldHistory:
-        """Open the history, warm listening up for a month, step the history then the window."""
+    def run(self, on_month: Callable[[str], None] = lambda month: None) -> WorldHistory:
+        """Open the history, warm listening up for a month, step the history then the window;
+        ``on_month`` hears of each month stepped (progress)."""
         starts = np.concatenate([self.history_starts, self.month_starts])
         opening = int(starts[0])
         self._open_window(opening)
         warm_up = to_day(add_months(self.start, -1 - self.history_starts.size))
         self._listen(warm_up, opening, landed=False)
         back = self.history_starts.size
-        past = [
-            self._month(k - back, int(starts[k]), int(starts[k + 1]), landed_logs=False)[0]
-            for k in range(back)
-        ]
-        landed = [
-            self._month(k, int(self.month_starts[k]), int(self.month_starts[k + 1]))
-            for k in range(self.months)
-        ]
+        past = []
+        for k in range(back):
+            past.append(
+                self._month(k - back, int(starts[k]), int(starts[k + 1]), landed_logs=False)[0]
+            )
+            on_month(f"{add_months(self.start, k - back):%Y-%m}")
+        landed = []
+        for k in range(self.months):
+            landed.append(self._month(k, int(self.month_starts[k]), int(self.month_starts[k + 1])))
+            on_month(f"{add_months(self.start, k):%Y-%m}")
         transactions = {
             name: np.concatenate([txns[name] for txns in past] + [t[name] for t, _ in landed])
             for name in TXN_COLUMNS

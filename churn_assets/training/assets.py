@@ -30,7 +30,8 @@ from churn_assets import keys
 from churn_assets.features.feature_sets import feature_columns_of
 from churn_assets.modeling.frame import LABEL
 from churn_assets.partitions import month_start
-from churn_assets.resources import ModelRegistryResource
+from churn_assets.readable import readable
+from churn_assets.resources import ModelRegistryResource, ReportsResource
 from churn_assets.settings import REGISTERED_MODEL_NAME
 from churn_assets.training.candidate import Candidate, tune_and_judge
 from churn_assets.training.config import TrainingConfig
@@ -42,7 +43,12 @@ from churn_assets.training.promotion import (
 )
 from churn_assets.training.registration import tag_and_promote
 from churn_assets.training.split import split_by_time
-from churn_assets.training.tracking import candidate_metadata, log_booster, log_candidate_run
+from churn_assets.training.tracking import (
+    candidate_metadata,
+    log_booster,
+    log_candidate_run,
+    name_training_run,
+)
 from churn_assets.training.window import LabelledWindow, load_labelled_window
 
 
@@ -51,7 +57,7 @@ from churn_assets.training.window import LabelledWindow, load_labelled_window
     kinds={"mlflow", "lightgbm"},
     deps=[keys.FEATURES, keys.LABELS],
     # dagster-mlflow's tracking resource is old-style, so every resource is asked for by key.
-    required_resource_keys={"mlflow", "warehouse", "registry"},
+    required_resource_keys={"mlflow", "warehouse", "registry", "reports"},
 )
 def churn_model(context: dg.AssetExecutionContext, config: TrainingConfig) -> dg.MaterializeResult:
     """A FLAML-tuned LightGBM churn classifier, registered in MLflow as ``churn-model``."""
@@ -70,6 +76,7 @@ def _train_candidate(
     """Train, judge against the baselines and the champion, log, and register if it clears."""
     registry: ModelRegistryResource = context.resources.registry
     as_of = month_start(config.as_of_month) if config.as_of_month else month_start(date.today())
+    name_training_run(registry.client, context.run.tags, as_of)
     window = _labelled_window(context, config, as_of)
     try:
         split = split_by_time(
@@ -87,13 +94,17 @@ def _train_candidate(
     # Compared before anything is registered, so a champion that cannot be loaded leaves no
     # half-registered version behind.
     comparison = (
-        compare_with_champion(registry, champion, candidate.booster, candidate.split, config)
+        compare_with_champion(registry, champion, candidate.model(), candidate.split, config)
         if register and champion is not None
         else None
     )
     _log_comparison(context, comparison)
+    context.log.info(
+        "logging the booster to MLflow" + (" and registering it" if register else " (rejected)")
+    )
     model_info = log_booster(candidate, register)
     common = candidate_metadata(as_of, candidate, register, model_info.run_id)
+    common |= _links(context, model_info.run_id, None)
     if not register:
         return _rejected(context, candidate, champion, common)
     version = str(model_info.registered_model_version)
@@ -118,13 +129,30 @@ def _labelled_window(
     return window
 
 
+def _links(
+    context: dg.AssetExecutionContext, run_id: str, version: str | None
+) -> dict[str, dg.MetadataValue]:
+    """One click from the materialization: the run, and a registered version's page in the
+    MLflow UI and its model card (served by ``churn-assets serve``; the health report of the
+    same run writes it)."""
+    reports: ReportsResource = context.resources.reports
+    links = {}
+    if run_id:
+        run = context.resources.registry.client.get_run(run_id)
+        links["mlflow_run"] = reports.run_url(run.info.experiment_id, run_id)
+    if version is not None:
+        links["mlflow_model_version"] = reports.version_url(version)
+        links["model_card"] = reports.url(reports.card_path(version))
+    return {label: dg.MetadataValue.url(url) for label, url in links.items()}
+
+
 def _not_trained(context: dg.AssetExecutionContext, reason: str) -> dg.MaterializeResult:
     """No candidate can be fitted on this window (e.g. a single class): say so, change nothing."""
     context.log.warning(f"no candidate trained: {reason}")
     context.resources.mlflow.set_tags({"candidate_status": "not_trained", "reason": reason})
     context.resources.mlflow.end_run()
     return dg.MaterializeResult(
-        metadata={"registered": False, "model_version": "", "not_trained_because": reason}
+        metadata=readable({"registered": False, "model_version": "", "not_trained_because": reason})
     )
 
 
@@ -154,12 +182,14 @@ def _rejected(
     context.log.warning(f"candidate not registered: it does not beat the baseline ({verdict})")
     context.resources.mlflow.end_run()
     return dg.MaterializeResult(
-        metadata={
-            **common,
-            "model_version": "",
-            "champion_version": str(champion.version) if champion else "",
-            "promoted_to_champion": False,
-        }
+        metadata=readable(
+            {
+                **common,
+                "model_version": "",
+                "champion_version": str(champion.version) if champion else "",
+                "promoted_to_champion": False,
+            }
+        )
     )
 
 
@@ -189,14 +219,17 @@ def _registered(
     )
     context.resources.mlflow.end_run()
     return dg.MaterializeResult(
-        metadata={
-            **common,
-            "model_version": version,
-            "champion_version": version if decision.promote else str(champion_version),
-            "promoted_to_champion": decision.promote,
-            "beats_champion": decision.beats_champion,
-            "comparison": decision.reason,
-            **(comparison.metadata() if comparison is not None else {}),
-            "model_uri": f"models:/{REGISTERED_MODEL_NAME}/{version}",
-        }
+        metadata=readable(
+            {
+                **common,
+                "model_version": version,
+                "champion_version": version if decision.promote else str(champion_version),
+                "promoted_to_champion": decision.promote,
+                "beats_champion": decision.beats_champion,
+                "comparison": decision.reason,
+                **(comparison.metadata() if comparison is not None else {}),
+                "model_uri": f"models:/{REGISTERED_MODEL_NAME}/{version}",
+                **_links(context, "", version),
+            }
+        )
     )

@@ -48,4 +48,3 @@ def fit_baselines(
 def baseline_scores(split: LabelledSplit, seed: int) -> dict[str, np.ndarray]:
     """Both baselines fitted on the training cohorts; their scores of the validation cohort."""
     return {name: score(split.validation) for name, score in fit_baselines(split, seed).items()}
-

@@ -15,11 +15,15 @@ import dagster as dg
 import lightgbm as lgb
 import pandas as pd
 from mlflow.entities.model_registry import ModelVersion
+from mlflow.tracking import MlflowClient
 
 from churn_assets.keys import BEST_CONFIG_TAG
+from churn_assets.modeling.calibration import ChurnModel
 from churn_assets.modeling.frame import LABEL, informative_columns, predict_probability
 from churn_assets.modeling.metrics import classification_metrics
+from churn_assets.resources import version_facts
 from churn_assets.training.baselines import baseline_scores
+from churn_assets.training.calibration import CalibrationChoice, choose_calibration
 from churn_assets.training.config import TrainingConfig
 from churn_assets.training.hurdle import Hurdle, judge_hurdle
 from churn_assets.training.search import TunedModel, fit_lightgbm_automl, search_history
@@ -41,12 +45,18 @@ class Candidate:
     metrics: dict[str, float]  # on the validation cohort
     baselines: dict[str, dict[str, float]]
     hurdle: Hurdle
+    # The map from raw score to probability, fitted on the validation cohort.
+    calibration: CalibrationChoice
     # Set only after a persistent performance failure: the windows weighed and the one chosen.
     window_choice: WindowChoice | None = None
 
     @property
     def booster(self) -> lgb.Booster:
         return self.tuned.booster
+
+    def model(self, version: str = "candidate") -> ChurnModel:
+        """The candidate as it would be served: booster and calibration."""
+        return ChurnModel(version, self.booster, self.calibration.calibration)
 
     def importance(self) -> pd.Series:
         return (
@@ -56,9 +66,9 @@ class Candidate:
         )
 
 
-def champion_starting_config(champion: ModelVersion | None) -> dict | None:
+def champion_starting_config(client: MlflowClient, champion: ModelVersion | None) -> dict | None:
     """FLAML's best configuration of the champion, if it logged one."""
-    raw = champion.tags.get(BEST_CONFIG_TAG) if champion is not None else None
+    raw = version_facts(client, champion).get(BEST_CONFIG_TAG) if champion is not None else None
     return json.loads(raw) if raw else None
 
 
@@ -107,6 +117,7 @@ def tune_and_judge(
         metrics=metrics,
         baselines=baselines,
         hurdle=hurdle,
+        calibration=choose_calibration(config, y_val, probability),
         window_choice=choice,
     )
 
@@ -119,8 +130,17 @@ def _search(
 ) -> tuple[TunedModel, pd.DataFrame, float]:
     """FLAML's search, warm from the champion's configuration, with its trial history and the
     budget it was given."""
-    starting_config = champion_starting_config(champion) if config.warm_start else None
+    starting_config = (
+        champion_starting_config(context.resources.registry.client, champion)
+        if config.warm_start
+        else None
+    )
     budget_s = config.time_budget_s * (config.warm_budget_share if starting_config else 1.0)
+    # The longest part of a training: say it has started, and for how long, in the run's log.
+    context.log.info(
+        f"searching LightGBM configurations for {budget_s:g} s on {len(split.train)} rows"
+        + (" (warm from the champion's)" if starting_config else "")
+    )
     with tempfile.TemporaryDirectory() as folder:
         log_file = Path(folder) / "flaml.log"
         tuned = fit_lightgbm_automl(
@@ -133,6 +153,7 @@ def _search(
             metric=config.search_metric,
         )
         history = search_history(log_file)
+    context.log.info(f"search done: {len(history)} trials")
     if tuned.out_of_time:
         context.log.warning(
             f"no FLAML trial finished within {budget_s:g} s: fitted one configuration without a "

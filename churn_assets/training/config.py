@@ -105,6 +105,31 @@ class TrainingConfig(dg.Config):
         description="After a persistent performance failure, the window choice also tries the "
         "whole window with rows weighted down by half every this many cohorts of age.",
     )
+    calibration: Literal["auto", "none", "platt", "isotonic"] = Field(
+        default="auto",
+        description="How the booster's scores are mapped to probabilities, fitted on the "
+        "validation cohort: 'auto' keeps whichever of raw, Platt and isotonic (isotonic only "
+        "with isotonic_min_positives churners) has the lowest cross-validated log loss there; "
+        "a named method is fitted as is.",
+    )
+    isotonic_min_positives: int = Field(
+        default=200,
+        ge=1,
+        description="Churners the validation cohort needs before 'auto' tries isotonic "
+        "calibration: with fewer its steps follow the noise, and Platt's two parameters do better.",
+    )
+    calibration_confidence: float = Field(
+        default=0.5,
+        ge=0.5,
+        lt=1.0,
+        description="One-sided confidence that a calibration's out-of-fold log-loss gain over "
+        "the raw scores is not noise; below it the raw scores are kept. 0.5: any out-of-fold "
+        "gain (Platt on calibrated scores costs next to nothing; missing a real miscalibration "
+        "on a cohort of a few dozen churners costs the estimate before labels its point).",
+    )
+    calibration_folds: int = Field(
+        default=5, ge=2, description="Folds of the cross-validation that chooses the calibration."
+    )
     include_incomplete_cohorts: bool = Field(
         default=False,
         description="Train on cohorts built with a hole in their windows too. By default they "

@@ -10,6 +10,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
+from churn_assets.readable import readable
 from churn_assets.resources import ModelRegistryResource
 from churn_assets.training.lifecycle import (
     LifecycleError,
@@ -57,12 +58,14 @@ def change_champion_op(
     )
     return dg.Output(
         change.model_version,
-        metadata={
-            "model_version": change.model_version,
-            "previous_version": change.previous_version or "",
-            "action": change.action,
-            "reason": change.reason,
-        },
+        metadata=readable(
+            {
+                "model_version": change.model_version,
+                "previous_version": change.previous_version or "",
+                "action": change.action,
+                "reason": change.reason,
+            }
+        ),
     )
 
 
@@ -101,9 +104,13 @@ def delete_old_versions_op(
     )
     return dg.Output(
         doomed,
-        metadata={
-            "deleted": dg.MetadataValue.json([] if config.dry_run else doomed),
-            "would_delete": dg.MetadataValue.json(doomed if config.dry_run else []),
-            "kept": dg.MetadataValue.json(sorted(protected_versions(registry, warehouse), key=int)),
-        },
+        metadata=readable(
+            {
+                "deleted": dg.MetadataValue.json([] if config.dry_run else doomed),
+                "would_delete": dg.MetadataValue.json(doomed if config.dry_run else []),
+                "kept": dg.MetadataValue.json(
+                    sorted(protected_versions(registry, warehouse), key=int)
+                ),
+            }
+        ),
     )

@@ -37,15 +37,15 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
 
-import lightgbm as lgb
 import numpy as np
 from mlflow.entities.model_registry import ModelVersion
 
 from churn_assets.keys import HELD_OUT_TAG
 from churn_assets.modeling.bootstrap import DEFAULT_RESAMPLES, paired_differences
-from churn_assets.modeling.frame import LABEL, predict_probability
+from churn_assets.modeling.calibration import ChurnModel, load_churn_model
+from churn_assets.modeling.frame import LABEL
 from churn_assets.modeling.metrics import classification_metrics
-from churn_assets.resources import ModelRegistryResource, ModelUnavailableError
+from churn_assets.resources import ModelRegistryResource, ModelUnavailableError, version_facts
 from churn_assets.training.config import DEFAULT_PROMOTION_CONFIDENCE, TrainingConfig
 from churn_assets.training.hurdle import Hurdle
 from churn_assets.training.lifecycle import is_provisional
@@ -220,11 +220,12 @@ def compare_scores(
 def compare_with_champion(
     registry: ModelRegistryResource,
     champion: ModelVersion,
-    booster: lgb.Booster,
+    challenger: ChurnModel,
     split: LabelledSplit,
     config: TrainingConfig,
 ) -> ChampionComparison:
-    """Challenger and champion on the users held out of the search (paired bootstrap)."""
+    """Challenger and champion on the users held out of the search (paired bootstrap), each
+    scored as it is (or would be) served: booster and calibration."""
     held_out = not split.held_out.empty
     rows = split.held_out if held_out else split.validation
     basis = (
@@ -239,18 +240,21 @@ def compare_with_champion(
         "basis": basis,
         "seen_by_challenger": not held_out,
         "seen_by_champion": champion_saw(
-            champion.tags, split.validation_cohort, split.held_out_share, held_out
+            version_facts(registry.client, champion),
+            split.validation_cohort,
+            split.held_out_share,
+            held_out,
         ),
     }
     try:
-        champion_probability = predict_probability(registry.load_model(champion.version), rows)
+        champion_probability = load_churn_model(registry, champion).probability(rows)
     except (KeyError, ModelUnavailableError) as exc:
         # The champion needs a feature the table no longer has, or its artifacts are gone: a
         # candidate replaces it rather than the training failing on it.
         return ChampionComparison(users=len(rows), champion_unscorable=str(exc), **known)
     return compare_scores(
         rows[LABEL].to_numpy(),
-        predict_probability(booster, rows),
+        challenger.probability(rows),
         champion_probability,
         resamples=config.promotion_resamples,
         confidence=config.promotion_confidence,

@@ -6,21 +6,41 @@ from datetime import date
 
 import dagster as dg
 
-from churn_assets.keys import BEST_CONFIG_TAG, HELD_OUT_TAG, PROMOTED_TAG
-from churn_assets.resources import ModelRegistryResource
+from churn_assets.keys import BEST_CONFIG_TAG, CALIBRATION_TAG, HELD_OUT_TAG, PROMOTED_TAG
+from churn_assets.resources import VERSION_DETAILS_FILE, ModelRegistryResource
 from churn_assets.settings import CHALLENGER_ALIAS, REGISTERED_MODEL_NAME
 from churn_assets.training.candidate import Candidate
 from churn_assets.training.lifecycle import change_champion
 from churn_assets.training.promotion import ChampionComparison, Promotion
 
+# What a person reads beside the aliases on the model's page in MLflow (and code reads back as a
+# tag); everything a version says goes to its run's version_details.json, read through
+# :func:`churn_assets.resources.version_facts`.
+PERSON_TAGS = (
+    "as_of_month",
+    "training_cohorts",
+    "validation_cohort",
+    "val_auc",
+    "trained_on_incomplete_cohorts",
+    "compared_with_champion",
+    "comparison",
+    "beats_champion",
+    "cleared_hurdle",
+    "hurdle",
+    "window_choice",
+    # Read back by every consumer of the version's probability (modeling.calibration).
+    CALIBRATION_TAG,
+    PROMOTED_TAG,
+)
 
-def version_tags(
+
+def version_details(
     as_of: date,
     candidate: Candidate,
     comparison: ChampionComparison | None,
     decision: Promotion,
 ) -> dict[str, str]:
-    """What a version says of itself: its data, its hurdle, its comparison and its config."""
+    """Everything a version says of itself: its data, its hurdle, its comparison and its config."""
     split, hurdle = candidate.split, candidate.hurdle
     champion_version = comparison.champion_version if comparison is not None else None
     return {
@@ -35,6 +55,8 @@ def version_tags(
         "feature_columns": json.dumps(list(candidate.booster.feature_name())),
         "trained_on_incomplete_cohorts": str(candidate.window.used_incomplete).lower(),
         BEST_CONFIG_TAG: json.dumps(candidate.tuned.best_config),
+        # Every consumer's probability goes through it (churn_assets.modeling.calibration).
+        CALIBRATION_TAG: candidate.calibration.calibration.to_tag(),
         HELD_OUT_TAG: f"{split.held_out_share:g}",
         "compared_with_champion": str(champion_version or "none"),
         **(comparison.tags() if comparison is not None else {}),
@@ -42,7 +64,11 @@ def version_tags(
         "beats_champion": str(decision.beats_champion).lower(),
         "cleared_hurdle": hurdle.tag,
         "hurdle": hurdle.verdict(),
-        **(candidate.window_choice.tags() if candidate.window_choice is not None else {}),
+        **(
+            candidate.window_choice.tags() | candidate.window_choice.params()
+            if candidate.window_choice is not None
+            else {}
+        ),
         # Last, always: its presence says every tag above was written.
         PROMOTED_TAG: "false",
     }
@@ -71,12 +97,15 @@ def tag_and_promote(
 ) -> None:
     """Tag the new version, make it challenger, and champion when decided; all or nothing."""
     registry: ModelRegistryResource = context.resources.registry
-    tags = version_tags(as_of, candidate, comparison, decision)
+    details = version_details(as_of, candidate, comparison, decision)
     client = registry.client
     previous_challenger = registry.version_by_alias(CHALLENGER_ALIAS)
     try:
-        for key, value in tags.items():
-            client.set_model_version_tag(REGISTERED_MODEL_NAME, version, key, value)
+        run_id = client.get_model_version(REGISTERED_MODEL_NAME, version).run_id
+        client.log_dict(run_id, details, VERSION_DETAILS_FILE)
+        # In the order written, `promoted` last: its presence says the rest is there.
+        for key in (k for k in details if k in PERSON_TAGS):
+            client.set_model_version_tag(REGISTERED_MODEL_NAME, version, key, details[key])
         registry.set_alias(CHALLENGER_ALIAS, version)
         if decision.promote:
             action, reason = promotion_record(candidate, comparison, decision)

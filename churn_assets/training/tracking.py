@@ -3,6 +3,7 @@ the booster as an MLflow model, and the materialization's metadata."""
 
 import math
 import time
+from collections.abc import Mapping
 from datetime import date
 
 import dagster as dg
@@ -15,6 +16,7 @@ from mlflow.models import infer_signature
 from mlflow.models.model import ModelInfo
 from mlflow.tracking import MlflowClient
 
+from churn_assets.keys import LABELS_TAG, TRAINING_CAUSE_TAG
 from churn_assets.modeling.frame import as_matrix
 from churn_assets.settings import REGISTERED_MODEL_NAME
 from churn_assets.training.candidate import Candidate
@@ -27,6 +29,21 @@ MODEL_REQUIREMENTS = [
     f"numpy=={np.__version__}",
     f"mlflow=={mlflow.__version__}",
 ]
+
+
+def training_run_name(run_tags: Mapping[str, str], as_of: date) -> str:
+    """The MLflow run's name, by what it did: "train labels 2016-07 (drift)"; a run launched by
+    hand (no sensor tags) says so and names the month it trained as of."""
+    labels = run_tags.get(LABELS_TAG, "")[:7]
+    cause = run_tags.get(TRAINING_CAUSE_TAG) or ("retraining" if labels else "by hand")
+    return f"train labels {labels} ({cause})" if labels else f"train as of {as_of:%Y-%m} ({cause})"
+
+
+def name_training_run(client: MlflowClient, run_tags: Mapping[str, str], as_of: date) -> None:
+    """Name the active MLflow run (dagster-mlflow names every run after the job)."""
+    run = mlflow.active_run()
+    if run is not None:
+        client.update_run(run.info.run_id, name=training_run_name(run_tags, as_of))
 
 
 def _log_search_history(mlf, history: pd.DataFrame, metric: str) -> None:
@@ -84,6 +101,7 @@ def log_candidate_run(
             "held_out_rows": len(split.held_out),
             **{f"lgbm_{k}": v for k, v in tuned.best_config.items()},
             **(choice.params() if choice is not None else {}),
+            **candidate.calibration.params(),
         }
     )
     mlf.log_metrics(
@@ -101,10 +119,12 @@ def log_candidate_run(
             "hurdle_auc_diff_high": hurdle.difference_high,
         }
         | (choice.run_metrics() if choice is not None else {})
+        | candidate.calibration.metrics()
     )
     _log_search_history(mlf, candidate.history, config.search_metric)
     mlf.log_dict(candidate.importance().to_dict(), "feature_importance_gain.json")
     mlf.log_dict(tuned.best_config, "flaml_best_config.json")
+    mlf.log_text(candidate.calibration.calibration.to_tag(), "calibration.json")
     verdict = hurdle.verdict()
     mlf.set_tags(
         {
@@ -182,5 +202,6 @@ def candidate_metadata(
         "feature_importance_gain": dg.MetadataValue.md(
             candidate.importance().head(15).to_frame("gain").to_markdown()
         ),
+        **candidate.calibration.metadata(),
         **(candidate.window_choice.metadata() if candidate.window_choice is not None else {}),
     }

@@ -108,7 +108,6 @@ class WindowChoice:
         """What the run and the registered version say of the choice."""
         return {
             "window_choice": self.chosen.name,
-            "window_candidates": json.dumps(self.summary()),
             "window_choice_reason": self.reason,
         }
 
