@@ -89,7 +89,13 @@ def fit_lightgbm_automl(
             settings | {"time_budget": -1, "max_iter": 1}, starting_config
         )
     booster = automl.model.estimator.booster_
-    return TunedModel(booster, dict(automl.best_config), automl, warm_started, out_of_time)
+    best_config = dict(automl.best_config)
+    if "n_estimators" in best_config:
+        # FLAML stops adding trees when a trial runs out of its share of the clock, so on a busy
+        # machine the fitted booster can hold fewer than the configuration names: record what
+        # was fitted, so a refit of the configuration is this booster again.
+        best_config["n_estimators"] = booster.current_iteration()
+    return TunedModel(booster, best_config, automl, warm_started, out_of_time)
 
 
 def _search(
