@@ -20,15 +20,17 @@ TINY_WORLD = {"users": 500, "start": "2016-01", "months": 6, "seed": 11}
 os.environ.setdefault("CHURN_DRIFT_HTML", "false")
 TINY_DRIFT = "covariate@2016-05"
 
-# The files that run `churn-assets replay` or replay drawn worlds, longest first: marked ``slow``
-# (``pytest -m "not slow"`` is the quick subset) and collected first. xdist hands files to its
-# workers in collection order (``--no-loadscope-reorder``), so the long ones start at once, side
-# by side, instead of one worker finishing the suite alone on the last of them.
+# The files that replay whole worlds (through `churn-assets replay`, or drawn at random) or run
+# every benchmark, longest first: marked ``slow`` (``pytest -m "not slow"`` is the quick subset)
+# and collected first. xdist hands files to its workers in collection order
+# (``--no-loadscope-reorder``), so the long ones start at once, side by side, instead of one worker
+# finishing the suite alone on the last of them.
 SLOW_FILES = (
     "test_world_fuzz.py",
+    "test_benchmarks.py",
     "test_faults.py",
-    "test_interruptions.py",
     "test_replaced_files.py",
+    "test_interruptions.py",
 )
 # Collected right after them: the replayed world every end-to-end and UI test reads.
 EARLY_FILES = (*SLOW_FILES, "test_end_to_end.py")
