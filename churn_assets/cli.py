@@ -46,7 +46,7 @@ EXIT_INTERRUPTED = 130
 INTERRUPTED = threading.Event()
 
 # The instance `dagster dev` gets under CHURN_HOME: one run at a time, since the DuckDB warehouse
-# takes a single writer, and no telemetry.
+# takes a single writer, no telemetry, and no first-run pop-up in the UI.
 DAGSTER_YAML = """\
 concurrency:
   runs:
@@ -58,6 +58,8 @@ run_monitoring:
   max_resume_run_attempts: 0
   poll_interval_seconds: 60
 telemetry:
+  enabled: false
+nux:
   enabled: false
 """
 

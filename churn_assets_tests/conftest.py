@@ -20,6 +20,41 @@ TINY_WORLD = {"users": 500, "start": "2016-01", "months": 6, "seed": 11}
 os.environ.setdefault("CHURN_DRIFT_HTML", "false")
 TINY_DRIFT = "covariate@2016-05"
 
+# The files that replay whole worlds (through `churn-assets replay`, or drawn at random) or run
+# every benchmark, longest first: marked ``slow`` (``pytest -m "not slow"`` is the quick subset)
+# and collected first. xdist hands files to its workers in collection order
+# (``--no-loadscope-reorder``), so the long ones start at once, side by side, instead of one worker
+# finishing the suite alone on the last of them.
+SLOW_FILES = (
+    "test_world_fuzz.py",
+    "test_benchmarks.py",
+    "test_faults.py",
+    "test_replaced_files.py",
+    "test_interruptions.py",
+)
+# Collected right after them: the replayed world every end-to-end and UI test reads.
+EARLY_FILES = (*SLOW_FILES, "test_end_to_end.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow files marked, and the longest files first (the sort keeps the rest in order)."""
+    rank = {name: place for place, name in enumerate(EARLY_FILES)}
+    for item in items:
+        if item.path.name in SLOW_FILES:
+            item.add_marker(pytest.mark.slow)
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What importing the tests left behind is frozen out of the garbage collector's scans.
+
+    ``definitions_still_load`` collects garbage after every test; scanning the half a million
+    objects of the imported libraries cost about 0.4 s of CPU each time, minutes over the suite.
+    Frozen, they are skipped; whatever a test creates is still scanned, and collected, after it.
+    """
+    gc.collect()
+    gc.freeze()
+
 
 @pytest.fixture(autouse=True)
 def definitions_still_load() -> Iterator[None]:

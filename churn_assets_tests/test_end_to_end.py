@@ -1,13 +1,25 @@
-"""The whole loop on a tiny simulated world, replayed through the project's own definitions."""
+"""The whole loop on a tiny simulated world, replayed through the project's own definitions,
+then seen as a person sees it: the Dagster UI in a real browser.
+
+The UI tests save each page they visit; ``CHURN_SCREENSHOT_DIR=docs/screenshots pytest -n 0
+churn_assets_tests/test_end_to_end.py -k ui`` retakes the README's pictures.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from pathlib import Path
 
+import dagster as dg
 import duckdb
+import pytest
 from mlflow.tracking import MlflowClient
+from playwright.sync_api import Page, expect
 
+from churn_assets import keys
 from churn_assets.settings import CHALLENGER_ALIAS, CHAMPION_ALIAS, REGISTERED_MODEL_NAME
+from churn_assets_tests.ui import browser_tab, require_chromium, screenshot_folder, serve_ui
 
 
 def _warehouse(home) -> duckdb.DuckDBPyConnection:
@@ -205,3 +217,102 @@ def test_the_weekly_list_is_written_in_every_scored_month(replayed_world):
         assert week.weekday() == 0 and week.day <= 7 and cohort == week.replace(day=1)
         assert (home / "reports" / "at_risk" / f"at_risk_{week}.html").exists()
     assert weeks[-1][1] == newest
+
+
+@pytest.fixture(scope="module")
+def ui_page(replayed_world, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Page]:
+    """A chromium tab on ``dagster-webserver`` serving the replayed world."""
+    require_chromium()
+    with (
+        serve_ui(replayed_world["home"], tmp_path_factory.mktemp("webserver")) as url,
+        browser_tab(url) as tab,
+    ):
+        yield tab
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return screenshot_folder(tmp_path_factory.mktemp("screenshots"))
+
+
+def _visit(page: Page, path: str) -> None:
+    page.goto(path)
+    page.wait_for_load_state("networkidle")
+
+
+def _shot(page: Page, folder: Path, name: str) -> None:
+    page.screenshot(path=str(folder / f"{name}.png"))
+
+
+def _latest_metadata(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict:
+    event = instance.get_latest_materialization_event(key)
+    assert event is not None and event.asset_materialization is not None, f"{key} never built"
+    return dict(event.asset_materialization.metadata)
+
+
+def test_ui_lineage_shows_the_loop_from_raw_files_to_the_at_risk_list(ui_page, screenshots):
+    _visit(ui_page, "/assets/predictions?view=lineage&lineageScope=neighbors&lineageDepth=2")
+    for asset in ("transactions", "features", "churn_model", "predictions", "at_risk_list"):
+        expect(ui_page.get_by_text(asset, exact=True).first).to_be_visible()
+    for group in ("raw", "features", "training", "scoring", "reports"):
+        expect(ui_page.get_by_text(group, exact=True).first).to_be_visible()
+    # The first-run community pop-up is off (``nux`` in the CLI's dagster.yaml).
+    expect(ui_page.get_by_text("Join the Dagster community")).to_have_count(0)
+    _shot(ui_page, screenshots, "lineage")
+
+
+def test_ui_drift_check_history_shows_a_verdict_per_cohort(ui_page, screenshots, replayed_world):
+    _visit(ui_page, f"/assets/drift_report?view=checks&checkDetail={keys.DRIFT_CHECK}")
+    ui_page.get_by_text("Execution history", exact=True).click()
+    history = ui_page.locator("table").last
+    expect(history.get_by_text("Evaluation result")).to_be_visible()
+    # Every scored cohort was judged, and the drifted world failed the check at least once.
+    scored = [m for m in replayed_world["summary"].months if m.strftime("%Y-%m") >= "2016-05"]
+    for month in scored:
+        expect(history.get_by_text(f"{month:%Y-%m}-01").first).to_be_visible()
+    expect(history.get_by_text("Failed", exact=True).first).to_be_visible()
+    expect(history.get_by_text("weighted PSI").first).to_be_visible()
+    _shot(ui_page, screenshots, "drift_check_history")
+
+
+def test_ui_model_asset_shows_its_validation_and_hurdle(ui_page, screenshots, replayed_world):
+    _visit(ui_page, "/assets/churn_model")
+    metadata = _latest_metadata(replayed_world["instance"], keys.CHURN_MODEL)
+    for label in ("val_auc", "hurdle", "training_cohorts"):
+        assert label in metadata, sorted(metadata)
+        expect(ui_page.get_by_text(label, exact=True).first).to_be_visible()
+    expect(ui_page.get_by_text(str(metadata["training_cohorts"].value)).first).to_be_visible()
+    _shot(ui_page, screenshots, "model")
+
+
+def test_ui_report_linked_from_an_asset_opens(ui_page, screenshots, replayed_world):
+    """A URL in the metadata is followed; else the at-risk list's page, by its listed path."""
+    instance = replayed_world["instance"]
+    links = [
+        value.value
+        for key in (keys.DRIFT_REPORT, keys.AT_RISK_LIST)
+        for value in _latest_metadata(instance, key).values()
+        if isinstance(value, dg.UrlMetadataValue) and value.value.startswith("http")
+    ]
+    if links:
+        answer = ui_page.goto(links[0])
+        assert answer is not None and answer.ok, links[0]
+        expect(ui_page.locator("body")).not_to_be_empty()
+        _shot(ui_page, screenshots, "report")
+        return
+    _visit(ui_page, "/assets/at_risk_list")
+    html_path = _latest_metadata(instance, keys.AT_RISK_LIST)["html_path"].value
+    expect(ui_page.get_by_text("html_path", exact=True).first).to_be_visible()
+    expect(ui_page.get_by_text(html_path, exact=True).first).to_be_visible()
+    ui_page.goto(Path(html_path).resolve().as_uri())
+    expect(ui_page.locator("h1")).to_contain_text("At-risk list")
+    expect(ui_page.get_by_text("On the list", exact=True)).to_be_visible()
+    _shot(ui_page, screenshots, "report")
+
+
+def test_ui_automation_page_lists_the_sensors_and_schedules(ui_page, screenshots):
+    _visit(ui_page, "/automation")
+    for name in ("landing_sensor", "cohort_sensor", "training_sensor", "monthly_schedule"):
+        expect(ui_page.get_by_text(name, exact=True).first).to_be_visible()
+    expect(ui_page.get_by_text("Scheduled At 03:00 AM UTC, on day 1 of the month")).to_be_visible()
+    _shot(ui_page, screenshots, "automation")

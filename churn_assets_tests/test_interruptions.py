@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import duckdb
-import pytest
 
 from churn_assets.simulator import simulate
 from churn_assets_tests.helpers import replay_command
@@ -25,22 +24,32 @@ def _wait_for_line(path: Path, text: str, process: subprocess.Popen, limit_s: fl
     return False
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
-def test_an_interrupted_replay_stops_in_one_line_and_the_next_one_heals(tmp_path, signum):
+def _interrupt(tmp_path: Path, home: Path, landing: Path, name: str, signum: int) -> None:
+    """A replay stopped by ``signum`` once a cohort run has been told: exit 130, one line."""
+    process = replay_command(home, landing, tmp_path / name)
+    out, err = tmp_path / f"{name}.out", tmp_path / f"{name}.err"
+    assert _wait_for_line(out, "cohort_sensor -> ", process, 900), out.read_text()[-2000:]
+    process.send_signal(signum)
+    assert process.wait(timeout=300) == 130
+    said = err.read_text().strip().splitlines()
+    assert said and said[-1].startswith("churn-assets replay: interrupted;"), said[-5:]
+    assert "Traceback" not in err.read_text()
+
+
+def test_interrupted_replays_stop_in_one_line_and_the_next_one_heals(tmp_path):
+    """Ctrl-C stops the first replay, SIGTERM the one resuming it; a third finishes the world.
+
+    One world for both signals: the second replay starts by retrying the run the first one left
+    failed, so the SIGTERM also lands on a replay that is healing.
+    """
     world = simulate(tmp_path / "world", users=300, start="2016-01", months=5, seed=3)
     home = tmp_path / "home"
-    first = replay_command(home, world.landing_dir, tmp_path / "first")
-    # Interrupted once the loop is under way: a cohort has been built and scored.
-    assert _wait_for_line(tmp_path / "first.out", "cohort_sensor -> ", first, 900)
-    first.send_signal(signum)
-    assert first.wait(timeout=300) == 130
-    said = (tmp_path / "first.err").read_text().strip().splitlines()
-    assert said and said[-1].startswith("churn-assets replay: interrupted;"), said[-5:]
-    assert "Traceback" not in (tmp_path / "first.err").read_text()
+    _interrupt(tmp_path, home, world.landing_dir, "first", signal.SIGINT)
+    _interrupt(tmp_path, home, world.landing_dir, "second", signal.SIGTERM)
 
-    second = replay_command(home, world.landing_dir, tmp_path / "second")
-    assert second.wait(timeout=1800) == 0, (tmp_path / "second.out").read_text()[-2000:]
-    out = (tmp_path / "second.out").read_text()
+    third = replay_command(home, world.landing_dir, tmp_path / "third")
+    assert third.wait(timeout=1800) == 0, (tmp_path / "third.out").read_text()[-2000:]
+    out = (tmp_path / "third.out").read_text()
     assert "GAVE UP" not in out and " runs, 0 failed" in out, out[-2000:]
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
         built = {
