@@ -47,9 +47,10 @@ from churn_assets.settings import REGISTERED_MODEL_NAME
 SECTION = "## Serving"
 LEVELS = (1, 8, 32)
 SMOKE = {
+    # Plain literals: the suite reads SMOKE from the source (ast.literal_eval).
     "args": [
-        *("--users", "500", "--seconds", "1", "--rounds", "20", "--stores", "embedded"),
-        *("--soak-seconds", "1"),
+        "--users", "500", "--seconds", "1", "--rounds", "20", "--stores", "embedded",
+        "--soak-seconds", "1",
     ],
     "rows": [
         "bare booster, in process",
@@ -271,29 +272,41 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(home: Path, environ: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
-    """``churn-assets serve`` on a free loopback port, once it says it is healthy."""
+def _started(
+    command: list[str], env: dict[str, str], log: Path, health: str
+) -> tuple[subprocess.Popen, str]:
+    """``command`` (which takes the port as its last argument) on a free loopback port, in its own
+    process group, once ``health`` answers 200."""
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "DAGSTER_HOME")}
-    env.pop("CHURN_API_TOKEN", None)
-    env.update(CHURN_HOME=str(home), **environ)
-    command = [sys.executable, "-m", "churn_assets.cli", "serve", "--port", str(port)]
     process = subprocess.Popen(
-        command, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
+        [*command, str(port)],
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"churn-assets serve exited {process.returncode}: see {log}")
+            raise RuntimeError(f"{command[1:3]} exited {process.returncode}: see {log}")
         try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+            if httpx.get(f"{url}{health}", timeout=2).status_code == 200:
                 return process, url
         except httpx.HTTPError:
             pass
         time.sleep(0.5)
-    process.kill()
-    raise RuntimeError(f"churn-assets serve did not become healthy: see {log}")
+    os.killpg(process.pid, signal.SIGKILL)
+    raise RuntimeError(f"{command[1:3]} did not answer {health}: see {log}")
+
+
+def start_server(home: Path, environ: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
+    """``churn-assets serve`` on a free loopback port, once it says it is healthy."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "DAGSTER_HOME")}
+    env.pop("CHURN_API_TOKEN", None)
+    env.update(CHURN_HOME=str(home), **environ)
+    command = [sys.executable, "-m", "churn_assets.cli", "serve", "--port"]
+    return _started(command, env, log, "/healthz")
 
 
 def stop_server(process: subprocess.Popen) -> None:
@@ -330,30 +343,14 @@ def measure_store(home: Path, store: str, args: argparse.Namespace) -> dict:
 def start_mlflow(home: Path, version: str, log: Path) -> tuple[subprocess.Popen, str]:
     """``mlflow models serve --env-manager local`` of ``version`` on a free loopback port, once
     ``/ping`` answers; in its own process group (it starts a worker process)."""
-    port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{home / 'mlflow.db'}"
     mlflow = Path(sys.executable).with_name("mlflow")
     command = [
         *(str(mlflow), "models", "serve", "-m", f"models:/{REGISTERED_MODEL_NAME}/{version}"),
-        *("--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)),
+        *("--env-manager", "local", "-h", "127.0.0.1", "-p"),
     ]
-    process = subprocess.Popen(
-        command, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"mlflow models serve exited {process.returncode}: see {log}")
-        try:
-            if httpx.get(f"{url}/ping", timeout=2).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    os.killpg(process.pid, signal.SIGKILL)
-    raise RuntimeError(f"mlflow models serve did not answer /ping: see {log}")
+    return _started(command, env, log, "/ping")
 
 
 def measure_mlflow(home: Path, version: str, booster: lgb.Booster, args) -> dict:
