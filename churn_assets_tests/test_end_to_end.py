@@ -19,7 +19,13 @@ from playwright.sync_api import Page, expect
 
 from churn_assets import keys
 from churn_assets.settings import CHALLENGER_ALIAS, CHAMPION_ALIAS, REGISTERED_MODEL_NAME
-from churn_assets_tests.ui import browser_tab, require_chromium, screenshot_folder, serve_ui
+from churn_assets_tests.ui import (
+    browser_tab,
+    require_chromium,
+    screenshot_folder,
+    serve_reports,
+    serve_ui,
+)
 
 
 def _warehouse(home) -> duckdb.DuckDBPyConnection:
@@ -286,28 +292,21 @@ def test_ui_model_asset_shows_its_validation_and_hurdle(ui_page, screenshots, re
 
 
 def test_ui_report_linked_from_an_asset_opens(ui_page, screenshots, replayed_world):
-    """A URL in the metadata is followed; else the at-risk list's page, by its listed path."""
+    """The at-risk list's materialization links its page over http; the link, as the UI shows
+    it, opens the page from the reports route (served here over the world's reports folder)."""
     instance = replayed_world["instance"]
-    links = [
-        value.value
-        for key in (keys.DRIFT_REPORT, keys.AT_RISK_LIST)
-        for value in _latest_metadata(instance, key).values()
-        if isinstance(value, dg.UrlMetadataValue) and value.value.startswith("http")
-    ]
-    if links:
-        answer = ui_page.goto(links[0])
-        assert answer is not None and answer.ok, links[0]
-        expect(ui_page.locator("body")).not_to_be_empty()
-        _shot(ui_page, screenshots, "report")
-        return
+    link = _latest_metadata(instance, keys.AT_RISK_LIST)["list_url"]
+    assert isinstance(link, dg.UrlMetadataValue) and link.value.startswith("http"), link
     _visit(ui_page, "/assets/at_risk_list")
-    html_path = _latest_metadata(instance, keys.AT_RISK_LIST)["html_path"].value
-    expect(ui_page.get_by_text("html_path", exact=True).first).to_be_visible()
-    expect(ui_page.get_by_text(html_path, exact=True).first).to_be_visible()
-    ui_page.goto(Path(html_path).resolve().as_uri())
-    expect(ui_page.locator("h1")).to_contain_text("At-risk list")
-    expect(ui_page.get_by_text("On the list", exact=True)).to_be_visible()
-    _shot(ui_page, screenshots, "report")
+    expect(ui_page.get_by_text("list_url", exact=True).first).to_be_visible()
+    base, _, page_path = link.value.partition("/reports/")
+    assert base and page_path, link.value
+    with serve_reports(replayed_world["home"] / "reports") as reports:
+        answer = ui_page.goto(f"{reports}/{page_path}")
+        assert answer is not None and answer.ok, link.value
+        expect(ui_page.locator("h1")).to_contain_text("At-risk list")
+        expect(ui_page.get_by_text("On the list", exact=True)).to_be_visible()
+        _shot(ui_page, screenshots, "report")
 
 
 def test_ui_automation_page_lists_the_sensors_and_schedules(ui_page, screenshots):

@@ -115,4 +115,5 @@ def test_a_city_the_champion_ranks_worse_is_named_and_a_tiny_one_is_not_judged(c
     assert (rows[["churners"]].to_numpy() >= 10).all()
     below = rows.set_index("segment_value")["below"]
     assert below[FAILING_CITY] and not below[1] and not below[4]
-    assert (rows["expected_auc"] == meta["champion_auc"]).all()
+    # Metadata is rounded for reading (three significant digits); the table keeps full precision.
+    assert rows["expected_auc"].round(3).eq(round(meta["champion_auc"], 3)).all()

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -124,3 +125,30 @@ def screenshot_folder(fallback: Path) -> Path:
     folder = Path(chosen) if chosen else fallback
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+@contextlib.contextmanager
+def serve_reports(folder: Path) -> Iterator[str]:
+    """The reports route of ``churn-assets serve`` over ``folder``, on a free loopback port in a
+    thread (the whole API would need the champion loaded); yields its base URL, ``.../reports``."""
+    import uvicorn
+    from fastapi import FastAPI
+
+    from churn_assets.serving.reports import PREFIX, reports_router
+
+    app = FastAPI()
+    app.include_router(reports_router(folder))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError("the reports server did not start")
+            time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}{PREFIX}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
