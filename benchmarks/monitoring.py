@@ -50,6 +50,7 @@ from benchmarks_md import parse_args, write_section
 from churn_assets.partitions import add_months, month_start
 from churn_assets.simulator import Drift, parse_drift, simulate
 from churn_assets.simulator.thinning import THIN_HISTORY_MEAN
+from churn_assets.warehouse import table_exists
 
 SECTION = "## Monitoring that decides"
 SCENARIOS = ("none", "segment", "covariate", "concept", "outage", "schema")
@@ -139,7 +140,9 @@ def alarmed_cohorts(conn: duckdb.DuckDBPyConnection) -> set:
 
 
 def escalations(conn: duckdb.DuckDBPyConnection) -> int:
-    """'Needs a person' decisions of the retraining policy."""
+    """'Needs a person' decisions of the retraining policy (none when it never had to decide)."""
+    if not table_exists(conn, "retraining_decisions"):
+        return 0
     return conn.execute(
         "SELECT count(*) FROM retraining_decisions WHERE action = 'escalate'"
     ).fetchone()[0]
