@@ -39,7 +39,6 @@ from pathlib import Path
 
 import numpy as np
 from benchmarks_md import parse_args, parse_size, size_argument, write_section
-from registry import register_champion
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Drift report"
@@ -114,6 +113,7 @@ def build_drift_home(home: Path, users: int) -> dict:
     import lightgbm as lgb
 
     from churn_assets.resources import default_resources
+    from churn_assets.training.registration import register_booster
 
     os.environ["CHURN_HOME"] = str(home)
     resources = default_resources()
@@ -155,7 +155,7 @@ def build_drift_home(home: Path, users: int) -> dict:
         lgb.Dataset(x, label.astype(int)),
         num_boost_round=100,
     )
-    register_champion(
+    register_booster(
         resources["registry"].tracking_uri,
         home / "mlartifacts",
         booster,
@@ -164,6 +164,7 @@ def build_drift_home(home: Path, users: int) -> dict:
             "validation_cohort": f"{REFERENCE:%Y-%m-01}",
             "feature_columns": json.dumps(names),
         },
+        champion=True,
     )
     return {"generated_s": generated_s, "columns": len(names)}
 

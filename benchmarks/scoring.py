@@ -36,7 +36,6 @@ from pathlib import Path
 
 import numpy as np
 from benchmarks_md import parse_args, parse_size, size_argument, write_section
-from registry import register_champion
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Scoring and reasons"
@@ -83,6 +82,7 @@ def build_home(home: Path, users: int, trees: int, leaves: int) -> dict:
 
     from churn_assets.resources import default_resources
     from churn_assets.scoring.reasons import FEATURE_WORDS
+    from churn_assets.training.registration import register_booster
 
     os.environ["CHURN_HOME"] = str(home)
     resources = default_resources()
@@ -124,11 +124,12 @@ def build_home(home: Path, users: int, trees: int, leaves: int) -> dict:
         lgb.Dataset(x, label.astype(int)),
         num_boost_round=trees,
     )
-    register_champion(
+    register_booster(
         resources["registry"].tracking_uri,
         home / "mlartifacts",
         booster,
         {"feature_columns": json.dumps(names)},
+        champion=True,
     )
     return {"churn_rate": float(label.mean()), "trees": booster.num_trees()}
 

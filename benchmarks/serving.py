@@ -38,19 +38,27 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchmarks_md import parse_args, write_section
-from registry import register_champion
 
 from churn_assets.resources import default_resources
 from churn_assets.scoring.reasons import FEATURE_WORDS, explain_rows
 from churn_assets.settings import REGISTERED_MODEL_NAME
+from churn_assets.training.registration import register_booster
 
 SECTION = "## Serving"
 LEVELS = (1, 8, 32)
 SMOKE = {
     # Plain literals: the suite reads SMOKE from the source (ast.literal_eval).
     "args": [
-        "--users", "500", "--seconds", "1", "--rounds", "20", "--stores", "embedded",
-        "--soak-seconds", "1",
+        "--users",
+        "500",
+        "--seconds",
+        "1",
+        "--rounds",
+        "20",
+        "--stores",
+        "embedded",
+        "--soak-seconds",
+        "1",
     ],
     "rows": [
         "bare booster, in process",
@@ -95,8 +103,12 @@ def build_home(home: Path, users: int, rounds: int) -> tuple[lgb.Booster, str]:
         conn.execute("CREATE OR REPLACE TABLE features AS SELECT * FROM frame")
     params = {"objective": "binary", "verbose": -1, "num_leaves": 31, "n_jobs": 1}
     booster = lgb.train(params, lgb.Dataset(frame[FEATURES], label), num_boost_round=rounds)
-    version = register_champion(
-        f"sqlite:///{home / 'mlflow.db'}", home / "mlartifacts", booster, {"promoted": "true"}
+    version = register_booster(
+        f"sqlite:///{home / 'mlflow.db'}",
+        home / "mlartifacts",
+        booster,
+        {"promoted": "true"},
+        champion=True,
     )
     return booster, version
 

@@ -13,6 +13,7 @@ import dagster as dg
 from churn_assets.partitions import month_start, months_between, register_months
 from churn_assets.partitions import partition_key as partition_key_of
 from churn_assets.resources import default_resources
+from churn_assets.training.registration import register_booster
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
@@ -54,51 +55,6 @@ def materialize(
     return dg.materialize(
         assets, partition_key=partition_key, tags=tags, instance=instance, **kwargs
     )
-
-
-def register_booster(
-    tracking_uri: str,
-    artifacts: Path,
-    booster: Any,
-    tags: dict[str, str],
-    *,
-    champion: bool = False,
-    validation_metrics: dict[str, float] | None = None,
-) -> str:
-    """Log and register a LightGBM booster as training would; its version.
-
-    Its tags are written with ``promoted`` last (saying the version was registered whole), the
-    validation metrics (if any) logged as ``val_*``, and the ``champion`` alias set if asked.
-    """
-    import math
-
-    import mlflow
-    import pandas as pd
-    from mlflow.tracking import MlflowClient
-
-    from churn_assets.keys import PROMOTED_TAG
-    from churn_assets.resources import ensure_experiment
-    from churn_assets.settings import CHAMPION_ALIAS, REGISTERED_MODEL_NAME
-
-    mlflow.set_tracking_uri(tracking_uri)
-    example = pd.DataFrame({c: [0.0] for c in booster.feature_name()})
-    with mlflow.start_run(experiment_id=ensure_experiment(tracking_uri, artifacts)):
-        finite = {k: v for k, v in (validation_metrics or {}).items() if math.isfinite(v)}
-        mlflow.log_metrics({f"val_{k}": v for k, v in finite.items()})
-        info = mlflow.lightgbm.log_model(
-            booster,
-            name="model",
-            input_example=example,
-            registered_model_name=REGISTERED_MODEL_NAME,
-            pip_requirements=["lightgbm"],  # named: inferring them takes seconds
-        )
-    version = str(info.registered_model_version)
-    client = MlflowClient(tracking_uri)
-    for key, value in {**tags, PROMOTED_TAG: tags.get(PROMOTED_TAG, "false")}.items():
-        client.set_model_version_tag(REGISTERED_MODEL_NAME, version, key, value)
-    if champion:
-        client.set_registered_model_alias(REGISTERED_MODEL_NAME, CHAMPION_ALIAS, version)
-    return version
 
 
 def fit_and_register_champion(

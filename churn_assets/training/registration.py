@@ -2,13 +2,16 @@
 nothing, so no later step ever reads a half-registered version."""
 
 import json
+import math
 from datetime import date
+from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
 from churn_assets.keys import BEST_CONFIG_TAG, CALIBRATION_TAG, HELD_OUT_TAG, PROMOTED_TAG
 from churn_assets.resources import VERSION_DETAILS_FILE, ModelRegistryResource
-from churn_assets.settings import CHALLENGER_ALIAS, REGISTERED_MODEL_NAME
+from churn_assets.settings import CHALLENGER_ALIAS, CHAMPION_ALIAS, REGISTERED_MODEL_NAME
 from churn_assets.training.candidate import Candidate
 from churn_assets.training.lifecycle import change_champion
 from churn_assets.training.promotion import ChampionComparison, Promotion
@@ -118,3 +121,45 @@ def tag_and_promote(
         if previous_challenger is not None:
             registry.set_alias(CHALLENGER_ALIAS, str(previous_challenger.version))
         raise
+
+
+def register_booster(
+    tracking_uri: str,
+    artifacts: Path,
+    booster: Any,
+    tags: dict[str, str],
+    *,
+    champion: bool = False,
+    validation_metrics: dict[str, float] | None = None,
+) -> str:
+    """Log and register a LightGBM booster fitted outside training, as training registers one;
+    its version. The benchmarks and the tests bring their own boosters this way.
+
+    Its tags are written with ``promoted`` last (saying the version was registered whole), the
+    validation metrics (if any) logged as ``val_*``, and the ``champion`` alias set if asked.
+    """
+    import mlflow
+    import pandas as pd
+    from mlflow.tracking import MlflowClient
+
+    from churn_assets.resources import ensure_experiment
+
+    mlflow.set_tracking_uri(tracking_uri)
+    example = pd.DataFrame({c: [0.0] for c in booster.feature_name()})
+    with mlflow.start_run(experiment_id=ensure_experiment(tracking_uri, artifacts)):
+        finite = {k: v for k, v in (validation_metrics or {}).items() if math.isfinite(v)}
+        mlflow.log_metrics({f"val_{k}": v for k, v in finite.items()})
+        info = mlflow.lightgbm.log_model(
+            booster,
+            name="model",
+            input_example=example,
+            registered_model_name=REGISTERED_MODEL_NAME,
+            pip_requirements=["lightgbm"],  # named: inferring them takes seconds
+        )
+    version = str(info.registered_model_version)
+    client = MlflowClient(tracking_uri)
+    for key, value in {**tags, PROMOTED_TAG: tags.get(PROMOTED_TAG, "false")}.items():
+        client.set_model_version_tag(REGISTERED_MODEL_NAME, version, key, value)
+    if champion:
+        client.set_registered_model_alias(REGISTERED_MODEL_NAME, CHAMPION_ALIAS, version)
+    return version
