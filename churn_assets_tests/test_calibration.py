@@ -42,6 +42,11 @@ def test_calibrated_scores_pass_at_the_noise_rate_and_miscalibrated_ones_warn():
     assert miscalibrated.verdict.severity == "warn"
     assert miscalibrated.ece > 2 * miscalibrated.ece_noise
     assert "miscalibrated beyond sampling noise" in miscalibrated.verdict.detail
+    # A provisional champion is already being replaced: the same gaps are information.
+    provisional = judge_calibration(y, odds / (1 + odds), "3", provisional=True)
+    assert provisional.statistic == miscalibrated.statistic
+    assert provisional.verdict.severity == "pass"
+    assert provisional.verdict.detail.startswith("information: provisional champion v3")
     metadata = miscalibrated.metadata()
     assert len(metadata["reliability_curve"].data["mean_score"]) == 10
     assert judge_calibration(y, None, None).verdict.severity == "n/a"

@@ -75,6 +75,7 @@ from churn_assets.performance.segments import (
 )
 from churn_assets.readable import readable
 from churn_assets.resources import ModelRegistryResource
+from churn_assets.training.lifecycle import is_provisional
 from churn_assets.warehouse import run_sql_file, transaction
 
 PERFORMANCE_CHECKS = [
@@ -127,7 +128,8 @@ def model_performance(
     verdict = worse_verdict(judged.verdict, rule_verdict)
     if verdict.severity in ("warn", "error"):
         context.log.warning(f"performance {verdict.severity}: {verdict.detail}")
-    findings = labelled_findings(warehouse, cohort, scored, y, judged, config)
+    provisional = champion is not None and is_provisional(champion)
+    findings = labelled_findings(warehouse, cohort, scored, y, judged, config, provisional)
     segments = champion_segments(
         frame,
         y,

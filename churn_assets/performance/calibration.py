@@ -18,7 +18,11 @@ both stand on calibration, which ranking metrics such as AUC do not see.
   chance) is *miscalibrated*. As with a performance dip, one such cohort is information (the
   verdict passes and says so) unless it is beyond doubt (p below ``DOUBT_ALPHA``, 0.001); the
   verdict ``calibration`` warns then, or when the same version was miscalibrated on ``failures``
-  of its last ``window`` cohorts judged (2 of 3, as ``champion_performance``). It is ``n/a`` with
+  of its last ``window`` cohorts judged (2 of 3, as ``champion_performance``). A *provisional*
+  champion (registered below the hurdle, or learnt from cohorts whose windows reached before the
+  data) is never warned about: its windows differ from the cohorts it now scores by
+  construction, and the retraining policy already replaces it as soon as complete labelled
+  cohorts allow, so its miscalibration is information, not a second alarm. It is ``n/a`` with
   no labels, no champion scores or too few expected churners to pool one bin. The thresholds are
   the noise law's, never tuned to a kind of drift.
 """
@@ -135,10 +139,12 @@ def judge_calibration(
     bins: int = CALIBRATION_BINS,
     confidence: float = CALIBRATION_CONFIDENCE,
     earlier: list[bool] | None = None,
+    provisional: bool = False,
 ) -> Calibration:
     """The champion's reliability curve on a labelled cohort, and whether its gaps exceed what
     binomial noise gives at ``confidence``; ``earlier``: whether the same version was
-    miscalibrated on its previous cohorts judged, oldest first (the persistence rule)."""
+    miscalibrated on its previous cohorts judged, oldest first (the persistence rule);
+    ``provisional``: the champion is provisional, so a miscalibration is information."""
     if probability is None or version is None or len(y) == 0:
         return not_judged("no champion scores on a labelled cohort, nothing to calibrate")
     y, probability = np.asarray(y, dtype=float), np.asarray(probability, dtype=float)
@@ -169,6 +175,7 @@ def judge_calibration(
             (ece, noise, statistic, threshold, confidence),
             degrees,
             earlier or [],
+            provisional,
         ),
         table,
         ece,
@@ -185,9 +192,10 @@ def _verdict(
     figures: tuple[float, float, float, float, float],
     degrees: int,
     earlier: list[bool],
+    provisional: bool,
 ) -> PerformanceVerdict:
-    """warn when miscalibrated beyond doubt or persistently; a single miscalibrated cohort is
-    information; pass otherwise."""
+    """warn when miscalibrated beyond doubt or persistently; a single miscalibrated cohort, or
+    any of a provisional champion's, is information; pass otherwise."""
     ece, noise, statistic, threshold, confidence = figures
     worst = table.loc[(table["observed_rate"] - table["mean_score"]).abs().idxmax()]
     shown = (
@@ -198,6 +206,13 @@ def _verdict(
     )
     if statistic <= threshold:
         return PerformanceVerdict("pass", f"champion v{version} calibrated within noise: {shown}")
+    if provisional:
+        return PerformanceVerdict(
+            "pass",
+            f"information: provisional champion v{version} miscalibrated beyond sampling noise "
+            "(its windows differ from this cohort's by construction; the retraining policy "
+            f"replaces it once complete labelled cohorts allow): {shown}",
+        )
     window = [*earlier[-(DEFAULT_WINDOW - 1) :], True]
     beyond_doubt = float(chi2.sf(statistic, degrees)) < DOUBT_ALPHA
     if beyond_doubt or sum(window) >= DEFAULT_FAILURES:

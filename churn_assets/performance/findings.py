@@ -41,15 +41,23 @@ def labelled_findings(
     y: np.ndarray,
     judged: ChampionJudgement,
     config: PerformanceConfig,
+    provisional: bool = False,
 ) -> list[Finding]:
-    """The champion's calibration on the cohort, and its estimate against what it realised."""
+    """The champion's calibration on the cohort, and its estimate against what it realised;
+    ``provisional``: the champion is provisional (its calibration is information)."""
     version = scored.champion_version
     scores = scored.champion_probability if scored.cannot_score is None else None
     with warehouse.get_connection() as conn:
         stored = stored_estimates(conn, cohort, version or "")
         earlier = miscalibrated_before(conn, cohort, version or "")
     calibration = judge_calibration(
-        y, scores, version, config.calibration_bins, config.calibration_confidence, earlier
+        y,
+        scores,
+        version,
+        config.calibration_bins,
+        config.calibration_confidence,
+        earlier,
+        provisional,
     )
     comparison = compare_with_realised(version or "", stored, scored.champion_row, judged.expected)
     return [
