@@ -305,6 +305,8 @@ def test_a_shift_in_a_decisive_column_is_an_error_the_same_in_a_minor_one_is_inf
     assert checks[DRIFT_CHECK].severity == dg.AssetCheckSeverity.ERROR
     assert checks[DRIFT_CHECK].metadata["tier"].value == "error"
     assert DECISIVE in checks[DRIFT_CHECK].description
+    # Relied on, it stands out; it is not also listed as barely used.
+    assert DECISIVE not in checks[DRIFT_CHECK].metadata["moving_not_relied_on"].value
     assert not checks[PREDICTION_CHECK].passed
     assert checks[PREDICTION_CHECK].metadata["psi"].value > psi.MODERATE_PSI
     # A major shift of a column the champion barely uses (under an even share of its gain) is

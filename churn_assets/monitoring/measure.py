@@ -55,15 +55,16 @@ class DataDrift:
         return self._named("stands_out")
 
     def moving(self) -> list[str]:
-        """Columns with a major shift beyond noise that the champion barely uses: information."""
-        return self._named("moves")
+        """Columns with a major shift beyond noise that the champion barely uses: information
+        (a column that moves and is relied on stands out instead, and is named there)."""
+        return self._named("moves", unless="stands_out")
 
-    def _named(self, flag: str) -> list[str]:
+    def _named(self, flag: str, unless: str | None = None) -> list[str]:
         return [
             f"{r.column_name}{label} (PSI {r.psi:.2f}, weight {r.importance:.3f})"
             for frame, label in ((self.judged, ""), (self.new_members, " among new members"))
             for r in frame.itertuples()
-            if getattr(r, flag)
+            if getattr(r, flag) and not (unless and getattr(r, unless))
         ]
 
 
