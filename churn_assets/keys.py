@@ -57,6 +57,9 @@ RULE_CHECK = "champion_beats_rule"
 CHAMPION_PERFORMANCE_CHECK = "champion_performance"
 RULE_CHECK_KEY = dg.AssetCheckKey(MODEL_PERFORMANCE, RULE_CHECK)
 CHAMPION_PERFORMANCE_CHECK_KEY = dg.AssetCheckKey(MODEL_PERFORMANCE, CHAMPION_PERFORMANCE_CHECK)
+# And whether the champion's scores still mean the churn they announce.
+CALIBRATION_CHECK = "champion_calibration"
+CALIBRATION_CHECK_KEY = dg.AssetCheckKey(MODEL_PERFORMANCE, CALIBRATION_CHECK)
 
 # Check of performance_estimate: the champion's performance estimated from its scores, before the
 # cohort's labels land, against its expected level.

@@ -244,3 +244,56 @@ def test_the_estimate_before_labels_is_closer_with_calibration(home: Path) -> No
     _set_champion(raw)
     without = _estimate_error(home, HELD_OUT, raw)
     assert with_calibration < without
+
+
+def test_a_miscalibrated_champion_the_retrain_keeps_is_recalibrated_not_replaced(
+    home: Path,
+) -> None:
+    # Champion v1 announces about twice the churn it sees: raw scores of a balanced booster.
+    _train(class_weight="balanced", calibration="none")
+    registry = default_resources()["registry"]
+    first = registry.champion()
+    assert load_churn_model(registry, first).calibration.method == "none"
+
+    # The calibration check failed; the retrained candidate cannot clear its hurdle, so the
+    # champion keeps its place, and its booster gets a new map instead.
+    trained = _train(hurdle_margin=1.0, champion_in_question=["calibration"])
+    assert trained["registered"] is False and trained["promoted_to_champion"] is False
+    assert trained["champion_recalibrated"] is True, trained["recalibration"]
+    champion = registry.champion()
+    assert str(champion.version) == trained["recalibrated_version"] != str(first.version)
+    assert champion.tags["recalibrated_from"] == str(first.version)
+    assert "better beyond doubt" in trained["recalibration"]
+
+    old, new = load_churn_model(registry, first), load_churn_model(registry, champion)
+    assert new.calibration.method in ("platt", "isotonic")
+    held_out = _labelled(home, HELD_OUT)
+    y = held_out[LABEL].to_numpy()
+    # The same booster (ranks the same), a map that announces what is seen on a later cohort.
+    np.testing.assert_allclose(
+        ChurnModel("raw", new.booster).probability(held_out),
+        ChurnModel("raw", old.booster).probability(held_out),
+        rtol=0,
+        atol=1e-12,
+    )
+    assert log_loss(y, new.probability(held_out)) < log_loss(y, old.probability(held_out))
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
+        action, reason = conn.execute(
+            "SELECT action, reason FROM model_promotions WHERE model_version = ?",
+            [str(champion.version)],
+        ).fetchone()
+    assert action == "auto_promote" and reason.startswith(f"recalibrates champion v{first.version}")
+
+    # Scoring goes through the recalibrated version's map.
+    _score(HELD_OUT)
+    np.testing.assert_allclose(
+        _stored_scores(home, HELD_OUT)["churn_probability"],
+        new.probability(held_out),
+        rtol=0,
+        atol=1e-12,
+    )
+
+    # Calibrated now: the same retrain finds nothing better beyond doubt, and nothing changes.
+    again = _train(hurdle_margin=1.0, champion_in_question=["calibration"])
+    assert "champion_recalibrated" not in again, again.get("recalibration")
+    assert registry.champion().version == champion.version

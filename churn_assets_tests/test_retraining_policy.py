@@ -64,7 +64,28 @@ def _drift_asset(severity: dg.AssetCheckSeverity, passed: bool) -> dg.AssetsDefi
     return drift_report
 
 
-def _training_job(promoted: bool) -> dg.JobDefinition:
+def _calibration_asset(passed: bool) -> dg.AssetsDefinition:
+    @dg.asset(
+        name="model_performance",
+        partitions_def=monthly_partitions,
+        check_specs=[dg.AssetCheckSpec("champion_calibration", asset="model_performance")],
+    )
+    def model_performance() -> dg.MaterializeResult:
+        return dg.MaterializeResult(
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name="champion_calibration",
+                    passed=passed,
+                    severity=dg.AssetCheckSeverity.WARN,
+                    description="champion v1 miscalibrated beyond sampling noise, beyond doubt",
+                )
+            ]
+        )
+
+    return model_performance
+
+
+def _training_job(promoted: bool, recalibrated: bool = False) -> dg.JobDefinition:
     """Stands in for the real training_job: same name, its churn_model reports the outcome."""
 
     @dg.asset(name="churn_model")
@@ -75,6 +96,7 @@ def _training_job(promoted: bool) -> dg.JobDefinition:
                 "promoted_to_champion": promoted,
                 "model_version": "2" if promoted else "",
                 "hurdle": "val AUC 0.70 vs rule 0.72",
+                **({"champion_recalibrated": True} if recalibrated else {}),
             }
         )
 
@@ -120,8 +142,8 @@ def _drift(world, severity=dg.AssetCheckSeverity.ERROR, passed=False, cohort="20
     )
 
 
-def _run(world, request, promoted):
-    return _training_job(promoted).execute_in_process(
+def _run(world, request, promoted, recalibrated=False):
+    return _training_job(promoted, recalibrated).execute_in_process(
         instance=world["instance"], tags={**request.tags, "dagster/run_key": request.run_key}
     )
 
@@ -324,3 +346,36 @@ def _reason(world) -> str:
         return conn.execute(
             "SELECT reason FROM retraining_decisions ORDER BY decided_at DESC LIMIT 1"
         ).fetchone()[0]
+
+
+def _miscalibrated(world, passed=False, cohort="2016-06-01"):
+    dg.materialize([_calibration_asset(passed)], partition_key=cohort, instance=world["instance"])
+
+
+def test_a_miscalibrated_champion_is_retrained_with_its_map_in_question(world):
+    _miscalibrated(world)
+    requests, cursor = _tick(world)
+    assert len(requests) == 1
+    assert requests[0].tags["churn/cause"] == "calibration"
+    ops = requests[0].run_config["ops"]
+    assert ops["churn_model"]["config"]["champion_in_question"] == ["calibration"]
+    # The training recalibrated the champion: that mends it, nobody is called.
+    _run(world, requests[0], promoted=False, recalibrated=True)
+    _miscalibrated(world)
+    for _ in range(3):
+        assert _tick(world, cursor)[0] == []
+    assert [a for _, a, _ in _decisions(world)] == ["retrain", "hold"]
+
+
+def test_a_miscalibrated_champion_that_neither_retraining_nor_recalibration_mends_escalates(
+    world,
+):
+    _miscalibrated(world)
+    requests, cursor = _tick(world)
+    _run(world, requests[0], promoted=False)
+    _miscalibrated(world)
+    assert _tick(world, cursor)[0] == []
+    assert [(t, a) for t, a, _ in _decisions(world)] == [
+        ("calibration", "retrain"),
+        ("calibration", "escalate"),
+    ]

@@ -7,6 +7,10 @@ Triggers (any of them, evaluated by ``training_sensor``):
 * **performance**: the newest ``champion_performance`` check failed with severity ERROR (its
   k-of-n persistence rule already separates a bad month from a persistent failure), or the
   newest ``champion_beats_rule`` did (the champion ranks churners worse than the as-is rule);
+* **calibration**: the newest ``champion_calibration`` check failed (the champion's scores are
+  miscalibrated beyond doubt, or in 2 of its last 3 cohorts: the buckets and the estimate before
+  labels read them as probabilities). The training then also weighs recalibrating the champion
+  (:mod:`churn_assets.training.recalibration`) against replacing it;
 * **staleness**: the champion was last put to the test (its own validation cohort, or a training
   on newer labels whose candidate did not replace it) more than ``stale_after_cohorts`` cohorts
   before the newest labels known (default 3);
@@ -54,6 +58,7 @@ from mlflow.entities.model_registry import ModelVersion
 
 from churn_assets.dagster_internals import AssetCheckExecutionRecordStatus
 from churn_assets.keys import (
+    CALIBRATION_CHECK_KEY,
     CHAMPION_PERFORMANCE_CHECK_KEY,
     CHURN_MODEL,
     DRIFT_CHECK_KEY,
@@ -77,12 +82,12 @@ SEVERITY_RANK = {dg.AssetCheckSeverity.WARN: 1, dg.AssetCheckSeverity.ERROR: 2}
 
 
 # Triggers that are a monitor failing: what a retraining is meant to fix, and may escalate.
-FAILURE_TRIGGERS = ("drift", "performance")
+FAILURE_TRIGGERS = ("drift", "performance", "calibration")
 
 
 @dataclass(frozen=True)
 class Trigger:
-    kind: str  # drift, performance, staleness, provisional
+    kind: str  # drift, performance, calibration, staleness, provisional
     cohort: str  # the cohort (partition) the evidence was observed on
     evidence: str
     kinds: tuple[str, ...] = ()  # every trigger in force with it, itself first
@@ -170,6 +175,18 @@ def triggers(
                 )
             )
             break
+    calibration = _latest_check(instance, CALIBRATION_CHECK_KEY)
+    if _failed_at(calibration, dg.AssetCheckSeverity.WARN):
+        found.append(
+            Trigger(
+                "calibration",
+                calibration.partition or "",
+                calibration.evaluation.description or "champion miscalibrated",
+                episode_start=_episode_start(
+                    instance, CALIBRATION_CHECK_KEY, dg.AssetCheckSeverity.WARN
+                ),
+            )
+        )
     if is_provisional(champion) and _complete_labelled(instance, newest_labels) >= (
         MIN_COMPLETE_COHORTS
     ):
@@ -285,7 +302,7 @@ def decide(
     found = triggers(instance, policy, champion, newest)
     if not found:
         return None
-    first = found[0]  # the most urgent: drift, then performance, then staleness
+    first = found[0]  # the most urgent: drift, performance, calibration, then the others
     evidence = "; ".join(f"{t.kind}: {t.evidence}" for t in found)
     trigger = Trigger(
         first.kind, first.cohort, evidence, tuple(t.kind for t in found), first.episode_start
@@ -323,7 +340,7 @@ def _after_retraining(
     """A training on the newest labels is done and a trigger is still in force: hold, or call a
     person once per episode when it was meant to fix a failing monitor that still fails."""
     outcome = _outcome(instance, run)
-    if outcome.get("promoted_to_champion"):
+    if outcome.get("promoted_to_champion") or outcome.get("champion_recalibrated"):
         return Decision(
             trigger, "hold", f"retrained on labels {newest[:7]}; waiting for new labels", newest
         )

@@ -34,7 +34,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from churn_assets import keys
-from churn_assets.keys import CHAMPION_PERFORMANCE_CHECK, RULE_CHECK
+from churn_assets.keys import CALIBRATION_CHECK, CHAMPION_PERFORMANCE_CHECK, RULE_CHECK
 from churn_assets.modeling.bootstrap import paired_differences
 from churn_assets.modeling.frame import LABEL
 from churn_assets.modeling.metrics import classification_metrics
@@ -48,6 +48,7 @@ from churn_assets.performance.backtest import (
     load_labelled_cohort,
     score_versions,
 )
+from churn_assets.performance.calibration import CALIBRATION_MONITOR
 from churn_assets.performance.champion import (
     JUDGEMENTS_SQL,
     MONITOR,
@@ -93,6 +94,15 @@ PERFORMANCE_CHECKS = [
         description="The champion performs at its expected (out-of-time) level: its AUC, log "
         "loss, lift, F2 and decile ratio against this cohort's bootstrap intervals. WARN on "
         "one bad cohort, ERROR when a metric fails in 2 of the last 3 judged (retrain).",
+    ),
+    dg.AssetCheckSpec(
+        CALIBRATION_CHECK,
+        asset=keys.MODEL_PERFORMANCE,
+        partitions_def=monthly_partitions,
+        description="The champion's scores mean the churn they announce: its reliability curve "
+        "on this cohort within binomial noise (Hosmer-Lemeshow, 99 %). WARN when miscalibrated "
+        "beyond doubt or in 2 of the last 3 cohorts judged (the retraining policy then weighs "
+        "recalibrating the champion against retraining it); one cohort is information.",
     ),
 ]
 
@@ -237,7 +247,21 @@ def _nothing_to_backtest(
         check_results=[
             champion_check_result(RULE_CHECK, nothing),
             champion_check_result(CHAMPION_PERFORMANCE_CHECK, nothing),
+            champion_check_result(CALIBRATION_CHECK, nothing),
         ],
+    )
+
+
+def _calibration_check(findings: list[Finding], version: str | None) -> dg.AssetCheckResult:
+    """The calibration finding as a check the retraining policy can read."""
+    found = next(f for f in findings if f.monitor == CALIBRATION_MONITOR)
+    figures = {
+        k: v
+        for k, v in found.metadata.items()
+        if k.startswith("calibration_") and isinstance(v, int | float)
+    }
+    return champion_check_result(
+        CALIBRATION_CHECK, found.verdict, {"champion_version": version or "", **figures}
     )
 
 
@@ -302,5 +326,6 @@ def _performance_result(
                 judged.verdict,
                 {"champion_version": scored.champion_version or "", **evidence},
             ),
+            _calibration_check(findings, scored.champion_version),
         ],
     )

@@ -41,6 +41,11 @@ from churn_assets.training.promotion import (
     decide_promotion,
     registers,
 )
+from churn_assets.training.recalibration import (
+    recalibrate,
+    recalibration_wanted,
+    register_recalibrated,
+)
 from churn_assets.training.registration import tag_and_promote
 from churn_assets.training.split import split_by_time
 from churn_assets.training.tracking import (
@@ -106,9 +111,41 @@ def _train_candidate(
     common = candidate_metadata(as_of, candidate, register, model_info.run_id)
     common |= _links(context, model_info.run_id, None)
     if not register:
-        return _rejected(context, candidate, champion, common)
-    version = str(model_info.registered_model_version)
-    return _registered(context, config, as_of, candidate, version, champion, comparison, common)
+        result = _rejected(context, candidate, champion, common)
+    else:
+        version = str(model_info.registered_model_version)
+        result = _registered(
+            context, config, as_of, candidate, version, champion, comparison, common
+        )
+    if recalibration_wanted(config, champion) and not result.metadata["promoted_to_champion"]:
+        result = _recalibrated(context, config, as_of, candidate, champion, result)
+    return result
+
+
+def _recalibrated(
+    context: dg.AssetExecutionContext,
+    config: TrainingConfig,
+    as_of: date,
+    candidate: Candidate,
+    champion: ModelVersion,
+    result: dg.MaterializeResult,
+) -> dg.MaterializeResult:
+    """The champion kept its place against the candidate: refit its map on this validation
+    cohort, and make the recalibrated version champion when it beats the current map."""
+    recalibration = recalibrate(context.resources.registry, champion, candidate.split, config)
+    if recalibration is None:
+        return result
+    context.log.info(recalibration.reason)
+    extra: dict[str, object] = recalibration.metadata()
+    if recalibration.better and recalibration.choice.method != "none":
+        version = register_recalibrated(context, recalibration, champion, as_of, candidate.split)
+        extra |= {
+            "champion_recalibrated": True,
+            "recalibrated_version": version,
+            "champion_version": version,
+            **_links(context, "", version),
+        }
+    return dg.MaterializeResult(metadata={**(result.metadata or {}), **readable(extra)})
 
 
 def _labelled_window(

@@ -90,8 +90,10 @@ class TrainingConfig(dg.Config):
     champion_in_question: list[str] = Field(
         default_factory=list,
         description="The triggers in force when the retraining sensor launched this run (drift, "
-        "performance, staleness): with any of them the champion is replaced by a candidate at "
-        "least as good on the users neither was tuned on, not only by one better beyond doubt.",
+        "performance, calibration, staleness): with any of them the champion is replaced by a "
+        "candidate at least as good on the users neither was tuned on, not only by one better "
+        "beyond doubt; with calibration, a champion the candidate does not replace is "
+        "recalibrated on this validation cohort when that beats its current map.",
     )
     recent_window_cohorts: int = Field(
         default=3,

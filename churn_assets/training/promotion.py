@@ -264,7 +264,7 @@ def compare_with_champion(
 
 
 # Triggers that put the champion in question: with one in force, the burden of proof turns.
-CHAMPION_IN_QUESTION = ("drift", "performance", "staleness")
+CHAMPION_IN_QUESTION = ("drift", "performance", "calibration", "staleness")
 
 
 def in_question(config: TrainingConfig) -> list[str]:

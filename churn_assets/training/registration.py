@@ -31,6 +31,7 @@ PERSON_TAGS = (
     "cleared_hurdle",
     "hurdle",
     "window_choice",
+    "recalibrated_from",
     # Read back by every consumer of the version's probability (modeling.calibration).
     CALIBRATION_TAG,
     PROMOTED_TAG,
