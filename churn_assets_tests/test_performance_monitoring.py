@@ -21,7 +21,12 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from churn_assets.keys import CHAMPION_PERFORMANCE_CHECK, HELD_OUT_TAG, RULE_CHECK
+from churn_assets.keys import (
+    CALIBRATION_CHECK,
+    CHAMPION_PERFORMANCE_CHECK,
+    HELD_OUT_TAG,
+    RULE_CHECK,
+)
 from churn_assets.modeling.bootstrap import bootstrap_intervals
 from churn_assets.modeling.metrics import classification_metrics
 from churn_assets.partitions import register_months
@@ -256,6 +261,8 @@ def test_model_performance_says_na_then_warns_then_errors_on_a_persistent_shift(
     checks = _checks(result)
     assert checks[CHAMPION_PERFORMANCE_CHECK].passed and checks[RULE_CHECK].passed
     assert checks[CHAMPION_PERFORMANCE_CHECK].description.startswith("n/a")
+    assert checks[CALIBRATION_CHECK].passed
+    assert checks[CALIBRATION_CHECK].description.startswith("n/a")
 
     # A champion trained on 2016-01..02 and validated on 2016-03.
     booster = _fit(_months(frame, *COHORTS[:2]), FEATURES)
@@ -279,6 +286,11 @@ def test_model_performance_says_na_then_warns_then_errors_on_a_persistent_shift(
     assert first.passed, first.description
     assert first.description.startswith("n/a") and "out-of-time" in first.description
     assert checks[RULE_CHECK].passed
+    # Its calibration is judged from the first labelled cohort on, with the test's figures.
+    calibration = checks[CALIBRATION_CHECK]
+    assert calibration.description.startswith(("champion v", "information: champion v"))
+    assert _meta(calibration)["champion_version"] == version
+    assert _meta(calibration)["calibration_degrees"] > 0
 
     # The shift: one bad cohort warns (against the out-of-time level of 2016-04)...
     checks = _checks(_backtest(instance, SHIFT))
