@@ -31,6 +31,7 @@ from churn_assets.keys import CALIBRATION_TAG, HELD_OUT_TAG, PROMOTED_TAG
 from churn_assets.modeling.bootstrap import paired_differences
 from churn_assets.modeling.calibration import ChurnModel, load_churn_model
 from churn_assets.modeling.frame import LABEL
+from churn_assets.modeling.metrics import classification_metrics
 from churn_assets.resources import (
     VERSION_DETAILS_FILE,
     ModelRegistryResource,
@@ -62,6 +63,7 @@ class Recalibration:
     log_loss_after: float  # the new one
     interval: tuple[float, float]  # after - before, paired bootstrap
     confidence: float
+    val_auc: float  # the recalibrated scores' AUC on the validation users it was fitted on
 
     @property
     def better(self) -> bool:
@@ -114,10 +116,10 @@ def recalibrate(
     try:
         current = load_churn_model(registry, champion)
         raw = ChurnModel(current.version, current.booster)
-        choice = choose_calibration(
-            config, split.validation[LABEL].to_numpy(), raw.probability(split.validation)
-        )
+        y_val = split.validation[LABEL].to_numpy()
+        choice = choose_calibration(config, y_val, raw.probability(split.validation))
         refitted = ChurnModel(current.version, current.booster, choice.calibration)
+        val_auc = classification_metrics(y_val, refitted.probability(split.validation))["auc"]
         y = split.held_out[LABEL].to_numpy()
         before = current.probability(split.held_out)
         after = refitted.probability(split.held_out)
@@ -142,6 +144,7 @@ def recalibrate(
         log_loss(y, np.asarray(after)),
         interval,
         config.promotion_confidence,
+        val_auc,
     )
 
 
@@ -158,7 +161,9 @@ def recalibrated_details(
     return {
         **details,
         "as_of_month": f"{as_of:%Y-%m}",
+        # Its map was fitted on this cohort's validation users: what it was last tested on.
         "validation_cohort": f"{split.validation_cohort:%Y-%m-01}",
+        "val_auc": f"{recalibration.val_auc:.6f}",
         HELD_OUT_TAG: f"{split.held_out_share:g}",
         CALIBRATION_TAG: recalibration.model.calibration.to_tag(),
         RECALIBRATED_FROM_TAG: recalibration.champion_version,
