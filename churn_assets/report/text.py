@@ -29,6 +29,7 @@ TELLING = (
     "evidence:",
     "drift:",
     "performance:",
+    "calibration:",
     "staleness:",
     "provisional:",
 )
