@@ -455,9 +455,12 @@ def _findings(stores: dict[str, dict | None], mlflow: dict | None, args) -> list
     return lines
 
 
-def report(args: argparse.Namespace, bare: dict, stores: dict, mlflow: dict | None) -> str:
+def report(
+    args: argparse.Namespace, bare: dict, stores: dict, mlflow: dict | None, load_avg: tuple
+) -> str:
     """The table and what it shows; ``bare`` holds the in-process floors and the cohort's share
-    of users batch left unexplained."""
+    of users batch left unexplained; ``load_avg`` the machine's 1-minute load average when the
+    run started and when it ended (other work on the same cores stretches latency)."""
     generator = (
         "`wrk` (one thread, keep-alive connections)"
         if GENERATOR == "wrk"
@@ -471,7 +474,8 @@ def report(args: argparse.Namespace, bare: dict, stores: dict, mlflow: dict | No
         f"registered version, one row per `POST /invocations`. Load generator: {generator}, "
         f"sharing the machine's cores with the server ({os.cpu_count()} here). Cells: p50 / p99 "
         "latency, requests per second, the server's CPU time per request (all its processes; what "
-        "other work on a shared machine does not stretch).",
+        "other work on a shared machine does not stretch). The machine's 1-minute load average: "
+        f"{load_avg[0]:.1f} when the run started, {load_avg[1]:.1f} when it ended.",
         "",
         "| path | concurrency 1 | concurrency 8 | concurrency 32 |",
         "|---|---|---|---|",
@@ -492,7 +496,10 @@ def report(args: argparse.Namespace, bare: dict, stores: dict, mlflow: dict | No
     unexplained = (
         f"{bare['unexplained']:.0%} of the cohort is in bucket C, which batch scoring leaves "
         "unexplained: the API explains those users on demand (TreeSHAP of one row, on its thread "
-        "pool); the others get the batch's stored reasons and bucket."
+        "pool); the others get the batch's stored reasons and bucket. At "
+        f"{bare['explain']['p50']:.2f} ms (in process, p50) per such answer, TreeSHAP alone costs "
+        f"{bare['unexplained'] * bare['explain']['p50']:.2f} ms per answer on average, of the "
+        "server CPU per request the table shows."
     )
     return "\n".join([*lines, "", unexplained, "", *_findings(stores, mlflow, args)])
 
@@ -507,6 +514,7 @@ def main() -> None:
     )
     parser.add_argument("--stores", nargs="+", default=["embedded", "redis"])
     args = parse_args(parser, SMOKE["args"])
+    load_at_start = os.getloadavg()[0]
     os.environ.setdefault("DAGSTER_HOME", tempfile.mkdtemp(prefix="churn_serving_dagster_"))
     home = Path(tempfile.mkdtemp(prefix="churn_serving_bench_")) / "home"
     booster, version = build_home(home, args.users, args.rounds)
@@ -532,7 +540,8 @@ def main() -> None:
             if store == "redis":
                 _clear_redis()
     mlflow = measure_mlflow(home, version, booster, args)
-    print(write_section(args.output, SECTION, report(args, bare, stores, mlflow)))
+    load_avg = (load_at_start, os.getloadavg()[0])
+    print(write_section(args.output, SECTION, report(args, bare, stores, mlflow, load_avg)))
 
 
 if __name__ == "__main__":

@@ -134,6 +134,20 @@ def test_a_capacity_bucket_is_served_as_batch_drew_it(
             assert answer["bucket_policy"] == cut_off_policy(*BUCKET_THRESHOLDS)
 
 
+def test_the_lean_path_answers_as_the_documented_route(
+    client: TestClient, batch: pd.DataFrame
+) -> None:
+    """A plain ``{"msno": ...}`` is answered ahead of FastAPI (serving/lean.py); the same request
+    spelled so that only the route takes it (``"features": null``) gets the same status and
+    bytes: batch reasons, reasons on demand, and a user in no cohort."""
+    users = [*batch.index[batch["top_reasons"].isna()][:5], *batch.index[:5], "nobody"]
+    for msno in users:
+        lean = client.post("/v1/score", json={"msno": msno})
+        routed = client.post("/v1/score", json={"msno": msno, "features": None})
+        assert (lean.status_code, lean.content) == (routed.status_code, routed.content), msno
+        assert lean.headers["content-type"] == routed.headers["content-type"]
+
+
 def test_model_health_and_openapi(client: TestClient) -> None:
     model = client.get("/v1/model").json()
     assert model["version"] == "1" and model["alias"] == "champion"

@@ -12,15 +12,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPBearer
-from starlette.concurrency import run_in_threadpool
 
-from churn_assets.online.store import OnlineRecord, OnlineStore, StoreUnavailable
+from churn_assets.online.store import OnlineStore, StoreUnavailable
+from churn_assets.serving import answers
 from churn_assets.serving.guard import MAX_BODY_BYTES, Guard
-from churn_assets.serving.model import BatchAnswer, ChampionFollower, Score, ServingModel, score
+from churn_assets.serving.lean import LeanScore
+from churn_assets.serving.model import ChampionFollower
 from churn_assets.serving.reports import reports_router
 from churn_assets.serving.schemas import (
     HealthResponse,
@@ -56,6 +57,9 @@ def create_app(
         version="1",
         lifespan=lifespan,
     )
+    # Added first, so it runs inside the Guard: a request by msno passes the token and size
+    # checks before the lean path answers it.
+    app.add_middleware(LeanScore, follower=follower, store=store)
     app.add_middleware(Guard, token=token, max_body_bytes=max_body_bytes)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     _add_health(app, follower, store)
@@ -96,7 +100,7 @@ def _add_model(app: FastAPI, follower: ChampionFollower) -> None:
     @app.get("/v1/model", response_model=ModelResponse, dependencies=[Depends(BEARER)])
     def serving_model() -> ModelResponse:
         """The version being served, through which alias, and what it learnt from."""
-        model = _serving(follower)
+        model = answers.serving_model(follower)
         return ModelResponse(
             model_name=follower.registry.model_name,
             alias=follower.alias,
@@ -117,96 +121,8 @@ def _add_score(app: FastAPI, follower: ChampionFollower, store: OnlineStore) -> 
     )
     async def score_user(request: ScoreRequest) -> Response:
         """Score a user by msno (looked up in the online store) or by the features given."""
-        model = _serving(follower)  # read once: this request is answered by this version
         if request.features is not None:
-            _check_features(model, request.features)
-            answer = await _score(model, request.features, None)
-            return _respond(model, answer, None, None)
-        if store.inline_lookup:
-            record = _lookup(store, request.msno)
+            answer = await answers.by_features(follower, request.features)
         else:
-            record = await run_in_threadpool(_lookup, store, request.msno)
-        _check_record(model, record)
-        same_scorer = record.model_version == model.version and record.bucket is not None
-        batch = (
-            BatchAnswer(record.bucket, record.bucket_policy, record.top_reasons)
-            if same_scorer
-            else None
-        )
-        return _respond(model, await _score(model, record.features, batch), record, batch)
-
-
-async def _score(model: ServingModel, values: dict, batch: BatchAnswer | None) -> Score:
-    """On the event loop when the batch's reasons are served (one small predict, a fraction of a
-    millisecond, cheaper than a hop to a thread and back); TreeSHAP for reasons on demand takes
-    longer, so it runs on the thread pool and other requests go on meanwhile."""
-    if batch is not None and batch.top_reasons:
-        return score(model, values, batch)
-    return await run_in_threadpool(score, model, values, batch)
-
-
-def _respond(
-    model: ServingModel, answer: Score, record: OnlineRecord | None, batch: BatchAnswer | None
-) -> Response:
-    """The answer as JSON, serialised once here: FastAPI would validate it again otherwise."""
-    body = ScoreResponse(
-        msno=record.msno if record else None,
-        cohort_month=record.cohort_month if record else None,
-        churn_probability=answer.churn_probability,
-        bucket=answer.bucket,
-        model_version=model.version,
-        top_reasons=answer.top_reasons,
-        reasons_from="batch" if batch is not None and batch.top_reasons else "on_demand",
-        bucket_policy=answer.bucket_policy,
-    )
-    return Response(body.model_dump_json(), media_type="application/json")
-
-
-def _check_record(model: ServingModel, record: OnlineRecord) -> None:
-    missing = [c for c in model.features if c not in record.features]
-    if missing:
-        raise HTTPException(
-            409,
-            f"model v{model.version} reads features cohort {record.cohort_month:%Y-%m} was not "
-            f"built with: {', '.join(missing)}",
-        )
-
-
-def _serving(follower: ChampionFollower) -> ServingModel:
-    model = follower.model
-    if model is None:
-        raise HTTPException(503, f"no '{follower.registry.model_name}' version is champion yet")
-    return model
-
-
-def _lookup(store: OnlineStore, msno: str) -> OnlineRecord:
-    try:
-        record = store.lookup(msno)
-    except StoreUnavailable as exc:
-        raise HTTPException(503, f"online store unavailable: {exc}") from exc
-    if record is None:
-        raise HTTPException(404, f"msno {msno!r} is in no published cohort")
-    return record
-
-
-def _check_features(model: ServingModel, given: dict[str, float | None]) -> None:
-    """422 naming each feature the model does not read, and each it reads that is missing."""
-    unknown = [n for n in given if n not in model.features]
-    missing = [n for n in model.features if n not in given]
-    errors = [
-        {
-            "loc": ("body", "features", name),
-            "msg": f"not a feature of model v{model.version} (GET /v1/model lists them)",
-            "type": "extra_forbidden",
-        }
-        for name in unknown
-    ] + [
-        {
-            "loc": ("body", "features", name),
-            "msg": f"model v{model.version} reads it: give a number, or null if unknown",
-            "type": "missing",
-        }
-        for name in missing
-    ]
-    if errors:
-        raise RequestValidationError(errors)
+            answer = await answers.by_msno(follower, store, request.msno)
+        return Response(answer, media_type="application/json")

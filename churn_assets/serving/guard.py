@@ -49,7 +49,7 @@ class Guard:
         if body is None:
             await _answer(send, 413, f"request body over {self.max_body_bytes} bytes")
             return
-        await self.app(scope, _replay(body, receive), send)
+        await self.app(scope, replay(body, receive), send)
 
     def _authorised(self, header: bytes) -> bool:
         scheme, _, given = header.partition(b" ")
@@ -72,7 +72,7 @@ class Guard:
         return b"".join(chunks)
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+def replay(body: bytes, receive: Receive) -> Receive:
     """A ``receive`` that gives the buffered body once, then what the client sends next."""
     sent = False
 

@@ -17,7 +17,12 @@ LIMIT_CONCURRENCY = 256
 
 
 def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
-    """Serve until SIGINT or SIGTERM; one process, requests on uvicorn's thread pool."""
+    """Serve until SIGINT or SIGTERM; one process, one event loop, TreeSHAP on its thread pool.
+
+    httptools parses HTTP and uvloop runs the loop, named rather than left to uvicorn's "auto",
+    which would fall back to pure-Python h11 and asyncio were they missing and spend about a fifth
+    more CPU per answer.
+    """
     resources = default_resources()  # the environment, read once (DESIGN §1)
     token = read_variables(SERVING_VARIABLES).get("api_token")
     follower = ChampionFollower(resources["registry"])
@@ -27,8 +32,10 @@ def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
         app,
         host=host,
         port=port,
+        http="httptools",
+        loop="uvloop",
         log_level="info",
-        access_log=False,
+        access_log=False,  # no line per request
         server_header=False,
         limit_concurrency=LIMIT_CONCURRENCY,
     )
