@@ -44,7 +44,7 @@ MAX_KEY_BITS = 10
 # Splits evaluated together (several small trees share one pass over the rows).
 GROUP_SPLITS = 192
 # Rows processed at once: keeps the per-group working arrays within a few MB.
-ROW_CHUNK = 4096
+ROW_CHUNK = 16384
 _MISSING_TYPES = {"None": 0, "Zero": 1, "NaN": 2}
 
 
@@ -77,123 +77,97 @@ class _Tree:
     deep_leaves: list[int] = field(default_factory=list)
 
 
-def _parse_tree(info: dict[str, Any]) -> _Tree:
-    """A dumped tree as splits, leaves with their paths, and its expected value."""
+def _parse_tree(info: dict[str, Any], max_key_bits: int) -> _Tree:
+    """A dumped tree as splits, leaves with their paths, its blocks and its expected value."""
     root = info["tree_structure"]
     if "leaf_value" in root:  # a single leaf: LightGBM's ExpectedValue is its value
         return _Tree([], [], float(root["leaf_value"]))
     splits: list[_Split] = []
-    leaves: list[tuple[int, _Leaf]] = []
-    blocks: list[tuple[list[int], list[int]]] = []
-    deep: list[int] = []
-    total = int(root["internal_count"])
+    leaves: list[_Leaf] = []
+    counted: list[tuple[int, int, float]] = []  # (leaf index, count, value)
+    inside: dict[int, tuple[list[int], list[int]]] = {}  # split -> (splits, leaves) below it
+    children: dict[int, list[tuple[bool, int]]] = {}  # split -> its two (is a split, index)
 
     def count(node: dict[str, Any]) -> int:
         return int(node["leaf_count"] if "leaf_value" in node else node["internal_count"])
 
-    def walk(node: dict[str, Any], path: list[tuple[int, bool]], covers: list[float]) -> None:
+    def walk(
+        node: dict[str, Any], path: list[tuple[int, bool]], covers: list[float]
+    ) -> tuple[bool, int]:
         if "leaf_value" in node:
-            features: list[int] = []
-            slots: list[int] = []
-            cover: list[float] = []
-            for (split, _), ratio in zip(path, covers, strict=True):
-                feature = splits[split].feature
-                if feature not in features:
-                    features.append(feature)
-                    cover.append(1.0)
-                slot = features.index(feature)
-                slots.append(slot)
-                cover[slot] = ratio * cover[slot]  # LightGBM's order of the product
-            leaf = _Leaf(float(node["leaf_value"]), list(path), features, slots, np.array(cover))
-            leaves.append((int(node["leaf_index"]), leaf))
-            return
+            leaves.append(_path_leaf(float(node["leaf_value"]), path, covers, splits))
+            counted.append((int(node["leaf_index"]), count(node), float(node["leaf_value"])))
+            return False, len(leaves) - 1
         index = len(splits)
-        categorical = node["decision_type"] == "=="
-        splits.append(
-            _Split(
-                feature=int(node["split_feature"]),
-                threshold=float("nan") if categorical else float(node["threshold"]),
-                categories=(
-                    np.array([int(c) for c in str(node["threshold"]).split("||")])
-                    if categorical
-                    else None
-                ),
-                default_left=bool(node["default_left"]),
-                missing_type=_MISSING_TYPES[node["missing_type"]],
-                count=count(node),
-            )
-        )
+        splits.append(_dumped_split(node))
         parent = count(node)
-        for child, left in ((node["left_child"], True), (node["right_child"], False)):
+        refs = [
             walk(child, [*path, (index, left)], [*covers, count(child) / parent])
+            for child, left in ((node["left_child"], True), (node["right_child"], False))
+        ]
+        children[index] = refs
+        below_splits, below_leaves = [index], []
+        for is_split, ref in refs:
+            if is_split:
+                below_splits += inside[ref][0]
+                below_leaves += inside[ref][1]
+            else:
+                below_leaves.append(ref)
+        inside[index] = (below_splits, below_leaves)
+        return True, index
 
     walk(root, [], [])
-    order = sorted(range(len(leaves)), key=lambda position: leaves[position][0])
+    total = float(count(root))
     expected = 0.0
-    for position in order:  # by leaf index, as LightGBM sums
-        leaf_index, leaf = leaves[position]
-        expected += (_leaf_count(root, leaf_index) / total) * leaf.value
-    tree = _Tree(splits, [leaf for _, leaf in leaves], expected)
-    _choose_blocks(root, tree, blocks, deep)
-    tree.blocks, tree.deep_leaves = blocks, deep
+    for _, leaf_count, value in sorted(counted):  # by leaf index, as LightGBM sums
+        expected += (leaf_count / total) * value
+    tree = _Tree(splits, leaves, expected)
+
+    def cut(is_split: bool, ref: int, above: list[int]) -> None:
+        below_splits, below_leaves = inside[ref] if is_split else ([], [ref])
+        if len(above) + len(below_splits) <= max_key_bits:
+            tree.blocks.append(([*above, *below_splits], below_leaves))
+        elif not is_split:
+            tree.deep_leaves.append(ref)
+        else:
+            for child in children[ref]:
+                cut(*child, [*above, ref])
+
+    cut(True, 0, [])
     return tree
 
 
-def _leaf_count(root: dict[str, Any], leaf_index: int) -> int:
-    """The data count of leaf ``leaf_index``, found by walking the dump."""
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        if "leaf_value" in node:
-            if int(node["leaf_index"]) == leaf_index:
-                return int(node["leaf_count"])
-        else:
-            stack += [node["left_child"], node["right_child"]]
-    raise KeyError(leaf_index)
+def _dumped_split(node: dict[str, Any]) -> _Split:
+    """One split of ``dump_model``'s tree structure."""
+    categorical = node["decision_type"] == "=="
+    return _Split(
+        feature=int(node["split_feature"]),
+        threshold=float("nan") if categorical else float(node["threshold"]),
+        categories=(
+            np.array([int(c) for c in str(node["threshold"]).split("||")]) if categorical else None
+        ),
+        default_left=bool(node["default_left"]),
+        missing_type=_MISSING_TYPES[node["missing_type"]],
+        count=int(node["internal_count"]),
+    )
 
 
-def _choose_blocks(
-    root: dict[str, Any],
-    tree: _Tree,
-    blocks: list[tuple[list[int], list[int]]],
-    deep: list[int],
-) -> None:
-    """Cut the tree into the highest subtrees whose key (splits above and inside) fits."""
-    split_of: dict[int, int] = {}  # id of dumped node -> split index, in walk order
-    leaf_of: dict[int, int] = {}
-    splits_seen = [0]
-    leaves_seen = [0]
-
-    def number(node: dict[str, Any]) -> None:
-        if "leaf_value" in node:
-            leaf_of[id(node)] = leaves_seen[0]
-            leaves_seen[0] += 1
-            return
-        split_of[id(node)] = splits_seen[0]
-        splits_seen[0] += 1
-        number(node["left_child"])
-        number(node["right_child"])
-
-    def inside(node: dict[str, Any]) -> tuple[list[int], list[int]]:
-        if "leaf_value" in node:
-            return [], [leaf_of[id(node)]]
-        left_splits, left_leaves = inside(node["left_child"])
-        right_splits, right_leaves = inside(node["right_child"])
-        return [split_of[id(node)], *left_splits, *right_splits], left_leaves + right_leaves
-
-    def cut(node: dict[str, Any], above: list[int]) -> None:
-        splits, leaves = inside(node)
-        if len(above) + len(splits) <= MAX_KEY_BITS:
-            blocks.append(([*above, *splits], leaves))
-        elif "leaf_value" in node:
-            deep.append(leaf_of[id(node)])
-        else:
-            here = [*above, split_of[id(node)]]
-            cut(node["left_child"], here)
-            cut(node["right_child"], here)
-
-    number(root)
-    cut(root, [])
+def _path_leaf(
+    value: float, path: list[tuple[int, bool]], covers: list[float], splits: list[_Split]
+) -> _Leaf:
+    """A leaf with its path's unique features and their covers (products of count ratios)."""
+    features: list[int] = []
+    slots: list[int] = []
+    cover: list[float] = []
+    for (split, _), ratio in zip(path, covers, strict=True):
+        feature = splits[split].feature
+        if feature not in features:
+            features.append(feature)
+            cover.append(1.0)
+        slot = features.index(feature)
+        slots.append(slot)
+        cover[slot] = ratio * cover[slot]  # LightGBM's order of the product
+    return _Leaf(value, list(path), features, slots, np.array(cover))
 
 
 def _shapley_weights(d: int) -> np.ndarray:
@@ -233,50 +207,90 @@ def _leaf_shapley(o: np.ndarray, z: np.ndarray, v: np.ndarray) -> np.ndarray:
     return phi
 
 
+def _subset_sums(z: np.ndarray) -> np.ndarray:
+    """(leaves, 2**d): per mask m, sum_k w_k [t^k] prod_j (z_j + [j in m] t), w the weights.
+
+    Built by doubling over the features (no division), so every mask costs O(d).
+    """
+    leaves, d = z.shape
+    poly = np.ones((leaves, 1, 1))
+    for j in range(d):
+        scaled = np.concatenate([poly * z[:, j, None, None], np.zeros((*poly.shape[:2], 1))], 2)
+        raised = scaled.copy()
+        raised[:, :, 1:] += poly  # times (z_j + t)
+        poly = np.concatenate([scaled, raised], axis=1)
+    return poly[:, :, :d] @ _shapley_weights(d)
+
+
 def _leaf_tables(leaves: list[_Leaf]) -> list[np.ndarray]:
-    """Per leaf, (2**d, d): its contributions for every mask of met unique features."""
+    """Per leaf, (2**d, d): its contributions for every mask of met unique features.
+
+    With o the mask, feature i gets v (o_i - z_i) S(o without i) / z_i: the sum S of the mask
+    without i carries the factor z_i for i, which the division takes back out.
+    """
     tables: list[np.ndarray] = [np.empty((1, 0))] * len(leaves)
     by_depth: dict[int, list[int]] = {}
     for position, leaf in enumerate(leaves):
         by_depth.setdefault(len(leaf.features), []).append(position)
     for d, positions in by_depth.items():
         masks = np.arange(2**d)
-        o = ((masks[None, :] >> np.arange(d)[:, None]) & 1).astype(float)  # (d, 2**d)
-        step = max(1, (1 << 20) // (2**d * (d + 1)))
+        bits = np.arange(d)
+        met = (masks[:, None] >> bits) & 1  # (masks, d)
+        without = masks[:, None] & ~(1 << bits)  # (masks, d): the mask less feature i
+        step = max(1, (1 << 21) // (2**d * (d + 1)))
         for start in range(0, len(positions), step):
             batch = positions[start : start + step]
             z = np.array([leaves[p].cover for p in batch])
             v = np.array([leaves[p].value for p in batch])
-            phi = _leaf_shapley(np.broadcast_to(o, (len(batch), d, 2**d)), z, v)
+            sums = _subset_sums(z)  # (batch, masks)
+            phi = v[:, None, None] * (met - z[:, None, :]) * sums[:, without] / z[:, None, :]
             for p, table in zip(batch, phi, strict=True):
-                tables[p] = table.T.copy()  # (masks, d)
+                tables[p] = table
     return tables
 
 
 def _block_table(
-    tree: _Tree, key_splits: list[int], leaves: list[int], tables: list[np.ndarray]
+    tree: _Tree,
+    key_splits: list[int],
+    leaves: list[int],
+    flat: np.ndarray,
+    offsets: list[int],
 ) -> tuple[list[int], np.ndarray]:
-    """The block's features and its table (features, 2**bits): the sum of its leaves' lookups."""
+    """The block's features and its table (features, 2**bits): the sum of its leaves' lookups.
+
+    ``flat`` holds the tree's leaf tables one after another, leaf ``l``'s from ``offsets[l]``.
+    """
     bit_of = {split: bit for bit, split in enumerate(key_splits)}
     features = sorted({f for leaf in leaves for f in tree.leaves[leaf].features})
     column = {f: c for c, f in enumerate(features)}
-    keys = np.arange(2 ** len(key_splits))
-    table = np.zeros((len(features), len(keys)))
-    for position in leaves:
+    depth = max(len(tree.leaves[leaf].path) for leaf in leaves)
+    steps = np.zeros((3, len(leaves), depth), dtype=np.int64)  # bit, wanted, slot
+    met = np.zeros((len(leaves), depth), dtype=bool)  # padding: always met
+    lookups: list[tuple[int, int, int, int]] = []  # (leaf row, base, width, slot)
+    columns: list[int] = []
+    for row, position in enumerate(leaves):
         leaf = tree.leaves[position]
-        unmet = np.zeros(len(keys), dtype=np.int64)
-        for (split, left), slot in zip(leaf.path, leaf.slots, strict=True):
-            goes_left = (keys >> bit_of[split]) & 1
-            unmet |= (goes_left != left).astype(np.int64) << slot
-        masks = (2 ** len(leaf.features) - 1) ^ unmet
-        columns = [column[f] for f in leaf.features]
-        table[columns] += tables[position][masks].T
-    return features, table
+        for step, ((split, left), slot) in enumerate(zip(leaf.path, leaf.slots, strict=True)):
+            steps[:, row, step] = bit_of[split], left, slot
+        met[row, len(leaf.path) :] = True
+        width = len(leaf.features)
+        lookups += [(row, offsets[position], width, slot) for slot in range(width)]
+        columns += [column[f] for f in leaf.features]
+    keys = np.arange(2 ** len(key_splits))
+    goes_left = (keys >> steps[0][..., None]) & 1  # (leaves, depth, keys)
+    unmet = ((goes_left != steps[1][..., None]) & ~met[..., None]).astype(np.int64)
+    masks = np.bitwise_or.reduce(unmet << steps[2][..., None], axis=1)  # unmet features
+    row, base, width, slot = np.array(lookups).T
+    full = (1 << width) - 1
+    values = flat[(base + slot)[:, None] + (full[:, None] ^ masks[row]) * width[:, None]]
+    selector = np.zeros((len(features), len(columns)))
+    selector[columns, np.arange(len(columns))] = 1.0
+    return features, selector @ values
 
 
 @dataclass
 class _Group:
-    """Consecutive trees evaluated together: their splits, key weights and one flat table."""
+    """Consecutive trees evaluated together: their splits, and per block its key and table."""
 
     sources: np.ndarray  # per split, its row in the stacked (NaN as 0, NaN kept) columns
     thresholds: np.ndarray
@@ -286,46 +300,35 @@ class _Group:
     nan_left_splits: np.ndarray  # missing type NaN with default left: NaN goes left
     nan_left_features: np.ndarray
     categorical: list[tuple[int, int, np.ndarray]]  # (split, feature, categories going left)
-    key_weights: np.ndarray  # (blocks, splits) float32 powers of two
-    lookup_block: np.ndarray  # per lookup, its block
-    lookup_base: np.ndarray  # per lookup, its column's offset in ``flat``
-    flat: np.ndarray
-    feature_starts: np.ndarray  # lookups sorted by feature: where each feature starts
-    features: np.ndarray
-    deep: list[tuple[_Leaf, list[int]]]  # leaves computed per row, with their global splits
+    key_bits: np.ndarray  # (bits, blocks): the split giving each key bit (past the end: 0)
+    tables: list[tuple[np.ndarray, np.ndarray]]  # per block: its features, (features, keys)
+    deep: list[tuple[_Leaf, list[int]]]  # leaves computed per row, with their group splits
 
 
 def _build_group(trees: list[_Tree]) -> _Group:
     """Stack the trees' splits, compile their blocks and tables."""
     splits: list[_Split] = []
-    weights: list[dict[int, float]] = []
-    lookups: list[tuple[int, int, int]] = []  # (feature, block, base)
-    pieces: list[np.ndarray] = []
-    offset = 0
+    keys: list[list[int]] = []
+    tables: list[tuple[np.ndarray, np.ndarray]] = []
     deep: list[tuple[_Leaf, list[int]]] = []
+    every_table = _leaf_tables([leaf for tree in trees for leaf in tree.leaves])
     for tree in trees:
         first = len(splits)
         splits += tree.splits
-        tables = _leaf_tables([tree.leaves[p] for p in range(len(tree.leaves))])
+        leaf_tables, every_table = every_table[: len(tree.leaves)], every_table[len(tree.leaves) :]
+        offsets = np.cumsum([0] + [t.size for t in leaf_tables]).tolist()
+        flat = np.concatenate([t.ravel() for t in leaf_tables]) if leaf_tables else np.zeros(0)
         for key_splits, leaves in tree.blocks:
-            features, table = _block_table(tree, key_splits, leaves, tables)
-            block = len(weights)
-            weights.append({first + s: float(2**bit) for bit, s in enumerate(key_splits)})
-            width = table.shape[1]
-            for c, feature in enumerate(features):
-                lookups.append((feature, block, offset + c * width))
-            pieces.append(table.ravel())
-            offset += table.size
+            features, table = _block_table(tree, key_splits, leaves, flat, offsets)
+            keys.append([first + s for s in key_splits])
+            tables.append((np.array(features, dtype=np.int64), table))
         for position in tree.deep_leaves:
             leaf = tree.leaves[position]
             deep.append((leaf, [first + s for s, _ in leaf.path]))
-    key_weights = np.zeros((len(weights), len(splits)), dtype=np.float32)
-    for block, row in enumerate(weights):
-        for split, weight in row.items():
-            key_weights[block, split] = weight
-    lookups.sort()
-    feature_of = np.array([f for f, _, _ in lookups], dtype=np.int64)
-    starts = np.flatnonzero(np.r_[True, feature_of[1:] != feature_of[:-1]]) if lookups else []
+    width = max((len(k) for k in keys), default=0)
+    key_bits = np.full((width, len(keys)), len(splits), dtype=np.int64)
+    for block, key_splits in enumerate(keys):
+        key_bits[: len(key_splits), block] = key_splits
     numeric = [s.categories is None for s in splits]
     zero = [i for i, s in enumerate(splits) if numeric[i] and s.missing_type == 1]
     nan_left = [
@@ -342,12 +345,8 @@ def _build_group(trees: list[_Tree]) -> _Group:
         categorical=[
             (i, s.feature, s.categories) for i, s in enumerate(splits) if s.categories is not None
         ],
-        key_weights=key_weights,
-        lookup_block=np.array([b for _, b, _ in lookups], dtype=np.int64),
-        lookup_base=np.array([base for _, _, base in lookups], dtype=np.int64),
-        flat=np.concatenate(pieces) if pieces else np.zeros(0),
-        feature_starts=np.asarray(starts, dtype=np.int64),
-        features=np.unique(feature_of),
+        key_bits=key_bits,
+        tables=tables,
         deep=deep,
     )
 
@@ -356,7 +355,8 @@ def _goes_left(group: _Group, stacked: np.ndarray, zero: np.ndarray, nan: np.nda
     """Per split and row, whether LightGBM sends the row left (tree.h's Numerical/Categorical
     decisions): NaN is 0 unless the missing type is NaN, where it takes the default direction,
     as zero does under missing type Zero."""
-    left = stacked[group.sources] <= group.thresholds[:, None]
+    left = np.zeros((len(group.sources) + 1, stacked.shape[1]), dtype=bool)  # last: padding
+    np.less_equal(stacked[group.sources], group.thresholds[:, None], out=left[:-1])
     if len(group.zero_splits):
         left[group.zero_splits] = np.where(
             zero[group.zero_features], group.zero_default_left[:, None], left[group.zero_splits]
@@ -418,13 +418,16 @@ class ContributionTables:
         stacked[1::2] = kept
         zero = as_zero == 0.0
         phi = np.zeros((self.num_feature + 1, chunk.shape[0]))
+        gathered = np.empty(chunk.shape[0])
         for group in self.groups:
             left = _goes_left(group, stacked, zero, nan)
-            if len(group.lookup_block):
-                keys = (group.key_weights @ left.astype(np.float32)).astype(np.int64)
-                index = keys[group.lookup_block] + group.lookup_base[:, None]
-                values = group.flat[index]
-                phi[group.features] += np.add.reduceat(values, group.feature_starts, axis=0)
+            keys = np.zeros((group.key_bits.shape[1], chunk.shape[0]), dtype=np.intp)
+            for bit, splits in enumerate(group.key_bits):
+                keys += left[splits].view(np.uint8).astype(np.intp) << bit
+            for (features, table), key in zip(group.tables, keys, strict=True):
+                for feature, row in zip(features, table, strict=True):
+                    np.take(row, key, out=gathered)
+                    phi[feature] += gathered
             for leaf, splits in group.deep:
                 phi[leaf.features] += _deep_leaf(leaf, splits, left)
         phi[self.num_feature] = self.expected_value
@@ -468,9 +471,16 @@ def _unsupported(dump: dict[str, Any]) -> str | None:
 
 
 def compile_contributions(
-    booster: lgb.Booster, start_iteration: int = 0, num_iteration: int | None = None
+    booster: lgb.Booster,
+    start_iteration: int = 0,
+    num_iteration: int | None = None,
+    max_key_bits: int = MAX_KEY_BITS,
 ) -> ContributionTables:
-    """Tabulate ``booster``'s trees (those ``predict`` would use with these arguments)."""
+    """Tabulate ``booster``'s trees (those ``predict`` would use with these arguments).
+
+    ``max_key_bits`` bounds a table at 2**bits rows: wider tables mean fewer lookups per row
+    but a longer build; leaves deeper than it are computed row by row.
+    """
     if num_iteration is None:  # Booster.predict's default
         num_iteration = booster.best_iteration if start_iteration <= 0 else -1
     dump = booster.dump_model(num_iteration=-1, start_iteration=0)
@@ -483,7 +493,7 @@ def compile_contributions(
     tables.fallback_reason = _unsupported(dump)
     if tables.fallback_reason:
         return tables
-    trees = [_parse_tree(info) for info in dump["tree_info"]]
+    trees = [_parse_tree(info, max_key_bits) for info in dump["tree_info"]]
     expected = 0.0
     for tree in trees:
         expected += tree.expected_value
