@@ -30,6 +30,7 @@ data) and inputs (pandas categoricals, sparse matrices) are computed by ``pred_c
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,7 +40,8 @@ import pandas as pd
 
 # LightGBM's kZeroThreshold (a float): dense inputs this close to 0 are read as 0.
 ZERO_THRESHOLD = float(np.float32(1e-35))
-# A table covers at most 2**MAX_KEY_BITS decision patterns; deeper leaves are computed per row.
+# A table covers at most 2**MAX_KEY_BITS decision patterns (at most 16: keys are uint16);
+# deeper leaves are computed per row.
 MAX_KEY_BITS = 10
 # Splits evaluated together (several small trees share one pass over the rows).
 GROUP_SPLITS = 192
@@ -292,7 +294,7 @@ def _block_table(
 class _Group:
     """Consecutive trees evaluated together: their splits, and per block its key and table."""
 
-    sources: np.ndarray  # per split, its row in the stacked (NaN as 0, NaN kept) columns
+    sources: np.ndarray  # per split, its row in the stacked (NaN as 0, NaN kept) ranks
     thresholds: np.ndarray
     zero_splits: np.ndarray  # missing type Zero: zero (or NaN) takes the default direction
     zero_features: np.ndarray
@@ -303,6 +305,8 @@ class _Group:
     key_bits: np.ndarray  # (bits, blocks): the split giving each key bit (past the end: 0)
     tables: list[tuple[np.ndarray, np.ndarray]]  # per block: its features, (features, keys)
     deep: list[tuple[_Leaf, list[int]]]  # leaves computed per row, with their group splits
+    # per split, its threshold's rank among its feature's cuts (set once all groups are built)
+    positions: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 def _build_group(trees: list[_Tree]) -> _Group:
@@ -351,12 +355,18 @@ def _build_group(trees: list[_Tree]) -> _Group:
     )
 
 
-def _goes_left(group: _Group, stacked: np.ndarray, zero: np.ndarray, nan: np.ndarray) -> np.ndarray:
+def _goes_left(
+    group: _Group, ranks: np.ndarray, kept: np.ndarray, zero: np.ndarray, nan: np.ndarray
+) -> np.ndarray:
     """Per split and row, whether LightGBM sends the row left (tree.h's Numerical/Categorical
     decisions): NaN is 0 unless the missing type is NaN, where it takes the default direction,
-    as zero does under missing type Zero."""
-    left = np.zeros((len(group.sources) + 1, stacked.shape[1]), dtype=bool)  # last: padding
-    np.less_equal(stacked[group.sources], group.thresholds[:, None], out=left[:-1])
+    as zero does under missing type Zero.
+
+    ``value <= threshold`` is read as ``rank(value) <= rank(threshold)`` among the feature's
+    sorted cuts (NaN ranks last): small integers instead of doubles to gather and compare.
+    """
+    left = np.zeros((len(group.sources) + 1, ranks.shape[1]), dtype=bool)  # last: padding
+    np.less_equal(ranks[group.sources], group.positions[:, None], out=left[:-1])
     if len(group.zero_splits):
         left[group.zero_splits] = np.where(
             zero[group.zero_features], group.zero_default_left[:, None], left[group.zero_splits]
@@ -364,12 +374,23 @@ def _goes_left(group: _Group, stacked: np.ndarray, zero: np.ndarray, nan: np.nda
     if len(group.nan_left_splits):
         left[group.nan_left_splits] |= nan[group.nan_left_features]
     for split, feature, categories in group.categorical:
-        value = stacked[2 * feature + 1]  # NaN kept: NaN and negatives go right
+        value = kept[feature]  # NaN and negatives go right
         with np.errstate(invalid="ignore"):
             usable = (value > -1.0) & (value < 2.0**31)
         whole = np.trunc(np.where(usable, value, -1.0))
         left[split] = usable & np.isin(whole, categories)
     return left
+
+
+def _keys(group: _Group, left: np.ndarray) -> np.ndarray:
+    """(blocks, rows): each block's table row, its splits' decisions read as a binary number."""
+    keys = np.zeros((group.key_bits.shape[1], left.shape[1]), dtype=np.uint16)
+    bits = np.empty_like(keys)
+    for bit, splits in enumerate(group.key_bits):
+        np.copyto(bits, left[splits])
+        bits <<= bit
+        keys |= bits
+    return keys.astype(np.intp)
 
 
 def _deep_leaf(leaf: _Leaf, splits: list[int], left: np.ndarray) -> np.ndarray:
@@ -391,9 +412,15 @@ class ContributionTables:
     start_iteration: int
     num_iteration: int | None
     fallback_reason: str | None = None
+    cuts: dict[int, np.ndarray] = field(default_factory=dict)  # feature -> sorted thresholds
+    rank_dtype: type = np.int16
 
-    def __call__(self, x: np.ndarray | pd.DataFrame) -> np.ndarray:
-        """(rows, features + 1) contributions, as ``booster.predict(x, pred_contrib=True)``."""
+    def __call__(self, x: np.ndarray | pd.DataFrame, num_threads: int = 1) -> np.ndarray:
+        """(rows, features + 1) contributions, as ``booster.predict(x, pred_contrib=True)``.
+
+        ``num_threads`` row chunks are computed at once (numpy releases the GIL in the gathers
+        and sums), as LightGBM's ``num_threads``; 0 or less: one.
+        """
         matrix, reason = _as_dense(x, self.num_feature)
         if self.fallback_reason or reason is not None:
             return self.booster.predict(
@@ -401,11 +428,21 @@ class ContributionTables:
                 pred_contrib=True,
                 start_iteration=self.start_iteration,
                 num_iteration=self.num_iteration,
+                num_threads=max(num_threads, 0),
             )
         out = np.empty((len(matrix), self.num_feature + 1))
-        for start in range(0, len(matrix), ROW_CHUNK):
+
+        def fill(start: int) -> None:
             chunk = matrix[start : start + ROW_CHUNK]
             out[start : start + len(chunk)] = self._chunk(chunk).T
+
+        starts = range(0, len(matrix), ROW_CHUNK)
+        if num_threads <= 1 or len(starts) <= 1:
+            for start in starts:
+                fill(start)
+        else:
+            with ThreadPoolExecutor(max_workers=num_threads) as pool:
+                list(pool.map(fill, starts))
         return out
 
     def _chunk(self, chunk: np.ndarray) -> np.ndarray:
@@ -413,17 +450,16 @@ class ContributionTables:
         kept = np.where(np.abs(chunk) <= ZERO_THRESHOLD, 0.0, chunk).T  # as LightGBM reads it
         nan = np.isnan(kept)
         as_zero = np.where(nan, 0.0, kept)
-        stacked = np.empty((2 * len(kept), kept.shape[1]))
-        stacked[0::2] = as_zero
-        stacked[1::2] = kept
         zero = as_zero == 0.0
+        ranks = np.zeros((2 * len(kept), kept.shape[1]), dtype=self.rank_dtype)
+        for feature, cuts in self.cuts.items():  # NaN sorts last: beyond every threshold
+            ranks[2 * feature] = np.searchsorted(cuts, as_zero[feature])
+            ranks[2 * feature + 1] = np.searchsorted(cuts, kept[feature])
         phi = np.zeros((self.num_feature + 1, chunk.shape[0]))
         gathered = np.empty(chunk.shape[0])
         for group in self.groups:
-            left = _goes_left(group, stacked, zero, nan)
-            keys = np.zeros((group.key_bits.shape[1], chunk.shape[0]), dtype=np.intp)
-            for bit, splits in enumerate(group.key_bits):
-                keys += left[splits].view(np.uint8).astype(np.intp) << bit
+            left = _goes_left(group, ranks, kept, zero, nan)
+            keys = _keys(group, left)
             for (features, table), key in zip(group.tables, keys, strict=True):
                 for feature, row in zip(features, table, strict=True):
                     np.take(row, key, out=gathered)
@@ -481,6 +517,8 @@ def compile_contributions(
     ``max_key_bits`` bounds a table at 2**bits rows: wider tables mean fewer lookups per row
     but a longer build; leaves deeper than it are computed row by row.
     """
+    if not 0 <= max_key_bits <= 16:
+        raise ValueError(f"max_key_bits must be within 0..16 (keys are uint16): {max_key_bits}")
     if num_iteration is None:  # Booster.predict's default
         num_iteration = booster.best_iteration if start_iteration <= 0 else -1
     dump = booster.dump_model(num_iteration=-1, start_iteration=0)
@@ -506,7 +544,28 @@ def compile_contributions(
             batch = []
     if batch:
         tables.groups.append(_build_group(batch))
+    _rank_thresholds(tables)
     return tables
+
+
+def _rank_thresholds(tables: ContributionTables) -> None:
+    """Each feature's sorted thresholds, and each numerical split's rank among them."""
+    by_feature: dict[int, list[np.ndarray]] = {}
+    for group in tables.groups:
+        numeric = ~np.isnan(group.thresholds)
+        for feature in np.unique(group.sources[numeric] // 2):
+            mine = numeric & (group.sources // 2 == feature)
+            by_feature.setdefault(int(feature), []).append(group.thresholds[mine])
+    tables.cuts = {f: np.unique(np.concatenate(t)) for f, t in by_feature.items()}
+    longest = max((len(c) for c in tables.cuts.values()), default=0)
+    tables.rank_dtype = np.int16 if longest < np.iinfo(np.int16).max else np.int32
+    for group in tables.groups:
+        positions = np.full(len(group.sources), -1, dtype=tables.rank_dtype)  # categorical
+        pairs = zip(group.sources, group.thresholds, strict=True)
+        for split, (source, threshold) in enumerate(pairs):
+            if not np.isnan(threshold):
+                positions[split] = np.searchsorted(tables.cuts[int(source) // 2], threshold)
+        group.positions = positions
 
 
 def tree_contributions(
@@ -514,10 +573,11 @@ def tree_contributions(
     x: np.ndarray | pd.DataFrame,
     start_iteration: int = 0,
     num_iteration: int | None = None,
+    num_threads: int = 1,
 ) -> np.ndarray:
     """``booster.predict(x, pred_contrib=True)``: same shape, columns and values (to 1e-9).
 
     Compiles the tables on every call: to explain many chunks, compile once with
     :func:`compile_contributions` and call the result per chunk.
     """
-    return compile_contributions(booster, start_iteration, num_iteration)(x)
+    return compile_contributions(booster, start_iteration, num_iteration)(x, num_threads)
