@@ -197,11 +197,12 @@ def test_training_options(params: dict):
 
 
 def test_trees_deeper_than_a_table_are_computed_row_by_row():
-    """Unbounded depth with tiny tables: most leaves take the per-row path, with equal results."""
+    """Unbounded depth, tiny tables: keys on features split twice above, leaves computed per row."""
     booster = _train({"num_leaves": 40, "min_data_in_leaf": 2}, 15, _rows(2000, 5))
     x = _rows(300, 6)
     tables = compile_contributions(booster, max_key_bits=4)
     assert any(group.deep for group in tables.groups), "no leaf went the per-row way"
+    assert any(group.conditions for group in tables.groups), "no feature split twice above a table"
     expected = booster.predict(x, pred_contrib=True)
     assert np.abs(tables(x) - expected).max() <= TOLERANCE
 

@@ -69,13 +69,27 @@ class _Leaf:
     cover: np.ndarray  # z per unique feature
 
 
+# A key bit: 1 when every (split, goes left) literal holds. A lone (split, True) is the split's
+# own decision, which a table may also read as "went right".
+_Condition = tuple[tuple[int, bool], ...]
+
+
+@dataclass
+class _Block:
+    """A subtree tabulated as one: keyed by the conditions of the path above it (one bit per
+    feature: the split itself, or all the path's splits on that feature) and its own splits."""
+
+    conditions: list[_Condition]
+    leaves: list[int]
+    above: int  # path steps above the subtree
+
+
 @dataclass
 class _Tree:
     splits: list[_Split]
     leaves: list[_Leaf]
     expected_value: float
-    # (splits keying the table, leaves it covers); leaves deeper than MAX_KEY_BITS are alone
-    blocks: list[tuple[list[int], list[int]]] = field(default_factory=list)
+    blocks: list[_Block] = field(default_factory=list)
     deep_leaves: list[int] = field(default_factory=list)
 
 
@@ -125,15 +139,20 @@ def _parse_tree(info: dict[str, Any], max_key_bits: int) -> _Tree:
         expected += (leaf_count / total) * value
     tree = _Tree(splits, leaves, expected)
 
-    def cut(is_split: bool, ref: int, above: list[int]) -> None:
+    def cut(is_split: bool, ref: int, above: list[tuple[int, bool]]) -> None:
         below_splits, below_leaves = inside[ref] if is_split else ([], [ref])
-        if len(above) + len(below_splits) <= max_key_bits:
-            tree.blocks.append(([*above, *below_splits], below_leaves))
+        steps: dict[int, list[tuple[int, bool]]] = {}
+        for split, left in above:
+            steps.setdefault(splits[split].feature, []).append((split, left))
+        conditions = [((s[0][0], True),) if len(s) == 1 else tuple(s) for s in steps.values()]
+        conditions += [((split, True),) for split in below_splits]
+        if len(conditions) <= max_key_bits:
+            tree.blocks.append(_Block(conditions, below_leaves, len(above)))
         elif not is_split:
             tree.deep_leaves.append(ref)
         else:
-            for child in children[ref]:
-                cut(*child, [*above, ref])
+            for child, left in zip(children[ref], (True, False), strict=True):
+                cut(*child, [*above, (ref, left)])
 
     cut(True, 0, [])
     return tree
@@ -224,8 +243,9 @@ def _subset_sums(z: np.ndarray) -> np.ndarray:
     return poly[:, :, :d] @ _shapley_weights(d)
 
 
-def _leaf_tables(leaves: list[_Leaf]) -> list[np.ndarray]:
-    """Per leaf, (2**d, d): its contributions for every mask of met unique features.
+def _leaf_tables(leaves: list[_Leaf], max_key_bits: int) -> list[np.ndarray]:
+    """Per leaf, (2**d, d): its contributions for every mask of met unique features (an empty
+    table for a leaf with more than ``max_key_bits`` features: it is computed per row).
 
     With o the mask, feature i gets v (o_i - z_i) S(o without i) / z_i: the sum S of the mask
     without i carries the factor z_i for i, which the division takes back out.
@@ -235,6 +255,8 @@ def _leaf_tables(leaves: list[_Leaf]) -> list[np.ndarray]:
     for position, leaf in enumerate(leaves):
         by_depth.setdefault(len(leaf.features), []).append(position)
     for d, positions in by_depth.items():
+        if d > max_key_bits:
+            continue
         masks = np.arange(2**d)
         bits = np.arange(d)
         met = (masks[:, None] >> bits) & 1  # (masks, d)
@@ -252,17 +274,17 @@ def _leaf_tables(leaves: list[_Leaf]) -> list[np.ndarray]:
 
 
 def _block_table(
-    tree: _Tree,
-    key_splits: list[int],
-    leaves: list[int],
-    flat: np.ndarray,
-    offsets: list[int],
+    tree: _Tree, block: _Block, flat: np.ndarray, offsets: list[int]
 ) -> tuple[list[int], np.ndarray]:
     """The block's features and its table (features, 2**bits): the sum of its leaves' lookups.
 
     ``flat`` holds the tree's leaf tables one after another, leaf ``l``'s from ``offsets[l]``.
     """
-    bit_of = {split: bit for bit, split in enumerate(key_splits)}
+    key_splits, leaves = block.conditions, block.leaves
+    bit_of = {c[0][0]: bit for bit, c in enumerate(key_splits) if len(c) == 1}
+    feature_bit = {  # features split more than once above: one bit for all their splits
+        tree.splits[c[0][0]].feature: bit for bit, c in enumerate(key_splits) if len(c) > 1
+    }
     features = sorted({f for leaf in leaves for f in tree.leaves[leaf].features})
     column = {f: c for c, f in enumerate(features)}
     depth = max(len(tree.leaves[leaf].path) for leaf in leaves)
@@ -273,7 +295,11 @@ def _block_table(
     for row, position in enumerate(leaves):
         leaf = tree.leaves[position]
         for step, ((split, left), slot) in enumerate(zip(leaf.path, leaf.slots, strict=True)):
-            steps[:, row, step] = bit_of[split], left, slot
+            feature = tree.splits[split].feature
+            if step < block.above and feature in feature_bit:
+                steps[:, row, step] = feature_bit[feature], True, slot
+            else:
+                steps[:, row, step] = bit_of[split], left, slot
         met[row, len(leaf.path) :] = True
         width = len(leaf.features)
         lookups += [(row, offsets[position], width, slot) for slot in range(width)]
@@ -302,37 +328,45 @@ class _Group:
     nan_left_splits: np.ndarray  # missing type NaN with default left: NaN goes left
     nan_left_features: np.ndarray
     categorical: list[tuple[int, int, np.ndarray]]  # (split, feature, categories going left)
-    key_bits: np.ndarray  # (bits, blocks): the split giving each key bit (past the end: 0)
+    key_bits: np.ndarray  # (bits, blocks): each key bit's row among splits, then conditions
+    conditions: list[_Condition]  # rows after the splits': conjunctions of decisions
     tables: list[tuple[np.ndarray, np.ndarray]]  # per block: its features, (features, keys)
     deep: list[tuple[_Leaf, list[int]]]  # leaves computed per row, with their group splits
     # per split, its threshold's rank among its feature's cuts (set once all groups are built)
     positions: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
-def _build_group(trees: list[_Tree]) -> _Group:
+def _build_group(trees: list[_Tree], max_key_bits: int) -> _Group:
     """Stack the trees' splits, compile their blocks and tables."""
     splits: list[_Split] = []
-    keys: list[list[int]] = []
+    keys: list[list[_Condition]] = []
     tables: list[tuple[np.ndarray, np.ndarray]] = []
     deep: list[tuple[_Leaf, list[int]]] = []
-    every_table = _leaf_tables([leaf for tree in trees for leaf in tree.leaves])
+    every_table = _leaf_tables([leaf for tree in trees for leaf in tree.leaves], max_key_bits)
     for tree in trees:
         first = len(splits)
         splits += tree.splits
         leaf_tables, every_table = every_table[: len(tree.leaves)], every_table[len(tree.leaves) :]
         offsets = np.cumsum([0] + [t.size for t in leaf_tables]).tolist()
         flat = np.concatenate([t.ravel() for t in leaf_tables]) if leaf_tables else np.zeros(0)
-        for key_splits, leaves in tree.blocks:
-            features, table = _block_table(tree, key_splits, leaves, flat, offsets)
-            keys.append([first + s for s in key_splits])
+        for block in tree.blocks:
+            features, table = _block_table(tree, block, flat, offsets)
+            keys.append([tuple((first + s, left) for s, left in c) for c in block.conditions])
             tables.append((np.array(features, dtype=np.int64), table))
         for position in tree.deep_leaves:
             leaf = tree.leaves[position]
             deep.append((leaf, [first + s for s, _ in leaf.path]))
+    derived: dict[_Condition, int] = {}
+    for conditions in keys:
+        for c in conditions:
+            if len(c) > 1 and c not in derived:
+                derived[c] = len(splits) + len(derived)
     width = max((len(k) for k in keys), default=0)
-    key_bits = np.full((width, len(keys)), len(splits), dtype=np.int64)
-    for block, key_splits in enumerate(keys):
-        key_bits[: len(key_splits), block] = key_splits
+    key_bits = np.full((width, len(keys)), len(splits) + len(derived), dtype=np.int64)  # 0 row
+    for block, conditions in enumerate(keys):
+        key_bits[: len(conditions), block] = [
+            c[0][0] if len(c) == 1 else derived[c] for c in conditions
+        ]
     numeric = [s.categories is None for s in splits]
     zero = [i for i, s in enumerate(splits) if numeric[i] and s.missing_type == 1]
     nan_left = [
@@ -350,6 +384,7 @@ def _build_group(trees: list[_Tree]) -> _Group:
             (i, s.feature, s.categories) for i, s in enumerate(splits) if s.categories is not None
         ],
         key_bits=key_bits,
+        conditions=list(derived),
         tables=tables,
         deep=deep,
     )
@@ -365,8 +400,9 @@ def _goes_left(
     ``value <= threshold`` is read as ``rank(value) <= rank(threshold)`` among the feature's
     sorted cuts (NaN ranks last): small integers instead of doubles to gather and compare.
     """
-    left = np.zeros((len(group.sources) + 1, ranks.shape[1]), dtype=bool)  # last: padding
-    np.less_equal(ranks[group.sources], group.positions[:, None], out=left[:-1])
+    splits = len(group.sources)
+    left = np.zeros((splits + len(group.conditions) + 1, ranks.shape[1]), dtype=bool)  # 0 last
+    np.less_equal(ranks[group.sources], group.positions[:, None], out=left[:splits])
     if len(group.zero_splits):
         left[group.zero_splits] = np.where(
             zero[group.zero_features], group.zero_default_left[:, None], left[group.zero_splits]
@@ -379,6 +415,11 @@ def _goes_left(
             usable = (value > -1.0) & (value < 2.0**31)
         whole = np.trunc(np.where(usable, value, -1.0))
         left[split] = usable & np.isin(whole, categories)
+    for row, condition in enumerate(group.conditions, start=splits):
+        met = left[row]
+        met[:] = True
+        for split, goes_left in condition:
+            met &= left[split] if goes_left else ~left[split]
     return left
 
 
@@ -540,10 +581,10 @@ def compile_contributions(
     for tree in trees:
         batch.append(tree)
         if sum(len(t.splits) for t in batch) >= GROUP_SPLITS:
-            tables.groups.append(_build_group(batch))
+            tables.groups.append(_build_group(batch, max_key_bits))
             batch = []
     if batch:
-        tables.groups.append(_build_group(batch))
+        tables.groups.append(_build_group(batch, max_key_bits))
     _rank_thresholds(tables)
     return tables
 
