@@ -169,8 +169,9 @@ def test_single_leaf_tree_adds_only_to_the_expected_value():
     ids=["200x4", "300x63"],
 )
 def test_the_two_benchmark_shapes(params: dict, rounds: int):
-    booster = _train(params, rounds, _rows(3000, 1))
-    _assert_same(booster, _rows(300, 2))
+    booster = _train(params, rounds, _rows(2000, 1))
+    assert max(t["num_leaves"] for t in booster.dump_model()["tree_info"]) == params["num_leaves"]
+    _assert_same(booster, _rows(150, 2))
 
 
 @pytest.mark.parametrize(
@@ -250,3 +251,21 @@ def test_unsupported_models_fall_back_to_pred_contrib():
     tables = compile_contributions(multiclass)
     assert tables.fallback_reason is not None and "multiclass" in tables.fallback_reason
     assert np.array_equal(tables(x), multiclass.predict(x, pred_contrib=True))
+    linear = _train({"num_leaves": 4, "linear_tree": True}, 3, x)
+    assert compile_contributions(linear).fallback_reason == "linear trees"
+    with pytest.raises(lgb.basic.LightGBMError, match="linear trees"):  # LightGBM's own answer
+        tree_contributions(linear, x)
+
+
+def test_pandas_categoricals_fall_back_to_pred_contrib():
+    """LightGBM maps a frame's categories to codes itself: those frames are left to it."""
+    x = _rows(600, 16)
+    frame = pd.DataFrame(x, columns=[f"f{i}" for i in range(6)])
+    frame["f3"] = pd.Categorical(np.random.default_rng(16).choice(["a", "b", "c"], len(frame)))
+    booster = lgb.train(
+        {"objective": "binary", "verbose": -1, "num_leaves": 4, "min_data_per_group": 5},
+        lgb.Dataset(frame, _labels(x, 16)),
+        5,
+    )
+    expected = booster.predict(frame, pred_contrib=True)
+    assert np.array_equal(tree_contributions(booster, frame), expected)

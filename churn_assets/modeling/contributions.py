@@ -16,15 +16,22 @@ Here a leaf ``l`` with unique path features ``U`` and value ``v`` adds, for ``i`
 with ``d = |U|``, ``z_j`` the product of the data-count ratios (child / parent) of the path's
 splits on ``j`` and ``o_j`` 1 when the row meets every one of them (LightGBM's own routing:
 NaN read as 0 unless the split's missing type is NaN, zero as missing, default directions,
-categorical bitsets). Rather than one table per leaf, the leaves under a small subtree share one
-table keyed by the decisions of the subtree's splits and of the splits above it: a row's key is
-a dot product of its decision bits, and its contributions one gather per (table, feature).
-Contributions equal ``pred_contrib``'s to rounding (about 1e-15), the last column included
-(each tree's expected value, summed in LightGBM's order).
+categorical bitsets, inputs within 1e-35 of zero read as zero). Since o is 0/1, a leaf's
+contributions take one of 2**d values, tabulated once (a subset DP: O(2**d d) per leaf).
 
-Unsupported models (several trees per iteration, linear trees, averaged output, a split with no
-data) and inputs (pandas categoricals, sparse matrices) are computed by ``pred_contrib`` itself:
-:attr:`ContributionTables.fallback_reason` says why.
+Rather than one lookup per leaf, the leaves under a subtree share one table keyed by the
+subtree's own split decisions plus one bit per feature split above it (that split's decision, or
+the conjunction of all of them when the path splits on the feature more than once): a row costs
+one comparison per split and one gather per (table, feature) instead of one per (leaf, feature).
+Subtrees are cut as high as a key of ``MAX_KEY_BITS`` bits allows; a leaf with more distinct
+features on its path is computed per row with the same formula (O(d^2) per row: slow, and only
+met in trees of unbounded depth). Contributions equal ``pred_contrib``'s to rounding (about
+1e-14 on 300 trees), the last column included (each tree's expected value, summed in LightGBM's
+order); every row sums to the raw score.
+
+Unsupported models (several trees per iteration, linear trees, averaged output, a node with no
+data) and inputs (pandas categoricals, sparse matrices, a wrong number of columns) are computed
+by ``pred_contrib`` itself: :attr:`ContributionTables.fallback_reason` says why for a model.
 """
 
 from __future__ import annotations
@@ -535,14 +542,18 @@ def _unsupported(dump: dict[str, Any]) -> str | None:
     if dump.get("average_output"):
         return "averaged output (random forest)"
     for info in dump["tree_info"]:
-        stack = [info["tree_structure"]]
+        if info.get("is_linear"):
+            return "linear trees"
+        root = info["tree_structure"]
+        stack = [] if "leaf_value" in root else [root]  # a single leaf needs no cover
         while stack:
             node = stack.pop()
-            if "leaf_coeff" in node or info.get("is_linear"):
+            if "leaf_coeff" in node:
                 return "linear trees"
+            count = node["leaf_count"] if "leaf_value" in node else node["internal_count"]
+            if int(count) <= 0:
+                return "a node without data (no cover to weigh it)"
             if "leaf_value" not in node:
-                if int(node["internal_count"]) <= 0:
-                    return "a split without data (no cover to weigh it)"
                 stack += [node["left_child"], node["right_child"]]
     return None
 
