@@ -36,7 +36,6 @@ by ``pred_contrib`` itself: :attr:`ContributionTables.fallback_reason` says why 
 
 from __future__ import annotations
 
-import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +43,8 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+
+from churn_assets.modeling.shapley import leaf_shapley, leaf_tables
 
 # LightGBM's kZeroThreshold (a float): dense inputs this close to 0 are read as 0.
 ZERO_THRESHOLD = float(np.float32(1e-35))
@@ -145,12 +146,23 @@ def _parse_tree(info: dict[str, Any], max_key_bits: int) -> _Tree:
     for _, leaf_count, value in sorted(counted):  # by leaf index, as LightGBM sums
         expected += (leaf_count / total) * value
     tree = _Tree(splits, leaves, expected)
+    _cut_into_blocks(tree, inside, children, max_key_bits)
+    return tree
+
+
+def _cut_into_blocks(
+    tree: _Tree,
+    inside: dict[int, tuple[list[int], list[int]]],
+    children: dict[int, list[tuple[bool, int]]],
+    max_key_bits: int,
+) -> None:
+    """Blocks as high in the tree as their key fits in ``max_key_bits``; the rest: deep leaves."""
 
     def cut(is_split: bool, ref: int, above: list[tuple[int, bool]]) -> None:
         below_splits, below_leaves = inside[ref] if is_split else ([], [ref])
         steps: dict[int, list[tuple[int, bool]]] = {}
         for split, left in above:
-            steps.setdefault(splits[split].feature, []).append((split, left))
+            steps.setdefault(tree.splits[split].feature, []).append((split, left))
         conditions = [((s[0][0], True),) if len(s) == 1 else tuple(s) for s in steps.values()]
         conditions += [((split, True),) for split in below_splits]
         if len(conditions) <= max_key_bits:
@@ -162,7 +174,6 @@ def _parse_tree(info: dict[str, Any], max_key_bits: int) -> _Tree:
                 cut(*child, [*above, (ref, left)])
 
     cut(True, 0, [])
-    return tree
 
 
 def _dumped_split(node: dict[str, Any]) -> _Split:
@@ -196,88 +207,6 @@ def _path_leaf(
         slots.append(slot)
         cover[slot] = ratio * cover[slot]  # LightGBM's order of the product
     return _Leaf(value, list(path), features, slots, np.array(cover))
-
-
-def _shapley_weights(d: int) -> np.ndarray:
-    """k! (d-1-k)! / d! for k = 0..d-1: the weight of a coalition of k of the other d-1."""
-    return np.array(
-        [math.factorial(k) * math.factorial(d - 1 - k) / math.factorial(d) for k in range(d)]
-    )
-
-
-def _leaf_shapley(o: np.ndarray, z: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Contributions of leaves to their unique path features, for patterns of met conditions.
-
-    ``o`` (leaves, d, patterns) holds 0/1, ``z`` (leaves, d) the covers, ``v`` (leaves,) the
-    values; returns (leaves, d, patterns). The polynomial prod_j (z_j + o_j t) is built once and
-    each feature's factor divided back out (exactly by z_i when o_i is 0, by synthetic division
-    otherwise: z_i <= 1 keeps it stable).
-    """
-    leaves, d, patterns = o.shape
-    poly = np.zeros((leaves, d + 1, patterns))
-    poly[:, 0] = 1.0
-    for j in range(d):
-        zj = z[:, j, None, None]
-        poly[:, 1 : j + 2] = poly[:, 1 : j + 2] * zj + poly[:, 0 : j + 1] * o[:, j, None]
-        poly[:, 0] *= z[:, j, None]
-    weights = _shapley_weights(d)
-    without_met = np.einsum("k,lkp->lp", weights, poly[:, :d])
-    phi = np.empty_like(o)
-    for i in range(d):
-        zi = z[:, i, None]
-        quotient = poly[:, d]
-        met = weights[d - 1] * quotient
-        for k in range(d - 1, 0, -1):
-            quotient = poly[:, k] - zi * quotient
-            met = met + weights[k - 1] * quotient
-        summed = np.where(o[:, i] > 0, met, without_met / zi)
-        phi[:, i] = v[:, None] * (o[:, i] - zi) * summed
-    return phi
-
-
-def _subset_sums(z: np.ndarray) -> np.ndarray:
-    """(leaves, 2**d): per mask m, sum_k w_k [t^k] prod_j (z_j + [j in m] t), w the weights.
-
-    Built by doubling over the features (no division), so every mask costs O(d).
-    """
-    leaves, d = z.shape
-    poly = np.ones((leaves, 1, 1))
-    for j in range(d):
-        scaled = np.concatenate([poly * z[:, j, None, None], np.zeros((*poly.shape[:2], 1))], 2)
-        raised = scaled.copy()
-        raised[:, :, 1:] += poly  # times (z_j + t)
-        poly = np.concatenate([scaled, raised], axis=1)
-    return poly[:, :, :d] @ _shapley_weights(d)
-
-
-def _leaf_tables(leaves: list[_Leaf], max_key_bits: int) -> list[np.ndarray]:
-    """Per leaf, (2**d, d): its contributions for every mask of met unique features (an empty
-    table for a leaf with more than ``max_key_bits`` features: it is computed per row).
-
-    With o the mask, feature i gets v (o_i - z_i) S(o without i) / z_i: the sum S of the mask
-    without i carries the factor z_i for i, which the division takes back out.
-    """
-    tables: list[np.ndarray] = [np.empty((1, 0))] * len(leaves)
-    by_depth: dict[int, list[int]] = {}
-    for position, leaf in enumerate(leaves):
-        by_depth.setdefault(len(leaf.features), []).append(position)
-    for d, positions in by_depth.items():
-        if d > max_key_bits:
-            continue
-        masks = np.arange(2**d)
-        bits = np.arange(d)
-        met = (masks[:, None] >> bits) & 1  # (masks, d)
-        without = masks[:, None] & ~(1 << bits)  # (masks, d): the mask less feature i
-        step = max(1, (1 << 21) // (2**d * (d + 1)))
-        for start in range(0, len(positions), step):
-            batch = positions[start : start + step]
-            z = np.array([leaves[p].cover for p in batch])
-            v = np.array([leaves[p].value for p in batch])
-            sums = _subset_sums(z)  # (batch, masks)
-            phi = v[:, None, None] * (met - z[:, None, :]) * sums[:, without] / z[:, None, :]
-            for p, table in zip(batch, phi, strict=True):
-                tables[p] = table
-    return tables
 
 
 def _block_table(
@@ -349,13 +278,16 @@ def _build_group(trees: list[_Tree], max_key_bits: int) -> _Group:
     keys: list[list[_Condition]] = []
     tables: list[tuple[np.ndarray, np.ndarray]] = []
     deep: list[tuple[_Leaf, list[int]]] = []
-    every_table = _leaf_tables([leaf for tree in trees for leaf in tree.leaves], max_key_bits)
+    every_leaf = [leaf for tree in trees for leaf in tree.leaves]
+    every_table = leaf_tables(
+        [leaf.cover for leaf in every_leaf], [leaf.value for leaf in every_leaf], max_key_bits
+    )
     for tree in trees:
         first = len(splits)
         splits += tree.splits
-        leaf_tables, every_table = every_table[: len(tree.leaves)], every_table[len(tree.leaves) :]
-        offsets = np.cumsum([0] + [t.size for t in leaf_tables]).tolist()
-        flat = np.concatenate([t.ravel() for t in leaf_tables]) if leaf_tables else np.zeros(0)
+        tables_here, every_table = every_table[: len(tree.leaves)], every_table[len(tree.leaves) :]
+        offsets = np.cumsum([0] + [t.size for t in tables_here]).tolist()
+        flat = np.concatenate([t.ravel() for t in tables_here]) if tables_here else np.zeros(0)
         for block in tree.blocks:
             features, table = _block_table(tree, block, flat, offsets)
             keys.append([tuple((first + s, left) for s, left in c) for c in block.conditions])
@@ -446,7 +378,7 @@ def _deep_leaf(leaf: _Leaf, splits: list[int], left: np.ndarray) -> np.ndarray:
     met = np.ones((len(leaf.features), left.shape[1]))
     for (_, goes_left), split, slot in zip(leaf.path, splits, leaf.slots, strict=True):
         met[slot] *= left[split] == goes_left
-    return _leaf_shapley(met[None], leaf.cover[None], np.array([leaf.value]))[0]
+    return leaf_shapley(met[None], leaf.cover[None], np.array([leaf.value]))[0]
 
 
 @dataclass
