@@ -269,3 +269,13 @@ def test_pandas_categoricals_fall_back_to_pred_contrib():
     )
     expected = booster.predict(frame, pred_contrib=True)
     assert np.array_equal(tree_contributions(booster, frame), expected)
+
+
+def test_row_chunks_on_several_threads_give_the_same_numbers():
+    """More rows than one chunk, on two threads: each row's numbers as on one thread."""
+    booster = _train({"num_leaves": 4}, 20, _rows(1000, 17))
+    x = _rows(20_000, 18)
+    tables = compile_contributions(booster)
+    one = tables(x)
+    assert np.array_equal(tables(x, num_threads=2), one)
+    assert np.abs(one - booster.predict(x, pred_contrib=True)).max() <= TOLERANCE

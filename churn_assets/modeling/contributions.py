@@ -53,7 +53,7 @@ ZERO_THRESHOLD = float(np.float32(1e-35))
 MAX_KEY_BITS = 10
 # Splits evaluated together (several small trees share one pass over the rows).
 GROUP_SPLITS = 192
-# Rows processed at once: keeps the per-group working arrays within a few MB.
+# Rows processed at once (per thread): keeps the working arrays to tens of MB.
 ROW_CHUNK = 16384
 _MISSING_TYPES = {"None": 0, "Zero": 1, "NaN": 2}
 
