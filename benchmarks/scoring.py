@@ -137,6 +137,7 @@ def build_home(home: Path, users: int, trees: int, leaves: int) -> dict:
 def measure_bare(home: Path) -> dict:
     """``booster.predict`` over the cohort's matrix, and contributions on a slice of it."""
     from churn_assets.features.feature_sets import read_cohort_features
+    from churn_assets.modeling.contributions import compile_contributions
     from churn_assets.modeling.frame import as_matrix
     from churn_assets.resources import default_resources
     from churn_assets.scoring.assets import scoring_threads
@@ -160,11 +161,19 @@ def measure_bare(home: Path) -> dict:
     began = time.perf_counter()
     booster.predict(sample, pred_contrib=True, num_threads=threads)
     contribution_s = time.perf_counter() - began
+    began = time.perf_counter()
+    tables = compile_contributions(booster)
+    build_s = time.perf_counter() - began
+    began = time.perf_counter()
+    tables(sample, num_threads=threads)
+    tables_s = time.perf_counter() - began
     return {
         "users": len(values),
         "threads": threads,
         "predict_s": float(np.median(timings)),
         "contribution_rows_per_s": len(sample) / contribution_s,
+        "tables_build_s": build_s,
+        "tables_rows_per_s": len(sample) / tables_s,
         "a_or_b_share": float((probability >= 0.1).mean()),
         "load_average": os.getloadavg()[0],
     }
@@ -205,6 +214,8 @@ def measure_asset(home: Path) -> dict:
 
 
 def render(results: list[dict]) -> str:
+    from churn_assets.scoring.buckets import TABULATE_FROM_ROWS
+
     lines = [
         SECTION,
         "",
@@ -214,16 +225,20 @@ def render(results: list[dict]) -> str:
         "cut-offs (A from 0.3, B from 0.1), control share 0.1. *Bare predict* is "
         "`booster.predict` over the cohort's matrix already in "
         f"memory (median of {REPEATS}); *contributions* TreeSHAP (`pred_contrib`) on up to "
-        f"{CONTRIBUTION_ROWS:,} rows of it; *asset* the whole `predictions` asset through "
-        "`dg.materialize` (model load, feature read, scores, buckets, exact reasons for A and B "
-        "in chunks, one insert, metadata), in its own process, whose peak RSS is shown. "
+        f"{CONTRIBUTION_ROWS:,} rows of it, and the same exact contributions from the trees "
+        "tabulated once (`modeling/contributions.py`; build time shown apart); *asset* the "
+        "whole `predictions` asset through `dg.materialize` (model load, feature read, scores, "
+        "buckets, exact reasons for A and B in chunks, tabulated from "
+        f"{TABULATE_FROM_ROWS:,} explained users, one insert, metadata), in its own process, "
+        "whose peak RSS is shown. "
         "*Load avg* is the machine's 1-minute load average, the higher of start and end: above "
         "the core count, other work inflated every time.",
         "",
         "| shape | users | explained (A+B) | bare predict s (rows/s) | contributions rows/s "
-        "| contribution / predict, per row | asset s (rows/s) | asset / bare predict "
+        "| contribution / predict, per row | tabulated rows/s (build s) "
+        "| tabulated / predict, per row | asset s (rows/s) | asset / bare predict "
         "| peak RSS MB | load avg |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         per_row = (r["predict_s"] / r["users"]) * r["contribution_rows_per_s"]
@@ -232,6 +247,8 @@ def render(results: list[dict]) -> str:
             f"({r['explained_users'] / r['rows']:.1%}) "
             f"| {r['predict_s']:.2f} ({r['users'] / r['predict_s']:,.0f}) "
             f"| {r['contribution_rows_per_s']:,.0f} | {1 / per_row:.0f} "
+            f"| {r['tables_rows_per_s']:,.0f} ({r['tables_build_s']:.2f}) "
+            f"| {r['users'] / r['predict_s'] / r['tables_rows_per_s']:.1f} "
             f"| {r['asset_s']:.1f} ({r['rows'] / r['asset_s']:,.0f}) "
             f"| {r['asset_s'] / r['predict_s']:.1f} | {r['peak_rss_mb']:,.0f} "
             f"| {max(r['load_average'], r['asset_load_average']):.1f} |"

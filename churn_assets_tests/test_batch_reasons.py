@@ -67,12 +67,23 @@ def test_vectorised_wording_reads_as_reason_text() -> None:
 
 
 @pytest.mark.usefixtures("scored_home")
-def test_batch_reasons_are_the_exact_reasons_for_buckets_a_and_b() -> None:
+@pytest.mark.parametrize("tabulate_from, method", [(5_000, "pred_contrib"), (0, "tables")])
+def test_batch_reasons_are_the_exact_reasons_for_buckets_a_and_b(
+    tabulate_from: int, method: str
+) -> None:
     resources = default_resources()
-    result = materialize([predictions], resources=resources, partition_key=COHORT)
+    result = materialize(
+        [predictions],
+        resources=resources,
+        partition_key=COHORT,
+        run_config={
+            "ops": {"predictions": {"config": {"tabulate_contributions_from": tabulate_from}}}
+        },
+    )
     assert result.success
     [event] = result.get_asset_materialization_events()
     metadata = event.materialization.metadata
+    assert metadata["contributions_from"].value.startswith(method)
     with duckdb.connect(resources["warehouse"].database, read_only=True) as conn:
         stored = conn.execute(
             "SELECT p.msno, bucket, top_reasons, f.* EXCLUDE (msno, cohort_month) "

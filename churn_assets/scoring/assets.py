@@ -20,6 +20,7 @@ from dagster_duckdb import DuckDBResource
 from churn_assets import keys
 from churn_assets.features.feature_sets import cohort_coverage, read_cohort_matrix
 from churn_assets.modeling.calibration import ChurnModel, load_churn_model
+from churn_assets.modeling.contributions import compile_contributions
 from churn_assets.outcomes.control import in_control_group
 from churn_assets.partitions import month_start, monthly_partitions
 from churn_assets.readable import readable
@@ -85,6 +86,11 @@ def predictions(
             run_sql_file(conn, SQL, {"cohort": cohort})
         conn.unregister("scored")
         metadata = _scoring_metadata(conn, cohort, coverage)
+    metadata["contributions_from"] = (
+        "tables (modeling/contributions.py)"
+        if metadata["explained_users"] >= config.tabulate_contributions_from
+        else "pred_contrib"
+    )
     return dg.MaterializeResult(metadata=readable(metadata))
 
 
@@ -133,8 +139,13 @@ def _score(
     bucket, bucket_policy = _buckets(probability, control, config, policy)
     explained = np.flatnonzero(np.logical_or.reduce([bucket == b for b in EXPLAINED_BUCKETS]))
     reasons = np.full(len(values), None, dtype=object)
+    tables = (
+        compile_contributions(model.booster)
+        if len(explained) >= config.tabulate_contributions_from
+        else None
+    )
     reasons[explained] = explain_rows(
-        model.booster, values, model.features, explained, num_threads=threads
+        model.booster, values, model.features, explained, num_threads=threads, tables=tables
     )
     rows = len(values)
     return pa.table(
