@@ -9,6 +9,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from xdist.scheduler import LoadFileScheduling
 
 from churn_assets.simulator import parse_drift, simulate
 
@@ -32,8 +33,11 @@ SLOW_FILES = (
     "test_replaced_files.py",
     "test_interruptions.py",
 )
+# The files that read the session's replayed world (``replayed_world``): one work unit, so one
+# worker replays it once instead of each worker that draws one of them replaying it again.
+REPLAYED_WORLD_FILES = ("test_end_to_end.py", "test_health_report.py", "test_summary.py")
 # Collected right after them: the replayed world every end-to-end and UI test reads.
-EARLY_FILES = (*SLOW_FILES, "test_end_to_end.py")
+EARLY_FILES = (*SLOW_FILES, *REPLAYED_WORLD_FILES)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -43,6 +47,24 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if item.path.name in SLOW_FILES:
             item.add_marker(pytest.mark.slow)
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
+class _ReplayedWorldScheduling(LoadFileScheduling):
+    """``--dist loadfile``, except that the files reading the replayed world are one unit."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        scope = super()._split_scope(nodeid)
+        if Path(scope).name in REPLAYED_WORLD_FILES:
+            return str(Path(scope).with_name(REPLAYED_WORLD_FILES[0]))
+        return scope
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> LoadFileScheduling | None:
+    """The loadfile scheduler with the replayed world's readers grouped; other modes unchanged."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    return _ReplayedWorldScheduling(config, log)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -71,9 +71,18 @@ def test_the_summary_tells_what_the_instance_and_the_warehouse_hold(replayed_wor
 
     text = _told(story)
     whole = "\n".join(text)
-    # Every run once; every warning, error, escalation and alert; the champion and the next step.
+    # Every run once in the runs section (a retraining decision names its run beside it: an
+    # escalation appears when the retrain did not help, which the search's budget decides); every
+    # warning, error, escalation and alert; the champion and the next step.
+    start = text.index("== runs") + 1
+    end = next((i for i in range(start, len(text)) if text[i].startswith("== ")), len(text))
     for run in story.runs:
-        assert sum(run.run_id[:8] in line for line in text) == 1, run.run_id
+        assert sum(run.run_id[:8] in line for line in text[start:end]) == 1, run.run_id
+    named = {run.run_id[:8] for run in story.runs}
+    for decision in story.decisions:
+        if decision.run_id:
+            assert decision.run_id[:8] in named, decision
+            assert any(f"(run {decision.run_id[:8]})" in line for line in text), decision
     for cohort, monitor, severity in alarms:
         assert any(
             line.startswith(f"{cohort:%Y-%m} {monitor} {severity.upper()}") for line in text
