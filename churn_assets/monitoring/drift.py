@@ -15,8 +15,6 @@ from datetime import date
 from pathlib import Path
 
 import pandas as pd
-from evidently import DataDefinition, Dataset, Report
-from evidently.presets import DataDriftPreset
 from mlflow.entities import Metric, RunStatus
 from mlflow.tracking import MlflowClient
 
@@ -42,6 +40,11 @@ def save_html_report(
 ) -> Path:
     """Evidently's DataDriftPreset over the given columns of two (small) frames, as HTML, with
     ``note`` (HTML) at the top of the page."""
+    # Imported here, not with the module: Evidently is a large share of loading the
+    # definitions, which every run, sensor tick and CLI command pays; only this page needs it.
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset
+
     definition = DataDefinition(numerical_columns=numerical, categorical_columns=categorical)
     columns = numerical + categorical
     snapshot = Report([DataDriftPreset()]).run(
