@@ -55,21 +55,43 @@ def test_calibrated_scores_pass_at_the_noise_rate_and_miscalibrated_ones_warn():
     assert few.verdict.severity == "n/a"
 
 
+def _mild(rng: np.random.Generator):
+    """A cohort miscalibrated beyond the 99 % quantile and materially, yet short of p < 0.001."""
+    for n in (400, 600, 800, 1000):
+        p = _truth(rng, n)
+        y = (rng.random(len(p)) < p).astype(int)
+        for factor in np.linspace(1.05, 2.5, 59):
+            odds = factor * p / (1 - p)
+            mild = judge_calibration(y, odds / (1 + odds), "3")
+            material = mild.ece - mild.ece_noise >= 0.25 * y.mean()
+            if mild.statistic > mild.threshold and mild.p_value >= 0.001 and material:
+                return y, odds / (1 + odds), mild
+    raise AssertionError("no mild, material miscalibration found")
+
+
 def test_one_mildly_miscalibrated_cohort_is_information_two_of_three_warn():
-    rng = np.random.default_rng(9)
-    p = _truth(rng, 1500)
-    y = (rng.random(len(p)) < p).astype(int)
-    # Find a mild miscalibration: beyond the 99 % quantile, short of p < 0.001.
-    for factor in np.linspace(1.05, 1.6, 56):
-        odds = factor * p / (1 - p)
-        mild = judge_calibration(y, odds / (1 + odds), "3")
-        if mild.statistic > mild.threshold and mild.p_value >= 0.001:
-            break
-    else:
-        raise AssertionError("no mild miscalibration found")
+    y, scores, mild = _mild(np.random.default_rng(9))
     assert mild.verdict.severity == "pass"
     assert mild.verdict.detail.startswith("information:")
-    again = judge_calibration(y, odds / (1 + odds), "3", earlier=[False, True])
+    assert "miscalibrated beyond sampling noise" in mild.verdict.detail
+    again = judge_calibration(y, scores, "3", earlier=[False, True])
     assert again.verdict.severity == "warn" and "in 2 of its last 3" in again.verdict.detail
-    long_ago = judge_calibration(y, odds / (1 + odds), "3", earlier=[True, False, False])
+    long_ago = judge_calibration(y, scores, "3", earlier=[True, False, False])
     assert long_ago.verdict.severity == "pass"
+
+
+def test_gaps_beyond_noise_that_do_not_matter_are_information_however_large_the_cohort():
+    rng = np.random.default_rng(11)
+    p = _truth(rng, 60_000)
+    y = (rng.random(len(p)) < p).astype(int)
+    odds = 1.12 * p / (1 - p)  # a tenth more churn announced: the test sees it at this size
+    slight = judge_calibration(y, odds / (1 + odds), "3")
+    assert slight.p_value < 0.001, slight.p_value
+    assert slight.ece - slight.ece_noise < 0.25 * y.mean()
+    assert slight.verdict.severity == "pass"
+    assert "not material" in slight.verdict.detail
+    # Not counted towards persistence: the history reads "miscalibrated" only where it mattered.
+    assert "miscalibrated beyond sampling noise" not in slight.verdict.detail
+    # Twice the churn odds at the same size matters: it warns.
+    odds = 2.0 * p / (1 - p)
+    assert judge_calibration(y, odds / (1 + odds), "3").verdict.severity == "warn"
