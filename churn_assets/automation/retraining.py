@@ -143,6 +143,24 @@ def _episode_start(
     return datetime.fromtimestamp(start) if start is not None else None
 
 
+def _check_trigger(
+    instance: dg.DagsterInstance,
+    kind: str,
+    key: dg.AssetCheckKey,
+    tier: dg.AssetCheckSeverity,
+) -> Trigger | None:
+    """A ``kind`` trigger when the newest evaluation of ``key`` failed at ``tier`` or above."""
+    record = _latest_check(instance, key)
+    if not _failed_at(record, tier):
+        return None
+    return Trigger(
+        kind,
+        record.partition or "",
+        record.evaluation.description or f"{key.name} failed",
+        episode_start=_episode_start(instance, key, tier),
+    )
+
+
 def triggers(
     instance: dg.DagsterInstance,
     policy: RetrainingPolicy,
@@ -151,42 +169,22 @@ def triggers(
 ) -> list[Trigger]:
     """The triggers in force now, with their evidence."""
     found = []
-    drift = _latest_check(instance, DRIFT_CHECK_KEY)
-    if _failed_at(drift, policy.drift_severity):
-        found.append(
-            Trigger(
-                "drift",
-                drift.partition or "",
-                drift.evaluation.description or "drift",
-                episode_start=_episode_start(instance, DRIFT_CHECK_KEY, policy.drift_severity),
-            )
-        )
+    drift = _check_trigger(instance, "drift", DRIFT_CHECK_KEY, policy.drift_severity)
+    if drift:
+        found.append(drift)
     # A persistent failure against the champion's own expected level, or a champion that ranks
     # churners worse than the as-is rule: either way the score no longer earns its keep.
     for key in (CHAMPION_PERFORMANCE_CHECK_KEY, RULE_CHECK_KEY):
-        performance = _latest_check(instance, key)
-        if _failed_at(performance, dg.AssetCheckSeverity.ERROR):
-            found.append(
-                Trigger(
-                    "performance",
-                    performance.partition or "",
-                    performance.evaluation.description or f"{key.name} failed",
-                    episode_start=_episode_start(instance, key, dg.AssetCheckSeverity.ERROR),
-                )
-            )
+        performance = _check_trigger(instance, "performance", key, dg.AssetCheckSeverity.ERROR)
+        if performance:
+            found.append(performance)
             break
-    calibration = _latest_check(instance, CALIBRATION_CHECK_KEY)
-    if _failed_at(calibration, dg.AssetCheckSeverity.WARN):
-        found.append(
-            Trigger(
-                "calibration",
-                calibration.partition or "",
-                calibration.evaluation.description or "champion miscalibrated",
-                episode_start=_episode_start(
-                    instance, CALIBRATION_CHECK_KEY, dg.AssetCheckSeverity.WARN
-                ),
-            )
-        )
+    # Scores that no longer mean the churn they announce: the buckets and the estimate read them.
+    calibration = _check_trigger(
+        instance, "calibration", CALIBRATION_CHECK_KEY, dg.AssetCheckSeverity.WARN
+    )
+    if calibration:
+        found.append(calibration)
     if is_provisional(champion) and _complete_labelled(instance, newest_labels) >= (
         MIN_COMPLETE_COHORTS
     ):
