@@ -495,6 +495,16 @@ def _count(mask: pd.Series) -> int:
     return int(mask.fillna(False).sum())
 
 
+def logged_outcomes(logs: list[Path]) -> list[Outcome]:
+    """The outcomes a run of this script printed, one ``Outcome(...)`` line each."""
+    return [
+        eval(line, {"Outcome": Outcome, "nan": math.nan})  # lines this script printed
+        for log in logs
+        for line in log.read_text().splitlines()
+        if line.startswith("Outcome(")
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
@@ -526,7 +536,8 @@ def main() -> None:
         type=Path,
         metavar="DIR",
         help="judge again the worlds a run kept in DIR (--keep), replaying nothing: each "
-        "subfolder SCENARIO-SEED with its home; the other options must be those of that run",
+        "subfolder SCENARIO-SEED with its home; the other options must be those of that run "
+        "(with --from-logs, each world's replay time is taken from its logged line)",
     )
     parser.add_argument(
         "--from-logs",
@@ -535,13 +546,8 @@ def main() -> None:
         help="render the section from the outcome lines these runs printed, running nothing",
     )
     args = parse_args(parser, SMOKE["args"])
-    if args.from_logs:
-        outcomes = [
-            eval(line, {"Outcome": Outcome, "nan": math.nan})  # lines this script printed
-            for log in args.from_logs
-            for line in log.read_text().splitlines()
-            if line.startswith("Outcome(")
-        ]
+    if args.from_logs and not args.judge_kept:
+        outcomes = logged_outcomes(args.from_logs)
         order = (*SCENARIOS, *UNPLANNED)
         outcomes.sort(key=lambda o: (order.index(o.scenario), o.seed))
         args.seeds = len({o.seed for o in outcomes})
@@ -554,7 +560,10 @@ def main() -> None:
             key=lambda w: (int(w.name.rpartition("-")[2]), order.index(w.name.rpartition("-")[0])),
         )
         outcomes = [judge_kept(world, args) for world in kept]
+        # The replay's own time, from the lines its run printed (--from-logs), when given.
+        timed = {(o.scenario, o.seed): o.seconds for o in logged_outcomes(args.from_logs or [])}
         for outcome in outcomes:
+            outcome.seconds = timed.get((outcome.scenario, outcome.seed), math.nan)
             print(outcome, flush=True)
         args.seeds = len({o.seed for o in outcomes})
         print(write_section(args.output, SECTION, render(outcomes, args)))
