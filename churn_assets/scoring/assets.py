@@ -88,7 +88,7 @@ def predictions(
         metadata = _scoring_metadata(conn, cohort, coverage)
     metadata["contributions_from"] = (
         "tables (modeling/contributions.py)"
-        if metadata["explained_users"] >= config.tabulate_contributions_from
+        if _tabulated(metadata["explained_users"], config)
         else "pred_contrib"
     )
     return dg.MaterializeResult(metadata=readable(metadata))
@@ -139,11 +139,7 @@ def _score(
     bucket, bucket_policy = _buckets(probability, control, config, policy)
     explained = np.flatnonzero(np.logical_or.reduce([bucket == b for b in EXPLAINED_BUCKETS]))
     reasons = np.full(len(values), None, dtype=object)
-    tables = (
-        compile_contributions(model.booster)
-        if len(explained) >= config.tabulate_contributions_from
-        else None
-    )
+    tables = compile_contributions(model.booster) if _tabulated(len(explained), config) else None
     reasons[explained] = explain_rows(
         model.booster, values, model.features, explained, num_threads=threads, tables=tables
     )
@@ -161,6 +157,11 @@ def _score(
             "bucket_policy": _repeated(bucket_policy, rows),
         }
     )
+
+
+def _tabulated(explained: int, config: ScoringConfig) -> bool:
+    """Whether so many users to explain repay tabulating the trees once."""
+    return explained >= config.tabulate_contributions_from
 
 
 def _repeated(text: str, rows: int) -> pa.DictionaryArray:
