@@ -89,6 +89,8 @@ TRAINING_CAUSE_TAG = "churn/cause"
 # Model-version tags the registry keeps beside the aliases.
 BEST_CONFIG_TAG = "best_config"  # FLAML's best configuration: the next search's warm start
 HELD_OUT_TAG = "tuning_held_out_share"  # share of its validation cohort it was not tuned on
+# A version that is its champion's booster with a new calibration names that champion here.
+RECALIBRATED_FROM_TAG = "recalibrated_from"
 # The mapping from the booster's raw score to the probability every consumer reads (JSON).
 CALIBRATION_TAG = "calibration"
 # Written last when a version is registered: a version without it was cut off mid-registration.

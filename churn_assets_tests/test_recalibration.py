@@ -22,7 +22,7 @@ from churn_assets.keys import CALIBRATION_TAG
 from churn_assets.modeling.calibration import Calibration, ChurnModel, load_churn_model
 from churn_assets.modeling.frame import LABEL
 from churn_assets.performance.estimates import performance_estimate
-from churn_assets.resources import default_resources
+from churn_assets.resources import default_resources, version_facts
 from churn_assets.scoring.assets import predictions
 from churn_assets.settings import CHAMPION_ALIAS
 from churn_assets.training.assets import churn_model
@@ -263,6 +263,10 @@ def test_a_miscalibrated_champion_the_retrain_keeps_is_recalibrated_not_replaced
     champion = registry.champion()
     assert str(champion.version) == trained["recalibrated_version"] != str(first.version)
     assert champion.tags["recalibrated_from"] == str(first.version)
+    # Everything it says of itself is in its run's details, as for any registered version.
+    facts = version_facts(registry.client, champion)
+    assert facts["recalibrated_from"] == str(first.version)
+    assert facts["validation_cohort"] == "2016-04-01" and "training_cohorts" in facts
     assert "better beyond doubt" in trained["recalibration"]
 
     old, new = load_churn_model(registry, first), load_churn_model(registry, champion)

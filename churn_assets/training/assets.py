@@ -137,7 +137,7 @@ def _recalibrated(
         return result
     context.log.info(recalibration.reason)
     extra: dict[str, object] = recalibration.metadata()
-    if recalibration.better and recalibration.choice.method != "none":
+    if recalibration.promotes:
         version = register_recalibrated(context, recalibration, champion, as_of, candidate.split)
         extra |= {
             "champion_recalibrated": True,

@@ -27,17 +27,12 @@ import dagster as dg
 import numpy as np
 from mlflow.entities.model_registry import ModelVersion
 
-from churn_assets.keys import CALIBRATION_TAG, HELD_OUT_TAG, PROMOTED_TAG
+from churn_assets.keys import CALIBRATION_TAG, HELD_OUT_TAG, PROMOTED_TAG, RECALIBRATED_FROM_TAG
 from churn_assets.modeling.bootstrap import paired_differences
 from churn_assets.modeling.calibration import ChurnModel, load_churn_model
 from churn_assets.modeling.frame import LABEL
 from churn_assets.modeling.metrics import classification_metrics
-from churn_assets.resources import (
-    VERSION_DETAILS_FILE,
-    ModelRegistryResource,
-    ModelUnavailableError,
-    version_facts,
-)
+from churn_assets.resources import ModelRegistryResource, ModelUnavailableError, version_facts
 from churn_assets.settings import REGISTERED_MODEL_NAME
 from churn_assets.training.calibration import CalibrationChoice, choose_calibration, log_loss
 from churn_assets.training.config import TrainingConfig
@@ -47,7 +42,6 @@ from churn_assets.training.split import LabelledSplit
 
 # The trigger after which the champion's calibration is refitted when it keeps its place.
 RECALIBRATION_TRIGGER = "calibration"
-RECALIBRATED_FROM_TAG = "recalibrated_from"
 
 
 @dataclass(frozen=True)
@@ -68,6 +62,11 @@ class Recalibration:
     @property
     def better(self) -> bool:
         return not math.isnan(self.interval[1]) and self.interval[1] < 0
+
+    @property
+    def promotes(self) -> bool:
+        """A new map (not the raw scores) that beats the current one beyond doubt."""
+        return self.choice.method != "none" and self.better
 
     @property
     def reason(self) -> str:
@@ -189,22 +188,19 @@ def register_recalibrated(
     registry: ModelRegistryResource = context.resources.registry
     client = registry.client
     details = recalibrated_details(version_facts(client, champion), recalibration, as_of, split)
-    shown = {k: v for k, v in details.items() if k in (*PERSON_TAGS, RECALIBRATED_FROM_TAG)}
     version = register_booster(
         registry.tracking_uri,
         registry.artifact_folder,
         recalibration.model.booster,
-        {k: v for k, v in shown.items() if k != PROMOTED_TAG},
+        {k: v for k, v in details.items() if k in PERSON_TAGS},
+        details=details,
+        run_name=(
+            f"recalibrate v{recalibration.champion_version} labels {split.validation_cohort:%Y-%m}"
+        ),
     )
     try:
         run_id = client.get_model_version(REGISTERED_MODEL_NAME, version).run_id
-        client.set_tag(
-            run_id,
-            "mlflow.runName",
-            f"recalibrate v{recalibration.champion_version} labels {split.validation_cohort:%Y-%m}",
-        )
-        client.log_dict(run_id, details, VERSION_DETAILS_FILE)
-        client.log_param(run_id, "recalibrated_from", recalibration.champion_version)
+        client.log_param(run_id, RECALIBRATED_FROM_TAG, recalibration.champion_version)
         client.log_text(
             run_id, json.dumps(recalibration.metadata(), indent=2), "recalibration.json"
         )

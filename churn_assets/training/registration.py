@@ -9,7 +9,13 @@ from typing import Any
 
 import dagster as dg
 
-from churn_assets.keys import BEST_CONFIG_TAG, CALIBRATION_TAG, HELD_OUT_TAG, PROMOTED_TAG
+from churn_assets.keys import (
+    BEST_CONFIG_TAG,
+    CALIBRATION_TAG,
+    HELD_OUT_TAG,
+    PROMOTED_TAG,
+    RECALIBRATED_FROM_TAG,
+)
 from churn_assets.resources import VERSION_DETAILS_FILE, ModelRegistryResource
 from churn_assets.settings import CHALLENGER_ALIAS, CHAMPION_ALIAS, REGISTERED_MODEL_NAME
 from churn_assets.training.candidate import Candidate
@@ -31,7 +37,7 @@ PERSON_TAGS = (
     "cleared_hurdle",
     "hurdle",
     "window_choice",
-    "recalibrated_from",
+    RECALIBRATED_FROM_TAG,
     # Read back by every consumer of the version's probability (modeling.calibration).
     CALIBRATION_TAG,
     PROMOTED_TAG,
@@ -132,12 +138,17 @@ def register_booster(
     *,
     champion: bool = False,
     validation_metrics: dict[str, float] | None = None,
+    details: dict[str, str] | None = None,
+    run_name: str | None = None,
 ) -> str:
-    """Log and register a LightGBM booster fitted outside training, as training registers one;
-    its version. The benchmarks and the tests bring their own boosters this way.
+    """Log and register a LightGBM booster fitted outside a candidate's search, as training
+    registers one; its version. The benchmarks and the tests bring their own boosters this way,
+    and a recalibrated champion is registered so.
 
-    Its tags are written with ``promoted`` last (saying the version was registered whole), the
-    validation metrics (if any) logged as ``val_*``, and the ``champion`` alias set if asked.
+    ``details`` (everything the version says of itself) are logged as the run's
+    ``version_details.json`` before the version exists; its tags are written with ``promoted``
+    last (saying the version was registered whole), the validation metrics (if any) logged as
+    ``val_*``, and the ``champion`` alias set if asked.
     """
     import mlflow
     import pandas as pd
@@ -147,7 +158,11 @@ def register_booster(
 
     mlflow.set_tracking_uri(tracking_uri)
     example = pd.DataFrame({c: [0.0] for c in booster.feature_name()})
-    with mlflow.start_run(experiment_id=ensure_experiment(tracking_uri, artifacts)):
+    with mlflow.start_run(
+        experiment_id=ensure_experiment(tracking_uri, artifacts), run_name=run_name
+    ):
+        if details:
+            mlflow.log_dict(details, VERSION_DETAILS_FILE)
         finite = {k: v for k, v in (validation_metrics or {}).items() if math.isfinite(v)}
         mlflow.log_metrics({f"val_{k}": v for k, v in finite.items()})
         info = mlflow.lightgbm.log_model(
