@@ -230,12 +230,17 @@ def auc_ratios(conn: duckdb.DuckDBPyConnection, truth: pd.DataFrame) -> pd.Serie
     return pd.Series(ratios).sort_index()
 
 
+def scenario_drifts(scenario: str, args: argparse.Namespace) -> list[Drift]:
+    """The scenario's drift from ``--drift-month`` on (none for ``none``)."""
+    drift_month = add_months(month_start(args.start), args.drift_month - 1)
+    return [] if scenario == "none" else [parse_drift(f"{scenario}@{drift_month:%Y-%m}")]
+
+
 def simulate_world(
     scenario: str, seed: int, root: Path, args: argparse.Namespace
 ) -> tuple[Path, list[Drift]]:
     """The scenario's world for ``seed``, its drift from ``--drift-month`` on; (folder, drifts)."""
-    drift_month = add_months(month_start(args.start), args.drift_month - 1)
-    drifts = [] if scenario == "none" else [parse_drift(f"{scenario}@{drift_month:%Y-%m}")]
+    drifts = scenario_drifts(scenario, args)
     world = root / f"{scenario}-{seed}"
     simulate(
         world,
@@ -259,8 +264,7 @@ def judge(scenario: str, seed: int, root: Path, args: argparse.Namespace) -> Out
 def judge_kept(world: Path, args: argparse.Namespace) -> Outcome:
     """A world replayed earlier (``--keep``), judged again from what its home recorded."""
     scenario, _, seed = world.name.rpartition("-")
-    drift_month = add_months(month_start(args.start), args.drift_month - 1)
-    drifts = [] if scenario == "none" else [parse_drift(f"{scenario}@{drift_month:%Y-%m}")]
+    drifts = scenario_drifts(scenario, args)
     outcome = measure(scenario, int(seed), world, drifts, run_counts(world / "home"), args, 0.0)
     outcome.seconds = math.nan  # not replayed now; the first judgement's line has the time
     return outcome
