@@ -57,19 +57,24 @@ class Guard:
 
     async def _read(self, receive: Receive) -> bytes | None:
         """The whole body, or None once it passes the limit (a chunked body has no length)."""
-        chunks: list[bytes] = []
-        size, more = 0, True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                break  # disconnected: the app sees an empty body and the client is gone
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                return None
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-        return b"".join(chunks)
+        return await read_body(receive, self.max_body_bytes)
+
+
+async def read_body(receive: Receive, limit: int | None = None) -> bytes | None:
+    """The whole body, or None once it passes ``limit`` bytes (None: no limit)."""
+    chunks: list[bytes] = []
+    size, more = 0, True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            break  # disconnected: the app sees an empty body and the client is gone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if limit is not None and size > limit:
+            return None
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    return b"".join(chunks)
 
 
 def replay(body: bytes, receive: Receive) -> Receive:
@@ -88,8 +93,13 @@ def replay(body: bytes, receive: Receive) -> Receive:
 
 async def _answer(send: Send, status: int, detail: str, bearer: bool = False) -> None:
     body = json.dumps({"detail": detail}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    if bearer:
-        headers.append((b"www-authenticate", b"Bearer"))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send_json(send, status, body, [(b"www-authenticate", b"Bearer")] if bearer else [])
+
+
+async def send_json(
+    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    """One whole JSON response: ``body`` already encoded, ``headers`` after the content's."""
+    sent = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": sent + (headers or [])})
     await send({"type": "http.response.body", "body": body})

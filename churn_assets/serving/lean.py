@@ -18,12 +18,11 @@ from starlette.exceptions import HTTPException
 
 from churn_assets.online.store import OnlineStore
 from churn_assets.serving.answers import by_msno
-from churn_assets.serving.guard import ASGIApp, Receive, Scope, Send, replay
+from churn_assets.serving.guard import ASGIApp, Receive, Scope, Send, read_body, replay, send_json
 from churn_assets.serving.model import ChampionFollower
+from churn_assets.serving.schemas import MSNO_LENGTH
 
 PATH = "/v1/score"
-# ScoreRequest's msno rule (schemas.py): a request breaking it goes to the route, which says so.
-MSNO_LENGTH = (1, 200)
 
 
 class LeanScore:
@@ -39,7 +38,7 @@ class LeanScore:
         if not _score_request(scope):
             await self.app(scope, receive, send)
             return
-        body = await _body(receive)
+        body = await read_body(receive) or b""  # the Guard in front bounded and buffered it
         msno = plain_msno(body)
         if msno is None:
             await self.app(scope, replay(body, receive), send)
@@ -48,7 +47,7 @@ class LeanScore:
             status, answer = 200, await by_msno(self.follower, self.store, msno)
         except HTTPException as exc:
             status, answer = exc.status_code, _detail(exc.detail)
-        await _send_json(send, status, answer)
+        await send_json(send, status, answer)
 
 
 def _score_request(scope: Scope) -> bool:
@@ -59,18 +58,6 @@ def _score_request(scope: Scope) -> bool:
         if name.lower() == b"content-type":
             return value.partition(b";")[0].strip().lower() == b"application/json"
     return False
-
-
-async def _body(receive: Receive) -> bytes:
-    """The whole body (the Guard in front has bounded and buffered it)."""
-    chunks, more = [], True
-    while more:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        chunks.append(message.get("body", b""))
-        more = message.get("more_body", False)
-    return b"".join(chunks)
 
 
 def plain_msno(body: bytes) -> str | None:
@@ -97,9 +84,3 @@ def _detail(detail: Any) -> bytes:
     return json.dumps(
         {"detail": detail}, ensure_ascii=False, allow_nan=False, separators=(",", ":")
     ).encode()
-
-
-async def _send_json(send: Send, status: int, body: bytes) -> None:
-    headers = [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

@@ -24,12 +24,17 @@ ONE_OF_MSNO_OR_FEATURES = {
 }
 
 
+# How long an msno may be, in characters (the lean path of serving/lean.py holds to it too).
+MSNO_LENGTH = (1, 200)
+Msno = Annotated[str, Field(min_length=MSNO_LENGTH[0], max_length=MSNO_LENGTH[1])]
+
+
 class ScoreRequest(BaseModel):
     """A user to look up in the online store, or a user's features to score as given."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=ONE_OF_MSNO_OR_FEATURES)
 
-    msno: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
+    msno: Msno | None = Field(
         default=None, description="A user of a published cohort: scored from its stored features."
     )
     features: dict[FeatureName, FeatureValue] | None = Field(
