@@ -1,8 +1,9 @@
 """What every online store offers, and the one record format both implementations keep.
 
 A user's record is one JSON array: the cohort's feature values in the order of its columns (kept
-once per published version), then the batch score, bucket, model version, reasons and the bucket
-policy that drew the bucket (records published before it was kept have five items). JSON keeps
+once per published version), then the batch score, bucket, model version, reasons, the bucket
+policy that drew the bucket and where the reasons came from (records published before those two
+were kept have five or six items). JSON keeps
 a float exactly (``repr`` round-trips), which is what lets the API answer what batch scoring did
 to the last bit.
 """
@@ -37,6 +38,9 @@ class OnlineRecord:
     model_version: str | None
     top_reasons: str | None
     bucket_policy: str | None = None
+    # "batch" (the predictions table's) or "publication" (computed when the cohort was published,
+    # for users batch left unexplained); None when the record has no reasons.
+    reasons_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -98,10 +102,19 @@ def encode_payload(
     model_version: str | None,
     top_reasons: str | None,
     bucket_policy: str | None = None,
+    reasons_from: str | None = None,
 ) -> str:
     """A user's record as stored: feature values in column order, then the batch's answer."""
     return json.dumps(
-        [values, churn_probability, bucket, model_version, top_reasons, bucket_policy],
+        [
+            values,
+            churn_probability,
+            bucket,
+            model_version,
+            top_reasons,
+            bucket_policy,
+            reasons_from,
+        ],
         separators=(",", ":"),
         allow_nan=False,
     )
@@ -110,7 +123,8 @@ def encode_payload(
 def decode_payload(
     msno: str, cohort: date, columns: list[str], payload: str | bytes
 ) -> OnlineRecord:
-    values, probability, bucket, version, reasons, *policy = json.loads(payload)
+    values, probability, bucket, version, reasons, *later = json.loads(payload)
+    policy, source = [*later, None, None][:2]
     return OnlineRecord(
         msno=msno,
         cohort_month=cohort,
@@ -119,7 +133,8 @@ def decode_payload(
         bucket=bucket,
         model_version=version,
         top_reasons=reasons,
-        bucket_policy=policy[0] if policy else None,
+        bucket_policy=policy,
+        reasons_from=source or ("batch" if reasons is not None else None),
     )
 
 

@@ -32,6 +32,22 @@ class ScoringConfig(dg.Config):
     )
 
 
+class PublicationConfig(dg.Config):
+    explain_every_user: bool = Field(
+        default=True,
+        description="Give the online store reasons for the scored users batch left unexplained "
+        "(bucket C), computed when the cohort is published, by the version that scored it and in "
+        "the same words: the API then answers every user of the cohort from the store, instead "
+        "of running TreeSHAP for one row inside a request (milliseconds for a large model).",
+    )
+    tabulate_contributions_from: int = Field(
+        default=TABULATE_FROM_ROWS,
+        ge=0,
+        description="Users to explain from which the scoring version's trees are tabulated once "
+        "(as ScoringConfig's field of the same name).",
+    )
+
+
 def assign_buckets(probability: np.ndarray, a_min: float, b_min: float) -> np.ndarray:
     """A from ``a_min`` up, B from ``b_min`` up to below ``a_min``, C below ``b_min``."""
     if not 0 <= b_min <= a_min <= 1:

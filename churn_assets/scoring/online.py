@@ -2,10 +2,13 @@
 
 ``churn-assets serve`` answers a user by msno from here: the features the cohort was scored on
 and, where the serving model is the one that scored it, the batch's bucket (with the policy that
-drew it) and reasons. Each materialization publishes a whole new version of the cohort and then
-flips a pointer (:mod:`churn_assets.online`); the store keeps the newest two cohorts.
+drew it) and reasons. Batch explains only the users someone acts on (A and B); the others are
+explained here, once per cohort, by the version that scored them and in the same words, so that no
+request waits for TreeSHAP. Each materialization publishes a whole new version of the cohort and
+then flips a pointer (:mod:`churn_assets.online`); the store keeps the newest two cohorts.
 """
 
+import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -16,15 +19,31 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from churn_assets import keys
-from churn_assets.features.feature_sets import feature_columns_of, read_cohort_features
+from churn_assets.features.feature_sets import (
+    feature_columns_of,
+    read_cohort_features,
+    read_cohort_matrix,
+)
+from churn_assets.modeling.calibration import load_churn_model
+from churn_assets.modeling.contributions import compile_contributions
 from churn_assets.online.store import encode_payload
 from churn_assets.partitions import month_start, monthly_partitions
 from churn_assets.readable import readable
-from churn_assets.resources import OnlineStoreResource
+from churn_assets.resources import ModelRegistryResource, OnlineStoreResource
+from churn_assets.scoring.assets import scoring_threads
+from churn_assets.scoring.buckets import PublicationConfig
+from churn_assets.scoring.reasons import explain_rows
 from churn_assets.warehouse import run_sql_file, table_exists
 
 SCORES_SQL = Path(__file__).parent / "online_scores.sql"
-SCORE_COLUMNS = ["churn_probability", "bucket", "model_version", "top_reasons", "bucket_policy"]
+SCORE_COLUMNS = [
+    "churn_probability",
+    "bucket",
+    "model_version",
+    "top_reasons",
+    "bucket_policy",
+    "reasons_from",
+]
 
 
 @dg.asset(
@@ -36,14 +55,22 @@ SCORE_COLUMNS = ["churn_probability", "bucket", "model_version", "top_reasons", 
 )
 def online_features(
     context: dg.AssetExecutionContext,
+    config: PublicationConfig,
     warehouse: DuckDBResource,
     online_store: OnlineStoreResource,
+    registry: ModelRegistryResource,
 ) -> dg.MaterializeResult:
-    """The cohort's features and batch scores in the online store, published whole."""
+    """The cohort's features and batch scores in the online store, published whole, with
+    reasons for every scored user."""
     cohort = month_start(context.partition_key)
     with warehouse.get_connection() as conn:
         frame = read_cohort_features(conn, cohort)
         scores = _batch_scores(conn, cohort)
+        explanation = (
+            _explain_the_rest(conn, cohort, scores, registry, config, context.log)
+            if config.explain_every_user
+            else {"explained_at_publication": 0, "reasons_at_publication": "not asked for"}
+        )
     columns = feature_columns_of(list(frame.columns))
     store = online_store.open()
     try:
@@ -62,6 +89,7 @@ def online_features(
                 "feature_columns": len(columns),
                 "retired_cohorts": ", ".join(f"{c:%Y-%m}" for c in published.retired_cohorts)
                 or "none",
+                **explanation,
             }
         )
     )
@@ -70,8 +98,63 @@ def online_features(
 def _batch_scores(conn, cohort: date) -> pd.DataFrame:
     """The cohort's predictions by msno (none when the cohort was never scored)."""
     if not table_exists(conn, "predictions"):
-        return pd.DataFrame(columns=["msno", *SCORE_COLUMNS])
+        return pd.DataFrame(columns=["msno", *SCORE_COLUMNS[:-1]])
     return run_sql_file(conn, SCORES_SQL, {"cohort": cohort}).df()
+
+
+def _explain_the_rest(
+    conn,
+    cohort: date,
+    scores: pd.DataFrame,
+    registry: ModelRegistryResource,
+    config: PublicationConfig,
+    log: dg.DagsterLogManager,
+) -> dict:
+    """Reasons for the scored users batch left unexplained, written into ``scores`` with
+    ``reasons_from`` "publication"; the others keep "batch". Each user is explained by the
+    version that scored them, from the cohort's matrix as scoring read it, so the words are
+    the ones batch scoring or the API's on-demand path would give. A version that no longer
+    loads leaves its users to the API's on-demand path."""
+    scores["reasons_from"] = np.where(scores["top_reasons"].notna(), "batch", None)
+    unexplained = scores["churn_probability"].notna() & scores["top_reasons"].isna()
+    explained, started, methods = 0, time.perf_counter(), set()
+    for version in sorted(scores.loc[unexplained, "model_version"].dropna().unique()):
+        try:
+            model = load_churn_model(registry, str(version))
+        except Exception as exc:  # a deleted or unreadable version: the API explains on demand
+            log.warning(f"v{version}'s users keep on-demand reasons: it did not load ({exc})")
+            continue
+        try:
+            msno, values = read_cohort_matrix(conn, cohort, model.features)
+        except KeyError as exc:  # the cohort lacks a feature it reads: as scoring would fail
+            log.warning(f"v{version}'s users keep on-demand reasons: {exc}")
+            continue
+        order = pd.Index(msno.to_numpy(zero_copy_only=False))
+        mine = unexplained & (scores["model_version"] == version)
+        rows = np.sort(order.get_indexer(scores.loc[mine, "msno"]))
+        rows = rows[rows >= 0]
+        tabulated = len(rows) >= config.tabulate_contributions_from
+        tables = compile_contributions(model.booster) if tabulated else None
+        texts = explain_rows(
+            model.booster,
+            values,
+            model.features,
+            rows,
+            num_threads=scoring_threads(),
+            tables=tables,
+        )
+        mine &= scores["msno"].isin(order[rows])
+        scores.loc[mine, "top_reasons"] = scores.loc[mine, "msno"].map(
+            pd.Series(texts, index=order[rows])
+        )
+        scores.loc[mine, "reasons_from"] = "publication"
+        explained += len(rows)
+        methods.add("tables" if tabulated else "pred_contrib")
+    return {
+        "explained_at_publication": explained,
+        "reasons_at_publication": ", ".join(sorted(methods)) or "none needed",
+        "explained_at_publication_seconds": round(time.perf_counter() - started, 2),
+    }
 
 
 def _records(

@@ -32,7 +32,7 @@ async def by_msno(follower: ChampionFollower, store: OnlineStore, msno: str) -> 
     _check_record(model, record)
     same_scorer = record.model_version == model.version and record.bucket is not None
     batch = (
-        BatchAnswer(record.bucket, record.bucket_policy, record.top_reasons)
+        BatchAnswer(record.bucket, record.bucket_policy, record.top_reasons, record.reasons_from)
         if same_scorer
         else None
     )
@@ -67,7 +67,9 @@ def _encode(
         bucket=answer.bucket,
         model_version=model.version,
         top_reasons=answer.top_reasons,
-        reasons_from="batch" if batch is not None and batch.top_reasons else "on_demand",
+        reasons_from=(batch.reasons_from or "batch")
+        if batch is not None and batch.top_reasons
+        else "on_demand",
         bucket_policy=answer.bucket_policy,
     )
     return body.model_dump_json().encode()

@@ -88,6 +88,7 @@ class BatchAnswer:
     bucket: str
     bucket_policy: str | None
     top_reasons: str | None
+    reasons_from: str | None = None  # "batch", or "publication" (online_features explained them)
 
 
 def score(model: ServingModel, values: dict[str, Any], batch: BatchAnswer | None = None) -> Score:

@@ -57,8 +57,10 @@ class ScoreResponse(BaseModel):
     bucket: Literal["A", "B", "C"]
     model_version: str
     top_reasons: str = Field(description="Three reasons, '; '-separated, as in predictions.")
-    reasons_from: Literal["batch", "on_demand"] = Field(
-        description="'batch' where the version that scored the cohort serves; else computed now."
+    reasons_from: Literal["batch", "publication", "on_demand"] = Field(
+        description="Where the version that scored the cohort serves: 'batch' (the predictions "
+        "table's, buckets A and B) or 'publication' (computed by that version when the cohort "
+        "was published to the online store); else 'on_demand', computed now. All read the same."
     )
     bucket_policy: str = Field(
         description="What drew the bucket: the batch's policy (predictions.bucket_policy) where "
