@@ -4,12 +4,14 @@ another process holds the warehouse."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import subprocess
 import sys
 import textwrap
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import date
@@ -19,10 +21,13 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from fastapi.testclient import TestClient
 
 from churn_assets.online.embedded import EmbeddedOnlineStore
 from churn_assets.online.store import OnlineStore, encode_payload
 from churn_assets.resources import OnlineStoreResource, default_resources
+from churn_assets.serving.app import create_app
+from churn_assets.serving.model import ChampionFollower
 from churn_assets_tests.serving_world import (
     COHORTS,
     batch_rows,
@@ -118,6 +123,41 @@ def test_a_reader_sees_old_or_new_whole_while_a_publish_runs(store: OnlineStore)
     assert {v for pair in answers for v in pair} <= {1.0, 2.0, 3.0}
     assert store.lookup("u0").features["a"] == 3.0
 
+
+
+def test_the_event_loop_lookup_answers_as_the_blocking_one(store: OnlineStore) -> None:
+    """The API looks users up on its event loop (redis-py's asyncio client for Redis): the same
+    records, the newest cohort first, and nobody where no cohort holds them."""
+    store.publish(MAY, ["a", "b", "c"], _rows({"u1": 1.0, "u2": 0.1 + 0.2}))
+    store.publish(JUNE, ["a", "b", "c"], _rows({"u2": 5.0}))
+    users = ["u1", "u2", "nobody"]
+
+    async def looked_up() -> list:
+        try:
+            return [await store.lookup_async(m) for m in users]
+        finally:
+            await store.close_async()
+
+    assert asyncio.run(looked_up()) == [store.lookup(m) for m in users]
+    assert store.lookup("u2").cohort_month == JUNE
+
+
+def test_another_reader_follows_a_publish(redis_store: OnlineStore) -> None:
+    """A reader in another process trusts the pointers it read for at most a second: it goes on
+    finding the version it read whole, then the new one."""
+    from churn_assets.online.redis_store import RedisOnlineStore
+
+    redis_store.publish(MAY, ["a", "b", "c"], _rows({"u1": 1.0}))
+    reader = RedisOnlineStore(REDIS_URL, prefix=redis_store.prefix)
+    try:
+        assert reader.lookup("u1").features["a"] == 1.0
+        redis_store.publish(MAY, ["a", "b", "c"], _rows({"u1": 2.0}))
+        deadline = time.monotonic() + 30
+        while (seen := reader.lookup("u1").features["a"]) != 2.0:
+            assert seen == 1.0 and time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        reader.close()
 
 def test_embedded_retires_old_versions_and_leaves_no_partial_file(tmp_path: Path) -> None:
     store = EmbeddedOnlineStore(tmp_path)
@@ -247,6 +287,17 @@ def test_the_asset_publishes_to_redis_when_a_url_is_set(world: dict) -> None:
         embedded = world["resources"]["online_store"].open()
         for msno in ("u0000", "u0200", "u0449"):
             assert store.lookup(msno) == embedded.lookup(msno)
+        # The API over Redis (its asyncio client) answers as over the embedded store.
+        answers = {}
+        for name, source in (("redis", resources), ("embedded", world["resources"])):
+            app = create_app(ChampionFollower(source["registry"]), source["online_store"].open())
+            with TestClient(app) as client:
+                answers[name] = [
+                    client.post("/v1/score", json={"msno": m}).json()
+                    for m in ("u0000", "u0200", "u0449", "nobody")
+                ]
+        assert answers["redis"] == answers["embedded"]
+        assert answers["redis"][0]["msno"] == "u0000"
     finally:
         for key in store._redis.scan_iter(f"{prefix}:*"):
             store._redis.delete(key)

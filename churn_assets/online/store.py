@@ -10,6 +10,7 @@ to the last bit.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from abc import ABC, abstractmethod
@@ -77,12 +78,23 @@ class OnlineStore(ABC):
     def lookup(self, msno: str) -> OnlineRecord | None:
         """The user in the newest published cohort that holds them; None when in none."""
 
+    async def lookup_async(self, msno: str) -> OnlineRecord | None:
+        """:meth:`lookup` for an event loop: inline when it is quick local work, otherwise on a
+        worker thread; a store with an asyncio client overrides it."""
+        if self.inline_lookup:
+            return self.lookup(msno)
+        return await asyncio.to_thread(self.lookup, msno)
+
     @abstractmethod
     def published(self) -> dict[date, str]:
         """The version readers see, per cohort."""
 
     def close(self) -> None:  # noqa: B027 - optional: stores without connections do nothing
         """Let go of connections."""
+
+    async def close_async(self) -> None:
+        """Let go of connections, the event loop's included (the API's shutdown)."""
+        self.close()
 
 
 def kept_cohorts(pointers: dict[str, str]) -> dict[str, str]:

@@ -25,10 +25,7 @@ def serving_model(follower: ChampionFollower) -> ServingModel:
 async def by_msno(follower: ChampionFollower, store: OnlineStore, msno: str) -> bytes:
     """The user's answer from the newest cohort that holds them (404 when in none)."""
     model = serving_model(follower)
-    if store.inline_lookup:
-        record = _lookup(store, msno)
-    else:
-        record = await run_in_threadpool(_lookup, store, msno)
+    record = await _lookup(store, msno)
     _check_record(model, record)
     same_scorer = record.model_version == model.version and record.bucket is not None
     batch = (
@@ -75,9 +72,9 @@ def _encode(
     return body.model_dump_json().encode()
 
 
-def _lookup(store: OnlineStore, msno: str) -> OnlineRecord:
+async def _lookup(store: OnlineStore, msno: str) -> OnlineRecord:
     try:
-        record = store.lookup(msno)
+        record = await store.lookup_async(msno)
     except StoreUnavailable as exc:
         raise HTTPException(503, f"online store unavailable: {exc}") from exc
     if record is None:

@@ -49,7 +49,7 @@ def create_app(
             yield
         finally:
             follower.stop()
-            store.close()
+            await store.close_async()
 
     app = FastAPI(
         title="churn_assets scoring API",
