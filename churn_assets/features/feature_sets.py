@@ -8,8 +8,13 @@ naming it rather than scoring a column of NULLs.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import queue
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
 from datetime import date
+from typing import NamedTuple
 
 import duckdb
 import numpy as np
@@ -104,8 +109,8 @@ _NUMERIC_TYPES = frozenset(
     {"BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT"}
     | {"UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE"}
 )
-# Rows read at a time: the whole cohort is held once, in the matrix, never also as a frame.
-MATRIX_BATCH_ROWS = 16_384
+# Rows read at a time: a block of 65,536 x 54 doubles is 28 MB.
+MATRIX_BATCH_ROWS = 65_536
 
 
 def _as_double_in_sql(column_type: str) -> bool:
@@ -124,34 +129,139 @@ def read_cohort_matrix(
     """One cohort's msno in order and its ``columns`` as a C-ordered float64 matrix: the values
     ``as_matrix(read_cohort_features(conn, cohort), columns)`` holds, without the frame.
 
-    Scoring a million users reads them batch by batch into the matrix a booster takes, so no
-    frame of the whole cohort (pandas' copy of every column) is built only to be converted. Only
-    (rowid, msno) is sorted; each row of values goes straight to its place in msno order.
+    The matrix is read batch by batch, so no frame of the whole cohort (pandas' copy of every
+    column) is built only to be converted. Only (rowid, msno) is sorted; each row of values goes
+    straight to its place in msno order.
     """
-    types = dict(_columns(conn, "features"))
-    lacking = _lacking_columns(conn, [cohort])
+    select, types, missing = _matrix_select(conn, cohort, columns)
     order = conn.sql(
         "SELECT rowid, msno FROM features WHERE cohort_month = ? ORDER BY msno", params=[cohort]
     ).to_arrow_table()
     values = np.empty((order.num_rows, len(columns)))
-    missing = [c for c in columns if c not in types or c in lacking]
     if not order.num_rows:
         return order.column("msno"), values
-    if missing:
-        raise KeyError(f"feature column(s) missing from the feature table: {', '.join(missing)}")
+    _refuse_missing(missing)
     rowids = order.column("rowid").to_numpy()
     by_rowid = np.argsort(rowids)
-    select = ", ".join(
-        f'"{c}"::DOUBLE' if _as_double_in_sql(types[c]) else f'"{c}"' for c in columns
-    )
-    query = f"SELECT rowid, {select} FROM features WHERE cohort_month = ?"
-    for batch in conn.sql(query, params=[cohort]).to_arrow_reader(MATRIX_BATCH_ROWS):
-        block = np.empty((batch.num_rows, len(columns)))
-        for position, name in enumerate(columns):
-            block[:, position] = _as_float(batch.column(position + 1), types[name])
-        found = np.searchsorted(rowids, batch.column(0).to_numpy(), sorter=by_rowid)
-        values[by_rowid[found]] = block
+    for block in _blocks(conn, f"{select} WHERE cohort_month = ?", [cohort], columns, types):
+        found = np.searchsorted(rowids, block.rowid, sorter=by_rowid)
+        values[by_rowid[found]] = block.values
     return order.column("msno"), values
+
+
+class CohortBlock(NamedTuple):
+    """Consecutive rows of a cohort as the table holds them: their rowids, msno, and values in
+    the requested column order (a view of a buffer the next block overwrites)."""
+
+    rowid: np.ndarray
+    msno: pa.Array
+    values: np.ndarray
+
+
+def cohort_blocks(
+    conn: duckdb.DuckDBPyConnection,
+    cohort: date,
+    columns: Sequence[str],
+    rowids: np.ndarray | None = None,
+    block_rows: int = MATRIX_BATCH_ROWS,
+) -> Iterator[CohortBlock]:
+    """A cohort's ``columns`` block by block, in the table's order (all rows, or those with the
+    given ``rowids``), as float64 rows a booster takes; ``as_matrix`` converts values the same.
+
+    For scoring a million users: no matrix of the whole cohort is held, only one block, whose
+    buffer is reused (fresh memory is the costly part of reading). KeyError naming the columns
+    the feature table lacks, before any block is read; none for a cohort with no rows.
+    """
+    select, types, missing = _matrix_select(conn, cohort, columns)
+    if missing:
+        [(rows,)] = conn.execute(
+            "SELECT count(*) FROM features WHERE cohort_month = ?", [cohort]
+        ).fetchall()
+        if not rows:
+            return iter(())
+        _refuse_missing(missing)
+    if rowids is None:
+        where = f"{select} WHERE cohort_month = ?"
+        return _blocks(conn, where, [cohort], columns, types, block_rows)
+    name = f"wanted_rowids_{uuid.uuid4().hex}"
+    query = f"{select} SEMI JOIN {name} w ON features.rowid = w.rowid WHERE cohort_month = ?"
+    conn.register(name, pa.table({"rowid": pa.array(rowids, pa.int64())}))
+    blocks = _blocks(conn, query, [cohort], columns, types, block_rows)
+
+    def unregistering() -> Iterator[CohortBlock]:
+        try:
+            yield from blocks
+        finally:
+            conn.unregister(name)
+
+    return unregistering()
+
+
+def _matrix_select(
+    conn: duckdb.DuckDBPyConnection, cohort: date, columns: Sequence[str]
+) -> tuple[str, dict[str, str], list[str]]:
+    """``SELECT rowid, msno, <columns as DOUBLE where SQL converts them>`` over ``features``,
+    the types of the columns it reads, and the columns the cohort lacks."""
+    types = dict(_columns(conn, "features"))
+    lacking = _lacking_columns(conn, [cohort])
+    missing = [c for c in columns if c not in types or c in lacking]
+    select = ", ".join(
+        f'"{c}"::DOUBLE' if _as_double_in_sql(types.get(c, "")) else f'"{c}"' for c in columns
+    )
+    read = {c: types[c] for c in columns if c in types}
+    return f"SELECT features.rowid, msno, {select} FROM features", read, missing
+
+
+def _refuse_missing(missing: list[str]) -> None:
+    if missing:
+        raise KeyError(f"feature column(s) missing from the feature table: {', '.join(missing)}")
+
+
+def _blocks(
+    conn: duckdb.DuckDBPyConnection,
+    query: str,
+    params: list,
+    columns: Sequence[str],
+    types: dict[str, str],
+    block_rows: int = MATRIX_BATCH_ROWS,
+) -> Iterator[CohortBlock]:
+    """The query's rows as blocks, the next one read on a worker thread while the caller works
+    on this one (DuckDB's scan and numpy's copies leave the GIL to LightGBM's predict)."""
+    # One block with the caller, one waiting in the queue, one being filled.
+    buffers = [np.empty((block_rows, len(columns))) for _ in range(3)]
+    ready: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def fill() -> None:
+        try:
+            turn = 0
+            for batch in conn.sql(query, params=params).to_arrow_reader(block_rows):
+                for start in range(0, batch.num_rows, block_rows):  # a reader may give more
+                    part = batch.slice(start, block_rows)
+                    block = buffers[turn % 3][: part.num_rows]
+                    for position, name in enumerate(columns):
+                        block[:, position] = _as_float(part.column(position + 2), types[name])
+                    ready.put(CohortBlock(part.column(0).to_numpy(), part.column(1), block))
+                    turn += 1
+                    if stop.is_set():
+                        return
+            ready.put(None)
+        except BaseException as exc:  # handed to the caller, raised where it reads
+            ready.put(exc)
+
+    reader = threading.Thread(target=fill, name="cohort-blocks", daemon=True)
+    reader.start()
+    try:
+        while (item := ready.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while reader.is_alive():  # let a reader blocked on a full queue finish
+            with contextlib.suppress(queue.Empty):
+                ready.get(timeout=0.1)
+        reader.join()
 
 
 def cohort_coverage(conn: duckdb.DuckDBPyConnection, cohort: date) -> dict:

@@ -15,10 +15,11 @@ import dagster as dg
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from dagster_duckdb import DuckDBResource
 
 from churn_assets import keys
-from churn_assets.features.feature_sets import cohort_coverage, read_cohort_matrix
+from churn_assets.features.feature_sets import cohort_blocks, cohort_coverage
 from churn_assets.modeling.calibration import ChurnModel, load_churn_model
 from churn_assets.modeling.contributions import compile_contributions
 from churn_assets.outcomes.control import in_control_group
@@ -31,7 +32,7 @@ from churn_assets.scoring.buckets import (
     capacity_buckets,
     cut_off_policy,
 )
-from churn_assets.scoring.reasons import explain_rows
+from churn_assets.scoring.reasons import explain_blocks
 from churn_assets.warehouse import run_sql_file, transaction
 
 SQL = Path(__file__).parent / "predictions.sql"
@@ -39,6 +40,9 @@ SUMMARY_SQL = Path(__file__).parent / "predictions_summary.sql"
 RISKIEST_SQL = Path(__file__).parent / "predictions_riskiest.sql"
 BUCKET_LABELS = ["A", "B", "C"]
 EXPLAINED_BUCKETS = ("A", "B")
+# Rows explained at a time: small enough that wording one block overlaps the next one's
+# contributions several times over.
+EXPLAIN_BLOCK_ROWS = 16_384
 
 
 @dg.asset(
@@ -64,33 +68,28 @@ def predictions(
         )
     model = load_churn_model(registry, champion)
     with warehouse.get_connection() as conn:
+        coverage = cohort_coverage(conn, cohort)
         try:
-            msno, values = read_cohort_matrix(conn, cohort, model.features)
+            scored = _score(conn, cohort, model, config, control.share, buckets)
         except KeyError as exc:
             raise dg.Failure(
                 f"model v{model.version} cannot score cohort {cohort:%Y-%m}: {exc}"
             ) from exc
-        coverage = cohort_coverage(conn, cohort)
     if not coverage["complete"]:
         context.log.warning(
             f"cohort {cohort:%Y-%m} was built with incomplete windows (missing "
             f"{coverage['missing_months']}): its scores understate what the missing months held"
         )
-    if not len(values):
+    if scored is None:
         return _nothing_to_score(cohort, coverage)
-    scored = _score(msno, values, cohort, model, config, control.share, buckets)
-    del values
+    scores, method = scored
     with warehouse.get_connection() as conn:
-        conn.register("scored", scored)
+        conn.register("scored", scores)
         with transaction(conn):
             run_sql_file(conn, SQL, {"cohort": cohort})
         conn.unregister("scored")
         metadata = _scoring_metadata(conn, cohort, coverage)
-    metadata["contributions_from"] = (
-        "tables (modeling/contributions.py)"
-        if _tabulated(metadata["explained_users"], config)
-        else "pred_contrib"
-    )
+    metadata["contributions_from"] = method
     return dg.MaterializeResult(metadata=readable(metadata))
 
 
@@ -120,31 +119,33 @@ def scoring_threads() -> int:
 
 
 def _score(
-    msno: pa.ChunkedArray,
-    values: np.ndarray,
+    conn: duckdb.DuckDBPyConnection,
     cohort: date,
     model: ChurnModel,
     config: ScoringConfig,
     control_share: float,
     policy: BucketPolicy,
-) -> pa.Table:
-    """One row per user: probability, bucket, control-group membership; reasons for A and B.
+) -> tuple[pa.Table, str] | None:
+    """One row per user: probability, bucket, control-group membership; reasons for A and B;
+    and how the contributions were computed. None when the cohort has no users.
 
-    Columns stay arrays (no per-row Python) up to one Arrow table, which DuckDB inserts in bulk;
-    what every row shares is one repeated value, not a million Python objects.
+    Two passes over the cohort's rows, one block in memory at a time: everyone is scored, then
+    buckets are drawn (a capacity ranks the whole cohort), then the users of A and B are read
+    again and explained. Columns stay arrays (no per-row Python) up to one Arrow table, which
+    DuckDB inserts in bulk; what every row shares is one repeated value.
     """
     threads = scoring_threads()
-    probability = model.predict(values, num_threads=threads)
-    control = in_control_group(msno.to_numpy(), control_share)
-    bucket, bucket_policy = _buckets(probability, control, config, policy)
+    scored = _predict(conn, cohort, model, threads)
+    if scored is None:
+        return None
+    rowid, msno, probability = scored
+    control = in_control_group(msno.to_numpy(zero_copy_only=False), control_share)
+    bucket, bucket_policy = _buckets(probability, control, msno, config, policy)
     explained = np.flatnonzero(np.logical_or.reduce([bucket == b for b in EXPLAINED_BUCKETS]))
-    reasons = np.full(len(values), None, dtype=object)
-    tables = compile_contributions(model.booster) if _tabulated(len(explained), config) else None
-    reasons[explained] = explain_rows(
-        model.booster, values, model.features, explained, num_threads=threads, tables=tables
-    )
-    rows = len(values)
-    return pa.table(
+    tabulated = _tabulated(len(explained), config)
+    reasons = _reasons(conn, cohort, model, rowid, explained, threads, tabulated)
+    rows = len(probability)
+    table = pa.table(
         {
             "msno": msno,
             "cohort_month": pa.array(np.full(rows, np.datetime64(cohort, "D"))),
@@ -157,6 +158,48 @@ def _score(
             "bucket_policy": _repeated(bucket_policy, rows),
         }
     )
+    return table, "tables (modeling/contributions.py)" if tabulated else "pred_contrib"
+
+
+def _predict(
+    conn: duckdb.DuckDBPyConnection, cohort: date, model: ChurnModel, threads: int
+) -> tuple[np.ndarray, pa.ChunkedArray, np.ndarray] | None:
+    """Every user's calibrated probability, block by block: (rowids, msno, probability)."""
+    rowids, msnos, probabilities = [], [], []
+    for block in cohort_blocks(conn, cohort, model.features):
+        probabilities.append(model.predict(block.values, num_threads=threads))
+        rowids.append(block.rowid)
+        msnos.append(block.msno)
+    if not probabilities:
+        return None
+    return np.concatenate(rowids), pa.chunked_array(msnos), np.concatenate(probabilities)
+
+
+def _reasons(
+    conn: duckdb.DuckDBPyConnection,
+    cohort: date,
+    model: ChurnModel,
+    rowid: np.ndarray,
+    explained: np.ndarray,
+    threads: int,
+    tabulated: bool,
+) -> np.ndarray:
+    """Three reasons for each ``explained`` position (None elsewhere), from the rows read again
+    by rowid, in chunks: the contribution matrix of a whole cohort is never held."""
+    reasons = np.full(len(rowid), None, dtype=object)
+    if not len(explained):
+        return reasons
+    tables = compile_contributions(model.booster) if tabulated else None
+    by_rowid = np.argsort(rowid)
+    blocks = (
+        (by_rowid[np.searchsorted(rowid, block.rowid, sorter=by_rowid)], block.values)
+        for block in cohort_blocks(
+            conn, cohort, model.features, rowids=rowid[explained], block_rows=EXPLAIN_BLOCK_ROWS
+        )
+    )
+    for at, texts in explain_blocks(model.booster, blocks, model.features, threads, tables):
+        reasons[at] = texts
+    return reasons
 
 
 def _tabulated(explained: int, config: ScoringConfig) -> bool:
@@ -177,14 +220,20 @@ def _bucket_array(bucket: np.ndarray) -> pa.Array:
 
 
 def _buckets(
-    probability: np.ndarray, control: np.ndarray, config: ScoringConfig, policy: BucketPolicy
+    probability: np.ndarray,
+    control: np.ndarray,
+    msno: pa.ChunkedArray,
+    config: ScoringConfig,
+    policy: BucketPolicy,
 ) -> tuple[np.ndarray, str]:
-    """Buckets by the cut-offs, or bucket A by the call centre's capacity; and which it was."""
+    """Buckets by the cut-offs, or bucket A by the call centre's capacity (equal scores ranked
+    by msno); and which it was."""
     a_min, b_min = config.bucket_a_min_probability, config.bucket_b_min_probability
     calls = policy.calls(int((~control).sum()))
     if calls is None:
         return assign_buckets(probability, a_min, b_min), cut_off_policy(a_min, b_min)
-    return capacity_buckets(probability, control, calls, b_min)
+    by_msno = pc.rank(msno, sort_keys="ascending", tiebreaker="first").to_numpy()
+    return capacity_buckets(probability, control, calls, b_min, tie_break=by_msno)
 
 
 def _scoring_metadata(

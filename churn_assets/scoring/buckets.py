@@ -61,17 +61,25 @@ def cut_off_policy(a_min: float, b_min: float) -> str:
 
 
 def capacity_buckets(
-    probability: np.ndarray, control: np.ndarray, calls: int, b_min: float
+    probability: np.ndarray,
+    control: np.ndarray,
+    calls: int,
+    b_min: float,
+    tie_break: np.ndarray | None = None,
 ) -> tuple[np.ndarray, str]:
-    """Bucket A holds exactly ``calls`` users outside the control group, the riskiest (ties by
-    position: the frame is ordered by msno); control users scored as high are A too, so the
-    control group still measures what a call achieves. B and C keep the B cut-off.
+    """Bucket A holds exactly ``calls`` users outside the control group, the riskiest (equal
+    scores by ``tie_break``, lowest first, else by position); control users scored as high are A
+    too, so the control group still measures what a call achieves. B and C keep the B cut-off.
     """
     if not 0 <= b_min <= 1 or calls < 0:
         raise ValueError(f"bucket thresholds: B ({b_min}) must be in [0, 1], calls ({calls}) >= 0")
     buckets = np.where(probability >= b_min, "B", "C")
     callable_rows = np.flatnonzero(~control)
-    ranked = callable_rows[np.argsort(-probability[callable_rows], kind="stable")]
+    if tie_break is None:
+        order = np.argsort(-probability[callable_rows], kind="stable")
+    else:
+        order = np.lexsort((tie_break[callable_rows], -probability[callable_rows]))
+    ranked = callable_rows[order]
     chosen = ranked[:calls]
     buckets[chosen] = "A"
     lowest = float(probability[chosen].min()) if len(chosen) else np.inf

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import NamedTuple, TypeVar
+
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
 from churn_assets.modeling.contributions import ContributionTables
+
+K = TypeVar("K")
 
 # How a feature reads in a sentence; unknown features fall back to their column name.
 FEATURE_WORDS: dict[str, str] = {
@@ -176,21 +182,54 @@ def _shown_values(values: np.ndarray, features: np.ndarray, names: list[str]) ->
     return shown
 
 
-def reason_texts(
-    names: list[str], values: np.ndarray, contributions: np.ndarray, count: int = 3
-) -> np.ndarray:
-    """Per row, its ``count`` reasons as one string: :func:`reason_text`'s, joined by ``; ``."""
+class PickedReasons(NamedTuple):
+    """Per row, the columns of its reasons and their values and contributions, in order."""
+
+    columns: np.ndarray
+    values: np.ndarray
+    contributions: np.ndarray
+
+
+def pick_reasons(values: np.ndarray, contributions: np.ndarray, count: int = 3) -> PickedReasons:
+    """Which ``count`` features explain each row (numpy only: no Python per row)."""
     columns = top_reason_columns(contributions, count)
-    picked_values = np.take_along_axis(values, columns, axis=1)
-    picked = np.take_along_axis(contributions, columns, axis=1)
+    return PickedReasons(
+        columns,
+        np.take_along_axis(values, columns, axis=1),
+        np.take_along_axis(contributions, columns, axis=1),
+    )
+
+
+def word_reasons(names: list[str], picked: PickedReasons) -> np.ndarray:
+    """Picked reasons as one string per row: :func:`reason_text`'s, joined by ``; ``."""
     phrases = np.array([f"{FEATURE_WORDS.get(n, n)}: " for n in names], dtype=object)
-    shown = _shown_values(picked_values, columns, names)
-    direction = DIRECTIONS[np.where(picked > 0, 0, np.where(picked < 0, 1, 2))]
-    parts = phrases[columns] + shown + direction
+    shown = _shown_values(picked.values, picked.columns, names)
+    contributions = picked.contributions
+    direction = DIRECTIONS[np.where(contributions > 0, 0, np.where(contributions < 0, 1, 2))]
+    parts = phrases[picked.columns] + shown + direction
     texts = parts[:, 0]
     for position in range(1, parts.shape[1]):
         texts = texts + "; " + parts[:, position]
     return texts
+
+
+def reason_texts(
+    names: list[str], values: np.ndarray, contributions: np.ndarray, count: int = 3
+) -> np.ndarray:
+    """Per row, its ``count`` reasons as one string: :func:`reason_text`'s, joined by ``; ``."""
+    return word_reasons(names, pick_reasons(values, contributions, count))
+
+
+def _contributions(
+    booster: lgb.Booster,
+    values: np.ndarray,
+    num_threads: int,
+    tables: ContributionTables | None,
+) -> np.ndarray:
+    """Per-feature contributions (the base value dropped), from the tables when given."""
+    if tables is not None:
+        return tables(values, num_threads=num_threads)[:, :-1]
+    return booster.predict(values, pred_contrib=True, num_threads=num_threads)[:, :-1]
 
 
 def explain_rows(
@@ -211,9 +250,33 @@ def explain_rows(
     texts = np.empty(len(rows), dtype=object)
     for start in range(0, len(rows), chunk_rows):
         chunk = values[rows[start : start + chunk_rows]]
-        if tables is not None:
-            contributions = tables(chunk, num_threads=num_threads)
-        else:
-            contributions = booster.predict(chunk, pred_contrib=True, num_threads=num_threads)
-        texts[start : start + len(chunk)] = reason_texts(names, chunk, contributions[:, :-1])
+        contributions = _contributions(booster, chunk, num_threads, tables)
+        texts[start : start + len(chunk)] = reason_texts(names, chunk, contributions)
     return texts
+
+
+def explain_blocks(
+    booster: lgb.Booster,
+    blocks: Iterable[tuple[K, np.ndarray]],
+    names: list[str],
+    num_threads: int = 0,
+    tables: ContributionTables | None = None,
+) -> Iterator[tuple[K, np.ndarray]]:
+    """``(key, reasons)`` for each ``(key, values)`` block, as :func:`explain_rows` words them.
+
+    A block's reasons are worded on a worker thread while the next block's contributions are
+    computed: wording is Python work on strings, the contributions numpy or LightGBM work that
+    leaves the GIL, so each goes on while the other runs. A block's values may be overwritten
+    once the next block is asked for: only what the wording needs is kept.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reason-words") as wording:
+        pending: list[tuple[K, Future]] = []
+        for key, values in blocks:
+            contributions = _contributions(booster, values, num_threads, tables)
+            picked = pick_reasons(values, contributions)
+            pending.append((key, wording.submit(word_reasons, names, picked)))
+            while pending and pending[0][1].done():
+                done_key, job = pending.pop(0)
+                yield done_key, job.result()
+        for key, job in pending:
+            yield key, job.result()
