@@ -264,17 +264,17 @@ def explain_blocks(
 ) -> Iterator[tuple[K, np.ndarray]]:
     """``(key, reasons)`` for each ``(key, values)`` block, as :func:`explain_rows` words them.
 
-    A block's reasons are worded on a worker thread while the next block's contributions are
-    computed: wording is Python work on strings, the contributions numpy or LightGBM work that
-    leaves the GIL, so each goes on while the other runs. A block's values may be overwritten
-    once the next block is asked for: only what the wording needs is kept.
+    A block's reasons are picked and worded on a worker thread while the next block's
+    contributions are computed: wording is Python work on strings, the contributions numpy or
+    LightGBM work that leaves the GIL, so each goes on while the other runs. A block's values may
+    be overwritten once the next block is asked for: the worker is given a copy.
     """
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reason-words") as wording:
         pending: list[tuple[K, Future]] = []
         for key, values in blocks:
             contributions = _contributions(booster, values, num_threads, tables)
-            picked = pick_reasons(values, contributions)
-            pending.append((key, wording.submit(word_reasons, names, picked)))
+            job = wording.submit(reason_texts, names, values.copy(), contributions)
+            pending.append((key, job))
             while pending and pending[0][1].done():
                 done_key, job = pending.pop(0)
                 yield done_key, job.result()
