@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import numpy as np
 import pandas as pd
@@ -26,8 +27,11 @@ from fastapi.testclient import TestClient
 from churn_assets.online.embedded import EmbeddedOnlineStore
 from churn_assets.online.store import OnlineStore, encode_payload
 from churn_assets.resources import OnlineStoreResource, default_resources
+from churn_assets.scoring.buckets import PublicationConfig
+from churn_assets.scoring.online import online_features
 from churn_assets.serving.app import create_app
 from churn_assets.serving.model import ChampionFollower
+from churn_assets_tests.helpers import materialize
 from churn_assets_tests.serving_world import (
     COHORTS,
     batch_rows,
@@ -302,3 +306,32 @@ def test_the_asset_publishes_to_redis_when_a_url_is_set(world: dict) -> None:
         for key in store._redis.scan_iter(f"{prefix}:*"):
             store._redis.delete(key)
         store.close()
+
+
+def test_without_reasons_at_publication_bucket_c_is_left_to_the_api(
+    world: dict, tmp_path: Path
+) -> None:
+    """``explain_every_user`` off: the store keeps only the batch's reasons, and the API
+    explains a bucket-C user on demand, in the same words."""
+    resources = {**world["resources"], "online_store": OnlineStoreResource(folder=str(tmp_path))}
+    result = materialize(
+        [online_features],
+        partition_key=f"{COHORTS[-1]:%Y-%m-01}",
+        resources=resources,
+        run_config=dg.RunConfig({"online_features": PublicationConfig(explain_every_user=False)}),
+    )
+    [event] = result.get_asset_materialization_events()
+    assert event.materialization.metadata["explained_at_publication"].value == 0
+    store = resources["online_store"].open()
+    batch = batch_rows(world["home"])
+    newest = batch[batch["cohort_month"].dt.date == COHORTS[-1]]
+    unexplained = newest[newest["top_reasons"].isna()]
+    assert len(unexplained)
+    msno = unexplained["msno"].iloc[0]
+    record = store.lookup(msno)
+    assert record.top_reasons is None and record.reasons_from is None
+    with TestClient(create_app(ChampionFollower(resources["registry"]), store)) as client:
+        answer = client.post("/v1/score", json={"msno": msno}).json()
+    published = world["resources"]["online_store"].open().lookup(msno)
+    assert answer["reasons_from"] == "on_demand"
+    assert answer["top_reasons"] == published.top_reasons  # what publication wrote

@@ -185,16 +185,15 @@ def cohort_blocks(
         return _blocks(conn, where, [cohort], columns, types, block_rows)
     name = f"wanted_rowids_{uuid.uuid4().hex}"
     query = f"{select} SEMI JOIN {name} w ON features.rowid = w.rowid WHERE cohort_month = ?"
-    conn.register(name, pa.table({"rowid": pa.array(rowids, pa.int64())}))
-    blocks = _blocks(conn, query, [cohort], columns, types, block_rows)
 
-    def unregistering() -> Iterator[CohortBlock]:
+    def registered() -> Iterator[CohortBlock]:
+        conn.register(name, pa.table({"rowid": pa.array(rowids, pa.int64())}))
         try:
-            yield from blocks
+            yield from _blocks(conn, query, [cohort], columns, types, block_rows)
         finally:
             conn.unregister(name)
 
-    return unregistering()
+    return registered()
 
 
 def _matrix_select(

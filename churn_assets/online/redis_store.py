@@ -156,12 +156,11 @@ class RedisOnlineStore(OnlineStore):
             for (day, version), payload in zip(pointers, payloads, strict=True):
                 if payload is not None:
                     key = f"{day}:{version}"
-                    if key not in self._columns:
+                    columns = self._columns.get(key)
+                    if columns is None:
                         raw = await client.hget(self._key(day, version, "meta"), "columns")
-                        self._columns[key] = json.loads(raw) if raw is not None else []
-                    return decode_payload(
-                        msno, date.fromisoformat(day), self._columns[key], payload
-                    )
+                        columns = self._remember_columns(key, raw)
+                    return decode_payload(msno, date.fromisoformat(day), columns, payload)
             return None
         except redis.RedisError as exc:
             raise StoreUnavailable(f"Redis at {self._where}: {exc}") from exc
@@ -169,6 +168,8 @@ class RedisOnlineStore(OnlineStore):
     def _async_client(self) -> redis.asyncio.Redis:
         loop = asyncio.get_running_loop()
         if self._async is None or self._async[0] is not loop:
+            # A client of another loop (a server started again in one process) cannot be
+            # closed from this one: its connections go with it.
             self._async = (loop, redis.asyncio.Redis.from_url(self.url, **CONNECTION_OPTIONS))
         return self._async[1]
 
@@ -202,7 +203,15 @@ class RedisOnlineStore(OnlineStore):
         key = f"{day}:{version}"
         if key not in self._columns:
             raw = self._redis.hget(self._key(day, version, "meta"), "columns")
-            self._columns[key] = json.loads(raw) if raw is not None else []
+            return self._remember_columns(key, raw)
+        return self._columns[key]
+
+    def _remember_columns(self, key: str, raw: bytes | None) -> list[str]:
+        """A version's columns, kept once read (they never change); a version whose meta is
+        gone (expired) is not remembered as having none."""
+        if raw is None:
+            return []
+        self._columns[key] = json.loads(raw)
         return self._columns[key]
 
     def ping(self) -> bool:

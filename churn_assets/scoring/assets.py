@@ -7,6 +7,7 @@ which cost tens to hundreds of times the score itself: batch explains buckets A 
 users an agent or an offer reaches; the others' ``top_reasons`` stay NULL (DESIGN §5).
 """
 
+import contextlib
 import os
 from datetime import date, datetime
 from pathlib import Path
@@ -19,7 +20,7 @@ import pyarrow.compute as pc
 from dagster_duckdb import DuckDBResource
 
 from churn_assets import keys
-from churn_assets.features.feature_sets import cohort_blocks, cohort_coverage
+from churn_assets.features.feature_sets import CohortBlock, cohort_blocks, cohort_coverage
 from churn_assets.modeling.calibration import ChurnModel, load_churn_model
 from churn_assets.modeling.contributions import compile_contributions
 from churn_assets.outcomes.control import in_control_group
@@ -143,7 +144,7 @@ def _score(
     bucket, bucket_policy = _buckets(probability, control, msno, config, policy)
     explained = np.flatnonzero(np.logical_or.reduce([bucket == b for b in EXPLAINED_BUCKETS]))
     tabulated = _tabulated(len(explained), config)
-    reasons = _reasons(conn, cohort, model, rowid, explained, threads, tabulated)
+    reasons = _reasons(conn, cohort, model, rowid, msno, explained, threads, tabulated)
     rows = len(probability)
     table = pa.table(
         {
@@ -180,6 +181,7 @@ def _reasons(
     cohort: date,
     model: ChurnModel,
     rowid: np.ndarray,
+    msno: pa.ChunkedArray,
     explained: np.ndarray,
     threads: int,
     tabulated: bool,
@@ -191,15 +193,25 @@ def _reasons(
         return reasons
     tables = compile_contributions(model.booster) if tabulated else None
     by_rowid = np.argsort(rowid)
-    blocks = (
-        (by_rowid[np.searchsorted(rowid, block.rowid, sorter=by_rowid)], block.values)
-        for block in cohort_blocks(
-            conn, cohort, model.features, rowids=rowid[explained], block_rows=EXPLAIN_BLOCK_ROWS
-        )
+    blocks = cohort_blocks(
+        conn, cohort, model.features, rowids=rowid[explained], block_rows=EXPLAIN_BLOCK_ROWS
     )
-    for at, texts in explain_blocks(model.booster, blocks, model.features, threads, tables):
-        reasons[at] = texts
+    with contextlib.closing(blocks):  # the reader thread stops even if explaining fails
+        located = ((_positions(rowid, by_rowid, msno, block), block.values) for block in blocks)
+        for at, texts in explain_blocks(model.booster, located, model.features, threads, tables):
+            reasons[at] = texts
     return reasons
+
+
+def _positions(
+    rowid: np.ndarray, by_rowid: np.ndarray, msno: pa.ChunkedArray, block: CohortBlock
+) -> np.ndarray:
+    """Where a block read again by rowid sits among the scored rows; the same users, checked
+    (a rowid that moved between the passes would otherwise put reasons on someone else)."""
+    at = by_rowid[np.searchsorted(rowid, block.rowid, sorter=by_rowid)]
+    if not msno.take(pa.array(at)).equals(pa.chunked_array([block.msno])):
+        raise RuntimeError("the cohort's rows changed while it was scored: materialize again")
+    return at
 
 
 def _tabulated(explained: int, config: ScoringConfig) -> bool:

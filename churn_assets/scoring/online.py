@@ -66,6 +66,7 @@ def online_features(
     with warehouse.get_connection() as conn:
         frame = read_cohort_features(conn, cohort)
         scores = _batch_scores(conn, cohort)
+        scores["reasons_from"] = np.where(scores["top_reasons"].notna(), "batch", None)
         explanation = (
             _explain_the_rest(conn, cohort, scores, registry, config, context.log)
             if config.explain_every_user
@@ -112,10 +113,9 @@ def _explain_the_rest(
 ) -> dict:
     """Reasons for the scored users batch left unexplained, written into ``scores`` with
     ``reasons_from`` "publication"; the others keep "batch". Each user is explained by the
-    version that scored them, from the cohort's matrix as scoring read it, so the words are
-    the ones batch scoring or the API's on-demand path would give. A version that no longer
-    loads leaves its users to the API's on-demand path."""
-    scores["reasons_from"] = np.where(scores["top_reasons"].notna(), "batch", None)
+    version that scored them, from the cohort's features as they stand (the ones published
+    beside them), so the words are the ones the API's on-demand path would give. A version
+    that no longer loads leaves its users to the API's on-demand path."""
     unexplained = scores["churn_probability"].notna() & scores["top_reasons"].isna()
     explained, started, methods = 0, time.perf_counter(), set()
     for version in sorted(scores.loc[unexplained, "model_version"].dropna().unique()):

@@ -275,7 +275,8 @@ def explain_blocks(
             contributions = _contributions(booster, values, num_threads, tables)
             job = wording.submit(reason_texts, names, values.copy(), contributions)
             pending.append((key, job))
-            while pending and pending[0][1].done():
+            # At most two blocks wait for their words: memory stays a few blocks' worth.
+            while pending and (pending[0][1].done() or len(pending) > 2):
                 done_key, job = pending.pop(0)
                 yield done_key, job.result()
         for key, job in pending:
