@@ -17,6 +17,7 @@ import re
 import shlex
 import subprocess
 import sys
+import time
 from datetime import date
 from pathlib import Path
 
@@ -121,3 +122,28 @@ def size_argument(size: str) -> str:
     """An argparse ``type`` that checks a size and keeps it as written (it names table rows)."""
     parse_size(size)
     return size
+
+
+def timed_materialization(
+    asset: object, cohort: date, resources: dict, run_config: dict | None = None
+) -> tuple[float, object]:
+    """One materialization of ``asset`` for ``cohort`` in a fresh ephemeral instance, timed
+    from the run's start: (seconds, the successful result). RuntimeError if it failed."""
+    import dagster as dg
+
+    from churn_assets.partitions import partition_key, register_months
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        register_months(instance, [cohort])
+        began = time.perf_counter()
+        result = dg.materialize(
+            [asset],
+            partition_key=partition_key(cohort),
+            instance=instance,
+            resources=resources,
+            run_config=run_config,
+        )
+        seconds = time.perf_counter() - began
+    if not result.success:
+        raise RuntimeError(f"{asset.key.to_user_string()} failed")
+    return seconds, result

@@ -38,7 +38,13 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
-from benchmarks_md import parse_args, parse_size, size_argument, write_section
+from benchmarks_md import (
+    parse_args,
+    parse_size,
+    size_argument,
+    timed_materialization,
+    write_section,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Drift report"
@@ -171,12 +177,10 @@ def build_drift_home(home: Path, users: int) -> dict:
 
 def measure_drift(home: Path) -> dict:
     """PSI SQL alone, a bare scan, and the whole asset (runs in its own process)."""
-    import dagster as dg
 
     from churn_assets.features.feature_sets import CATEGORICAL_FEATURES
     from churn_assets.monitoring import psi
     from churn_assets.monitoring.assets import drift_report
-    from churn_assets.partitions import partition_key, register_months
     from churn_assets.resources import default_resources
 
     os.environ["CHURN_HOME"] = str(home)
@@ -203,23 +207,16 @@ def measure_drift(home: Path) -> dict:
         out["columns"] = len(stats)
     out |= {name: float(np.median(values)) for name, values in timings.items()}
 
-    with dg.DagsterInstance.ephemeral() as instance:
-        register_months(instance, [CURRENT])
-        began = time.perf_counter()
-        result = dg.materialize(
-            [drift_report],
-            partition_key=partition_key(CURRENT),
-            instance=instance,
-            resources=resources,
-            # The whole asset as it runs in production, Evidently's HTML included.
-            run_config={"ops": {"drift_report": {"config": {"html_report": True}}}},
-        )
-        out["drift_report_s"] = time.perf_counter() - began
-        if not result.success:
-            raise RuntimeError("drift_report failed")
-        [event] = result.get_asset_materialization_events()
-        metadata = event.materialization.metadata
-        checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    out["drift_report_s"], result = timed_materialization(
+        drift_report,
+        CURRENT,
+        resources,
+        # The whole asset as it runs in production, Evidently's HTML included.
+        run_config={"ops": {"drift_report": {"config": {"html_report": True}}}},
+    )
+    [event] = result.get_asset_materialization_events()
+    metadata = event.materialization.metadata
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
     out["weighted_psi"] = float(metadata["weighted_psi"].value)
     out["prediction_psi"] = float(metadata["prediction_psi"].value)
     out["data_drift"] = metadata["data_drift"].value

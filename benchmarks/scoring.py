@@ -35,7 +35,13 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
-from benchmarks_md import parse_args, parse_size, size_argument, write_section
+from benchmarks_md import (
+    parse_args,
+    parse_size,
+    size_argument,
+    timed_materialization,
+    write_section,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Scoring and reasons"
@@ -188,12 +194,10 @@ def measure_asset(home: Path) -> dict:
     """The whole ``predictions`` asset through Dagster, in its own process (its own peak RSS),
     as a run worker runs it: the code location loaded and the registry opened first (what a
     process pays once, timed apart), then the median of :data:`REPEATS` materializations."""
-    import dagster as dg
 
     os.environ["CHURN_HOME"] = str(home)
     began = time.perf_counter()
     import churn_assets.definitions  # noqa: F401 - what a run worker loads before any step
-    from churn_assets.partitions import partition_key, register_months
     from churn_assets.resources import default_resources
     from churn_assets.scoring.assets import predictions
 
@@ -203,20 +207,10 @@ def measure_asset(home: Path) -> dict:
     load = os.getloadavg()[0]
     timings = []
     for _ in range(REPEATS):
-        with dg.DagsterInstance.ephemeral() as instance:
-            register_months(instance, [COHORT])
-            began = time.perf_counter()
-            result = dg.materialize(
-                [predictions],
-                partition_key=partition_key(COHORT),
-                instance=instance,
-                resources=resources,
-            )
-            timings.append(time.perf_counter() - began)
-            if not result.success:
-                raise RuntimeError("predictions failed")
-            [event] = result.get_asset_materialization_events()
-            metadata = event.materialization.metadata
+        seconds, result = timed_materialization(predictions, COHORT, resources)
+        timings.append(seconds)
+    [event] = result.get_asset_materialization_events()
+    metadata = event.materialization.metadata
     return {
         "asset_s": float(np.median(timings)),
         "asset_runs_s": timings,
