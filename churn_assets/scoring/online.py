@@ -16,6 +16,7 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
 from churn_assets import keys
@@ -24,7 +25,7 @@ from churn_assets.features.feature_sets import (
     read_cohort_features,
     read_cohort_matrix,
 )
-from churn_assets.modeling.calibration import load_churn_model
+from churn_assets.modeling.calibration import ChurnModel, load_churn_model
 from churn_assets.modeling.contributions import compile_contributions
 from churn_assets.online.store import encode_payload
 from churn_assets.partitions import month_start, monthly_partitions
@@ -121,40 +122,42 @@ def _explain_the_rest(
     for version in sorted(scores.loc[unexplained, "model_version"].dropna().unique()):
         try:
             model = load_churn_model(registry, str(version))
-        except Exception as exc:  # a deleted or unreadable version: the API explains on demand
-            log.warning(f"v{version}'s users keep on-demand reasons: it did not load ({exc})")
-            continue
-        try:
             msno, values = read_cohort_matrix(conn, cohort, model.features)
-        except KeyError as exc:  # the cohort lacks a feature it reads: as scoring would fail
+        except Exception as exc:  # a version gone, or features it reads gone: on demand
             log.warning(f"v{version}'s users keep on-demand reasons: {exc}")
             continue
-        order = pd.Index(msno.to_numpy(zero_copy_only=False))
         mine = unexplained & (scores["model_version"] == version)
-        rows = np.sort(order.get_indexer(scores.loc[mine, "msno"]))
-        rows = rows[rows >= 0]
-        tabulated = len(rows) >= config.tabulate_contributions_from
-        tables = compile_contributions(model.booster) if tabulated else None
-        texts = explain_rows(
-            model.booster,
-            values,
-            model.features,
-            rows,
-            num_threads=scoring_threads(),
-            tables=tables,
-        )
-        mine &= scores["msno"].isin(order[rows])
-        scores.loc[mine, "top_reasons"] = scores.loc[mine, "msno"].map(
-            pd.Series(texts, index=order[rows])
-        )
+        reasons, tabulated = _reasons_of(model, msno, values, scores.loc[mine, "msno"], config)
+        mine &= scores["msno"].isin(reasons.index)
+        scores.loc[mine, "top_reasons"] = scores.loc[mine, "msno"].map(reasons)
         scores.loc[mine, "reasons_from"] = "publication"
-        explained += len(rows)
+        explained += len(reasons)
         methods.add("tables" if tabulated else "pred_contrib")
     return {
         "explained_at_publication": explained,
         "reasons_at_publication": ", ".join(sorted(methods)) or "none needed",
         "explained_at_publication_seconds": round(time.perf_counter() - started, 2),
     }
+
+
+def _reasons_of(
+    model: ChurnModel,
+    msno: pa.ChunkedArray,
+    values: np.ndarray,
+    users: pd.Series,
+    config: PublicationConfig,
+) -> tuple[pd.Series, bool]:
+    """Reasons of ``users`` (msno) by msno, from the cohort's matrix (rows in ``msno`` order);
+    and whether the trees were tabulated for them."""
+    order = pd.Index(msno.to_numpy(zero_copy_only=False))
+    rows = np.sort(order.get_indexer(users))
+    rows = rows[rows >= 0]
+    tabulated = len(rows) >= config.tabulate_contributions_from
+    tables = compile_contributions(model.booster) if tabulated else None
+    texts = explain_rows(
+        model.booster, values, model.features, rows, num_threads=scoring_threads(), tables=tables
+    )
+    return pd.Series(texts, index=order[rows]), tabulated
 
 
 def _records(
