@@ -22,7 +22,7 @@ from dagster_duckdb import DuckDBResource
 from churn_assets import keys
 from churn_assets.features.feature_sets import CohortBlock, cohort_blocks, cohort_coverage
 from churn_assets.modeling.calibration import ChurnModel, load_churn_model
-from churn_assets.modeling.contributions import compile_contributions
+from churn_assets.modeling.contributions import ContributionTables
 from churn_assets.outcomes.control import in_control_group
 from churn_assets.partitions import month_start, monthly_partitions
 from churn_assets.readable import readable
@@ -33,7 +33,7 @@ from churn_assets.scoring.buckets import (
     capacity_buckets,
     cut_off_policy,
 )
-from churn_assets.scoring.reasons import explain_blocks
+from churn_assets.scoring.reasons import contribution_tables, explain_blocks
 from churn_assets.warehouse import run_sql_file, transaction
 
 SQL = Path(__file__).parent / "predictions.sql"
@@ -143,8 +143,8 @@ def _score(
     control = in_control_group(msno.to_numpy(zero_copy_only=False), control_share)
     bucket, bucket_policy = _buckets(probability, control, msno, config, policy)
     explained = np.flatnonzero(np.logical_or.reduce([bucket == b for b in EXPLAINED_BUCKETS]))
-    tabulated = _tabulated(len(explained), config)
-    reasons = _reasons(conn, cohort, model, rowid, msno, explained, threads, tabulated)
+    tables = contribution_tables(model.booster, len(explained), config.tabulate_contributions_from)
+    reasons = _reasons(conn, cohort, model, rowid, msno, explained, threads, tables)
     rows = len(probability)
     table = pa.table(
         {
@@ -159,7 +159,7 @@ def _score(
             "bucket_policy": _repeated(bucket_policy, rows),
         }
     )
-    return table, "tables (modeling/contributions.py)" if tabulated else "pred_contrib"
+    return table, "tables (modeling/contributions.py)" if tables is not None else "pred_contrib"
 
 
 def _predict(
@@ -184,14 +184,13 @@ def _reasons(
     msno: pa.ChunkedArray,
     explained: np.ndarray,
     threads: int,
-    tabulated: bool,
+    tables: ContributionTables | None,
 ) -> np.ndarray:
     """Three reasons for each ``explained`` position (None elsewhere), from the rows read again
     by rowid, in chunks: the contribution matrix of a whole cohort is never held."""
     reasons = np.full(len(rowid), None, dtype=object)
     if not len(explained):
         return reasons
-    tables = compile_contributions(model.booster) if tabulated else None
     by_rowid = np.argsort(rowid)
     blocks = cohort_blocks(
         conn, cohort, model.features, rowids=rowid[explained], block_rows=EXPLAIN_BLOCK_ROWS
@@ -212,11 +211,6 @@ def _positions(
     if not msno.take(pa.array(at)).equals(pa.chunked_array([block.msno])):
         raise RuntimeError("the cohort's rows changed while it was scored: materialize again")
     return at
-
-
-def _tabulated(explained: int, config: ScoringConfig) -> bool:
-    """Whether so many users to explain repay tabulating the trees once."""
-    return explained >= config.tabulate_contributions_from
 
 
 def _repeated(text: str, rows: int) -> pa.DictionaryArray:

@@ -26,14 +26,13 @@ from churn_assets.features.feature_sets import (
     read_cohort_matrix,
 )
 from churn_assets.modeling.calibration import ChurnModel, load_churn_model
-from churn_assets.modeling.contributions import compile_contributions
 from churn_assets.online.store import encode_payload
 from churn_assets.partitions import month_start, monthly_partitions
 from churn_assets.readable import readable
 from churn_assets.resources import ModelRegistryResource, OnlineStoreResource
 from churn_assets.scoring.assets import scoring_threads
 from churn_assets.scoring.buckets import PublicationConfig
-from churn_assets.scoring.reasons import explain_rows
+from churn_assets.scoring.reasons import contribution_tables, explain_rows
 from churn_assets.warehouse import run_sql_file, table_exists
 
 SCORES_SQL = Path(__file__).parent / "online_scores.sql"
@@ -152,12 +151,11 @@ def _reasons_of(
     order = pd.Index(msno.to_numpy(zero_copy_only=False))
     rows = np.sort(order.get_indexer(users))
     rows = rows[rows >= 0]
-    tabulated = len(rows) >= config.tabulate_contributions_from
-    tables = compile_contributions(model.booster) if tabulated else None
+    tables = contribution_tables(model.booster, len(rows), config.tabulate_contributions_from)
     texts = explain_rows(
         model.booster, values, model.features, rows, num_threads=scoring_threads(), tables=tables
     )
-    return pd.Series(texts, index=order[rows]), tabulated
+    return pd.Series(texts, index=order[rows]), tables is not None
 
 
 def _records(

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import NamedTuple, TypeVar
+from typing import TypeVar
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from churn_assets.modeling.contributions import ContributionTables
+from churn_assets.modeling.contributions import ContributionTables, compile_contributions
 
 K = TypeVar("K")
 
@@ -182,42 +182,29 @@ def _shown_values(values: np.ndarray, features: np.ndarray, names: list[str]) ->
     return shown
 
 
-class PickedReasons(NamedTuple):
-    """Per row, the columns of its reasons and their values and contributions, in order."""
-
-    columns: np.ndarray
-    values: np.ndarray
-    contributions: np.ndarray
-
-
-def pick_reasons(values: np.ndarray, contributions: np.ndarray, count: int = 3) -> PickedReasons:
-    """Which ``count`` features explain each row (numpy only: no Python per row)."""
+def reason_texts(
+    names: list[str], values: np.ndarray, contributions: np.ndarray, count: int = 3
+) -> np.ndarray:
+    """Per row, its ``count`` reasons as one string: :func:`reason_text`'s, joined by ``; ``."""
     columns = top_reason_columns(contributions, count)
-    return PickedReasons(
-        columns,
-        np.take_along_axis(values, columns, axis=1),
-        np.take_along_axis(contributions, columns, axis=1),
-    )
-
-
-def word_reasons(names: list[str], picked: PickedReasons) -> np.ndarray:
-    """Picked reasons as one string per row: :func:`reason_text`'s, joined by ``; ``."""
+    picked_values = np.take_along_axis(values, columns, axis=1)
+    picked = np.take_along_axis(contributions, columns, axis=1)
     phrases = np.array([f"{FEATURE_WORDS.get(n, n)}: " for n in names], dtype=object)
-    shown = _shown_values(picked.values, picked.columns, names)
-    contributions = picked.contributions
-    direction = DIRECTIONS[np.where(contributions > 0, 0, np.where(contributions < 0, 1, 2))]
-    parts = phrases[picked.columns] + shown + direction
+    shown = _shown_values(picked_values, columns, names)
+    direction = DIRECTIONS[np.where(picked > 0, 0, np.where(picked < 0, 1, 2))]
+    parts = phrases[columns] + shown + direction
     texts = parts[:, 0]
     for position in range(1, parts.shape[1]):
         texts = texts + "; " + parts[:, position]
     return texts
 
 
-def reason_texts(
-    names: list[str], values: np.ndarray, contributions: np.ndarray, count: int = 3
-) -> np.ndarray:
-    """Per row, its ``count`` reasons as one string: :func:`reason_text`'s, joined by ``; ``."""
-    return word_reasons(names, pick_reasons(values, contributions, count))
+def contribution_tables(
+    booster: lgb.Booster, rows: int, tabulate_from: int
+) -> ContributionTables | None:
+    """The booster's trees tabulated when ``rows`` to explain (``tabulate_from`` or more) repay
+    the one-off build; None where LightGBM's ``pred_contrib`` is cheaper."""
+    return compile_contributions(booster) if rows >= tabulate_from else None
 
 
 def _contributions(
