@@ -64,9 +64,7 @@ def _encode(
         bucket=answer.bucket,
         model_version=model.version,
         top_reasons=answer.top_reasons,
-        reasons_from=(batch.reasons_from or "batch")
-        if batch is not None and batch.top_reasons
-        else "on_demand",
+        reasons_from=batch.reasons_from if batch is not None and batch.top_reasons else "on_demand",
         bucket_policy=answer.bucket_policy,
     )
     return body.model_dump_json().encode()

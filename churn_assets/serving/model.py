@@ -88,7 +88,7 @@ class BatchAnswer:
     bucket: str
     bucket_policy: str | None
     top_reasons: str | None
-    reasons_from: str | None = None  # "batch", or "publication" (online_features explained them)
+    reasons_from: str | None  # the record's: "batch" or "publication" where it has reasons
 
 
 def score(model: ServingModel, values: dict[str, Any], batch: BatchAnswer | None = None) -> Score:
